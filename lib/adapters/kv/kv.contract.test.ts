@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import type { KeyValueStore } from '../../ports/key-value.ts';
+import { REDIS_BASE_URL, testKeyPrefix } from '../../../test/support/services.ts';
+import { MemoryKeyValueStore } from './memory.ts';
+import { RedisKeyValueStore } from './redis.ts';
+
+/** One behaviour, two backends: the embedded stand-in must act like Redis. */
+function keyValueContract(name: string, open: () => Promise<KeyValueStore>, onClose?: () => Promise<void>) {
+  describe(`KeyValueStore contract: ${name}`, () => {
+    let kv: KeyValueStore;
+    before(async () => {
+      kv = await open();
+    });
+    after(async () => {
+      await kv.close();
+      await onClose?.();
+    });
+
+    it('gets what it set and forgets it after the TTL', async () => {
+      await kv.set('a', '1', 80);
+      assert.equal(await kv.get('a'), '1');
+      await sleep(130);
+      assert.equal(await kv.get('a'), null);
+      await kv.set('b', 'kept');
+      await kv.delete('b');
+      assert.equal(await kv.get('b'), null);
+    });
+
+    it('setIfAbsent lets exactly one of many concurrent callers win', async () => {
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => kv.setIfAbsent('lock', `holder-${i}`, 5000)));
+      assert.equal(results.filter(Boolean).length, 1);
+      const winner = `holder-${results.indexOf(true)}`;
+      assert.equal(await kv.get('lock'), winner);
+      assert.equal(await kv.deleteIfEquals('lock', 'someone-else'), false, 'a non-holder cannot release');
+      assert.equal(await kv.deleteIfEquals('lock', winner), true);
+      assert.equal(await kv.setIfAbsent('lock', 'next', 5000), true, 'free again after release');
+    });
+
+    it('counts within a fixed window, then starts over', async () => {
+      const counts = [];
+      for (let i = 0; i < 3; i++) counts.push(await kv.incrementInWindow('rate', 150));
+      assert.deepEqual(counts, [1, 2, 3]);
+      await sleep(200);
+      assert.equal(await kv.incrementInWindow('rate', 150), 1);
+    });
+
+    it('answers ping', async () => {
+      await kv.ping();
+    });
+  });
+}
+
+keyValueContract('memory', async () => new MemoryKeyValueStore());
+
+const prefix = testKeyPrefix();
+keyValueContract(
+  'redis (real server)',
+  () => RedisKeyValueStore.connect(REDIS_BASE_URL, prefix),
+  async () => {
+    const redis = new Redis(REDIS_BASE_URL);
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length) await redis.del(...keys);
+    await redis.quit();
+  },
+);
+
+describe('RedisKeyValueStore', () => {
+  it('writes its keys under the configured prefix only', async () => {
+    const p = testKeyPrefix();
+    const kv = await RedisKeyValueStore.connect(REDIS_BASE_URL, p);
+    const raw = new Redis(REDIS_BASE_URL);
+    try {
+      await kv.set('x', 'y');
+      await kv.incrementInWindow('n', 1000);
+      assert.equal(await raw.get(`${p}x`), 'y');
+      assert.equal(await raw.get(`${p}n`), '1');
+      assert.equal(await raw.get('x'), null);
+    } finally {
+      await raw.del(`${p}x`, `${p}n`);
+      await raw.quit();
+      await kv.close();
+    }
+  });
+
+  it('fails to connect to a server that is not there', async () => {
+    await assert.rejects(() => RedisKeyValueStore.connect('redis://127.0.0.1:1/0', testKeyPrefix()));
+  });
+});

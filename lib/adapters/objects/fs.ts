@@ -1,0 +1,97 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { randomUUID } from 'node:crypto';
+import { notFound } from '../../errors.ts';
+import { assertObjectKey, assertObjectPrefix, type ObjectInfo, type ObjectStore, type PutOptions } from '../../ports/object-store.ts';
+
+/**
+ * Object storage on the local disk for the embedded profile: DATA_DIR/objects/<bucket>/<key>.
+ * Writes go to a temp file first and are renamed into place, so a reader never sees
+ * half an object and a crash mid-upload leaves only a temp file.
+ */
+export class FsObjectStore implements ObjectStore {
+  readonly backend = 'fs' as const;
+  private readonly root: string;
+  private readonly tmp: string;
+
+  constructor(
+    rootDir: string,
+    readonly bucket: string,
+  ) {
+    this.root = path.resolve(rootDir, bucket);
+    this.tmp = path.resolve(rootDir, '.tmp');
+  }
+
+  async ensureBucket(): Promise<void> {
+    await mkdir(this.root, { recursive: true });
+    await mkdir(this.tmp, { recursive: true });
+  }
+
+  async put(key: string, body: Readable | Buffer, options: PutOptions = {}): Promise<ObjectInfo> {
+    const file = this.pathOf(key);
+    const tmpFile = path.join(this.tmp, randomUUID());
+    await mkdir(path.dirname(file), { recursive: true });
+    try {
+      await pipeline(Buffer.isBuffer(body) ? Readable.from([body]) : body, createWriteStream(tmpFile, { flags: 'wx' }));
+      await rename(tmpFile, file);
+    } catch (err) {
+      await rm(tmpFile, { force: true });
+      throw err;
+    }
+    const info = await stat(file);
+    return { key, size: info.size, lastModified: info.mtime, contentType: options.contentType };
+  }
+
+  async get(key: string): Promise<Readable> {
+    const file = this.pathOf(key);
+    try {
+      await stat(file);
+    } catch {
+      throw notFound('OBJECT_NOT_FOUND', `No object "${key}" in bucket "${this.bucket}"`);
+    }
+    return createReadStream(file);
+  }
+
+  async stat(key: string): Promise<ObjectInfo | null> {
+    try {
+      const info = await stat(this.pathOf(key));
+      return info.isFile() ? { key, size: info.size, lastModified: info.mtime } : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.pathOf(key), { force: true });
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    assertObjectPrefix(prefix);
+    const files = await readdir(this.root, { recursive: true, withFileTypes: true }).catch(() => []);
+    const keys = files
+      .filter((f) => f.isFile())
+      .map((f) => path.relative(this.root, path.join(f.parentPath, f.name)).split(path.sep).join('/'))
+      .filter((key) => key.startsWith(prefix))
+      .sort();
+    for (const key of keys) {
+      const info = await this.stat(key);
+      if (info) yield info;
+    }
+  }
+
+  async ping(): Promise<void> {
+    await stat(this.root);
+  }
+
+  async close(): Promise<void> {}
+
+  private pathOf(key: string): string {
+    const file = path.resolve(this.root, assertObjectKey(key));
+    // assertObjectKey already forbids "..": this is the belt to its braces.
+    if (!file.startsWith(this.root + path.sep)) throw new Error(`object key escapes bucket: ${key}`);
+    return file;
+  }
+}

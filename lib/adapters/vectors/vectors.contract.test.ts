@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { tenantScope } from '../../ports/tenant-scope.ts';
+import type { VectorPayload, VectorPoint, VectorStore } from '../../ports/vector-store.ts';
+import { DATABASE_BACKENDS } from '../../../test/support/databases.ts';
+import { PgVectorStore } from './pgvector.ts';
+import { QdrantVectorStore } from './qdrant.ts';
+
+const A = tenantScope('tenant-a');
+const B = tenantScope('tenant-b');
+
+function payload(documentId: string, extra: Partial<VectorPayload> = {}): VectorPayload {
+  return {
+    source_id: `src-${documentId.slice(0, 8)}`,
+    document_id: documentId,
+    chunk_id: randomUUID(),
+    page: 1,
+    lang: 'en',
+    mime: 'text/plain',
+    version: 1,
+    updated_at: new Date('2026-11-24T00:00:00Z').toISOString(),
+    tags: [],
+    embed_model_alias: 'test',
+    embed_model_version: 'v1',
+    ...extra,
+  };
+}
+
+const unit = (v: number[]) => {
+  const n = Math.hypot(...v);
+  return v.map((x) => x / n);
+};
+
+/** The same behaviour from every vector backend; Qdrant's run needs QDRANT_URL (no server can run here). */
+function vectorStoreContract(name: string, open: () => Promise<{ store: VectorStore; dispose(): Promise<void> }>) {
+  describe(`VectorStore contract: ${name}`, () => {
+    let store: VectorStore;
+    let dispose: () => Promise<void>;
+    const collection = `contract_${randomUUID().slice(0, 8)}`;
+    const docA = randomUUID();
+    const docA2 = randomUUID();
+    const docB = randomUUID();
+
+    before(async () => {
+      ({ store, dispose } = await open());
+      await store.ensureCollection({ name: collection, dimension: 3 });
+      await store.ensureCollection({ name: collection, dimension: 3 }); // idempotent
+    });
+    after(async () => {
+      await store.dropCollection(collection).catch(() => undefined);
+      await dispose();
+    });
+
+    it('refuses to reuse a collection with another dimension', async () => {
+      await assert.rejects(() => store.ensureCollection({ name: collection, dimension: 4 }), /dimension/);
+    });
+
+    it('finds nearest neighbours by cosine, best first, within the tenant only', async () => {
+      const points: VectorPoint[] = [
+        { id: randomUUID(), vector: unit([1, 0, 0]), payload: payload(docA, { tags: ['contract'] }) },
+        { id: randomUUID(), vector: unit([0.9, 0.1, 0]), payload: payload(docA2, { lang: 'ru', tags: ['law'] }) },
+        { id: randomUUID(), vector: unit([0, 1, 0]), payload: payload(docA) },
+      ];
+      await store.upsert(A, collection, points);
+      // Tenant B's point is the exact query vector: it must still never show up for A.
+      await store.upsert(B, collection, [{ id: randomUUID(), vector: unit([1, 0, 0]), payload: payload(docB) }]);
+
+      const hits = await store.search(A, collection, unit([1, 0, 0]), { limit: 10 });
+      assert.equal(hits.length, 3);
+      assert.deepEqual(hits.map((h) => h.id), [points[0]!.id, points[1]!.id, points[2]!.id]);
+      assert.ok(Math.abs(hits[0]!.score - 1) < 1e-5);
+      assert.ok(hits.every((h) => h.payload.tenant_id === 'tenant-a'));
+      assert.equal(hits[1]!.payload.lang, 'ru');
+      assert.deepEqual(hits[1]!.payload.tags, ['law']);
+
+      const bHits = await store.search(B, collection, unit([1, 0, 0]), { limit: 10 });
+      assert.deepEqual(bHits.map((h) => h.payload.document_id), [docB]);
+    });
+
+    it('filters by tags, language and document', async () => {
+      const byTag = await store.search(A, collection, unit([1, 0, 0]), { limit: 10, filter: { tags: ['law', 'nothing'] } });
+      assert.deepEqual(byTag.map((h) => h.payload.document_id), [docA2]);
+      const byLang = await store.search(A, collection, unit([1, 0, 0]), { limit: 10, filter: { langs: ['en'] } });
+      assert.equal(byLang.length, 2);
+      const byDoc = await store.search(A, collection, unit([0, 1, 0]), { limit: 1, filter: { documentIds: [docA] } });
+      assert.equal(byDoc.length, 1);
+      assert.equal(byDoc[0]!.payload.document_id, docA);
+    });
+
+    it('upserts by id and deletes by document within the tenant', async () => {
+      const id = randomUUID();
+      await store.upsert(A, collection, [{ id, vector: unit([0, 0, 1]), payload: payload(docA2) }]);
+      await store.upsert(A, collection, [{ id, vector: unit([0, 0, 1]), payload: payload(docA2, { page: 7 }) }]);
+      const [hit] = await store.search(A, collection, unit([0, 0, 1]), { limit: 1 });
+      assert.equal(hit!.id, id);
+      assert.equal(hit!.payload.page, 7);
+      assert.equal(await store.count(A, collection), 4);
+
+      await store.deleteByDocument(B, collection, [docA2]); // B cannot delete A's vectors
+      assert.equal(await store.count(A, collection), 4);
+      await store.deleteByDocument(A, collection, [docA2]);
+      assert.equal(await store.count(A, collection), 2);
+      assert.equal(await store.count(B, collection), 1);
+    });
+  });
+}
+
+const pglite = DATABASE_BACKENDS.find((b) => b.name === 'pglite')!;
+vectorStoreContract('pgvector on PGlite (embedded)', async () => {
+  const t = await pglite.open();
+  return { store: new PgVectorStore(t.db), dispose: t.dispose };
+});
+
+const qdrantUrl = process.env.QDRANT_URL;
+if (qdrantUrl) {
+  vectorStoreContract(`qdrant at ${qdrantUrl}`, async () => ({
+    store: new QdrantVectorStore(qdrantUrl, process.env.QDRANT_API_KEY ?? null),
+    dispose: async () => undefined,
+  }));
+} else {
+  describe('VectorStore contract: qdrant', () => {
+    it('runs when QDRANT_URL points at a Qdrant server', { skip: 'QDRANT_URL is not set (no Qdrant server can run on this machine)' }, () => {});
+  });
+}

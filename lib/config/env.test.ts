@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { describe, it } from 'node:test';
+import { ConfigError } from '../errors.ts';
+import { loadConfig, SERVICE_NAMES, VARIABLES } from './env.ts';
+import { withTable } from '../../scripts/config-docs.ts';
+
+const problemsOf = (env: Record<string, string>) => {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError);
+    return err.problems;
+  }
+  assert.fail('expected a ConfigError');
+};
+
+describe('loadConfig', () => {
+  it('needs no variables at all for the embedded default', () => {
+    const config = loadConfig({});
+    assert.equal(config.profile, 'embedded');
+    assert.deepEqual(config.services, [...SERVICE_NAMES]);
+    assert.equal(config.transporter, null);
+    assert.equal(config.http.port, 3000);
+    assert.equal(config.http.host, '127.0.0.1');
+    assert.equal(config.db.driver, 'pglite');
+    assert.equal(config.kv.driver, 'memory');
+    assert.equal(config.objects.driver, 'fs');
+    assert.equal(config.vectors.driver, 'pgvector');
+    assert.equal(config.auth.jwtSecret, null);
+    assert.match(config.dataDir, /\/data$/);
+  });
+
+  it('builds the mesh from explicit variables', () => {
+    const config = loadConfig({
+      RAGMESH_PROFILE: 'mesh',
+      SERVICES: 'api, llm',
+      TRANSPORTER: 'amqp://guest:guest@rabbit:5672/ragmesh',
+      DATABASE_URL: 'postgres://u:p@pg:5432/ragmesh',
+      REDIS_URL: 'redis://redis:6379/1',
+      S3_ENDPOINT: 'https://minio.internal:9000',
+      S3_ACCESS_KEY: 'k',
+      S3_SECRET_KEY: 's',
+      QDRANT_URL: 'http://qdrant:6333',
+      JWT_SECRET: 'x'.repeat(40),
+    });
+    assert.deepEqual(config.services, ['api', 'llm']);
+    assert.equal(config.transporter, 'amqp://guest:guest@rabbit:5672/ragmesh');
+    assert.equal(config.http.host, '0.0.0.0');
+    assert.equal(config.db.driver, 'pg');
+    assert.deepEqual(config.objects.s3, { endPoint: 'minio.internal', port: 9000, useSSL: true, accessKey: 'k', secretKey: 's', region: 'us-east-1' });
+    assert.equal(config.vectors.driver, 'qdrant');
+  });
+
+  it('reports every invalid variable at once, each by name', () => {
+    const problems = problemsOf({
+      RAGMESH_PROFILE: 'mesh',
+      TRANSPORTER: 'rabbit:5672',
+      PORT: '99999',
+      SERVICES: 'api,search',
+      LOG_LEVEL: 'loud',
+      MIGRATE_ON_START: 'maybe',
+    });
+    const names = problems.map((p) => p.split(':')[0]);
+    for (const name of ['TRANSPORTER', 'PORT', 'SERVICES', 'LOG_LEVEL', 'MIGRATE_ON_START', 'DATABASE_URL', 'REDIS_URL', 'S3_ENDPOINT', 'S3_ACCESS_KEY', 'S3_SECRET_KEY', 'QDRANT_URL', 'JWT_SECRET']) {
+      assert.ok(names.includes(name), `${name} missing from ${JSON.stringify(problems, null, 1)}`);
+    }
+  });
+
+  it('rejects a malformed TRANSPORTER and a transporter of the wrong kind', () => {
+    assert.match(problemsOf({ TRANSPORTER: 'amqp//nohost' })[0]!, /^TRANSPORTER: is not a valid URL/);
+    assert.match(problemsOf({ TRANSPORTER: 'nats://127.0.0.1:4222' })[0]!, /^TRANSPORTER: must use amqp: or amqps:/);
+  });
+
+  it('requires JWT_SECRET in the mesh and a long one anywhere', () => {
+    const mesh = { RAGMESH_PROFILE: 'mesh', TRANSPORTER: 'amqp://h', DB_DRIVER: 'pglite', KV_DRIVER: 'memory', OBJECTS_DRIVER: 'fs', VECTORS_DRIVER: 'pgvector' };
+    assert.deepEqual(problemsOf(mesh), ['JWT_SECRET: is required in the mesh profile (at least 32 characters)']);
+    assert.deepEqual(problemsOf({ JWT_SECRET: 'short' }), ['JWT_SECRET: must be at least 32 characters (got 5)']);
+  });
+
+  it('rejects unknown drivers and bad bucket names', () => {
+    const problems = problemsOf({ DB_DRIVER: 'sqlite', S3_BUCKET: 'Bad_Bucket' });
+    assert.ok(problems.some((p) => p.startsWith('DB_DRIVER: must be one of pglite, pg')));
+    assert.ok(problems.some((p) => p.startsWith('S3_BUCKET:')));
+  });
+});
+
+describe('docs/config.md', () => {
+  it('documents every variable exactly as lib/config/env.ts declares it (npm run docs:config)', async () => {
+    const doc = await readFile(new URL('../../docs/config.md', import.meta.url), 'utf8');
+    assert.equal(doc, withTable(doc), 'the table is stale: run npm run docs:config');
+    for (const v of VARIABLES) assert.ok(doc.includes(`\`${v.name}\``), v.name);
+  });
+});

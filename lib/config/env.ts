@@ -1,0 +1,298 @@
+import path from 'node:path';
+import { ConfigError } from '../errors.ts';
+
+/**
+ * The one place that reads process.env. Every variable is declared here with its
+ * default and meaning; `loadConfig` checks all of them and reports every problem at
+ * once, so an operator fixes a broken deployment in one round, not ten.
+ * `npm run docs:config` renders this table into docs/config.md.
+ */
+
+export const SERVICE_NAMES = ['api', 'emb', 'llm', 'ingest', 'analyze', 'maintenance'] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+
+export type Profile = 'embedded' | 'mesh';
+
+type Env = Record<string, string | undefined>;
+
+interface VarSpec {
+  name: string;
+  doc: string;
+  /** Shown in the docs; a function gets the profile for defaults that differ per profile. */
+  default?: string | ((profile: Profile) => string | undefined);
+  defaultDoc?: string;
+  secret?: boolean;
+}
+
+export const VARIABLES: VarSpec[] = [
+  { name: 'RAGMESH_PROFILE', default: 'embedded', doc: '`embedded` (one process, embedded stores under DATA_DIR) or `mesh` (real Postgres, Redis, S3, Qdrant; RabbitMQ transporter). Sets the defaults of the *_DRIVER variables.' },
+  { name: 'SERVICES', default: SERVICE_NAMES.join(','), doc: 'Comma-separated services this process runs: any of api, emb, llm, ingest, analyze, maintenance.' },
+  { name: 'TRANSPORTER', doc: 'Moleculer transporter URL, `amqp://user:pass@host:5672/vhost` (or amqps://). Empty = no transporter (all services in one process). Required in the mesh profile.' },
+  { name: 'NAMESPACE', default: 'ragmesh', doc: 'Moleculer namespace: nodes only see nodes of the same namespace on one transporter.' },
+  { name: 'NODE_ID', doc: 'Moleculer node id; default `<hostname>-<pid>`.' },
+  { name: 'HOST', default: (p) => (p === 'mesh' ? '0.0.0.0' : '127.0.0.1'), defaultDoc: '127.0.0.1 (embedded), 0.0.0.0 (mesh)', doc: 'Address the api listens on.' },
+  { name: 'PORT', default: '3000', doc: 'Port of the api (REST, SSE, /healthz, /readyz).' },
+  { name: 'HEALTH_PORT', default: '0', doc: 'Port of the /healthz and /readyz endpoints of a process that does not run the api (0 = none).' },
+  { name: 'DATA_DIR', default: './data', doc: 'Where the embedded profile keeps its database, objects and generated secrets.' },
+  { name: 'DB_DRIVER', default: (p) => (p === 'mesh' ? 'pg' : 'pglite'), defaultDoc: 'pglite (embedded), pg (mesh)', doc: '`pglite` (PGlite in-process, data under DATA_DIR/pg) or `pg` (PostgreSQL at DATABASE_URL).' },
+  { name: 'DATABASE_URL', doc: 'PostgreSQL URL, `postgres://user:pass@host:5432/db`. Required when DB_DRIVER=pg.', secret: true },
+  { name: 'DB_POOL_MAX', default: '10', doc: 'Largest PostgreSQL connection pool per process (pg driver).' },
+  { name: 'MIGRATE_ON_START', default: 'true', doc: 'Run pending knex migrations at boot (`npm run migrate` does it by hand).' },
+  { name: 'KV_DRIVER', default: (p) => (p === 'mesh' ? 'redis' : 'memory'), defaultDoc: 'memory (embedded), redis (mesh)', doc: '`memory` (in-process cache, locks, rate limits, idempotency keys) or `redis`.' },
+  { name: 'REDIS_URL', doc: 'Redis URL, `redis://host:6379/0`. Required when KV_DRIVER=redis.', secret: true },
+  { name: 'KV_PREFIX', default: 'ragmesh:', doc: 'Prefix of every key ragmesh writes to Redis.' },
+  { name: 'OBJECTS_DRIVER', default: (p) => (p === 'mesh' ? 's3' : 'fs'), defaultDoc: 'fs (embedded), s3 (mesh)', doc: '`fs` (files under DATA_DIR/objects) or `s3` (MinIO or any S3 API at S3_ENDPOINT).' },
+  { name: 'S3_ENDPOINT', doc: 'S3 endpoint URL, `http://minio:9000`. Required when OBJECTS_DRIVER=s3.' },
+  { name: 'S3_ACCESS_KEY', doc: 'S3 access key. Required when OBJECTS_DRIVER=s3.', secret: true },
+  { name: 'S3_SECRET_KEY', doc: 'S3 secret key. Required when OBJECTS_DRIVER=s3.', secret: true },
+  { name: 'S3_REGION', default: 'us-east-1', doc: 'S3 region.' },
+  { name: 'S3_BUCKET', default: 'ragmesh', doc: 'Bucket for uploads and artifacts.' },
+  { name: 'S3_MODELS_BUCKET', default: 'models', doc: 'Bucket for model files and their manifest.json.' },
+  { name: 'VECTORS_DRIVER', default: (p) => (p === 'mesh' ? 'qdrant' : 'pgvector'), defaultDoc: 'pgvector (embedded), qdrant (mesh)', doc: '`pgvector` (in the database of DB_DRIVER; PGlite ships it) or `qdrant`.' },
+  { name: 'QDRANT_URL', doc: 'Qdrant REST URL, `http://qdrant:6333`. Required when VECTORS_DRIVER=qdrant.' },
+  { name: 'QDRANT_API_KEY', doc: 'Qdrant API key, if the server wants one.', secret: true },
+  { name: 'JWT_SECRET', doc: 'HS256 secret (at least 32 characters) that signs and verifies access tokens. Required in the mesh profile; the embedded profile creates one in DATA_DIR/secrets/jwt-secret on first start.', secret: true },
+  { name: 'JWT_ISSUER', default: 'ragmesh', doc: 'The `iss` every token must carry.' },
+  { name: 'JWT_TTL_SECONDS', default: '86400', doc: 'Lifetime of tokens printed by `npm run token`.' },
+  { name: 'REQUEST_TIMEOUT_MS', default: '30000', doc: 'Default timeout of a service call.' },
+  { name: 'LOG_LEVEL', default: 'info', doc: 'fatal, error, warn, info, debug or trace. Logs are JSON lines on stdout.' },
+  { name: 'BUILD_COMMIT', doc: 'Commit shown by /api/version; read from .git when unset.' },
+  { name: 'MODELS_CACHE_DIR', defaultDoc: 'DATA_DIR/models-cache', doc: 'Local folder model files are copied to from the models bucket and verified (size + SHA-256) before loading.' },
+  { name: 'EMB_MODELS', doc: 'Comma-separated embedding aliases this emb node serves. Empty = every alias with an active embed version.' },
+  { name: 'EMB_THREADS', default: '2', doc: 'ONNX Runtime intra-op threads of each embedding model session.' },
+  { name: 'EMB_MAX_BATCH', default: '32', doc: 'Most texts in one model call; concurrent callers are batched up to this.' },
+  { name: 'EMB_QUEUE_LIMIT', default: '1024', doc: 'Texts accepted and not yet answered per model; past it emb.embed fails fast with the retryable OVERLOADED error (503 + Retry-After). Also the most texts in one call.' },
+  { name: 'OCR_WORKERS', default: '1', doc: 'Tesseract workers in the OCR pool of a process (each takes about 100 MB and one core while busy).' },
+  { name: 'OCR_QUEUE_LIMIT', default: '16', doc: 'Images waiting for OCR per process; past it the OCR action fails with the retryable OVERLOADED error.' },
+  { name: 'OCR_LANGUAGES', default: 'eng+rus', doc: 'Tesseract languages recognized together, joined with +; each needs a traineddata file in the ocr model.' },
+  { name: 'TESSDATA_DIR', default: '/usr/share/tesseract-ocr/5/tessdata', doc: 'Where Debian\'s tesseract-ocr-eng/-rus put traineddata; published once as the first ocr model version when the ocr alias has none.' },
+];
+
+export interface S3Config {
+  endPoint: string;
+  port: number;
+  useSSL: boolean;
+  accessKey: string;
+  secretKey: string;
+  region: string;
+}
+
+export interface Config {
+  profile: Profile;
+  services: ServiceName[];
+  transporter: string | null;
+  namespace: string;
+  nodeId: string | null;
+  http: { host: string; port: number };
+  healthPort: number;
+  dataDir: string;
+  db: { driver: 'pglite' | 'pg'; url: string | null; poolMax: number; migrateOnStart: boolean };
+  kv: { driver: 'memory' | 'redis'; url: string | null; prefix: string };
+  objects: { driver: 'fs' | 's3'; s3: S3Config | null; bucket: string; modelsBucket: string };
+  vectors: { driver: 'pgvector' | 'qdrant'; qdrantUrl: string | null; qdrantApiKey: string | null };
+  auth: { jwtSecret: string | null; issuer: string; ttlSeconds: number };
+  requestTimeoutMs: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+  buildCommit: string | null;
+  models: ModelsConfig;
+}
+
+export interface ModelsConfig {
+  cacheDir: string;
+  /** Empty = every active embed alias. */
+  embAliases: string[];
+  embThreads: number;
+  embMaxBatch: number;
+  embQueueLimit: number;
+  ocrWorkers: number;
+  ocrQueueLimit: number;
+  ocrLanguages: string[];
+  tessdataDir: string;
+}
+
+/** Collects problems instead of throwing at the first, so all are reported together. */
+class Reader {
+  readonly problems: string[] = [];
+  constructor(
+    private readonly env: Env,
+    private readonly profile: Profile,
+  ) {}
+
+  raw(name: string): string | undefined {
+    const spec = VARIABLES.find((v) => v.name === name);
+    if (!spec) throw new Error(`undeclared variable ${name}`);
+    const value = this.env[name];
+    if (value !== undefined && value.trim() !== '') return value.trim();
+    return typeof spec.default === 'function' ? spec.default(this.profile) : spec.default;
+  }
+
+  fail(name: string, message: string): null {
+    this.problems.push(`${name}: ${message}`);
+    return null;
+  }
+
+  string(name: string): string | null {
+    return this.raw(name) ?? null;
+  }
+
+  required(name: string, why: string): string | null {
+    return this.raw(name) ?? this.fail(name, `is required ${why}`);
+  }
+
+  oneOf<T extends string>(name: string, allowed: readonly T[]): T | null {
+    const value = this.raw(name);
+    if (value !== undefined && (allowed as readonly string[]).includes(value)) return value as T;
+    return this.fail(name, `must be one of ${allowed.join(', ')} (got "${value ?? ''}")`);
+  }
+
+  int(name: string, min: number, max: number): number | null {
+    const value = this.raw(name);
+    const n = Number(value);
+    if (value !== undefined && /^-?\d+$/.test(value) && n >= min && n <= max) return n;
+    return this.fail(name, `must be an integer from ${min} to ${max} (got "${value ?? ''}")`);
+  }
+
+  bool(name: string): boolean | null {
+    const value = this.raw(name)?.toLowerCase();
+    if (value === 'true' || value === '1' || value === 'yes') return true;
+    if (value === 'false' || value === '0' || value === 'no') return false;
+    return this.fail(name, `must be true or false (got "${value ?? ''}")`);
+  }
+
+  url(name: string, protocols: string[], value: string | null): URL | null {
+    if (value === null) return null;
+    let parsed: URL;
+    try {
+      parsed = new URL(value);
+    } catch {
+      return this.fail(name, `is not a valid URL (expected ${protocols.map((p) => `${p}//…`).join(' or ')})`);
+    }
+    if (!protocols.includes(parsed.protocol)) {
+      return this.fail(name, `must use ${protocols.join(' or ')} (got ${parsed.protocol})`);
+    }
+    if (!parsed.hostname) return this.fail(name, 'has no host');
+    return parsed;
+  }
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const profileRaw = env.RAGMESH_PROFILE?.trim() || 'embedded';
+  const profile: Profile = profileRaw === 'mesh' ? 'mesh' : 'embedded';
+  const r = new Reader(env, profile);
+  if (profileRaw !== 'embedded' && profileRaw !== 'mesh') {
+    r.fail('RAGMESH_PROFILE', `must be embedded or mesh (got "${profileRaw}")`);
+  }
+
+  const services = parseServices(r);
+
+  const transporterRaw = r.string('TRANSPORTER');
+  const transporter =
+    transporterRaw === null
+      ? profile === 'mesh'
+        ? r.fail('TRANSPORTER', 'is required in the mesh profile (amqp://user:pass@host:5672/vhost)')
+        : null
+      : r.url('TRANSPORTER', ['amqp:', 'amqps:'], transporterRaw)?.toString() ?? null;
+
+  const dbDriver = r.oneOf('DB_DRIVER', ['pglite', 'pg'] as const);
+  const dbUrl = dbDriver === 'pg' ? r.required('DATABASE_URL', 'when DB_DRIVER=pg') : r.string('DATABASE_URL');
+  r.url('DATABASE_URL', ['postgres:', 'postgresql:'], dbUrl);
+
+  const kvDriver = r.oneOf('KV_DRIVER', ['memory', 'redis'] as const);
+  const redisUrl = kvDriver === 'redis' ? r.required('REDIS_URL', 'when KV_DRIVER=redis') : r.string('REDIS_URL');
+  r.url('REDIS_URL', ['redis:', 'rediss:'], redisUrl);
+
+  const objectsDriver = r.oneOf('OBJECTS_DRIVER', ['fs', 's3'] as const);
+  let s3: S3Config | null = null;
+  if (objectsDriver === 's3') {
+    const endpoint = r.url('S3_ENDPOINT', ['http:', 'https:'], r.required('S3_ENDPOINT', 'when OBJECTS_DRIVER=s3'));
+    const accessKey = r.required('S3_ACCESS_KEY', 'when OBJECTS_DRIVER=s3');
+    const secretKey = r.required('S3_SECRET_KEY', 'when OBJECTS_DRIVER=s3');
+    if (endpoint && accessKey && secretKey) {
+      const useSSL = endpoint.protocol === 'https:';
+      s3 = {
+        endPoint: endpoint.hostname,
+        port: endpoint.port ? Number(endpoint.port) : useSSL ? 443 : 80,
+        useSSL,
+        accessKey,
+        secretKey,
+        region: r.string('S3_REGION') ?? 'us-east-1',
+      };
+    }
+  }
+  const bucket = bucketName(r, 'S3_BUCKET');
+  const modelsBucket = bucketName(r, 'S3_MODELS_BUCKET');
+
+  const vectorsDriver = r.oneOf('VECTORS_DRIVER', ['pgvector', 'qdrant'] as const);
+  const qdrantUrl =
+    vectorsDriver === 'qdrant' ? r.required('QDRANT_URL', 'when VECTORS_DRIVER=qdrant') : r.string('QDRANT_URL');
+  r.url('QDRANT_URL', ['http:', 'https:'], qdrantUrl);
+
+  const jwtSecret = r.string('JWT_SECRET');
+  if (jwtSecret === null && profile === 'mesh') {
+    r.fail('JWT_SECRET', 'is required in the mesh profile (at least 32 characters)');
+  } else if (jwtSecret !== null && jwtSecret.length < 32) {
+    r.fail('JWT_SECRET', `must be at least 32 characters (got ${jwtSecret.length})`);
+  }
+
+  const config = {
+    profile,
+    services,
+    transporter,
+    namespace: r.string('NAMESPACE') ?? 'ragmesh',
+    nodeId: r.string('NODE_ID'),
+    http: { host: r.string('HOST') ?? '127.0.0.1', port: r.int('PORT', 0, 65535) },
+    healthPort: r.int('HEALTH_PORT', 0, 65535),
+    dataDir: path.resolve(r.string('DATA_DIR') ?? './data'),
+    db: { driver: dbDriver, url: dbUrl, poolMax: r.int('DB_POOL_MAX', 1, 1000), migrateOnStart: r.bool('MIGRATE_ON_START') },
+    kv: { driver: kvDriver, url: redisUrl, prefix: r.string('KV_PREFIX') ?? 'ragmesh:' },
+    objects: { driver: objectsDriver, s3, bucket, modelsBucket },
+    vectors: { driver: vectorsDriver, qdrantUrl, qdrantApiKey: r.string('QDRANT_API_KEY') },
+    auth: { jwtSecret, issuer: r.string('JWT_ISSUER') ?? 'ragmesh', ttlSeconds: r.int('JWT_TTL_SECONDS', 60, 31_536_000) },
+    requestTimeoutMs: r.int('REQUEST_TIMEOUT_MS', 100, 3_600_000),
+    logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const),
+    buildCommit: r.string('BUILD_COMMIT'),
+    models: {
+      cacheDir: path.resolve(r.string('MODELS_CACHE_DIR') ?? path.join(r.string('DATA_DIR') ?? './data', 'models-cache')),
+      embAliases: (r.string('EMB_MODELS') ?? '').split(',').map((a) => a.trim()).filter(Boolean),
+      embThreads: r.int('EMB_THREADS', 1, 256),
+      embMaxBatch: r.int('EMB_MAX_BATCH', 1, 4096),
+      embQueueLimit: r.int('EMB_QUEUE_LIMIT', 1, 1_000_000),
+      ocrWorkers: r.int('OCR_WORKERS', 1, 64),
+      ocrQueueLimit: r.int('OCR_QUEUE_LIMIT', 1, 100_000),
+      ocrLanguages: (r.string('OCR_LANGUAGES') ?? 'eng+rus').split('+').map((l) => l.trim()).filter(Boolean),
+      tessdataDir: path.resolve(r.string('TESSDATA_DIR') ?? '/usr/share/tesseract-ocr/5/tessdata'),
+    },
+  };
+
+  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  // Every null above that mattered was recorded as a problem, so the shape is complete here.
+  return config as Config;
+}
+
+function parseServices(r: Reader): ServiceName[] {
+  const raw = r.raw('SERVICES') ?? SERVICE_NAMES.join(',');
+  const names = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = names.filter((n) => !(SERVICE_NAMES as readonly string[]).includes(n));
+  if (unknown.length > 0 || names.length === 0) {
+    r.fail('SERVICES', `unknown service(s) ${unknown.join(', ') || '(none given)'}; choose from ${SERVICE_NAMES.join(', ')}`);
+    return [];
+  }
+  return [...new Set(names)] as ServiceName[];
+}
+
+function bucketName(r: Reader, name: string): string {
+  const value = r.string(name) ?? '';
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(value)) {
+    r.fail(name, `must be a valid S3 bucket name: 3-63 of [a-z0-9.-] (got "${value}")`);
+  }
+  return value;
+}
+
+/** The docs table; kept here so the docs cannot drift from the code (a test checks it). */
+export function renderConfigTable(): string {
+  const rows = VARIABLES.map((v) => {
+    const def = v.defaultDoc ?? (typeof v.default === 'string' ? v.default : '');
+    return `| \`${v.name}\` | ${def ? `\`${def}\`` : '—'} | ${v.doc} |`;
+  });
+  return ['| variable | default | meaning |', '| --- | --- | --- |', ...rows].join('\n');
+}

@@ -1,0 +1,74 @@
+import type { TenantScope } from './tenant-scope.ts';
+
+/** What every stored vector carries, so a hit can be cited and filtered without a join. */
+export interface VectorPayload {
+  source_id: string;
+  document_id: string;
+  chunk_id: string;
+  page: number | null;
+  lang: string;
+  mime: string;
+  version: number;
+  updated_at: string;
+  tags: string[];
+  embed_model_alias: string;
+  embed_model_version: string;
+}
+
+export interface VectorPoint {
+  /** A UUID: Qdrant accepts only UUIDs or integers as point ids. */
+  id: string;
+  vector: Float32Array | number[];
+  payload: VectorPayload;
+}
+
+export interface VectorFilter {
+  documentIds?: string[];
+  sourceIds?: string[];
+  tags?: string[];
+  langs?: string[];
+  mimes?: string[];
+}
+
+export interface VectorHit {
+  id: string;
+  /** Cosine similarity, higher is closer. */
+  score: number;
+  payload: VectorPayload & { tenant_id: string };
+}
+
+export interface CollectionSpec {
+  /** One collection per embedding model version, e.g. `e5-small__v2`; two versions never share one. */
+  name: string;
+  dimension: number;
+}
+
+/**
+ * Dense vectors. The tenant scope is an argument of every read and write: an adapter
+ * stores it in the payload and filters on it itself, so no caller can forget it.
+ */
+export interface VectorStore {
+  readonly backend: 'pgvector' | 'qdrant';
+  ensureCollection(spec: CollectionSpec): Promise<void>;
+  dropCollection(name: string): Promise<void>;
+  upsert(scope: TenantScope, collection: string, points: VectorPoint[]): Promise<void>;
+  search(
+    scope: TenantScope,
+    collection: string,
+    vector: Float32Array | number[],
+    options: { limit: number; filter?: VectorFilter },
+  ): Promise<VectorHit[]>;
+  deleteByDocument(scope: TenantScope, collection: string, documentIds: string[]): Promise<void>;
+  count(scope: TenantScope, collection: string): Promise<number>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const COLLECTION_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+export function assertCollectionName(name: string): string {
+  if (!COLLECTION_NAME.test(name)) {
+    throw new Error(`Invalid vector collection name "${name}": use 1-63 of [a-z0-9_-], starting with a letter or digit`);
+  }
+  return name;
+}

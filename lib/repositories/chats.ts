@@ -1,0 +1,114 @@
+import type { Knex } from 'knex';
+import type { TenantScope } from '../ports/tenant-scope.ts';
+
+export interface ChatRow {
+  id: string;
+  tenantId: string;
+  userId: string;
+  title: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export type MessageRole = 'system' | 'user' | 'assistant';
+
+export interface MessageRow {
+  id: string;
+  chatId: string;
+  role: MessageRole;
+  content: string;
+  sources: unknown[];
+  usage: Record<string, unknown> | null;
+  createdAt: Date;
+}
+
+/** Chats belong to one user inside one tenant: every read takes both. */
+export class ChatsRepository {
+  constructor(private readonly knex: Knex) {}
+
+  async create(scope: TenantScope, userId: string, title?: string): Promise<ChatRow> {
+    const [row] = await this.knex('chats')
+      .insert({ tenant_id: scope.tenantId, user_id: userId, ...(title && { title }) })
+      .returning('*');
+    return toChat(row);
+  }
+
+  async get(scope: TenantScope, userId: string, id: string): Promise<ChatRow | null> {
+    const row = await this.knex('chats').where({ tenant_id: scope.tenantId, user_id: userId, id }).first();
+    return row ? toChat(row) : null;
+  }
+
+  async list(scope: TenantScope, userId: string, limit = 100): Promise<ChatRow[]> {
+    const rows = await this.knex('chats')
+      .where({ tenant_id: scope.tenantId, user_id: userId })
+      .orderBy('updated_at', 'desc')
+      .limit(Math.min(Math.max(limit, 1), 500));
+    return rows.map(toChat);
+  }
+
+  async rename(scope: TenantScope, userId: string, id: string, title: string): Promise<ChatRow | null> {
+    const [row] = await this.knex('chats')
+      .where({ tenant_id: scope.tenantId, user_id: userId, id })
+      .update({ title, updated_at: this.knex.fn.now() })
+      .returning('*');
+    return row ? toChat(row) : null;
+  }
+
+  async delete(scope: TenantScope, userId: string, id: string): Promise<boolean> {
+    return (await this.knex('chats').where({ tenant_id: scope.tenantId, user_id: userId, id }).delete()) === 1;
+  }
+
+  async addMessage(
+    scope: TenantScope,
+    chatId: string,
+    message: { role: MessageRole; content: string; sources?: unknown[]; usage?: Record<string, unknown> },
+  ): Promise<MessageRow> {
+    return this.knex.transaction(async (trx) => {
+      const [row] = await trx('messages')
+        .insert({
+          tenant_id: scope.tenantId,
+          chat_id: chatId,
+          role: message.role,
+          content: message.content,
+          sources: JSON.stringify(message.sources ?? []),
+          usage: message.usage ? JSON.stringify(message.usage) : null,
+        })
+        .returning('*');
+      await trx('chats').where({ tenant_id: scope.tenantId, id: chatId }).update({ updated_at: trx.fn.now() });
+      return toMessage(row);
+    });
+  }
+
+  async listMessages(scope: TenantScope, chatId: string, limit = 200): Promise<MessageRow[]> {
+    const rows = await this.knex('messages')
+      .where({ tenant_id: scope.tenantId, chat_id: chatId })
+      .orderBy([{ column: 'created_at' }, { column: 'id' }])
+      .limit(Math.min(Math.max(limit, 1), 1000));
+    return rows.map(toMessage);
+  }
+}
+
+const json = (v: unknown) => (typeof v === 'string' ? JSON.parse(v) : v);
+
+function toChat(row: Record<string, unknown>): ChatRow {
+  return {
+    id: row.id as string,
+    tenantId: row.tenant_id as string,
+    userId: row.user_id as string,
+    title: row.title as string,
+    createdAt: new Date(row.created_at as string),
+    updatedAt: new Date(row.updated_at as string),
+  };
+}
+
+function toMessage(row: Record<string, unknown>): MessageRow {
+  return {
+    id: row.id as string,
+    chatId: row.chat_id as string,
+    role: row.role as MessageRole,
+    content: row.content as string,
+    sources: json(row.sources) as unknown[],
+    usage: json(row.usage) as Record<string, unknown> | null,
+    createdAt: new Date(row.created_at as string),
+  };
+}

@@ -1,0 +1,135 @@
+import path from 'node:path';
+import type { Config } from '../config/env.ts';
+import { migrateLatest, openDatabase, type Database } from '../adapters/db/database.ts';
+import type { KeyValueStore } from '../ports/key-value.ts';
+import type { ObjectStore } from '../ports/object-store.ts';
+import type { VectorStore } from '../ports/vector-store.ts';
+import type { Logger } from 'pino';
+
+export type StoreName = 'db' | 'kv' | 'objects' | 'models' | 'vectors';
+
+/**
+ * The adapters of one process, each opened on first use and then shared by every
+ * service in the process. Which adapter serves a port is decided by the *_DRIVER
+ * variables alone. A process that runs only `llm` never opens a database.
+ */
+export class Stores {
+  private readonly opened = new Map<StoreName, Promise<unknown>>();
+
+  constructor(
+    readonly config: Config,
+    private readonly logger: Logger,
+  ) {}
+
+  db(): Promise<Database> {
+    return this.once('db', async () => {
+      const db = await openDatabase(this.config);
+      if (this.config.db.migrateOnStart) {
+        const applied = await migrateLatest(db);
+        if (applied.length > 0) this.logger.info({ applied }, 'database migrations applied');
+      }
+      return db;
+    });
+  }
+
+  kv(): Promise<KeyValueStore> {
+    return this.once('kv', async () => {
+      if (this.config.kv.driver === 'redis') {
+        const { RedisKeyValueStore } = await import('../adapters/kv/redis.ts');
+        return RedisKeyValueStore.connect(this.config.kv.url!, this.config.kv.prefix);
+      }
+      const { MemoryKeyValueStore } = await import('../adapters/kv/memory.ts');
+      return new MemoryKeyValueStore();
+    });
+  }
+
+  /** Uploads and artifacts. */
+  objects(): Promise<ObjectStore> {
+    return this.once('objects', () => this.openBucket(this.config.objects.bucket));
+  }
+
+  /** Model files and their manifest.json. */
+  models(): Promise<ObjectStore> {
+    return this.once('models', () => this.openBucket(this.config.objects.modelsBucket));
+  }
+
+  vectors(): Promise<VectorStore> {
+    return this.once('vectors', async () => {
+      if (this.config.vectors.driver === 'qdrant') {
+        const { QdrantVectorStore } = await import('../adapters/vectors/qdrant.ts');
+        return new QdrantVectorStore(this.config.vectors.qdrantUrl!, this.config.vectors.qdrantApiKey);
+      }
+      const { PgVectorStore } = await import('../adapters/vectors/pgvector.ts');
+      return new PgVectorStore(await this.db());
+    });
+  }
+
+  /** Pings each named store; opening one that was never used counts as checking it. */
+  async check(names: StoreName[]): Promise<Record<string, { ok: boolean; ms: number; error?: string }>> {
+    const entries = await Promise.all(
+      names.map(async (name) => {
+        const started = performance.now();
+        try {
+          const store = (await this[name]()) as { ping(): Promise<void> };
+          await withTimeout(store.ping(), 3000, `${name} ping`);
+          return [name, { ok: true, ms: round(performance.now() - started) }] as const;
+        } catch (err) {
+          // A failed open must not be cached forever: the next check retries it.
+          this.opened.delete(name);
+          return [name, { ok: false, ms: round(performance.now() - started), error: (err as Error).message }] as const;
+        }
+      }),
+    );
+    return Object.fromEntries(entries);
+  }
+
+  async close(): Promise<void> {
+    // The vector store may sit on the database, so it closes first.
+    const order: StoreName[] = ['vectors', 'objects', 'models', 'kv', 'db'];
+    for (const name of order) {
+      const pending = this.opened.get(name);
+      if (!pending) continue;
+      this.opened.delete(name);
+      try {
+        await ((await pending) as { close(): Promise<void> }).close();
+      } catch (err) {
+        this.logger.warn({ err, store: name }, 'closing store failed');
+      }
+    }
+  }
+
+  private once<T>(name: StoreName, open: () => Promise<T>): Promise<T> {
+    let pending = this.opened.get(name) as Promise<T> | undefined;
+    if (!pending) {
+      pending = open();
+      this.opened.set(name, pending);
+      pending.catch(() => this.opened.get(name) === pending && this.opened.delete(name));
+    }
+    return pending;
+  }
+
+  private async openBucket(bucket: string): Promise<ObjectStore> {
+    let store: ObjectStore;
+    if (this.config.objects.driver === 's3') {
+      const { S3ObjectStore } = await import('../adapters/objects/s3.ts');
+      store = new S3ObjectStore(this.config.objects.s3!, bucket);
+    } else {
+      const { FsObjectStore } = await import('../adapters/objects/fs.ts');
+      store = new FsObjectStore(path.join(this.config.dataDir, 'objects'), bucket);
+    }
+    await store.ensureBucket();
+    return store;
+  }
+}
+
+const round = (ms: number) => Math.round(ms * 10) / 10;
+
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,52 @@
+import type { BrokerOptions } from 'moleculer';
+import type { Config } from './lib/config/env.ts';
+import { pinoOptions } from './lib/logging.ts';
+import { requestContextMiddleware } from './lib/runtime/context-middleware.ts';
+import { callLoggingMiddleware } from './lib/runtime/call-logging-middleware.ts';
+import { applyMolEnvOverrides } from './lib/runtime/mol-env.ts';
+
+/**
+ * Broker options for any process of ragmesh, built from the validated config. The
+ * same file serves the embedded profile (no transporter) and the mesh (AMQP).
+ * MOL_* variables override any option here the way moleculer-runner does.
+ */
+export function brokerOptions(config: Config, env: NodeJS.ProcessEnv = process.env): BrokerOptions {
+  const options: BrokerOptions = {
+    namespace: config.namespace,
+    nodeID: config.nodeId ?? undefined,
+    transporter: config.transporter
+      ? {
+          type: 'AMQP',
+          options: {
+            url: config.transporter,
+            // Without TCP_NODELAY small request/response frames wait on Nagle's
+            // algorithm: measured 22 calls/s vs ~2,000 calls/s between two processes.
+            socketOptions: { noDelay: true },
+            eventTimeToLive: 5000,
+            heartbeatTimeToLive: 5000,
+          },
+          // socketOptions is passed to amqplib but missing from Moleculer's .d.ts.
+        } as unknown as BrokerOptions['transporter']
+      : null,
+    serializer: 'JSON',
+    requestTimeout: config.requestTimeoutMs,
+    retryPolicy: { enabled: false },
+    heartbeatInterval: 5,
+    heartbeatTimeout: 15,
+    registry: { strategy: 'RoundRobin', preferLocal: true },
+    logger: {
+      type: 'Pino',
+      options: {
+        level: config.logLevel,
+        pino: { options: pinoOptions(config.logLevel) },
+      },
+    },
+    logLevel: config.logLevel,
+    // Moleculer wraps later middlewares around earlier ones: the request context must be
+    // outermost so call logs carry the request id.
+    middlewares: [callLoggingMiddleware, requestContextMiddleware],
+    metrics: { enabled: false },
+    tracing: { enabled: false },
+  };
+  return applyMolEnvOverrides(options as Record<string, unknown>, env) as BrokerOptions;
+}
