@@ -41,7 +41,8 @@ export function storesNeededBy(service: ServiceName, config: Config): StoreName[
       // The embedded profile's in-memory KV cannot be unreachable; Redis can.
       return config.kv.driver === 'redis' ? ['db', 'kv'] : ['db'];
     case 'emb':
-      return ['models'];
+      // Model flags live in the database, model files in the models bucket.
+      return ['db', 'models'];
     case 'llm':
       return [];
     case 'ingest':

@@ -1,0 +1,113 @@
+import { badRequest, overloaded } from '../errors.ts';
+
+export interface BatcherOptions {
+  /** Largest number of inputs in one model call. */
+  maxBatch: number;
+  /** Inputs accepted and not yet answered, across all callers; more are refused. */
+  queueLimit: number;
+  /** What an overloaded caller is told to wait. */
+  retryAfterSeconds?: number;
+  /** Named in errors ("emb model e5"). */
+  name: string;
+}
+
+interface Request<O> {
+  results: O[];
+  remaining: number;
+  failed: boolean;
+  resolve(results: O[]): void;
+  reject(err: unknown): void;
+}
+
+interface Slot<I, O> {
+  item: I;
+  index: number;
+  request: Request<O>;
+}
+
+/**
+ * Dynamic micro-batching: concurrent callers' inputs are pooled while the model is
+ * busy and run together as soon as it is free, so there is no fixed delay and a lone
+ * caller runs at once. Each round takes everything waiting, sorts it by length (a
+ * batch pads to its longest input, so mixing lengths wastes compute) and runs it in
+ * batches of at most `maxBatch`. The number of inputs in the system is bounded: past
+ * `queueLimit` a caller gets the retryable OVERLOADED error instead of a growing
+ * backlog and a timeout.
+ */
+export class MicroBatcher<I extends { ids: ArrayLike<unknown> }, O> {
+  private waiting: Slot<I, O>[] = [];
+  private outstanding = 0;
+  private running = false;
+
+  constructor(
+    private readonly run: (batch: I[]) => Promise<O[]>,
+    private readonly options: BatcherOptions,
+  ) {}
+
+  /** Inputs accepted and not yet answered. */
+  get depth(): number {
+    return this.outstanding;
+  }
+
+  /** Throws the error submit() would throw for `count` more inputs right now. */
+  assertCapacity(count: number): void {
+    if (count > this.options.queueLimit) {
+      throw badRequest('BATCH_TOO_LARGE', `${this.options.name}: at most ${this.options.queueLimit} inputs per call (got ${count})`);
+    }
+    if (this.outstanding + count > this.options.queueLimit) {
+      throw overloaded(`${this.options.name} is overloaded: ${this.outstanding} inputs queued (limit ${this.options.queueLimit})`, this.options.retryAfterSeconds ?? 1);
+    }
+  }
+
+  submit(items: I[]): Promise<O[]> {
+    if (items.length === 0) return Promise.resolve([]);
+    this.assertCapacity(items.length);
+    this.outstanding += items.length;
+    return new Promise<O[]>((resolve, reject) => {
+      const request: Request<O> = { results: new Array<O>(items.length), remaining: items.length, failed: false, resolve, reject };
+      items.forEach((item, index) => this.waiting.push({ item, index, request }));
+      void this.pump();
+    });
+  }
+
+  private async pump(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      while (this.waiting.length > 0) {
+        const round = this.waiting;
+        this.waiting = [];
+        round.sort((a, b) => a.item.ids.length - b.item.ids.length);
+        for (let start = 0; start < round.length; start += this.options.maxBatch) {
+          await this.runBatch(round.slice(start, start + this.options.maxBatch));
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async runBatch(slots: Slot<I, O>[]): Promise<void> {
+    // Inputs of a request that already failed are not worth computing.
+    const live = slots.filter((s) => !s.request.failed);
+    this.outstanding -= slots.length - live.length;
+    if (live.length === 0) return;
+    let outputs: O[];
+    try {
+      outputs = await this.run(live.map((s) => s.item));
+    } catch (err) {
+      this.outstanding -= live.length;
+      for (const s of live) {
+        if (s.request.failed) continue;
+        s.request.failed = true;
+        s.request.reject(err);
+      }
+      return;
+    }
+    this.outstanding -= live.length;
+    live.forEach((s, i) => {
+      s.request.results[s.index] = outputs[i]!;
+      if (--s.request.remaining === 0) s.request.resolve(s.request.results);
+    });
+  }
+}

@@ -1,0 +1,99 @@
+import type { Logger } from 'pino';
+import { notFound } from '../errors.ts';
+import { openEmbedder, type Embedder, type EmbedderOptions } from './embedder.ts';
+import type { ModelLoader } from './loader.ts';
+import type { ModelManifest } from './manifest.ts';
+import { modelMetrics } from './loader.ts';
+
+export interface LoadedModelInfo {
+  alias: string;
+  version: string;
+  dimension: number;
+  engine: string;
+  queued: number;
+}
+
+type Log = Pick<Logger, 'info' | 'warn' | 'error'>;
+
+/**
+ * The embedding models one process serves, by alias. A new version is verified and
+ * opened (warmed) while the old one keeps answering; only then is the alias
+ * re-pointed, and the old version is closed once its queued inputs are answered.
+ * A version that fails verification or loading never replaces anything.
+ */
+export class EmbeddingModels {
+  private readonly active = new Map<string, Embedder>();
+  /** Warmed but not yet active, keyed alias@version (a switch warms, then swaps). */
+  private readonly warmed = new Map<string, Promise<Embedder>>();
+
+  constructor(
+    private readonly loader: ModelLoader,
+    private readonly options: EmbedderOptions,
+    private readonly logger?: Log,
+  ) {}
+
+  get(alias: string): Embedder {
+    const embedder = this.active.get(alias);
+    if (!embedder) throw notFound('MODEL_NOT_LOADED', `no embedding model is loaded for alias "${alias}"`, { alias, loaded: [...this.active.keys()] });
+    return embedder;
+  }
+
+  list(): LoadedModelInfo[] {
+    return [...this.active.values()].map((e) => ({
+      alias: e.alias,
+      version: e.version,
+      dimension: e.dimension,
+      engine: e.manifest.embed?.engine ?? 'unknown',
+      queued: e.depth,
+    }));
+  }
+
+  /** Verifies and opens a version without serving it; idempotent per version. */
+  warm(manifest: ModelManifest): Promise<Embedder> {
+    const current = this.active.get(manifest.alias);
+    if (current?.version === manifest.version) return Promise.resolve(current);
+    const key = `${manifest.alias}@${manifest.version}`;
+    let pending = this.warmed.get(key);
+    if (!pending) {
+      pending = (async () => {
+        const started = performance.now();
+        const folder = await this.loader.materialize(manifest);
+        const embedder = await openEmbedder(folder, manifest, this.options);
+        modelMetrics.model_loads_total++;
+        this.logger?.info({ model: key, ms: Math.round(performance.now() - started) }, 'embedding model loaded');
+        return embedder;
+      })();
+      this.warmed.set(key, pending);
+      // A failed warm-up must not be remembered: the next switch attempt tries again.
+      pending.catch(() => this.warmed.get(key) === pending && this.warmed.delete(key));
+    }
+    return pending;
+  }
+
+  /** Warms `manifest`, then makes it the version served for its alias. */
+  async activate(manifest: ModelManifest): Promise<{ alias: string; version: string; previous: string | null }> {
+    const embedder = await this.warm(manifest);
+    this.warmed.delete(`${manifest.alias}@${manifest.version}`);
+    const previous = this.active.get(manifest.alias) ?? null;
+    if (previous === embedder) return { alias: manifest.alias, version: manifest.version, previous: manifest.version };
+    this.active.set(manifest.alias, embedder);
+    if (previous) void this.retire(previous);
+    return { alias: manifest.alias, version: manifest.version, previous: previous?.version ?? null };
+  }
+
+  /** Closes a replaced version after the inputs already queued on it are answered. */
+  private async retire(embedder: Embedder, maxWaitMs = 60_000): Promise<void> {
+    const deadline = Date.now() + maxWaitMs;
+    while (embedder.depth > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    await embedder.close().catch((err: unknown) => this.logger?.warn({ err, model: `${embedder.alias}@${embedder.version}` }, 'closing replaced model failed'));
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.active.values()];
+    this.active.clear();
+    const warmed = await Promise.allSettled([...this.warmed.values()]);
+    this.warmed.clear();
+    for (const w of warmed) if (w.status === 'fulfilled') all.push(w.value);
+    await Promise.all(all.map((e) => e.close().catch(() => undefined)));
+  }
+}

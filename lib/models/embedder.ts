@@ -1,0 +1,110 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { MicroBatcher } from './batcher.ts';
+import { DEFAULT_NGRAM_CONFIG, HashedNgramEncoder, type HashedNgramConfig } from './hashed-ngrams.ts';
+import type { ModelManifest } from './manifest.ts';
+import { OnnxSentenceEncoder, type Encoded, type TextKind } from './onnx-embedder.ts';
+import { badRequest, overloaded } from '../errors.ts';
+
+export interface EmbedderOptions {
+  threads: number;
+  maxBatch: number;
+  queueLimit: number;
+}
+
+/** One loaded, verified version of an embedding model, ready to serve. */
+export interface Embedder {
+  readonly alias: string;
+  readonly version: string;
+  readonly dimension: number;
+  readonly manifest: ModelManifest;
+  embed(texts: string[], kind: TextKind): Promise<Float32Array[]>;
+  /** Inputs accepted and not yet answered (for draining before close, and metrics). */
+  readonly depth: number;
+  close(): Promise<void>;
+}
+
+/** Opens the model in `folder` (already verified against `manifest`). */
+export async function openEmbedder(folder: string, manifest: ModelManifest, options: EmbedderOptions): Promise<Embedder> {
+  const spec = manifest.embed;
+  if (manifest.kind !== 'embed' || !spec) throw badRequest('NOT_AN_EMBEDDING_MODEL', `${manifest.alias}@${manifest.version} is not an embedding model`);
+  if (spec.engine === 'hashed-ngrams') {
+    const config = { ...DEFAULT_NGRAM_CONFIG, ...(JSON.parse(await readFile(path.join(folder, spec.config), 'utf8')) as Partial<HashedNgramConfig>) };
+    return new NgramEmbedder(manifest, new HashedNgramEncoder(spec, config), options.queueLimit);
+  }
+  const encoder = await OnnxSentenceEncoder.open(folder, spec, { threads: options.threads });
+  return new OnnxEmbedder(manifest, encoder, options);
+}
+
+class OnnxEmbedder implements Embedder {
+  readonly alias: string;
+  readonly version: string;
+  readonly dimension: number;
+  private readonly batcher: MicroBatcher<Encoded, Float32Array>;
+
+  constructor(
+    readonly manifest: ModelManifest,
+    private readonly encoder: OnnxSentenceEncoder,
+    options: EmbedderOptions,
+  ) {
+    this.alias = manifest.alias;
+    this.version = manifest.version;
+    this.dimension = encoder.spec.dimension;
+    this.batcher = new MicroBatcher((batch) => encoder.run(batch), {
+      maxBatch: options.maxBatch,
+      queueLimit: options.queueLimit,
+      name: `embedding model ${manifest.alias}`,
+    });
+  }
+
+  get depth(): number {
+    return this.batcher.depth;
+  }
+
+  async embed(texts: string[], kind: TextKind): Promise<Float32Array[]> {
+    // Refuse before tokenizing when the queue is already full: cheap rejection is the
+    // point of backpressure. (submit() checks again, exactly, after tokenizing.)
+    this.batcher.assertCapacity(texts.length);
+    return this.batcher.submit(texts.map((t) => this.encoder.encode(t, kind)));
+  }
+
+  close(): Promise<void> {
+    return this.encoder.close();
+  }
+}
+
+class NgramEmbedder implements Embedder {
+  readonly alias: string;
+  readonly version: string;
+  readonly dimension: number;
+  depth = 0;
+
+  constructor(
+    readonly manifest: ModelManifest,
+    private readonly encoder: HashedNgramEncoder,
+    private readonly queueLimit: number,
+  ) {
+    this.alias = manifest.alias;
+    this.version = manifest.version;
+    this.dimension = encoder.spec.dimension;
+  }
+
+  async embed(texts: string[], kind: TextKind): Promise<Float32Array[]> {
+    if (texts.length > this.queueLimit) throw badRequest('BATCH_TOO_LARGE', `embedding model ${this.alias}: at most ${this.queueLimit} inputs per call (got ${texts.length})`);
+    if (this.depth + texts.length > this.queueLimit) throw overloaded(`embedding model ${this.alias} is overloaded`, 1);
+    this.depth += texts.length;
+    try {
+      const out: Float32Array[] = [];
+      for (let i = 0; i < texts.length; i++) {
+        out.push(this.encoder.embed(this.encoder.encode(texts[i]!, kind)));
+        // Pure CPU work: yield now and then so one big call cannot starve the process.
+        if (i % 64 === 63) await new Promise((resolve) => setImmediate(resolve));
+      }
+      return out;
+    } finally {
+      this.depth -= texts.length;
+    }
+  }
+
+  async close(): Promise<void> {}
+}

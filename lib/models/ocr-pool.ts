@@ -1,0 +1,148 @@
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import Tesseract from 'tesseract.js';
+import { badRequest, overloaded, unavailable } from '../errors.ts';
+import { modelMetrics, type ModelLoader } from './loader.ts';
+import type { ModelManifest } from './manifest.ts';
+
+export interface OcrResult {
+  text: string;
+  /** Tesseract's mean word confidence, 0–100. */
+  confidence: number;
+  version: string;
+}
+
+export interface OcrPoolOptions {
+  workers: number;
+  queueLimit: number;
+  /** Subset of the model's languages to recognize together; default all of them. */
+  languages?: string[];
+}
+
+const require = createRequire(import.meta.url);
+// In Node tesseract.js loads its core with require(); corePath is set anyway so no
+// code path can fall back to a CDN address.
+const CORE_PATH = path.dirname(require.resolve('tesseract.js-core/package.json'));
+
+/**
+ * A pool of tesseract.js workers over one verified ocr model version. Traineddata are
+ * read from the verified local folder (`langPath`, plain files, `gzip: false`) and
+ * never cached elsewhere (`cacheMethod: 'none'`), so nothing is fetched or written
+ * outside the model cache.
+ */
+export class OcrPool {
+  private pending = 0;
+
+  private constructor(
+    readonly manifest: ModelManifest,
+    private readonly scheduler: Tesseract.Scheduler,
+    private readonly queueLimit: number,
+  ) {}
+
+  static async open(folder: string, manifest: ModelManifest, options: OcrPoolOptions): Promise<OcrPool> {
+    const available = manifest.ocr?.languages ?? [];
+    const languages = options.languages?.length ? options.languages : available;
+    const missing = languages.filter((l) => !available.includes(l));
+    if (missing.length > 0) throw badRequest('OCR_LANGUAGE_MISSING', `ocr model ${manifest.alias}@${manifest.version} has no ${missing.join(', ')} traineddata`);
+    const scheduler = Tesseract.createScheduler();
+    try {
+      const workers = await Promise.all(
+        Array.from({ length: Math.max(1, options.workers) }, () =>
+          Tesseract.createWorker(languages, Tesseract.OEM.LSTM_ONLY, {
+            langPath: folder,
+            corePath: CORE_PATH,
+            cacheMethod: 'none',
+            gzip: false,
+            // Without a handler tesseract.js rethrows a failed job (e.g. an unreadable
+            // image) as an uncaught exception, which would kill the process; the job's
+            // promise is rejected either way.
+            errorHandler: () => undefined,
+          }),
+        ),
+      );
+      for (const worker of workers) scheduler.addWorker(worker);
+    } catch (err) {
+      await scheduler.terminate();
+      throw err;
+    }
+    return new OcrPool(manifest, scheduler, options.queueLimit);
+  }
+
+  get depth(): number {
+    return this.pending;
+  }
+
+  async recognize(image: Buffer): Promise<OcrResult> {
+    if (this.pending >= this.queueLimit) throw overloaded(`OCR is overloaded: ${this.pending} images queued (limit ${this.queueLimit})`, 2);
+    this.pending++;
+    try {
+      const { data } = await this.scheduler.addJob('recognize', image);
+      return { text: data.text.trim(), confidence: data.confidence, version: this.manifest.version };
+    } catch (err) {
+      throw badRequest('OCR_FAILED', `image could not be recognized: ${String((err as Error)?.message ?? err)}`);
+    } finally {
+      this.pending--;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.scheduler.terminate();
+  }
+}
+
+type Log = Pick<Logger, 'info' | 'warn' | 'error'>;
+
+/** The ocr model version a process serves; switching warms the new pool first. */
+export class OcrRuntime {
+  private current: OcrPool | null = null;
+  private opening: Promise<OcrPool> | null = null;
+
+  constructor(
+    private readonly loader: Pick<ModelLoader, 'materialize'>,
+    private readonly options: OcrPoolOptions,
+    private readonly logger?: Log,
+  ) {}
+
+  get version(): string | null {
+    return this.current?.manifest.version ?? null;
+  }
+
+  async activate(manifest: ModelManifest): Promise<void> {
+    if (this.current?.manifest.version === manifest.version && this.current.manifest.alias === manifest.alias) return;
+    const started = performance.now();
+    const folder = await this.loader.materialize(manifest);
+    const pool = await OcrPool.open(folder, manifest, this.options);
+    modelMetrics.model_loads_total++;
+    this.logger?.info({ model: `${manifest.alias}@${manifest.version}`, ms: Math.round(performance.now() - started) }, 'ocr model loaded');
+    const previous = this.current;
+    this.current = pool;
+    if (previous) void this.retire(previous);
+  }
+
+  /** Opens `manifest` once, shared by concurrent first callers. */
+  ensure(load: () => Promise<ModelManifest | null>): Promise<OcrPool> {
+    if (this.current) return Promise.resolve(this.current);
+    this.opening ??= (async () => {
+      const manifest = await load();
+      if (!manifest) throw unavailable('OCR_MODEL_MISSING', 'no ocr model version is active; publish one and switch to it');
+      await this.activate(manifest);
+      return this.current!;
+    })().finally(() => {
+      this.opening = null;
+    });
+    return this.opening;
+  }
+
+  private async retire(pool: OcrPool): Promise<void> {
+    const deadline = Date.now() + 120_000;
+    while (pool.depth > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    await pool.close().catch((err: unknown) => this.logger?.warn({ err }, 'closing replaced ocr pool failed'));
+  }
+
+  async close(): Promise<void> {
+    const pool = this.current;
+    this.current = null;
+    await pool?.close();
+  }
+}

@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { MicroBatcher } from './batcher.ts';
+import { openEmbedder, type Embedder } from './embedder.ts';
+import { buildManifest } from './manifest.ts';
+import { ensureRandomBert, TEST_MODEL_CACHE, TINY_BERT } from './tiny-bert.ts';
+import { RagmeshError } from '../errors.ts';
+
+const norm = (v: Float32Array) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
+
+const TEXTS = [
+  'Information retrieval systems index documents.',
+  'Поиск документов по запросу пользователя',
+  'short',
+  'A considerably longer sentence about libraries, catalogues, indexing languages and the evaluation of retrieval effectiveness.',
+];
+
+for (const precision of ['fp32', 'int8'] as const) {
+  describe(`random BERT (${precision}) through onnxruntime-node`, () => {
+    let embedder: Embedder;
+    before(async () => {
+      const bert = await ensureRandomBert(TEST_MODEL_CACHE, { ...TINY_BERT, precision });
+      const manifest = await buildManifest(bert.dir, {
+        name: 'random tiny bert',
+        alias: 'tiny',
+        version: precision,
+        kind: 'embed',
+        embed: { engine: 'onnx', dimension: TINY_BERT.hidden, pooling: 'mean', normalize: true, maxTokens: 16, queryPrefix: 'query: ', passagePrefix: 'passage: ', precision, model: 'model.onnx', tokenizer: 'tokenizer.json', tokenizerConfig: 'tokenizer_config.json' },
+      });
+      embedder = await openEmbedder(bert.dir, manifest, { threads: 1, maxBatch: 8, queueLimit: 64 });
+    });
+    after(() => embedder?.close());
+
+    it('gives L2-normalized vectors of the declared dimension', async () => {
+      const vectors = await embedder.embed(TEXTS, 'passage');
+      assert.equal(vectors.length, TEXTS.length);
+      for (const v of vectors) {
+        assert.equal(v.length, TINY_BERT.hidden);
+        assert.ok(Math.abs(norm(v) - 1) < 1e-5, `norm ${norm(v)}`);
+        assert.ok(v.every(Number.isFinite));
+      }
+      // Different texts, different vectors (the graph really reads its input).
+      assert.ok(maxDiff(vectors[0]!, vectors[1]!) > 1e-3);
+    });
+
+    it('batched results equal one-at-a-time results (padding does not leak into pooling)', async () => {
+      const batched = await embedder.embed(TEXTS, 'passage');
+      for (let i = 0; i < TEXTS.length; i++) {
+        const [single] = await embedder.embed([TEXTS[i]!], 'passage');
+        // int8 quantizes activations per batch tensor, so a batch is close, not bit-equal.
+        assert.ok(maxDiff(single!, batched[i]!) < (precision === 'fp32' ? 1e-5 : 0.05), `text ${i}: ${maxDiff(single!, batched[i]!)}`);
+      }
+    });
+
+    it('concurrent callers are micro-batched and each gets its own answer', async () => {
+      const singles = await Promise.all(TEXTS.map((t) => embedder.embed([t], 'passage')));
+      const reference = await Promise.all(TEXTS.map(async (t) => (await embedder.embed([t], 'passage'))[0]!));
+      singles.forEach(([v], i) => assert.ok(maxDiff(v!, reference[i]!) < (precision === 'fp32' ? 1e-5 : 0.05)));
+    });
+
+    it('applies the query/passage prefixes and truncates to maxTokens', async () => {
+      const [q] = await embedder.embed(['libraries'], 'query');
+      const [p] = await embedder.embed(['libraries'], 'passage');
+      assert.ok(maxDiff(q!, p!) > 1e-3);
+      // 16 tokens max: two texts that differ only after the cut embed identically.
+      const long = 'a b c d e f g h i j k l m n o p q r s t u v w x y z';
+      const [x, y] = await embedder.embed([`${long} ending one`, `${long} totally different tail`], 'passage');
+      assert.ok(maxDiff(x!, y!) < (precision === 'fp32' ? 1e-6 : 0.05));
+    });
+  });
+}
+
+describe('MicroBatcher', () => {
+  it('runs a lone caller at once and pools callers that arrive while busy, sorted by length', async () => {
+    const batches: number[][] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const batcher = new MicroBatcher<{ ids: number[] }, number>(
+      async (batch) => {
+        batches.push(batch.map((b) => b.ids.length));
+        if (batches.length === 1) await gate;
+        return batch.map((b) => b.ids.length * 10);
+      },
+      { maxBatch: 3, queueLimit: 100, name: 'test' },
+    );
+    const first = batcher.submit([{ ids: [1] }]);
+    const later = [5, 2, 4, 3].map((n) => batcher.submit([{ ids: Array(n).fill(0) }]));
+    release();
+    assert.deepEqual(await first, [10]);
+    assert.deepEqual(await Promise.all(later), [[50], [20], [40], [30]]);
+    assert.deepEqual(batches, [[1], [2, 3, 4], [5]]);
+    assert.equal(batcher.depth, 0);
+  });
+
+  it('rejects with the retryable OVERLOADED error when the wait queue is full', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const batcher = new MicroBatcher<{ ids: number[] }, number>(async (batch) => (await gate, batch.map(() => 1)), { maxBatch: 2, queueLimit: 4, retryAfterSeconds: 2, name: 'test model' });
+    const accepted = [batcher.submit([{ ids: [1] }, { ids: [2] }]), batcher.submit([{ ids: [3] }, { ids: [4] }])];
+    assert.throws(
+      () => batcher.submit([{ ids: [5] }]),
+      (err: RagmeshError) => err.code === 503 && err.type === 'OVERLOADED' && err.retryable === true && (err.data as { retryAfterSeconds: number }).retryAfterSeconds === 2,
+    );
+    assert.throws(() => batcher.submit(Array(5).fill({ ids: [1] })), (err: RagmeshError) => err.code === 400 && err.type === 'BATCH_TOO_LARGE');
+    release();
+    assert.deepEqual(await Promise.all(accepted), [[1, 1], [1, 1]]);
+    // Capacity frees up once answered.
+    assert.deepEqual(await batcher.submit([{ ids: [5] }]), [1]);
+  });
+
+  it('a failing batch rejects its callers and the batcher keeps working', async () => {
+    let fail = true;
+    const batcher = new MicroBatcher<{ ids: number[] }, number>(async (batch) => {
+      if (fail) throw new Error('boom');
+      return batch.map(() => 7);
+    }, { maxBatch: 4, queueLimit: 10, name: 'test' });
+    await assert.rejects(batcher.submit([{ ids: [1] }]), /boom/);
+    fail = false;
+    assert.deepEqual(await batcher.submit([{ ids: [1] }]), [7]);
+    assert.equal(batcher.depth, 0);
+  });
+});

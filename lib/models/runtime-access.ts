@@ -1,0 +1,24 @@
+import { ModelsRepository } from '../repositories/models.ts';
+import type { Runtime } from '../runtime/service-kit.ts';
+import { ModelLoader } from './loader.ts';
+
+/**
+ * Event broadcast after an alias's active version changed. Every process that serves
+ * models loads the new version (keeping the old one serving until it is ready).
+ */
+export const MODELS_SWITCHED_EVENT = 'models.switched';
+
+export interface ModelsSwitchedPayload {
+  alias: string;
+  kind: string;
+  version: string;
+  previous: string | null;
+}
+
+export async function modelsRepository(runtime: Pick<Runtime, 'stores'>): Promise<ModelsRepository> {
+  return new ModelsRepository((await runtime.stores.db()).knex);
+}
+
+export async function modelLoader(runtime: Pick<Runtime, 'stores' | 'config' | 'logger'>): Promise<ModelLoader> {
+  return new ModelLoader(await runtime.stores.models(), runtime.config.models.cacheDir, runtime.logger);
+}

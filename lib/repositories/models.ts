@@ -1,0 +1,153 @@
+import type { Knex } from 'knex';
+import { conflict, notFound } from '../errors.ts';
+import { validateManifest, type ModelKind, type ModelManifest } from '../models/manifest.ts';
+
+/**
+ * Registered model versions and the flag that says which version serves each alias.
+ * Models are deployment-wide, not tenant-owned, so nothing here takes a tenant scope.
+ * The manifest stored at registration is the one loads are verified against.
+ */
+
+export interface ModelVersionRow {
+  alias: string;
+  version: string;
+  kind: ModelKind;
+  manifest: ModelManifest;
+  status: string;
+  createdAt: Date;
+}
+
+export interface ModelFlag {
+  alias: string;
+  activeVersion: string;
+  previousVersion: string | null;
+  updatedBy: string | null;
+  updatedAt: Date;
+}
+
+export interface ActiveModel {
+  flag: ModelFlag;
+  model: ModelVersionRow;
+}
+
+export interface FlagChange {
+  alias: string;
+  from: string | null;
+  to: string;
+}
+
+export class ModelsRepository {
+  constructor(private readonly knex: Knex) {}
+
+  /**
+   * Records a version. Publishing the same bytes again is a no-op; publishing
+   * different bytes under an existing alias+version is refused, since vectors already
+   * written under that version would no longer match the model.
+   */
+  async register(manifest: ModelManifest): Promise<ModelVersionRow> {
+    validateManifest(manifest);
+    const existing = await this.get(manifest.alias, manifest.version);
+    if (existing) {
+      if (sameFiles(existing.manifest, manifest)) return existing;
+      throw conflict('MODEL_VERSION_EXISTS', `${manifest.alias}@${manifest.version} is already registered with different files; publish under a new version`);
+    }
+    await this.knex('models')
+      .insert({ alias: manifest.alias, version: manifest.version, kind: manifest.kind, manifest: JSON.stringify(manifest), status: 'registered' })
+      .onConflict(['alias', 'version'])
+      .ignore();
+    return (await this.get(manifest.alias, manifest.version))!;
+  }
+
+  async get(alias: string, version: string): Promise<ModelVersionRow | null> {
+    const row = await this.knex('models').where({ alias, version }).first();
+    return row ? toVersion(row) : null;
+  }
+
+  async listVersions(alias?: string): Promise<ModelVersionRow[]> {
+    const query = this.knex('models').orderBy([{ column: 'alias' }, { column: 'created_at' }]);
+    if (alias) query.where({ alias });
+    return (await query).map(toVersion);
+  }
+
+  async getFlag(alias: string): Promise<ModelFlag | null> {
+    const row = await this.knex('model_flags').where({ alias }).first();
+    return row ? toFlag(row) : null;
+  }
+
+  /** Active versions, optionally of one kind: what a service should be serving. */
+  async listActive(kind?: ModelKind): Promise<ActiveModel[]> {
+    const query = this.knex('model_flags as f')
+      .join('models as m', (j) => j.on('m.alias', 'f.alias').andOn('m.version', 'f.active_version'))
+      .select('f.alias', 'f.active_version', 'f.previous_version', 'f.updated_by', 'f.updated_at', 'm.version', 'm.kind', 'm.manifest', 'm.status', 'm.created_at')
+      .orderBy('f.alias');
+    if (kind) query.where('m.kind', kind);
+    return (await query).map((row: Record<string, unknown>) => ({ flag: toFlag(row), model: toVersion(row) }));
+  }
+
+  async getActive(alias: string): Promise<ActiveModel | null> {
+    const all = await this.listActive();
+    return all.find((a) => a.flag.alias === alias) ?? null;
+  }
+
+  /**
+   * Points `alias` at `version` in one transaction, the old active version kept as
+   * previous_version (which is what rollback returns to). The flag row is locked so
+   * two concurrent switches serialize instead of losing one previous_version.
+   */
+  async switchTo(alias: string, version: string, actor: string | null, trx?: Knex.Transaction): Promise<FlagChange> {
+    const run = async (t: Knex.Transaction): Promise<FlagChange> => {
+      const model = await t('models').where({ alias, version }).first();
+      if (!model) throw notFound('MODEL_VERSION_NOT_FOUND', `${alias}@${version} is not registered`);
+      const flag = await t('model_flags').where({ alias }).forUpdate().first();
+      if (!flag) {
+        await t('model_flags').insert({ alias, active_version: version, previous_version: null, updated_by: actor, updated_at: t.fn.now() });
+        return { alias, from: null, to: version };
+      }
+      if (flag.active_version === version) return { alias, from: version, to: version };
+      await t('model_flags')
+        .where({ alias })
+        .update({ active_version: version, previous_version: flag.active_version, updated_by: actor, updated_at: t.fn.now() });
+      return { alias, from: flag.active_version as string, to: version };
+    };
+    return trx ? run(trx) : this.knex.transaction(run);
+  }
+
+  /** The version rollback would switch to, or a 409 when there is none. */
+  async rollbackTarget(alias: string): Promise<string> {
+    const flag = await this.getFlag(alias);
+    if (!flag) throw notFound('MODEL_ALIAS_NOT_FOUND', `no active version for alias ${alias}`);
+    if (!flag.previousVersion) throw conflict('NOTHING_TO_ROLL_BACK', `${alias} has no previous version`);
+    return flag.previousVersion;
+  }
+}
+
+function sameFiles(a: ModelManifest, b: ModelManifest): boolean {
+  const key = (m: ModelManifest) => JSON.stringify([...m.files].sort((x, y) => x.path.localeCompare(y.path)));
+  return a.kind === b.kind && key(a) === key(b);
+}
+
+function parseJson<T>(value: unknown): T {
+  return (typeof value === 'string' ? JSON.parse(value) : value) as T;
+}
+
+function toVersion(row: Record<string, unknown>): ModelVersionRow {
+  const manifest = parseJson<ModelManifest>(row.manifest);
+  return {
+    alias: manifest.alias,
+    version: (row.version as string) ?? manifest.version,
+    kind: row.kind as ModelKind,
+    manifest,
+    status: row.status as string,
+    createdAt: new Date(row.created_at as string),
+  };
+}
+
+function toFlag(row: Record<string, unknown>): ModelFlag {
+  return {
+    alias: row.alias as string,
+    activeVersion: row.active_version as string,
+    previousVersion: (row.previous_version as string | null) ?? null,
+    updatedBy: (row.updated_by as string | null) ?? null,
+    updatedAt: new Date(row.updated_at as string),
+  };
+}
