@@ -72,3 +72,13 @@ export function assertCollectionName(name: string): string {
   }
   return name;
 }
+
+/**
+ * The collection of one embedding model version. Ingest writes and search reads
+ * through this one function, so vectors of two versions never meet in one index.
+ */
+export function collectionFor(alias: string, version: string): string {
+  const part = (s: string) => s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');
+  const name = `${part(alias)}__${part(version)}`.slice(0, 63);
+  return assertCollectionName(name);
+}

@@ -3,13 +3,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ServiceSchema } from 'moleculer';
 import ApiGateway from 'moleculer-web';
 import { verifyAccessToken, type Principal, type Role } from '../../lib/auth/jwt.ts';
-import { SERVICE_NAMES } from '../../lib/config/env.ts';
 import { forbidden, unauthorized } from '../../lib/errors.ts';
 import { buildInfo } from '../../lib/runtime/build-info.ts';
 import { readinessAction, type CallMeta, type RagmeshContext, type Readiness, type Runtime } from '../../lib/runtime/service-kit.ts';
-import { tenantScope } from '../../lib/ports/tenant-scope.ts';
-import { TenantsRepository } from '../../lib/repositories/tenants.ts';
 import { errorBody } from './error-body.ts';
+import { API_ROUTE_MODULES } from './routes/index.ts';
 
 /** A client-sent X-Request-ID is kept only if it is short and plain, so it is safe in logs. */
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
@@ -22,18 +20,17 @@ interface GatewayRequest extends IncomingMessage {
   $route?: { logging?: boolean };
 }
 
-/** Who may call an action through the gateway; actions not listed need only a valid token. */
-const ACTION_ROLES: Record<string, Role[]> = {
-  'api.status': ['admin', 'tenant_admin'],
-};
-
 /**
  * The gateway: REST under /api/v1, health and version at the root. It verifies the
  * JWT and puts the principal into ctx.meta.auth, which Moleculer carries to every
- * service the request reaches. ACTION_ROLES says which roles an action needs.
+ * service the request reaches. Endpoints live in route modules (./routes/), each
+ * saying which roles its actions need.
  */
 export default function apiService(runtime: Runtime): ServiceSchema {
   const { config } = runtime;
+  const modules = API_ROUTE_MODULES.map((factory) => factory(runtime));
+  /** Who may call an action through the gateway; actions not listed need only a valid token. */
+  const actionRoles: Record<string, Role[]> = Object.assign({}, ...modules.map((m) => m.roles ?? {}));
   return {
     name: 'api',
     mixins: [ApiGateway],
@@ -69,11 +66,9 @@ export default function apiService(runtime: Runtime): ServiceSchema {
           authentication: true,
           authorization: true,
           bodyParsers: { json: { limit: '1mb' }, urlencoded: false },
-          aliases: {
-            'GET me': 'api.me',
-            'GET status': 'api.status',
-          },
+          aliases: Object.assign({}, ...modules.map((m) => m.aliases ?? {})),
         },
+        ...modules.flatMap((m) => m.routes ?? []),
       ],
       onError(
         this: { logger: { error: (...a: unknown[]) => void }; logResponse: (req: GatewayRequest, res: ServerResponse) => void },
@@ -111,38 +106,20 @@ export default function apiService(runtime: Runtime): ServiceSchema {
         handler: () => buildInfo(config),
       },
 
-      /** Who the token says the caller is; records the tenant, user and roles on the way. */
-      me: {
-        async handler(ctx: RagmeshContext): Promise<Principal & { memberSince: string }> {
-          const auth = ctx.meta.auth!;
-          const tenants = new TenantsRepository((await runtime.stores.db()).knex);
-          const membership = await tenants.recordMember(tenantScope(auth.tenantId), auth.userId, auth.roles);
-          return { ...auth, memberSince: membership.memberSince.toISOString() };
-        },
-      },
+      ...Object.assign({}, ...modules.map((m) => m.actions ?? {})),
+    },
 
-      /** Readiness of every service instance in the mesh, asked over the transporter. */
-      status: {
-        async handler(ctx: RagmeshContext) {
-          const instances = (ctx.broker.registry.getServiceList({ onlyAvailable: true }) as Array<{ name: string; nodeID: string }>)
-            .filter((s) => (SERVICE_NAMES as readonly string[]).includes(s.name))
-            .sort((a, b) => a.name.localeCompare(b.name) || a.nodeID.localeCompare(b.nodeID));
-          const services = await Promise.all(
-            instances.map(async ({ name, nodeID }) => {
-              try {
-                return (await ctx.call(`${name}.readiness`, {}, { nodeID, timeout: 5000 })) as Readiness;
-              } catch (err) {
-                return { service: name, nodeId: nodeID, ready: false, checks: {}, error: (err as Error).message };
-              }
-            }),
-          );
-          const missing = SERVICE_NAMES.filter((name) => !instances.some((s) => s.name === name));
-          return { ready: missing.length === 0 && services.every((s) => s.ready), missing, services };
-        },
-      },
+    async started() {
+      for (const m of modules) await m.started?.();
+    },
+
+    async stopped() {
+      for (const m of modules) await m.stopped?.();
     },
 
     methods: {
+      ...Object.assign({}, ...modules.map((m) => m.methods ?? {})),
+
       async authenticate(ctx: RagmeshContext, _route: unknown, req: GatewayRequest): Promise<Principal> {
         const header = req.headers.authorization;
         if (!header) throw unauthorized('MISSING_TOKEN', 'Send an access token: Authorization: Bearer <token>');
@@ -154,7 +131,7 @@ export default function apiService(runtime: Runtime): ServiceSchema {
       },
 
       authorize(ctx: RagmeshContext, _route: unknown, req: GatewayRequest): void {
-        const needed = ACTION_ROLES[req.$action?.name ?? ''];
+        const needed = actionRoles[req.$action?.name ?? ''];
         if (!needed?.length) return;
         const held = ctx.meta.auth?.roles ?? [];
         if (!needed.some((role) => held.includes(role))) {

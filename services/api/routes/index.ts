@@ -1,0 +1,5 @@
+import type { ApiRouteFactory } from './module.ts';
+import { systemRoutes } from './system.ts';
+
+/** Every slice of the gateway; add a module here to expose its endpoints. */
+export const API_ROUTE_MODULES: ApiRouteFactory[] = [systemRoutes];

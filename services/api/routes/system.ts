@@ -1,0 +1,48 @@
+import type { Principal } from '../../../lib/auth/jwt.ts';
+import { SERVICE_NAMES } from '../../../lib/config/env.ts';
+import { tenantScope } from '../../../lib/ports/tenant-scope.ts';
+import { TenantsRepository } from '../../../lib/repositories/tenants.ts';
+import type { RagmeshContext, Readiness, Runtime } from '../../../lib/runtime/service-kit.ts';
+import type { ApiRouteModule } from './module.ts';
+
+/** Who am I, and is the whole mesh well. */
+export function systemRoutes(runtime: Runtime): ApiRouteModule {
+  return {
+    aliases: {
+      'GET me': 'api.me',
+      'GET status': 'api.status',
+    },
+    roles: { 'api.status': ['admin', 'tenant_admin'] },
+    actions: {
+      /** Who the token says the caller is; records the tenant, user and roles on the way. */
+      me: {
+        async handler(ctx: RagmeshContext): Promise<Principal & { memberSince: string }> {
+          const auth = ctx.meta.auth!;
+          const tenants = new TenantsRepository((await runtime.stores.db()).knex);
+          const membership = await tenants.recordMember(tenantScope(auth.tenantId), auth.userId, auth.roles);
+          return { ...auth, memberSince: membership.memberSince.toISOString() };
+        },
+      },
+
+      /** Readiness of every service instance in the mesh, asked over the transporter. */
+      status: {
+        async handler(ctx: RagmeshContext) {
+          const instances = (ctx.broker.registry.getServiceList({ onlyAvailable: true }) as Array<{ name: string; nodeID: string }>)
+            .filter((s) => (SERVICE_NAMES as readonly string[]).includes(s.name))
+            .sort((a, b) => a.name.localeCompare(b.name) || a.nodeID.localeCompare(b.nodeID));
+          const services = await Promise.all(
+            instances.map(async ({ name, nodeID }) => {
+              try {
+                return (await ctx.call(`${name}.readiness`, {}, { nodeID, timeout: 5000 })) as Readiness;
+              } catch (err) {
+                return { service: name, nodeId: nodeID, ready: false, checks: {}, error: (err as Error).message };
+              }
+            }),
+          );
+          const missing = SERVICE_NAMES.filter((name) => !instances.some((s) => s.name === name));
+          return { ready: missing.length === 0 && services.every((s) => s.ready), missing, services };
+        },
+      },
+    },
+  };
+}
