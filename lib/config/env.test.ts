@@ -42,6 +42,7 @@ describe('loadConfig', () => {
       S3_ACCESS_KEY: 'k',
       S3_SECRET_KEY: 's',
       QDRANT_URL: 'http://qdrant:6333',
+      QUEUE_URL: 'amqp://guest:guest@rabbit:5672/ragmesh',
       JWT_SECRET: 'x'.repeat(40),
     });
     assert.deepEqual(config.services, ['api', 'llm']);
@@ -73,7 +74,7 @@ describe('loadConfig', () => {
   });
 
   it('requires JWT_SECRET in the mesh and a long one anywhere', () => {
-    const mesh = { RAGMESH_PROFILE: 'mesh', TRANSPORTER: 'amqp://h', DB_DRIVER: 'pglite', KV_DRIVER: 'memory', OBJECTS_DRIVER: 'fs', VECTORS_DRIVER: 'pgvector' };
+    const mesh = { RAGMESH_PROFILE: 'mesh', TRANSPORTER: 'amqp://h', DB_DRIVER: 'pglite', KV_DRIVER: 'memory', OBJECTS_DRIVER: 'fs', VECTORS_DRIVER: 'pgvector', QUEUE_DRIVER: 'memory' };
     assert.deepEqual(problemsOf(mesh), ['JWT_SECRET: is required in the mesh profile (at least 32 characters)']);
     assert.deepEqual(problemsOf({ JWT_SECRET: 'short' }), ['JWT_SECRET: must be at least 32 characters (got 5)']);
   });

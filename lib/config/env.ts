@@ -51,6 +51,16 @@ export const VARIABLES: VarSpec[] = [
   { name: 'VECTORS_DRIVER', default: (p) => (p === 'mesh' ? 'qdrant' : 'pgvector'), defaultDoc: 'pgvector (embedded), qdrant (mesh)', doc: '`pgvector` (in the database of DB_DRIVER; PGlite ships it) or `qdrant`.' },
   { name: 'QDRANT_URL', doc: 'Qdrant REST URL, `http://qdrant:6333`. Required when VECTORS_DRIVER=qdrant.' },
   { name: 'QDRANT_API_KEY', doc: 'Qdrant API key, if the server wants one.', secret: true },
+  { name: 'QUEUE_DRIVER', default: (p) => (p === 'mesh' ? 'amqp' : 'memory'), defaultDoc: 'memory (embedded), amqp (mesh)', doc: '`memory` (in-process job queue; the job rows in the database are re-queued at boot) or `amqp` (RabbitMQ durable queues with dead-lettering).' },
+  { name: 'QUEUE_URL', doc: 'RabbitMQ URL of the job queues, `amqp://user:pass@host:5672/vhost`. Required when QUEUE_DRIVER=amqp (usually the same broker as TRANSPORTER).', secret: true },
+  { name: 'QUEUE_PREFIX', default: 'ragmesh', doc: 'Prefix of the RabbitMQ exchanges and queues of the job queues.' },
+  { name: 'JOB_MAX_ATTEMPTS', default: '5', doc: 'Attempts of a job step before its message goes to the dead-letter queue.' },
+  { name: 'JOB_BACKOFF_MS', default: '1000', doc: 'First retry delay of a failed job; each further retry waits 4× longer (capped at 10 minutes).' },
+  { name: 'INGEST_CONCURRENCY', default: '2', doc: 'Jobs one ingest process works on at once (the queue prefetch).' },
+  { name: 'UPLOAD_MAX_BYTES', default: '104857600', doc: 'Largest accepted upload in bytes (100 MiB); larger ones get 413 and nothing is kept.' },
+  { name: 'UPLOAD_MAX_FILES', default: '10', doc: 'Files accepted in one multipart upload request.' },
+  { name: 'CHUNK_TARGET_TOKENS', default: '256', doc: 'Target size of a chunk in tokens.' },
+  { name: 'CHUNK_OVERLAP_TOKENS', default: '32', doc: 'Tokens repeated between consecutive chunks of a page.' },
   { name: 'JWT_SECRET', doc: 'HS256 secret (at least 32 characters) that signs and verifies access tokens. Required in the mesh profile; the embedded profile creates one in DATA_DIR/secrets/jwt-secret on first start.', secret: true },
   { name: 'JWT_ISSUER', default: 'ragmesh', doc: 'The `iss` every token must carry.' },
   { name: 'JWT_TTL_SECONDS', default: '86400', doc: 'Lifetime of tokens printed by `npm run token`.' },
@@ -90,6 +100,8 @@ export interface Config {
   kv: { driver: 'memory' | 'redis'; url: string | null; prefix: string };
   objects: { driver: 'fs' | 's3'; s3: S3Config | null; bucket: string; modelsBucket: string };
   vectors: { driver: 'pgvector' | 'qdrant'; qdrantUrl: string | null; qdrantApiKey: string | null };
+  queue: { driver: 'memory' | 'amqp'; url: string | null; prefix: string; maxAttempts: number; backoffMs: number };
+  ingest: { concurrency: number; uploadMaxBytes: number; uploadMaxFiles: number; chunkTargetTokens: number; chunkOverlapTokens: number };
   auth: { jwtSecret: string | null; issuer: string; ttlSeconds: number };
   requestTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
@@ -227,6 +239,10 @@ export function loadConfig(env: Env = process.env): Config {
     vectorsDriver === 'qdrant' ? r.required('QDRANT_URL', 'when VECTORS_DRIVER=qdrant') : r.string('QDRANT_URL');
   r.url('QDRANT_URL', ['http:', 'https:'], qdrantUrl);
 
+  const queueDriver = r.oneOf('QUEUE_DRIVER', ['memory', 'amqp'] as const);
+  const queueUrl = queueDriver === 'amqp' ? r.required('QUEUE_URL', 'when QUEUE_DRIVER=amqp') : r.string('QUEUE_URL');
+  r.url('QUEUE_URL', ['amqp:', 'amqps:'], queueUrl);
+
   const jwtSecret = r.string('JWT_SECRET');
   if (jwtSecret === null && profile === 'mesh') {
     r.fail('JWT_SECRET', 'is required in the mesh profile (at least 32 characters)');
@@ -247,6 +263,20 @@ export function loadConfig(env: Env = process.env): Config {
     kv: { driver: kvDriver, url: redisUrl, prefix: r.string('KV_PREFIX') ?? 'ragmesh:' },
     objects: { driver: objectsDriver, s3, bucket, modelsBucket },
     vectors: { driver: vectorsDriver, qdrantUrl, qdrantApiKey: r.string('QDRANT_API_KEY') },
+    queue: {
+      driver: queueDriver,
+      url: queueUrl,
+      prefix: r.string('QUEUE_PREFIX') ?? 'ragmesh',
+      maxAttempts: r.int('JOB_MAX_ATTEMPTS', 1, 100),
+      backoffMs: r.int('JOB_BACKOFF_MS', 10, 600_000),
+    },
+    ingest: {
+      concurrency: r.int('INGEST_CONCURRENCY', 1, 64),
+      uploadMaxBytes: r.int('UPLOAD_MAX_BYTES', 1, 1024 ** 4),
+      uploadMaxFiles: r.int('UPLOAD_MAX_FILES', 1, 1000),
+      chunkTargetTokens: r.int('CHUNK_TARGET_TOKENS', 16, 8192),
+      chunkOverlapTokens: r.int('CHUNK_OVERLAP_TOKENS', 0, 4096),
+    },
     auth: { jwtSecret, issuer: r.string('JWT_ISSUER') ?? 'ragmesh', ttlSeconds: r.int('JWT_TTL_SECONDS', 60, 31_536_000) },
     requestTimeoutMs: r.int('REQUEST_TIMEOUT_MS', 100, 3_600_000),
     logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const),

@@ -4,9 +4,10 @@ import { migrateLatest, openDatabase, type Database } from '../adapters/db/datab
 import type { KeyValueStore } from '../ports/key-value.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import type { VectorStore } from '../ports/vector-store.ts';
+import type { JobQueue } from '../ports/job-queue.ts';
 import type { Logger } from 'pino';
 
-export type StoreName = 'db' | 'kv' | 'objects' | 'models' | 'vectors';
+export type StoreName = 'db' | 'kv' | 'objects' | 'models' | 'vectors' | 'queue';
 
 /**
  * The adapters of one process, each opened on first use and then shared by every
@@ -64,6 +65,23 @@ export class Stores {
     });
   }
 
+  /** Durable job queues: RabbitMQ in the mesh, in-process in the embedded profile. */
+  queue(): Promise<JobQueue> {
+    return this.once('queue', async () => {
+      if (this.config.queue.driver === 'amqp') {
+        const { AmqpJobQueue } = await import('../adapters/queue/amqp.ts');
+        return AmqpJobQueue.connect(this.config.queue.url!, {
+          prefix: this.config.queue.prefix,
+          // A worker that dies on a message this often means the message kills it.
+          deliveryLimit: this.config.queue.maxAttempts * 2,
+          logger: this.logger,
+        });
+      }
+      const { MemoryJobQueue } = await import('../adapters/queue/memory.ts');
+      return new MemoryJobQueue();
+    });
+  }
+
   /** Pings each named store; opening one that was never used counts as checking it. */
   async check(names: StoreName[]): Promise<Record<string, { ok: boolean; ms: number; error?: string }>> {
     const entries = await Promise.all(
@@ -85,7 +103,7 @@ export class Stores {
 
   async close(): Promise<void> {
     // The vector store may sit on the database, so it closes first.
-    const order: StoreName[] = ['vectors', 'objects', 'models', 'kv', 'db'];
+    const order: StoreName[] = ['queue', 'vectors', 'objects', 'models', 'kv', 'db'];
     for (const name of order) {
       const pending = this.opened.get(name);
       if (!pending) continue;

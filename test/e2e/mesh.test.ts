@@ -25,6 +25,7 @@ describe('mesh: two processes over RabbitMQ', () => {
     sharedEnv = {
       RAGMESH_PROFILE: 'mesh',
       TRANSPORTER: vhost.value,
+      QUEUE_URL: vhost.value,
       NAMESPACE: 'e2e',
       DATABASE_URL: database.value,
       REDIS_URL: REDIS_BASE_URL,
