@@ -48,7 +48,7 @@ export const VARIABLES: VarSpec[] = [
   { name: 'S3_REGION', default: 'us-east-1', doc: 'S3 region.' },
   { name: 'S3_BUCKET', default: 'ragmesh', doc: 'Bucket for uploads and artifacts.' },
   { name: 'S3_MODELS_BUCKET', default: 'models', doc: 'Bucket for model files and their manifest.json.' },
-  { name: 'VECTORS_DRIVER', default: (p) => (p === 'mesh' ? 'qdrant' : 'pgvector'), defaultDoc: 'pgvector (embedded), qdrant (mesh)', doc: '`pgvector` (in the database of DB_DRIVER; PGlite ships it) or `qdrant`.' },
+  { name: 'VECTORS_DRIVER', default: (p) => (p === 'mesh' ? 'qdrant' : 'pgvector'), defaultDoc: 'pgvector (embedded), qdrant (mesh)', doc: '`pgvector` (in the database of DB_DRIVER; PGlite ships it), `postgres` (plain arrays in the database of DB_DRIVER, exact and slow: for PostgreSQL without pgvector, small deployments and mesh tests) or `qdrant`.' },
   { name: 'QDRANT_URL', doc: 'Qdrant REST URL, `http://qdrant:6333`. Required when VECTORS_DRIVER=qdrant.' },
   { name: 'QDRANT_API_KEY', doc: 'Qdrant API key, if the server wants one.', secret: true },
   { name: 'QUEUE_DRIVER', default: (p) => (p === 'mesh' ? 'amqp' : 'memory'), defaultDoc: 'memory (embedded), amqp (mesh)', doc: '`memory` (in-process job queue; the job rows in the database are re-queued at boot) or `amqp` (RabbitMQ durable queues with dead-lettering).' },
@@ -56,11 +56,15 @@ export const VARIABLES: VarSpec[] = [
   { name: 'QUEUE_PREFIX', default: 'ragmesh', doc: 'Prefix of the RabbitMQ exchanges and queues of the job queues.' },
   { name: 'JOB_MAX_ATTEMPTS', default: '5', doc: 'Attempts of a job step before its message goes to the dead-letter queue.' },
   { name: 'JOB_BACKOFF_MS', default: '1000', doc: 'First retry delay of a failed job; each further retry waits 4× longer (capped at 10 minutes).' },
+  { name: 'JOB_LOCK_TTL_MS', default: '30000', doc: 'How long a job stays locked to a worker that stopped renewing it (died); another worker takes it over after that.' },
   { name: 'INGEST_CONCURRENCY', default: '2', doc: 'Jobs one ingest process works on at once (the queue prefetch).' },
   { name: 'UPLOAD_MAX_BYTES', default: '104857600', doc: 'Largest accepted upload in bytes (100 MiB); larger ones get 413 and nothing is kept.' },
   { name: 'UPLOAD_MAX_FILES', default: '10', doc: 'Files accepted in one multipart upload request.' },
   { name: 'CHUNK_TARGET_TOKENS', default: '256', doc: 'Target size of a chunk in tokens.' },
   { name: 'CHUNK_OVERLAP_TOKENS', default: '32', doc: 'Tokens repeated between consecutive chunks of a page.' },
+  { name: 'SEARCH_LEG_TIMEOUT_MS', default: '2000', doc: 'How long search waits for each leg (lexical, dense incl. embedding the query); a leg that fails or takes longer is dropped and the answer says `degraded`.' },
+  { name: 'SEARCH_CANDIDATES', default: '100', doc: 'Hits each search leg contributes to Reciprocal Rank Fusion (at least the requested limit).' },
+  { name: 'SEARCH_LEXICAL_POSTINGS', default: '20000', doc: 'Lexical search scores every chunk holding any query word while the query words occur in at most this many chunks together; beyond it the commonest words still score but no longer bring in candidates of their own (bounds latency on large tenants).' },
   { name: 'JWT_SECRET', doc: 'HS256 secret (at least 32 characters) that signs and verifies access tokens. Required in the mesh profile; the embedded profile creates one in DATA_DIR/secrets/jwt-secret on first start.', secret: true },
   { name: 'JWT_ISSUER', default: 'ragmesh', doc: 'The `iss` every token must carry.' },
   { name: 'JWT_TTL_SECONDS', default: '86400', doc: 'Lifetime of tokens printed by `npm run token`.' },
@@ -99,9 +103,10 @@ export interface Config {
   db: { driver: 'pglite' | 'pg'; url: string | null; poolMax: number; migrateOnStart: boolean };
   kv: { driver: 'memory' | 'redis'; url: string | null; prefix: string };
   objects: { driver: 'fs' | 's3'; s3: S3Config | null; bucket: string; modelsBucket: string };
-  vectors: { driver: 'pgvector' | 'qdrant'; qdrantUrl: string | null; qdrantApiKey: string | null };
-  queue: { driver: 'memory' | 'amqp'; url: string | null; prefix: string; maxAttempts: number; backoffMs: number };
+  vectors: { driver: 'pgvector' | 'postgres' | 'qdrant'; qdrantUrl: string | null; qdrantApiKey: string | null };
+  queue: { driver: 'memory' | 'amqp'; url: string | null; prefix: string; maxAttempts: number; backoffMs: number; lockTtlMs: number };
   ingest: { concurrency: number; uploadMaxBytes: number; uploadMaxFiles: number; chunkTargetTokens: number; chunkOverlapTokens: number };
+  search: { legTimeoutMs: number; candidates: number; lexicalPostings: number };
   auth: { jwtSecret: string | null; issuer: string; ttlSeconds: number };
   requestTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
@@ -234,7 +239,7 @@ export function loadConfig(env: Env = process.env): Config {
   const bucket = bucketName(r, 'S3_BUCKET');
   const modelsBucket = bucketName(r, 'S3_MODELS_BUCKET');
 
-  const vectorsDriver = r.oneOf('VECTORS_DRIVER', ['pgvector', 'qdrant'] as const);
+  const vectorsDriver = r.oneOf('VECTORS_DRIVER', ['pgvector', 'postgres', 'qdrant'] as const);
   const qdrantUrl =
     vectorsDriver === 'qdrant' ? r.required('QDRANT_URL', 'when VECTORS_DRIVER=qdrant') : r.string('QDRANT_URL');
   r.url('QDRANT_URL', ['http:', 'https:'], qdrantUrl);
@@ -269,6 +274,7 @@ export function loadConfig(env: Env = process.env): Config {
       prefix: r.string('QUEUE_PREFIX') ?? 'ragmesh',
       maxAttempts: r.int('JOB_MAX_ATTEMPTS', 1, 100),
       backoffMs: r.int('JOB_BACKOFF_MS', 10, 600_000),
+      lockTtlMs: r.int('JOB_LOCK_TTL_MS', 1000, 3_600_000),
     },
     ingest: {
       concurrency: r.int('INGEST_CONCURRENCY', 1, 64),
@@ -276,6 +282,11 @@ export function loadConfig(env: Env = process.env): Config {
       uploadMaxFiles: r.int('UPLOAD_MAX_FILES', 1, 1000),
       chunkTargetTokens: r.int('CHUNK_TARGET_TOKENS', 16, 8192),
       chunkOverlapTokens: r.int('CHUNK_OVERLAP_TOKENS', 0, 4096),
+    },
+    search: {
+      legTimeoutMs: r.int('SEARCH_LEG_TIMEOUT_MS', 10, 600_000),
+      candidates: r.int('SEARCH_CANDIDATES', 10, 1000),
+      lexicalPostings: r.int('SEARCH_LEXICAL_POSTINGS', 100, 100_000_000),
     },
     auth: { jwtSecret, issuer: r.string('JWT_ISSUER') ?? 'ragmesh', ttlSeconds: r.int('JWT_TTL_SECONDS', 60, 31_536_000) },
     requestTimeoutMs: r.int('REQUEST_TIMEOUT_MS', 100, 3_600_000),

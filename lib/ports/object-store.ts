@@ -30,6 +30,11 @@ export interface ObjectStore {
   /** Deleting a missing key is not an error. */
   delete(key: string): Promise<void>;
   list(prefix: string): AsyncIterable<ObjectInfo>;
+  /**
+   * A URL a client can PUT the object to directly, valid for `expirySeconds`; null when
+   * the backend has no such thing (the filesystem: the api receives the PUT itself).
+   */
+  presignPut(key: string, expirySeconds: number): Promise<string | null>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

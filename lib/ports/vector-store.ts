@@ -37,6 +37,9 @@ export interface VectorHit {
   payload: VectorPayload & { tenant_id: string };
 }
 
+/** Points of one document version, or of every version below one. */
+export type VersionSelector = { only: number } | { below: number };
+
 export interface CollectionSpec {
   /** One collection per embedding model version, e.g. `e5-small__v2`; two versions never share one. */
   name: string;
@@ -48,7 +51,7 @@ export interface CollectionSpec {
  * stores it in the payload and filters on it itself, so no caller can forget it.
  */
 export interface VectorStore {
-  readonly backend: 'pgvector' | 'qdrant';
+  readonly backend: 'pgvector' | 'postgres' | 'qdrant';
   ensureCollection(spec: CollectionSpec): Promise<void>;
   dropCollection(name: string): Promise<void>;
   upsert(scope: TenantScope, collection: string, points: VectorPoint[]): Promise<void>;
@@ -58,7 +61,11 @@ export interface VectorStore {
     vector: Float32Array | number[],
     options: { limit: number; filter?: VectorFilter },
   ): Promise<VectorHit[]>;
-  deleteByDocument(scope: TenantScope, collection: string, documentIds: string[]): Promise<void>;
+  /**
+   * Deletes a document's points; `versions` narrows it to points of some document
+   * versions (a new version replaces the old one's points once it is committed).
+   */
+  deleteByDocument(scope: TenantScope, collection: string, documentIds: string[], versions?: VersionSelector): Promise<void>;
   count(scope: TenantScope, collection: string): Promise<number>;
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -5,6 +5,8 @@ import type { TenantScope } from '../ports/tenant-scope.ts';
 export type ChunkLang = 'ru' | 'en' | 'simple';
 
 export interface NewChunk {
+  /** Set by the ingest pipeline so vectors can be written under the chunk's id before the row exists. */
+  id?: string;
   ord: number;
   text: string;
   page?: number | null;
@@ -14,7 +16,7 @@ export interface NewChunk {
   tokenCount: number;
 }
 
-export interface ChunkRow extends Required<NewChunk> {
+export interface ChunkRow extends Required<Omit<NewChunk, 'id'>> {
   id: string;
   tenantId: string;
   documentId: string;
@@ -27,11 +29,12 @@ export class ChunksRepository {
    * The composite foreign key (tenant_id, document_id) makes the database refuse
    * chunks for a document of another tenant, whatever the caller passes.
    */
-  async insertMany(scope: TenantScope, documentId: string, chunks: NewChunk[]): Promise<ChunkRow[]> {
+  async insertMany(scope: TenantScope, documentId: string, chunks: NewChunk[], trx: Knex = this.knex): Promise<ChunkRow[]> {
     if (chunks.length === 0) return [];
-    const rows = await this.knex('chunks')
+    const rows = await trx('chunks')
       .insert(
         chunks.map((c) => ({
+          ...(c.id && { id: c.id }),
           tenant_id: scope.tenantId,
           document_id: documentId,
           ord: c.ord,
@@ -61,8 +64,8 @@ export class ChunksRepository {
     return rows.map(toChunk);
   }
 
-  async deleteByDocument(scope: TenantScope, documentId: string): Promise<number> {
-    return this.knex('chunks').where({ tenant_id: scope.tenantId, document_id: documentId }).delete();
+  async deleteByDocument(scope: TenantScope, documentId: string, trx: Knex = this.knex): Promise<number> {
+    return trx('chunks').where({ tenant_id: scope.tenantId, document_id: documentId }).delete();
   }
 }
 

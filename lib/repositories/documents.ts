@@ -63,8 +63,8 @@ export class DocumentsRepository {
     return { document: existing, created: false };
   }
 
-  async get(scope: TenantScope, id: string): Promise<DocumentRow | null> {
-    const row = await this.knex('documents').where({ tenant_id: scope.tenantId, id }).first();
+  async get(scope: TenantScope, id: string, trx: Knex = this.knex): Promise<DocumentRow | null> {
+    const row = await trx('documents').where({ tenant_id: scope.tenantId, id }).first();
     return row ? toDocument(row) : null;
   }
 
@@ -88,16 +88,44 @@ export class DocumentsRepository {
     return (await query).map(toDocument);
   }
 
-  async setStatus(scope: TenantScope, id: string, status: DocumentStatus): Promise<boolean> {
-    const updated = await this.knex('documents')
+  async setStatus(scope: TenantScope, id: string, status: DocumentStatus, trx: Knex = this.knex): Promise<boolean> {
+    const updated = await trx('documents')
       .where({ tenant_id: scope.tenantId, id })
       .update({ status, updated_at: this.knex.fn.now() });
     return updated === 1;
   }
 
+  /**
+   * Makes `version` the document's current content (its chunks are swapped in the
+   * same transaction by the caller) and marks it ready. Returns the row as it was
+   * before, so the caller can clean up the previous version's file.
+   */
+  async commitVersion(
+    scope: TenantScope,
+    id: string,
+    version: { version: number; contentHash: string; objectKey: string; sizeBytes: number; mime: string; filename: string | null; tags: string[] },
+    trx: Knex,
+  ): Promise<DocumentRow | null> {
+    const before = await trx('documents').where({ tenant_id: scope.tenantId, id }).forUpdate().first();
+    if (!before) return null;
+    await trx('documents').where({ tenant_id: scope.tenantId, id }).update({
+      version: version.version,
+      content_hash: version.contentHash,
+      object_key: version.objectKey,
+      size_bytes: version.sizeBytes,
+      mime: version.mime,
+      filename: version.filename,
+      tags: version.tags,
+      status: 'ready',
+      updated_at: trx.fn.now(),
+    });
+    return toDocument(before);
+  }
+
   /** Chunks go with it (foreign key cascade). */
-  async delete(scope: TenantScope, id: string): Promise<boolean> {
-    return (await this.knex('documents').where({ tenant_id: scope.tenantId, id }).delete()) === 1;
+  async delete(scope: TenantScope, id: string, trx: Knex = this.knex): Promise<DocumentRow | null> {
+    const [row] = await trx('documents').where({ tenant_id: scope.tenantId, id }).delete().returning('*');
+    return row ? toDocument(row) : null;
   }
 }
 

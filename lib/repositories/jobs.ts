@@ -59,8 +59,8 @@ export class JobsRepository {
   constructor(private readonly knex: Knex) {}
 
   /** Idempotent: a second create with the same key returns the first job with created=false. */
-  async create(scope: TenantScope, input: NewJob): Promise<{ job: JobRow; created: boolean }> {
-    const [row] = await this.knex('jobs')
+  async create(scope: TenantScope, input: NewJob, trx: Knex = this.knex): Promise<{ job: JobRow; created: boolean }> {
+    const [row] = await trx('jobs')
       .insert({
         tenant_id: scope.tenantId,
         type: input.type,
@@ -74,12 +74,12 @@ export class JobsRepository {
       .ignore()
       .returning('*');
     if (row) return { job: toJob(row), created: true };
-    const existing = await this.knex('jobs').where({ tenant_id: scope.tenantId, idempotency_key: input.idempotencyKey }).first();
+    const existing = await trx('jobs').where({ tenant_id: scope.tenantId, idempotency_key: input.idempotencyKey }).first();
     return { job: toJob(existing), created: false };
   }
 
-  async get(scope: TenantScope, id: string): Promise<JobRow | null> {
-    const row = await this.knex('jobs').where({ tenant_id: scope.tenantId, id }).first();
+  async get(scope: TenantScope, id: string, trx: Knex = this.knex): Promise<JobRow | null> {
+    const row = await trx('jobs').where({ tenant_id: scope.tenantId, id }).first();
     return row ? toJob(row) : null;
   }
 
@@ -98,11 +98,11 @@ export class JobsRepository {
    * workers racing on one job cannot both win. Returns null when the job is absent
    * or its state forbids the move.
    */
-  async transition(scope: TenantScope, id: string, to: JobStatus, patch: JobPatch = {}): Promise<JobRow | null> {
+  async transition(scope: TenantScope, id: string, to: JobStatus, patch: JobPatch = {}, trx: Knex = this.knex): Promise<JobRow | null> {
     const from = JOB_STATUSES.filter((s) => JOB_TRANSITIONS[s].includes(to));
     if (from.length === 0) return null;
-    const now = this.knex.fn.now();
-    const [row] = await this.knex('jobs')
+    const now = trx.fn.now();
+    const [row] = await trx('jobs')
       .where({ tenant_id: scope.tenantId, id })
       .whereIn('status', from)
       .update({
@@ -129,12 +129,41 @@ export class JobsRepository {
     return updated === 1;
   }
 
-  async requestCancel(scope: TenantScope, id: string): Promise<boolean> {
-    const updated = await this.knex('jobs')
+  async requestCancel(scope: TenantScope, id: string, trx: Knex = this.knex): Promise<boolean> {
+    const updated = await trx('jobs')
       .where({ tenant_id: scope.tenantId, id })
       .whereIn('status', ['queued', 'running'])
-      .update({ cancel_requested: true, updated_at: this.knex.fn.now() });
+      .update({ cancel_requested: true, updated_at: trx.fn.now() });
     return updated === 1;
+  }
+
+  /** A redelivered job that was `running` when its worker died: counts the attempt, keeps the state. */
+  async resume(scope: TenantScope, id: string, attempts: number): Promise<JobRow | null> {
+    const [row] = await this.knex('jobs')
+      .where({ tenant_id: scope.tenantId, id, status: 'running' })
+      .update({ attempts, updated_at: this.knex.fn.now() })
+      .returning('*');
+    return row ? toJob(row) : null;
+  }
+
+  /** The jobs of a document that have not finished, newest first. */
+  async listOpen(scope: TenantScope, documentId: string, trx: Knex = this.knex): Promise<JobRow[]> {
+    const rows = await trx('jobs')
+      .where({ tenant_id: scope.tenantId, document_id: documentId })
+      .whereIn('status', ['queued', 'running'])
+      .orderBy('created_at', 'desc');
+    return rows.map(toJob);
+  }
+
+  /**
+   * Jobs left `queued` or `running` (all tenants): the embedded queue lives in memory,
+   * so at boot these are queued again; in the mesh the sweeper re-queues those whose
+   * message may have been lost (`staleBefore`).
+   */
+  async listUnfinished(type: string, options: { staleBefore?: Date; limit: number }): Promise<JobRow[]> {
+    const query = this.knex('jobs').where({ type }).whereIn('status', ['queued', 'running']).orderBy('created_at').limit(options.limit);
+    if (options.staleBefore) query.where('updated_at', '<', options.staleBefore);
+    return (await query).map(toJob);
   }
 }
 

@@ -86,7 +86,7 @@ for (const backend of DATABASE_BACKENDS) {
 
     it("never lets tenant A change or delete tenant B's rows", async () => {
       assert.equal(await repos.documents.setStatus(A, b.document.id, 'failed'), false);
-      assert.equal(await repos.documents.delete(A, b.document.id), false);
+      assert.equal(await repos.documents.delete(A, b.document.id), null);
       assert.equal(await repos.chunks.deleteByDocument(A, b.document.id), 0);
       assert.equal(await repos.jobs.transition(A, b.job.id, 'running'), null);
       assert.equal(await repos.jobs.requestCancel(A, b.job.id), false);
@@ -99,7 +99,7 @@ for (const backend of DATABASE_BACKENDS) {
       assert.equal((await repos.chats.get(B, 'alice', b.chat.id))?.title, 'Questions');
       // …and B itself can: the counts are real counts on both backends.
       assert.equal(await repos.chunks.deleteByDocument(B, b.document.id), 2);
-      assert.equal(await repos.documents.delete(B, b.document.id), true);
+      assert.equal((await repos.documents.delete(B, b.document.id))?.id, b.document.id);
     });
 
     it("refuses, in the database itself, a chunk or message that points at another tenant's row", async () => {

@@ -18,6 +18,8 @@ export type ServiceFactory = (runtime: Runtime) => ServiceSchema;
 export interface CallMeta {
   auth?: Principal;
   $statusCode?: number;
+  /** Location header of a 201. */
+  $location?: string;
   $responseHeaders?: Record<string, string>;
   $responseType?: string;
 }
@@ -38,14 +40,15 @@ export interface Readiness {
 export function storesNeededBy(service: ServiceName, config: Config): StoreName[] {
   switch (service) {
     case 'api':
-      // The embedded profile's in-memory KV cannot be unreachable; Redis can.
-      return config.kv.driver === 'redis' ? ['db', 'kv'] : ['db'];
+      // Uploads land in objects and their jobs in the queue; deletes reach the vectors.
+      return ['db', 'kv', 'objects', 'queue', 'vectors'];
     case 'emb':
       // Model flags live in the database, model files in the models bucket.
       return ['db', 'models'];
     case 'llm':
       return [];
     case 'ingest':
+      return ['db', 'kv', 'objects', 'queue', 'vectors', 'models'];
     case 'analyze':
       return ['db', 'objects'];
     case 'maintenance':

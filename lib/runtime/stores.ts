@@ -61,7 +61,7 @@ export class Stores {
         return new QdrantVectorStore(this.config.vectors.qdrantUrl!, this.config.vectors.qdrantApiKey);
       }
       const { PgVectorStore } = await import('../adapters/vectors/pgvector.ts');
-      return new PgVectorStore(await this.db());
+      return new PgVectorStore(await this.db(), this.config.vectors.driver);
     });
   }
 

@@ -49,8 +49,10 @@ export interface SearchHit {
 export interface SearchResult {
   hits: SearchHit[];
   /** Set when a leg failed or timed out and the answer comes from the other alone. */
-  degraded: { lexical?: string; dense?: string } | null;
+  degraded: { lexical?: string; dense?: string; mmr?: string } | null;
   /** Which model version served the dense leg, if it ran. */
   dense: { alias: string; version: string } | null;
   tookMs: number;
+  /** The RRF weights and k that were applied (defaults resolved), so a caller can see why hits ranked so. */
+  fusion?: { k: number; weights: { lexical: number; dense: number } };
 }

@@ -6,8 +6,53 @@ import { verifyAccessToken, type Principal, type Role } from '../../lib/auth/jwt
 import { forbidden, unauthorized } from '../../lib/errors.ts';
 import { buildInfo } from '../../lib/runtime/build-info.ts';
 import { readinessAction, type CallMeta, type RagmeshContext, type Readiness, type Runtime } from '../../lib/runtime/service-kit.ts';
+import { tenantScope } from '../../lib/ports/tenant-scope.ts';
+import { TenantsRepository } from '../../lib/repositories/tenants.ts';
 import { errorBody } from './error-body.ts';
 import { API_ROUTE_MODULES } from './routes/index.ts';
+
+/**
+ * The token of a request: the Authorization header, or — for GET only, because
+ * EventSource cannot send headers — an `access_token` query parameter (the access
+ * log redacts it).
+ */
+function bearerToken(req: IncomingMessage): string {
+  const header = req.headers.authorization;
+  if (header) {
+    const match = /^Bearer ([A-Za-z0-9._-]+)$/.exec(header);
+    if (!match) throw unauthorized('INVALID_TOKEN', 'The Authorization header must be "Bearer <token>"');
+    return match[1]!;
+  }
+  if (req.method === 'GET') {
+    const token = new URL(req.url ?? '/', 'http://x').searchParams.get('access_token');
+    if (token && /^[A-Za-z0-9._-]+$/.test(token)) return token;
+  }
+  throw unauthorized('MISSING_TOKEN', 'Send an access token: Authorization: Bearer <token>');
+}
+
+/** URLs as logged: query tokens replaced, so access logs never hold credentials. */
+function loggedUrl(url: string): string {
+  return url.replace(/([?&](?:access_token|token)=)[^&]*/g, '$1[redacted]');
+}
+
+/**
+ * Tenants and users exist because a verified token names them: the first request of a
+ * (tenant, user, roles) this process sees records them, so tenant-owned rows always
+ * have their tenant. Later requests cost a Set lookup.
+ */
+class KnownMembers {
+  private readonly seen = new Set<string>();
+  constructor(private readonly runtime: Runtime) {}
+
+  async record(principal: Principal): Promise<void> {
+    const key = `${principal.tenantId}\u0000${principal.userId}\u0000${principal.roles.join(',')}`;
+    if (this.seen.has(key)) return;
+    const { knex } = await this.runtime.stores.db();
+    await new TenantsRepository(knex).recordMember(tenantScope(principal.tenantId), principal.userId, principal.roles);
+    if (this.seen.size > 100_000) this.seen.clear();
+    this.seen.add(key);
+  }
+}
 
 /** A client-sent X-Request-ID is kept only if it is short and plain, so it is safe in logs. */
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
@@ -31,6 +76,7 @@ export default function apiService(runtime: Runtime): ServiceSchema {
   const modules = API_ROUTE_MODULES.map((factory) => factory(runtime));
   /** Who may call an action through the gateway; actions not listed need only a valid token. */
   const actionRoles: Record<string, Role[]> = Object.assign({}, ...modules.map((m) => m.roles ?? {}));
+  const members = new KnownMembers(runtime);
   return {
     name: 'api',
     mixins: [ApiGateway],
@@ -109,6 +155,8 @@ export default function apiService(runtime: Runtime): ServiceSchema {
       ...Object.assign({}, ...modules.map((m) => m.actions ?? {})),
     },
 
+    events: Object.assign({}, ...modules.map((m) => m.events ?? {})),
+
     async started() {
       for (const m of modules) await m.started?.();
     },
@@ -121,12 +169,9 @@ export default function apiService(runtime: Runtime): ServiceSchema {
       ...Object.assign({}, ...modules.map((m) => m.methods ?? {})),
 
       async authenticate(ctx: RagmeshContext, _route: unknown, req: GatewayRequest): Promise<Principal> {
-        const header = req.headers.authorization;
-        if (!header) throw unauthorized('MISSING_TOKEN', 'Send an access token: Authorization: Bearer <token>');
-        const match = /^Bearer ([A-Za-z0-9._-]+)$/.exec(header);
-        if (!match) throw unauthorized('INVALID_TOKEN', 'The Authorization header must be "Bearer <token>"');
-        const principal = await verifyAccessToken(match[1]!, runtime.jwtSecret, config.auth.issuer);
+        const principal = await verifyAccessToken(bearerToken(req), runtime.jwtSecret, config.auth.issuer);
         (ctx.meta as CallMeta).auth = principal;
+        await members.record(principal);
         return principal;
       },
 
@@ -144,7 +189,7 @@ export default function apiService(runtime: Runtime): ServiceSchema {
         if (req.$route && req.$route.logging === false) return;
         const [s, ns] = process.hrtime(req.$startTime ?? process.hrtime());
         this.logger.info(
-          { request_id: res.getHeader('X-Request-ID'), method: req.method, url: req.originalUrl ?? req.url, status: res.statusCode, ms: Math.round((s * 1e3 + ns / 1e6) * 10) / 10 },
+          { request_id: res.getHeader('X-Request-ID'), method: req.method, url: loggedUrl(req.originalUrl ?? req.url ?? ''), status: res.statusCode, ms: Math.round((s * 1e3 + ns / 1e6) * 10) / 10 },
           'http request',
         );
       },

@@ -79,11 +79,15 @@ class FolderMigrationSource implements Knex.MigrationSource<string> {
   }
 }
 
-const LOCKED = /already locked/i;
+/**
+ * What a process sees when another one is migrating the same database right now:
+ * knex's lock, or — before the lock table exists — both creating knex's own tables.
+ */
+const LOCKED = /already locked|pg_type_typname_nsp_index|relation "knex_migrations(_lock)?" already exists/i;
 
 /**
- * Applies pending migrations. Processes of the mesh boot together: knex's lock makes
- * all but one fail with "already locked", and those wait and try again.
+ * Applies pending migrations. Processes of the mesh boot together: all but one fail
+ * on knex's lock (or on creating its tables), and those wait and try again.
  */
 export async function migrateLatest(db: Database, timeoutMs = 60_000): Promise<string[]> {
   const deadline = Date.now() + timeoutMs;

@@ -82,6 +82,11 @@ export class FsObjectStore implements ObjectStore {
     }
   }
 
+  async presignPut(key: string): Promise<string | null> {
+    assertObjectKey(key);
+    return null;
+  }
+
   async ping(): Promise<void> {
     await stat(this.root);
   }

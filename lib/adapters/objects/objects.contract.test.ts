@@ -35,6 +35,8 @@ function objectStoreContract(name: string, open: () => Promise<{ store: ObjectSt
       const big = Buffer.alloc(3 * 1024 * 1024, 7);
       const streamed = await store.put('tenants/a/big.bin', Readable.from([big.subarray(0, 1e6), big.subarray(1e6)]), { size: big.length });
       assert.equal(streamed.size, big.length);
+      const unknownLength = await store.put('tenants/a/unknown.bin', Readable.from([big.subarray(0, 5e5), big.subarray(5e5, 2e6)]));
+      assert.equal(unknownLength.size, 2e6);
       assert.equal((await store.stat('tenants/a/big.bin'))?.size, big.length);
       assert.ok((await buffer(await store.get('tenants/a/big.bin'))).equals(big));
     });
@@ -69,6 +71,23 @@ function objectStoreContract(name: string, open: () => Promise<{ store: ObjectSt
     });
   });
 }
+
+describe('S3ObjectStore presigned PUT', () => {
+  it('gives a URL a client can upload to without credentials', async () => {
+    const server = await startS3Server();
+    try {
+      const store = new S3ObjectStore(server.config, 'presign-test');
+      await store.ensureBucket();
+      const url = await store.presignPut('tenants/a/uploads/u1', 60);
+      assert.ok(url?.startsWith(server.endpoint));
+      const res = await fetch(url!, { method: 'PUT', body: 'uploaded directly' });
+      assert.equal(res.status, 200);
+      assert.equal((await buffer(await store.get('tenants/a/uploads/u1'))).toString(), 'uploaded directly');
+    } finally {
+      await server.stop();
+    }
+  });
+});
 
 objectStoreContract('fs', async () => {
   const dir = await tempDir();

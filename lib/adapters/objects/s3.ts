@@ -1,4 +1,10 @@
+import { randomUUID } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { Client } from 'minio';
 import { notFound } from '../../errors.ts';
 import type { S3Config } from '../../config/env.ts';
@@ -35,11 +41,25 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  /**
+   * A stream of unknown length is spooled to a temporary file first: given no size,
+   * the minio client holds whole 64 MiB parts in memory and always uses multipart.
+   */
   async put(key: string, body: Readable | Buffer, options: PutOptions = {}): Promise<ObjectInfo> {
     assertObjectKey(key);
     const metadata = options.contentType ? { 'Content-Type': options.contentType } : {};
-    const size = Buffer.isBuffer(body) ? body.length : options.size;
-    await this.client.putObject(this.bucket, key, body, size, metadata);
+    if (Buffer.isBuffer(body) || options.size !== undefined) {
+      await this.client.putObject(this.bucket, key, body, Buffer.isBuffer(body) ? body.length : options.size, metadata);
+    } else {
+      const spool = path.join(tmpdir(), `ragmesh-upload-${randomUUID()}`);
+      try {
+        await pipeline(body, createWriteStream(spool, { flags: 'wx', mode: 0o600 }));
+        const { size } = await stat(spool);
+        await this.client.putObject(this.bucket, key, createReadStream(spool), size, metadata);
+      } finally {
+        await rm(spool, { force: true });
+      }
+    }
     const info = await this.stat(key);
     if (!info) throw new Error(`S3 put of "${key}" succeeded but the object is not visible`);
     return info;
@@ -82,6 +102,11 @@ export class S3ObjectStore implements ObjectStore {
     for await (const item of stream as AsyncIterable<{ name?: string; size: number; lastModified: Date }>) {
       if (item.name) yield { key: item.name, size: item.size, lastModified: item.lastModified };
     }
+  }
+
+  async presignPut(key: string, expirySeconds: number): Promise<string | null> {
+    assertObjectKey(key);
+    return this.client.presignedPutObject(this.bucket, key, expirySeconds);
   }
 
   async ping(): Promise<void> {

@@ -8,23 +8,51 @@ import {
   type VectorHit,
   type VectorPoint,
   type VectorStore,
+  type VersionSelector,
 } from '../../ports/vector-store.ts';
 
 /**
- * Vectors in PostgreSQL through pgvector: PGlite ships the extension, so the embedded
- * profile needs no vector server; a real PostgreSQL with pgvector works the same.
- * A collection is a table `vec_<name>`; like Qdrant collections they come and go
- * with model versions, so they are made here rather than by a migration.
- * Search is an exact cosine scan within the tenant: always correct; an ANN index is
- * a later, measured choice.
+ * How vectors sit in a table: pgvector's `vector` type, or a plain `real[]` with the
+ * cosine computed in SQL, for a PostgreSQL that has no pgvector (Debian 12 ships
+ * none) — correct, exact and slow, for small deployments and mesh tests.
+ */
+const LAYOUTS = {
+  pgvector: {
+    column: (dimension: number) => `vector(${dimension})`,
+    literal: '?::vector',
+    distance: 'embedding <=> ?::vector',
+    score: '1 - (embedding <=> ?::vector)',
+    value: (values: number[]) => `[${values.join(',')}]`,
+  },
+  postgres: {
+    column: () => 'real[]',
+    literal: '?::real[]',
+    // 1 - cosine similarity; norms are stored at write time, the query's is a bind value.
+    distance: '1 - (select sum(a * b) from unnest(embedding, ?::real[]) as t(a, b)) / nullif(embedding_norm * ?, 0)',
+    score: '(select sum(a * b) from unnest(embedding, ?::real[]) as t(a, b)) / nullif(embedding_norm * ?, 0)',
+    value: (values: number[]) => values,
+  },
+} as const;
+
+/**
+ * Vectors in PostgreSQL: through pgvector (PGlite ships it, so the embedded profile
+ * needs no vector server) or as plain arrays (layout `postgres`). A collection is a
+ * table `vec_<name>`; like Qdrant collections they come and go with model versions,
+ * so they are made here rather than by a migration. Search is an exact cosine scan
+ * within the tenant: always correct; an ANN index is a later, measured choice.
  */
 export class PgVectorStore implements VectorStore {
-  readonly backend = 'pgvector' as const;
+  readonly backend: 'pgvector' | 'postgres';
   private readonly knex: Knex;
   private ready: Promise<void> | null = null;
 
-  constructor(db: Database) {
+  constructor(db: Database, layout: 'pgvector' | 'postgres' = 'pgvector') {
     this.knex = db.knex;
+    this.backend = layout;
+  }
+
+  private get layout() {
+    return LAYOUTS[this.backend];
   }
 
   async ensureCollection(spec: CollectionSpec): Promise<void> {
@@ -56,7 +84,8 @@ export class PgVectorStore implements VectorStore {
           tags text[] not null default '{}',
           embed_model_alias text not null,
           embed_model_version text not null,
-          embedding vector(${spec.dimension}) not null
+          embedding ${this.layout.column(spec.dimension)} not null,
+          embedding_norm real not null
         )`, [table]);
       await trx.raw('create index if not exists ?? on ?? (tenant_id, document_id)', [`${table}_tenant_doc`, table]);
       await trx('vector_collections').insert({ name: spec.name, dimension: spec.dimension }).onConflict('name').ignore();
@@ -85,7 +114,8 @@ export class PgVectorStore implements VectorStore {
       tags: p.payload.tags,
       embed_model_alias: p.payload.embed_model_alias,
       embed_model_version: p.payload.embed_model_version,
-      embedding: toVectorLiteral(p.vector),
+      embedding: this.knex.raw(this.layout.literal, [this.layout.value(finite(p.vector))]),
+      embedding_norm: norm(p.vector),
     }));
     // A point id already owned by another tenant is not overwritten: the update is
     // limited to rows of this tenant, so such a row is simply left alone.
@@ -102,11 +132,12 @@ export class PgVectorStore implements VectorStore {
     vector: Float32Array | number[],
     options: { limit: number; filter?: VectorFilter },
   ): Promise<VectorHit[]> {
-    const literal = toVectorLiteral(vector);
+    const value = this.layout.value(finite(vector));
+    const bindings = this.backend === 'pgvector' ? [value] : [value, norm(vector)];
     const query = this.knex(tableOf(collection))
-      .select('*', this.knex.raw('1 - (embedding <=> ?::vector) as score', [literal]))
+      .select('*', this.knex.raw(`${this.layout.score} as score`, bindings))
       .where('tenant_id', scope.tenantId)
-      .orderByRaw('embedding <=> ?::vector', [literal])
+      .orderByRaw(this.layout.distance, bindings)
       .limit(Math.max(1, Math.min(options.limit, 1000)));
     applyFilter(query, options.filter);
     const rows = await query;
@@ -130,9 +161,12 @@ export class PgVectorStore implements VectorStore {
     }));
   }
 
-  async deleteByDocument(scope: TenantScope, collection: string, documentIds: string[]): Promise<void> {
+  async deleteByDocument(scope: TenantScope, collection: string, documentIds: string[], versions?: VersionSelector): Promise<void> {
     if (documentIds.length === 0) return;
-    await this.knex(tableOf(collection)).where('tenant_id', scope.tenantId).whereIn('document_id', documentIds).delete();
+    const query = this.knex(tableOf(collection)).where('tenant_id', scope.tenantId).whereIn('document_id', documentIds);
+    if (versions && 'only' in versions) query.where('version', versions.only);
+    if (versions && 'below' in versions) query.where('version', '<', versions.below);
+    await query.delete();
   }
 
   async count(scope: TenantScope, collection: string): Promise<number> {
@@ -141,7 +175,8 @@ export class PgVectorStore implements VectorStore {
   }
 
   async ping(): Promise<void> {
-    await this.knex.raw(`select '[1]'::vector`);
+    await this.init();
+    await this.knex.raw('select 1 from vector_collections limit 1');
   }
 
   /** The database belongs to the Stores registry, which closes it. */
@@ -149,7 +184,7 @@ export class PgVectorStore implements VectorStore {
 
   private init(): Promise<void> {
     this.ready ??= (async () => {
-      await this.knex.raw('create extension if not exists vector');
+      if (this.backend === 'pgvector') await this.knex.raw('create extension if not exists vector');
       await this.knex.raw(`create table if not exists vector_collections (
         name text primary key, dimension integer not null, created_at timestamptz not null default now())`);
     })().catch((err) => {
@@ -164,10 +199,16 @@ function tableOf(collection: string): string {
   return `vec_${assertCollectionName(collection).replaceAll('-', '_')}`;
 }
 
-function toVectorLiteral(vector: Float32Array | number[]): string {
+function finite(vector: Float32Array | number[]): number[] {
   const values = Array.from(vector);
   if (values.some((v) => !Number.isFinite(v))) throw new Error('vector has a non-finite component');
-  return `[${values.join(',')}]`;
+  return values;
+}
+
+function norm(vector: Float32Array | number[]): number {
+  let sum = 0;
+  for (const v of vector) sum += v * v;
+  return Math.sqrt(sum);
 }
 
 function applyFilter(query: Knex.QueryBuilder, filter: VectorFilter | undefined): void {

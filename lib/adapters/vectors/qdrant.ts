@@ -8,6 +8,7 @@ import {
   type VectorPayload,
   type VectorPoint,
   type VectorStore,
+  type VersionSelector,
 } from '../../ports/vector-store.ts';
 
 type Condition = { key: string; match: { value: string } | { any: string[] } };
@@ -84,12 +85,12 @@ export class QdrantVectorStore implements VectorStore {
     }));
   }
 
-  async deleteByDocument(scope: TenantScope, collection: string, documentIds: string[]): Promise<void> {
+  async deleteByDocument(scope: TenantScope, collection: string, documentIds: string[], versions?: VersionSelector): Promise<void> {
     if (documentIds.length === 0) return;
-    await this.client.delete(assertCollectionName(collection), {
-      wait: true,
-      filter: { must: conditions(scope, { documentIds }) },
-    });
+    const must: Array<Condition | { key: string; range: { lt: number } } | { key: string; match: { value: number } }> = conditions(scope, { documentIds });
+    if (versions && 'only' in versions) must.push({ key: 'version', match: { value: versions.only } });
+    if (versions && 'below' in versions) must.push({ key: 'version', range: { lt: versions.below } });
+    await this.client.delete(assertCollectionName(collection), { wait: true, filter: { must } });
   }
 
   async count(scope: TenantScope, collection: string): Promise<number> {

@@ -99,6 +99,12 @@ function vectorStoreContract(name: string, open: () => Promise<{ store: VectorSt
 
       await store.deleteByDocument(B, collection, [docA2]); // B cannot delete A's vectors
       assert.equal(await store.count(A, collection), 4);
+      await store.upsert(A, collection, [{ id: randomUUID(), vector: unit([0, 1, 1]), payload: payload(docA2, { version: 2 }) }]);
+      await store.deleteByDocument(A, collection, [docA2], { below: 2 });
+      assert.equal(await store.count(A, collection), 3, 'only the two version-1 points went');
+      await store.deleteByDocument(A, collection, [docA2], { only: 2 });
+      assert.equal(await store.count(A, collection), 2);
+      await store.upsert(A, collection, [{ id: randomUUID(), vector: unit([0, 1, 1]), payload: payload(docA2, { version: 3 }) }]);
       await store.deleteByDocument(A, collection, [docA2]);
       assert.equal(await store.count(A, collection), 2);
       assert.equal(await store.count(B, collection), 1);
@@ -110,6 +116,12 @@ const pglite = DATABASE_BACKENDS.find((b) => b.name === 'pglite')!;
 vectorStoreContract('pgvector on PGlite (embedded)', async () => {
   const t = await pglite.open();
   return { store: new PgVectorStore(t.db), dispose: t.dispose };
+});
+
+const postgres = DATABASE_BACKENDS.find((b) => b.name === 'postgres')!;
+vectorStoreContract('plain arrays in PostgreSQL (no pgvector)', async () => {
+  const t = await postgres.open();
+  return { store: new PgVectorStore(t.db, 'postgres'), dispose: t.dispose };
 });
 
 const qdrantUrl = process.env.QDRANT_URL;

@@ -1,5 +1,6 @@
 import type { ApiRouteFactory } from './module.ts';
+import { documentRoutes } from './documents.ts';
 import { systemRoutes } from './system.ts';
 
 /** Every slice of the gateway; add a module here to expose its endpoints. */
-export const API_ROUTE_MODULES: ApiRouteFactory[] = [systemRoutes];
+export const API_ROUTE_MODULES: ApiRouteFactory[] = [systemRoutes, documentRoutes];

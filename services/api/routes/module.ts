@@ -16,6 +16,8 @@ export interface ApiRouteModule {
   roles?: Record<string, Role[]>;
   /** Whole moleculer-web routes, e.g. { path: '/v1', authentication: true, aliases: {...} }. */
   routes?: Array<Record<string, unknown>>;
+  /** Moleculer event handlers of the api service (e.g. job updates feeding SSE streams). */
+  events?: NonNullable<ServiceSchema['events']>;
   /** Methods of the api service (raw alias handlers call them with `this`). */
   methods?: NonNullable<ServiceSchema['methods']>;
   started?: () => Promise<void>;

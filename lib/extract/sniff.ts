@@ -1,0 +1,63 @@
+import { RagmeshError, badRequest } from '../errors.ts';
+import type { DocumentKind } from './types.ts';
+
+const starts = (head: Buffer, bytes: number[], at = 0) => bytes.every((b, i) => head[at + i] === b);
+
+/**
+ * The type of a file from its first bytes, never from its name or the client's word.
+ * The name may only choose between two text kinds (Markdown or plain text).
+ * Throws 400 EMPTY_FILE or 415 UNSUPPORTED_TYPE.
+ */
+export function sniffType(head: Buffer, filename?: string): { kind: DocumentKind; mime: string } {
+  if (head.length === 0) throw badRequest('EMPTY_FILE', 'The file is empty');
+  if (starts(head, [0x25, 0x50, 0x44, 0x46, 0x2d])) return { kind: 'pdf', mime: 'application/pdf' }; // %PDF-
+  if (starts(head, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return { kind: 'image', mime: 'image/png' };
+  if (starts(head, [0xff, 0xd8, 0xff])) return { kind: 'image', mime: 'image/jpeg' };
+  if (starts(head, [0x49, 0x49, 0x2a, 0x00]) || starts(head, [0x4d, 0x4d, 0x00, 0x2a])) return { kind: 'image', mime: 'image/tiff' };
+  if (starts(head, [0x50, 0x4b, 0x03, 0x04])) {
+    // A DOCX is a zip whose entries include word/document.xml; names sit in plain text in the local headers.
+    if (head.includes('word/document.xml') || (head.includes('[Content_Types].xml') && head.includes('word/'))) {
+      return { kind: 'docx', mime: 'application/vnd.openxmlformats-officedocument.wordprocessingml.document' };
+    }
+    throw unsupported('a zip archive that is not a DOCX document');
+  }
+  const binary = binaryReason(head);
+  if (binary) throw unsupported(binary);
+  const text = head.toString('latin1', 0, Math.min(head.length, 4096)).replace(/^\uFEFF|^\xEF\xBB\xBF/, '').trimStart().toLowerCase();
+  if (text.startsWith('<!doctype html') || text.startsWith('<html') || /<(head|body|div|p|h[1-6]|table|article)[\s>]/.test(text.slice(0, 1024))) {
+    return { kind: 'html', mime: 'text/html' };
+  }
+  if (/\.(md|markdown|mdown)$/i.test(filename ?? '')) return { kind: 'markdown', mime: 'text/markdown' };
+  return { kind: 'text', mime: 'text/plain' };
+}
+
+function unsupported(what: string): RagmeshError {
+  return new RagmeshError(`Unsupported file type: ${what}. Send PDF, DOCX, HTML, Markdown, plain text, PNG, JPEG or TIFF.`, 415, 'UNSUPPORTED_TYPE');
+}
+
+/** Why the bytes are not text, or null if they could be (UTF-16 has NULs: allowed when a BOM or the pattern says so). */
+function binaryReason(head: Buffer): string | null {
+  if (starts(head, [0x4d, 0x5a])) return 'an executable';
+  if (starts(head, [0x7f, 0x45, 0x4c, 0x46])) return 'an executable';
+  if (starts(head, [0x47, 0x49, 0x46, 0x38])) return 'a GIF image';
+  if (starts(head, [0x1f, 0x8b])) return 'a gzip archive';
+  if (starts(head, [0xd0, 0xcf, 0x11, 0xe0])) return 'a legacy Office document (save it as DOCX or PDF)';
+  if (starts(head, [0xff, 0xfe]) || starts(head, [0xfe, 0xff])) return null; // UTF-16 BOM
+  const sample = head.subarray(0, Math.min(head.length, 8192));
+  let nul = 0;
+  let control = 0;
+  let nulEven = 0;
+  let nulOdd = 0;
+  for (let i = 0; i < sample.length; i++) {
+    const b = sample[i]!;
+    if (b === 0) {
+      nul++;
+      if (i % 2 === 0) nulEven++;
+      else nulOdd++;
+    } else if (b < 0x09 || (b > 0x0d && b < 0x20 && b !== 0x1b)) control++;
+  }
+  // UTF-16 without BOM: NULs on one side of every pair.
+  if (nul > sample.length / 4 && (nulEven < nul / 10 || nulOdd < nul / 10)) return null;
+  if (nul > 0 || control > sample.length / 100) return 'binary data';
+  return null;
+}

@@ -1,0 +1,44 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { KeyValueStore } from '../ports/key-value.ts';
+import type { TenantScope } from '../ports/tenant-scope.ts';
+
+/** How long an answer is reused, and how long a document's generation is remembered. */
+export const ANSWER_TTL_MS = 24 * 60 * 60 * 1000;
+const GENERATION_TTL_MS = 30 * 24 * 60 * 60 * 1000;
+
+const generationKey = (scope: TenantScope, documentId: string) => `answers-gen:${scope.tenantId}:${documentId}`;
+
+/**
+ * Every document has a generation in the KV store; a cached answer's key includes the
+ * generations of the documents it drew from. Changing a document (new version,
+ * re-index, delete) gives it a new generation, so every answer that cited it stops
+ * matching at once, without finding those answers.
+ */
+export async function invalidateAnswersForDocuments(kv: KeyValueStore, scope: TenantScope, documentIds: string[]): Promise<void> {
+  await Promise.all(documentIds.map((id) => kv.set(generationKey(scope, id), randomUUID(), GENERATION_TTL_MS)));
+}
+
+export async function documentGenerations(kv: KeyValueStore, scope: TenantScope, documentIds: string[]): Promise<string[]> {
+  return Promise.all(documentIds.map(async (id) => `${id}@${(await kv.get(generationKey(scope, id))) ?? '0'}`));
+}
+
+/** Lower case, single spaces, no trailing punctuation: "What is X?" and "what is  x" share an answer. */
+export function normalizeQuestion(question: string): string {
+  return question.normalize('NFC').toLowerCase().replace(/\s+/g, ' ').replace(/[\s?!.…]+$/u, '').trim();
+}
+
+/**
+ * Key = normalized question + hash of the top-N chunk ids + model version, plus the
+ * generations of the documents behind those chunks.
+ */
+export async function answerCacheKey(
+  kv: KeyValueStore,
+  scope: TenantScope,
+  input: { question: string; chunkIds: string[]; documentIds: string[]; modelVersion: string },
+): Promise<string> {
+  const generations = await documentGenerations(kv, scope, [...new Set(input.documentIds)].sort());
+  const digest = createHash('sha256')
+    .update(JSON.stringify([normalizeQuestion(input.question), input.chunkIds, input.modelVersion, generations]))
+    .digest('hex');
+  return `answers:${scope.tenantId}:${digest}`;
+}

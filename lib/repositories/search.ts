@@ -1,0 +1,256 @@
+import type { Knex } from 'knex';
+import type { TenantScope } from '../ports/tenant-scope.ts';
+import { anyOf } from '../search/query.ts';
+import { MARK_END, MARK_START } from '../search/snippet.ts';
+
+/**
+ * The lexical leg's SQL: term statistics (kept by the triggers of migration
+ * 2026112420_search), BM25 over PostgreSQL full-text, and the hydration of hits.
+ * Every method filters on the tenant scope itself.
+ */
+
+/** PostgreSQL text-search configurations, and which chunk languages each indexes. */
+export const FT_CONFIGS = ['russian', 'english', 'simple'] as const;
+export type FtConfig = (typeof FT_CONFIGS)[number];
+
+const LANG_CONDITION: Record<FtConfig, string> = {
+  russian: `c.lang = 'ru'`,
+  english: `c.lang = 'en'`,
+  simple: `c.lang not in ('ru', 'en')`,
+};
+
+export interface TenantSearchStats {
+  chunkCount: number;
+  totalLength: number;
+  /** Chunks per configuration: a query needs only the configurations with chunks. */
+  chunksPerConfig: Record<FtConfig, number>;
+}
+
+export interface QueryTerm {
+  term: string;
+  /** How often the query says it (BM25 with repeated query terms). */
+  qtf: number;
+}
+
+export interface SearchRowFilters {
+  tags?: string[];
+  sourceIds?: string[];
+  documentIds?: string[];
+  langs?: string[];
+  mimes?: string[];
+}
+
+export interface LexicalPlan {
+  config: FtConfig;
+  /** Every scored term with its weight in the sum (qtf × idf). */
+  terms: Array<{ term: string; weight: number }>;
+  /** Terms whose chunks become candidates (the commonest may only score, see lib/search). */
+  recruit: string[];
+  phrases: string[];
+  excluded: string[];
+}
+
+export interface LexicalHit {
+  chunkId: string;
+  score: number;
+}
+
+export interface HitRow {
+  chunkId: string;
+  documentId: string;
+  sourceId: string;
+  title: string | null;
+  page: number | null;
+  heading: string | null;
+  text: string;
+  lang: string;
+  mime: string;
+  tags: string[];
+  /** ts_headline output with MARK_START/MARK_END around matches; null when no query terms apply. */
+  headline: string | null;
+}
+
+const HEADLINE_OPTIONS = `StartSel=${MARK_START}, StopSel=${MARK_END}, MaxWords=32, MinWords=12, ShortWord=2, MaxFragments=2, FragmentDelimiter=" … "`;
+
+export class SearchRepository {
+  constructor(private readonly knex: Knex) {}
+
+  async stats(scope: TenantScope): Promise<TenantSearchStats> {
+    const row = await this.knex('search_stats').where({ tenant_id: scope.tenantId }).first();
+    return {
+      chunkCount: Number(row?.chunk_count ?? 0),
+      totalLength: Number(row?.total_length ?? 0),
+      chunksPerConfig: {
+        russian: Number(row?.russian_chunks ?? 0),
+        english: Number(row?.english_chunks ?? 0),
+        simple: Number(row?.simple_chunks ?? 0),
+      },
+    };
+  }
+
+  /**
+   * The query's lexemes in each configuration, as PostgreSQL's own parser, stemmer
+   * and stop-word lists make them (the same calls that built the chunks' tsvectors).
+   */
+  async analyze(_scope: TenantScope, text: string, configs: FtConfig[]): Promise<Map<FtConfig, QueryTerm[]>> {
+    const result = new Map<FtConfig, QueryTerm[]>(configs.map((c) => [c, []]));
+    if (configs.length === 0) return result;
+    const { rows } = await this.knex.raw(
+      `select c.cfg, u.lexeme, coalesce(array_length(u.positions, 1), 1) as qtf
+       from unnest(?::text[]) as c(cfg), unnest(to_tsvector(c.cfg::regconfig, ?)) as u
+       order by c.cfg, u.lexeme`,
+      [configs, text],
+    );
+    for (const row of rows as Array<{ cfg: FtConfig; lexeme: string; qtf: number }>) {
+      result.get(row.cfg)!.push({ term: row.lexeme, qtf: Number(row.qtf) });
+    }
+    return result;
+  }
+
+  /** Document frequency of terms in one configuration of the tenant (0 when absent). */
+  async documentFrequencies(scope: TenantScope, config: FtConfig, terms: string[]): Promise<Map<string, number>> {
+    const df = new Map(terms.map((t) => [t, 0]));
+    if (terms.length === 0) return df;
+    const rows = await this.knex('search_terms')
+      .select('term', 'df')
+      .where({ tenant_id: scope.tenantId, config })
+      .whereIn('term', terms);
+    for (const row of rows) df.set(row.term, Number(row.df));
+    return df;
+  }
+
+  /**
+   * BM25 over the chunks matching any recruiting term (and every phrase, and no
+   * excluded word), per configuration, merged by score. tf is read from the chunk's
+   * tsvector positions, length from `tsv_len`; idf comes in the term weights.
+   */
+  async bm25(
+    scope: TenantScope,
+    plans: LexicalPlan[],
+    options: { k1: number; b: number; avgLength: number; limit: number; filters?: SearchRowFilters },
+  ): Promise<LexicalHit[]> {
+    const parts: string[] = [];
+    const bindings: unknown[] = [];
+    const avgdl = Math.max(options.avgLength, 1);
+    for (const plan of plans) {
+      const match = tsqueryExpression(plan);
+      if (!match || plan.terms.length === 0) continue;
+      const filter = filterSql(options.filters);
+      parts.push(`(
+        select cand.id, sum(q.weight * f.tf * (?::float8 + 1) / (f.tf + ?::float8 * (1 - ?::float8 + ?::float8 * cand.tsv_len / ?::float8))) as score
+        from (
+          select c.id, c.tsv, c.tsv_len
+          from chunks c ${filter.join}
+          where c.tenant_id = ? and ${LANG_CONDITION[plan.config]} and c.tsv @@ (${match.sql}) ${filter.where}
+        ) cand
+        cross join lateral unnest(cand.tsv) as u(lexeme, positions, weights)
+        join unnest(?::text[], ?::float8[]) as q(term, weight) on q.term = u.lexeme
+        cross join lateral (select coalesce(array_length(u.positions, 1), 1)::float8 as tf) f
+        group by cand.id
+      )`);
+      bindings.push(options.k1, options.k1, options.b, options.b, avgdl);
+      bindings.push(scope.tenantId, ...match.bindings, ...filter.bindings);
+      bindings.push(plan.terms.map((t) => t.term), plan.terms.map((t) => t.weight));
+    }
+    if (parts.length === 0) return [];
+    const { rows } = await this.knex.raw(
+      `select id, score from (${parts.join(' union all ')}) hits order by score desc, id limit ?`,
+      [...bindings, options.limit],
+    );
+    return (rows as Array<{ id: string; score: number }>).map((r) => ({ chunkId: r.id, score: Number(r.score) }));
+  }
+
+  /**
+   * Chunks with their document, in the order of `chunkIds`, with a headline marked
+   * for the query. Ids of other tenants or of replaced chunks are simply absent.
+   */
+  async hits(scope: TenantScope, chunkIds: string[], highlight: Partial<Record<FtConfig, string[]>>): Promise<HitRow[]> {
+    if (chunkIds.length === 0) return [];
+    const headline = (config: FtConfig) => {
+      const terms = highlight[config] ?? [];
+      return terms.length ? { sql: `ts_headline('${config}', c.text, ?::tsquery, ?)`, bindings: [anyOf(terms), HEADLINE_OPTIONS] } : { sql: 'null', bindings: [] };
+    };
+    const [ru, en, simple] = FT_CONFIGS.map(headline) as [ReturnType<typeof headline>, ReturnType<typeof headline>, ReturnType<typeof headline>];
+    const { rows } = await this.knex.raw(
+      `select c.id, c.document_id, c.page, c.heading, c.text, c.lang, d.source_id, d.title, d.mime, d.tags,
+              case c.lang when 'ru' then ${ru.sql} when 'en' then ${en.sql} else ${simple.sql} end as headline
+       from chunks c join documents d on d.tenant_id = c.tenant_id and d.id = c.document_id
+       where c.tenant_id = ? and c.id = any(?::uuid[])`,
+      [...ru.bindings, ...en.bindings, ...simple.bindings, scope.tenantId, chunkIds],
+    );
+    const byId = new Map<string, HitRow>();
+    for (const r of rows as Array<Record<string, unknown>>) {
+      const text = r.text as string;
+      byId.set(r.id as string, {
+        chunkId: r.id as string,
+        documentId: r.document_id as string,
+        sourceId: r.source_id as string,
+        title: (r.title as string | null) ?? null,
+        page: (r.page as number | null) ?? null,
+        heading: (r.heading as string | null) ?? null,
+        text,
+        lang: r.lang as string,
+        mime: r.mime as string,
+        tags: (r.tags as string[]) ?? [],
+        // A text that itself holds the marker characters cannot be marked unambiguously.
+        headline: text.includes(MARK_START) || text.includes(MARK_END) ? null : ((r.headline as string | null) ?? null),
+      });
+    }
+    return chunkIds.flatMap((id) => byId.get(id) ?? []);
+  }
+}
+
+/**
+ * The match condition of one configuration: any recruiting lexeme, and each
+ * phrase, and none of the excluded words. Phrases and excluded words go through
+ * phraseto_tsquery, which treats its input as plain text whatever it contains.
+ */
+function tsqueryExpression(plan: LexicalPlan): { sql: string; bindings: unknown[] } | null {
+  const parts: string[] = [];
+  const bindings: unknown[] = [];
+  if (plan.recruit.length > 0) {
+    parts.push('?::tsquery');
+    bindings.push(anyOf(plan.recruit));
+  }
+  for (const phrase of plan.phrases) {
+    parts.push(`phraseto_tsquery('${plan.config}', ?)`);
+    bindings.push(phrase);
+  }
+  if (parts.length === 0) return null;
+  for (const word of plan.excluded) {
+    parts.push(`!! phraseto_tsquery('${plan.config}', ?)`);
+    bindings.push(word);
+  }
+  return { sql: parts.join(' && '), bindings };
+}
+
+function filterSql(filters: SearchRowFilters | undefined): { join: string; where: string; bindings: unknown[] } {
+  const where: string[] = [];
+  const bindings: unknown[] = [];
+  let join = '';
+  if (filters?.documentIds?.length) {
+    where.push('c.document_id = any(?::uuid[])');
+    bindings.push(filters.documentIds);
+  }
+  if (filters?.langs?.length) {
+    where.push('c.lang = any(?::text[])');
+    bindings.push(filters.langs);
+  }
+  if (filters?.tags?.length || filters?.sourceIds?.length || filters?.mimes?.length) {
+    join = 'join documents d on d.tenant_id = c.tenant_id and d.id = c.document_id';
+    if (filters.tags?.length) {
+      // Any of the given tags, as in the vector stores.
+      where.push('d.tags && ?::text[]');
+      bindings.push(filters.tags);
+    }
+    if (filters.sourceIds?.length) {
+      where.push('d.source_id = any(?::text[])');
+      bindings.push(filters.sourceIds);
+    }
+    if (filters.mimes?.length) {
+      where.push('d.mime = any(?::text[])');
+      bindings.push(filters.mimes);
+    }
+  }
+  return { join, where: where.map((w) => `and ${w}`).join(' '), bindings };
+}

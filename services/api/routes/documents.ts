@@ -1,0 +1,473 @@
+import { createHash, createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Principal, Role } from '../../../lib/auth/jwt.ts';
+import { badRequest, conflict, forbidden, notFound } from '../../../lib/errors.ts';
+import { collectionFor } from '../../../lib/ports/vector-store.ts';
+import { tenantScope, type TenantScope } from '../../../lib/ports/tenant-scope.ts';
+import { AuditRepository } from '../../../lib/repositories/audit.ts';
+import { ChunksRepository } from '../../../lib/repositories/chunks.ts';
+import { DocumentsRepository } from '../../../lib/repositories/documents.ts';
+import { JobsRepository, JOB_STATUSES, type JobRow, type JobStatus } from '../../../lib/repositories/jobs.ts';
+import { ModelsRepository } from '../../../lib/repositories/models.ts';
+import { currentRequest } from '../../../lib/logging.ts';
+import { invalidateAnswersForDocuments } from '../../../lib/llm/answer-cache.ts';
+import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
+import { JOB_CANCEL_EVENT, JOB_UPDATED_EVENT, jobView, type JobView } from '../../ingest/job-model.ts';
+import { openSse } from '../sse.ts';
+import { documentView, parseFields, receiveMultipart, registerUpload, storeStream, tooLarge, uploadKey, type RegisterDeps } from '../uploads.ts';
+import type { ApiRouteModule } from './module.ts';
+
+const WRITERS: Role[] = ['editor', 'admin', 'tenant_admin'];
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const PRESIGN_TTL_SECONDS = 15 * 60;
+
+interface GatewayReq extends IncomingMessage {
+  $ctx: RagmeshContext;
+  $params: Record<string, string>;
+}
+
+interface GatewayThis {
+  sendError(req: IncomingMessage, res: ServerResponse, err: unknown): void;
+  broker: RagmeshContext['broker'];
+}
+
+interface UploadSession {
+  tenantId: string;
+  userId: string;
+  objectKey: string;
+  expiresAt: string;
+}
+
+/**
+ * Documents and their ingest jobs: upload (multipart, or presigned PUT then
+ * complete), list/get/delete, job status, cancel and retry, live status over SSE,
+ * dead letters for admins.
+ */
+export function documentRoutes(runtime: Runtime): ApiRouteModule {
+  const { config } = runtime;
+  /** Job updates of the whole mesh, fanned out to this node's SSE streams. */
+  const jobEvents = new EventEmitter().setMaxListeners(0);
+
+  const registerDeps = async (broker: GatewayThis['broker']): Promise<RegisterDeps> => ({
+    db: await runtime.stores.db(),
+    objects: await runtime.stores.objects(),
+    queue: await runtime.stores.queue(),
+    maxAttempts: config.queue.maxAttempts,
+    publishJob: (job: JobRow) => void broker.broadcast(JOB_UPDATED_EVENT, jobView(job)).catch(() => undefined),
+  });
+  const repos = async () => {
+    const { knex } = await runtime.stores.db();
+    return { documents: new DocumentsRepository(knex), jobs: new JobsRepository(knex), chunks: new ChunksRepository(knex), audit: new AuditRepository(knex) };
+  };
+  const scopeOf = (ctx: RagmeshContext) => tenantScope(ctx.meta.auth!.tenantId);
+  const requireId = (id: unknown, what: string) => {
+    if (typeof id !== 'string' || !UUID.test(id)) throw notFound(`${what.toUpperCase()}_NOT_FOUND`, `No ${what} ${String(id).slice(0, 64)}`);
+    return id;
+  };
+
+  /** A raw handler: errors go through the gateway's error format; a client gone mid-way is no crash. */
+  const raw = (handler: (this: GatewayThis, req: GatewayReq, res: ServerResponse) => Promise<void>) =>
+    function (this: GatewayThis, req: GatewayReq, res: ServerResponse) {
+      handler.call(this, req, res).catch((err: unknown) => {
+        if (!res.headersSent) this.sendError(req, res, err);
+        else res.destroy();
+      });
+    };
+  const sendJson = (res: ServerResponse, status: number, body: unknown) => {
+    res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8' });
+    res.end(JSON.stringify(body));
+  };
+  const requireWriter = (auth: Principal | undefined) => {
+    if (!auth || !auth.roles.some((r) => WRITERS.includes(r))) throw forbidden('FORBIDDEN', `This needs one of the roles: ${WRITERS.join(', ')}`);
+    return auth;
+  };
+
+  const uploadSecret = () => createHmac('sha256', runtime.jwtSecret).update('ragmesh-upload-url').digest();
+  const signUpload = (id: string, expiresAt: string) => createHmac('sha256', uploadSecret()).update(`${id}|${expiresAt}`).digest('base64url');
+
+  return {
+    aliases: {
+      'POST documents': raw(async function (req, res) {
+        const auth = requireWriter(req.$ctx.meta.auth);
+        const scope = tenantScope(auth.tenantId);
+        const deps = await registerDeps(this.broker);
+        const { files, fields } = await receiveMultipart(req, {
+          objects: deps.objects,
+          scope,
+          maxBytes: config.ingest.uploadMaxBytes,
+          maxFiles: config.ingest.uploadMaxFiles,
+        });
+        const results = [];
+        for (const [i, file] of files.entries()) {
+          try {
+            results.push(await registerUpload(deps, scope, auth, file, fields));
+          } catch (err) {
+            // One bad file fails the request; those not yet registered are removed.
+            await Promise.all(files.slice(i + 1).map((f) => deps.objects.delete(f.objectKey).catch(() => undefined)));
+            throw err;
+          }
+        }
+        const fresh = results.some((r) => !r.duplicate);
+        sendJson(res, fresh ? 202 : 200, results.length === 1 ? results[0] : { items: results });
+      }),
+      'GET documents': 'api.documents.list',
+      'GET documents/:id': 'api.documents.get',
+      'GET documents/:id/chunks': 'api.documents.chunks',
+      'DELETE documents/:id': 'api.documents.delete',
+      'GET documents/:id/events': raw(async function (req, res) {
+        const scope = scopeOf(req.$ctx);
+        const documentId = requireId(req.$params.id, 'document');
+        const { documents, jobs } = await repos();
+        if (!(await documents.get(scope, documentId))) throw notFound('DOCUMENT_NOT_FOUND', `No document ${documentId}`);
+        streamJobs(req, res, jobEvents, (job) => job.tenantId === scope.tenantId && job.documentId === documentId, await jobs.list(scope, { documentId, limit: 20 }));
+      }),
+
+      'POST uploads': 'api.uploads.create',
+      'POST uploads/:id/complete': 'api.uploads.complete',
+
+      'GET jobs': 'api.jobs.list',
+      'GET jobs/events': raw(async function (req, res) {
+        const auth = req.$ctx.meta.auth!;
+        const scope = tenantScope(auth.tenantId);
+        const { jobs } = await repos();
+        const mine = (await jobs.list(scope, { limit: 50 })).filter((j) => j.createdBy === auth.userId && (j.status === 'queued' || j.status === 'running'));
+        streamJobs(req, res, jobEvents, (job) => job.tenantId === scope.tenantId && job.createdBy === auth.userId, mine);
+      }),
+      'GET jobs/:id': 'api.jobs.get',
+      'POST jobs/:id/cancel': 'api.jobs.cancel',
+      'POST jobs/:id/retry': 'api.jobs.retry',
+
+      'GET admin/dead-letters': 'api.deadLetters.list',
+      'POST admin/dead-letters/:jobId/replay': 'api.deadLetters.replay',
+    },
+
+    routes: [
+      {
+        // The presigned-PUT target of the filesystem store: authorised by the signed URL, not a JWT.
+        name: 'upload-put',
+        path: '/api/v1/uploads',
+        authentication: false,
+        mappingPolicy: 'restrict',
+        bodyParsers: false,
+        aliases: {
+          'PUT :id': raw(async function (req, res) {
+            const id = req.$params.id ?? '';
+            const url = new URL(req.url ?? '/', 'http://x');
+            const expires = url.searchParams.get('expires') ?? '';
+            const signature = Buffer.from(url.searchParams.get('signature') ?? '');
+            const expected = Buffer.from(signUpload(id, expires));
+            if (!UUID.test(id) || signature.length !== expected.length || !timingSafeEqual(signature, expected)) {
+              throw forbidden('INVALID_UPLOAD_URL', 'The upload URL is invalid');
+            }
+            if (Date.parse(expires) < Date.now()) throw forbidden('UPLOAD_URL_EXPIRED', 'The upload URL has expired');
+            const kv = await runtime.stores.kv();
+            const session = JSON.parse((await kv.get(`upload:${id}`)) ?? 'null') as UploadSession | null;
+            if (!session) throw notFound('UPLOAD_NOT_FOUND', 'No such upload');
+            const declared = Number(req.headers['content-length'] ?? 0);
+            if (declared > config.ingest.uploadMaxBytes) throw tooLarge(config.ingest.uploadMaxBytes);
+            await storeStream(await runtime.stores.objects(), session.objectKey, req, config.ingest.uploadMaxBytes);
+            res.writeHead(200).end();
+          }),
+        },
+      },
+    ],
+
+    roles: {
+      'api.documents.delete': WRITERS,
+      'api.uploads.create': WRITERS,
+      'api.uploads.complete': WRITERS,
+      'api.jobs.cancel': WRITERS,
+      'api.jobs.retry': WRITERS,
+      'api.deadLetters.list': ['admin'],
+      'api.deadLetters.replay': ['admin'],
+    },
+
+    events: {
+      [JOB_UPDATED_EVENT]: {
+        handler(ctx: RagmeshContext<JobView>) {
+          jobEvents.emit('job', ctx.params);
+        },
+      },
+    },
+
+    actions: {
+      'documents.list': {
+        params: { limit: { type: 'number', convert: true, integer: true, min: 1, max: 500, optional: true }, before: { type: 'date', convert: true, optional: true } },
+        async handler(ctx: RagmeshContext<{ limit?: number; before?: Date }>) {
+          const { documents } = await repos();
+          const rows = await documents.list(scopeOf(ctx), { limit: ctx.params.limit ?? 50, before: ctx.params.before });
+          return { items: rows.map(documentView) };
+        },
+      },
+
+      'documents.get': {
+        params: { id: 'string' },
+        async handler(ctx: RagmeshContext<{ id: string }>) {
+          const scope = scopeOf(ctx);
+          const id = requireId(ctx.params.id, 'document');
+          const { documents, jobs } = await repos();
+          const document = await documents.get(scope, id);
+          if (!document) throw notFound('DOCUMENT_NOT_FOUND', `No document ${id}`);
+          const [job] = await jobs.list(scope, { documentId: id, limit: 1 });
+          return { ...documentView(document), job: job ? jobView(job) : null };
+        },
+      },
+
+      'documents.chunks': {
+        params: { id: 'string' },
+        async handler(ctx: RagmeshContext<{ id: string }>) {
+          const scope = scopeOf(ctx);
+          const id = requireId(ctx.params.id, 'document');
+          const { documents, chunks } = await repos();
+          if (!(await documents.get(scope, id))) throw notFound('DOCUMENT_NOT_FOUND', `No document ${id}`);
+          const rows = await chunks.listByDocument(scope, id);
+          return { items: rows.map((c) => ({ id: c.id, ord: c.ord, page: c.page, heading: c.heading, lang: c.lang, tokenCount: c.tokenCount, text: c.text })) };
+        },
+      },
+
+      /** Removes the document, its chunks (cascade), its vectors in every model version and its files. */
+      'documents.delete': {
+        params: { id: 'string' },
+        async handler(ctx: RagmeshContext<{ id: string }>) {
+          const scope = scopeOf(ctx);
+          const id = requireId(ctx.params.id, 'document');
+          const { documents, jobs, audit } = await repos();
+          const db = await runtime.stores.db();
+          const open: JobRow[] = [];
+          const removed = await db.knex.transaction(async (trx) => {
+            for (const job of await jobs.listOpen(scope, id, trx)) {
+              await jobs.requestCancel(scope, job.id, trx);
+              open.push(job);
+            }
+            return documents.delete(scope, id, trx);
+          });
+          if (!removed) throw notFound('DOCUMENT_NOT_FOUND', `No document ${id}`);
+          for (const job of open) void ctx.broadcast(JOB_CANCEL_EVENT, { jobId: job.id });
+          await purgeDocument(runtime, scope, id, removed.objectKey, open);
+          await audit.record(scope, { actor: ctx.meta.auth!.userId, action: 'document.delete', target: id, details: { sourceId: removed.sourceId }, requestId: currentRequest()?.requestId });
+          return { id, deleted: true };
+        },
+      },
+
+      /** Step 1 of a presigned upload: where to PUT the bytes. */
+      'uploads.create': {
+        async handler(ctx: RagmeshContext) {
+          const scope = scopeOf(ctx);
+          const auth = ctx.meta.auth!;
+          const id = randomUUID();
+          const objectKey = uploadKey(scope).replace(/[^/]+$/, id);
+          const expiresAt = new Date(Date.now() + PRESIGN_TTL_SECONDS * 1000).toISOString();
+          const session: UploadSession = { tenantId: scope.tenantId, userId: auth.userId, objectKey, expiresAt };
+          await (await runtime.stores.kv()).set(`upload:${id}`, JSON.stringify(session), PRESIGN_TTL_SECONDS * 1000 * 2);
+          const direct = await (await runtime.stores.objects()).presignPut(objectKey, PRESIGN_TTL_SECONDS);
+          const url = direct ?? `/api/v1/uploads/${id}?expires=${encodeURIComponent(expiresAt)}&signature=${signUpload(id, expiresAt)}`;
+          ctx.meta.$statusCode = 201;
+          ctx.meta.$location = `/api/v1/uploads/${id}`;
+          return { uploadId: id, method: 'PUT', url, expiresAt, maxBytes: config.ingest.uploadMaxBytes };
+        },
+      },
+
+      /** Step 2: the bytes are there; record the document and queue its job. */
+      'uploads.complete': {
+        params: {
+          id: 'string',
+          filename: { type: 'string', optional: true, max: 1024 },
+          source_id: { type: 'string', optional: true },
+          tags: { type: 'array', items: 'string', optional: true },
+          title: { type: 'string', optional: true },
+        },
+        async handler(ctx: RagmeshContext<{ id: string; filename?: string; source_id?: string; tags?: string[]; title?: string }>) {
+          const scope = scopeOf(ctx);
+          const auth = ctx.meta.auth!;
+          const id = requireId(ctx.params.id, 'upload');
+          const kv = await runtime.stores.kv();
+          const session = JSON.parse((await kv.get(`upload:${id}`)) ?? 'null') as UploadSession | null;
+          if (!session || session.tenantId !== scope.tenantId || session.userId !== auth.userId) throw notFound('UPLOAD_NOT_FOUND', 'No such upload');
+          const deps = await registerDeps(ctx.broker);
+          const info = await deps.objects.stat(session.objectKey);
+          if (!info) throw conflict('UPLOAD_MISSING', 'Nothing was uploaded to the URL yet');
+          if (info.size > config.ingest.uploadMaxBytes) {
+            await deps.objects.delete(session.objectKey);
+            throw tooLarge(config.ingest.uploadMaxBytes);
+          }
+          if (info.size === 0) {
+            await deps.objects.delete(session.objectKey);
+            throw badRequest('EMPTY_FILE', 'The uploaded file is empty');
+          }
+          // Hash what is really stored (the client's word is not proof) by reading it once.
+          const measured = await hashStored(deps.objects, session.objectKey);
+          const fields = parseFields({ source_id: ctx.params.source_id, tags: ctx.params.tags, title: ctx.params.title });
+          const result = await registerUpload(deps, scope, auth, { ...measured, objectKey: session.objectKey, filename: ctx.params.filename ? ctx.params.filename.split(/[\\/]/).pop()!.slice(0, 255) : null }, fields);
+          await kv.delete(`upload:${id}`);
+          ctx.meta.$statusCode = result.duplicate ? 200 : 202;
+          return result;
+        },
+      },
+
+      'jobs.list': {
+        params: {
+          status: { type: 'enum', values: [...JOB_STATUSES], optional: true },
+          documentId: { type: 'string', optional: true },
+          limit: { type: 'number', convert: true, integer: true, min: 1, max: 500, optional: true },
+        },
+        async handler(ctx: RagmeshContext<{ status?: JobStatus; documentId?: string; limit?: number }>) {
+          const { jobs } = await repos();
+          const documentId = ctx.params.documentId ? requireId(ctx.params.documentId, 'document') : undefined;
+          const rows = await jobs.list(scopeOf(ctx), { status: ctx.params.status, documentId, limit: ctx.params.limit ?? 50 });
+          return { items: rows.map(jobView) };
+        },
+      },
+
+      'jobs.get': {
+        params: { id: 'string' },
+        async handler(ctx: RagmeshContext<{ id: string }>) {
+          const id = requireId(ctx.params.id, 'job');
+          const job = await (await repos()).jobs.get(scopeOf(ctx), id);
+          if (!job) throw notFound('JOB_NOT_FOUND', `No job ${id}`);
+          return jobView(job);
+        },
+      },
+
+      /** Asks the job to stop: the worker running it aborts its step, removes what it wrote, and marks it canceled. */
+      'jobs.cancel': {
+        params: { id: 'string' },
+        async handler(ctx: RagmeshContext<{ id: string }>) {
+          const scope = scopeOf(ctx);
+          const id = requireId(ctx.params.id, 'job');
+          const { jobs } = await repos();
+          const job = await jobs.get(scope, id);
+          if (!job) throw notFound('JOB_NOT_FOUND', `No job ${id}`);
+          if (job.status !== 'queued' && job.status !== 'running') throw conflict('JOB_FINISHED', `The job is already ${job.status}`, { status: job.status });
+          await jobs.requestCancel(scope, id);
+          void ctx.broadcast(JOB_CANCEL_EVENT, { jobId: id });
+          if (job.status === 'queued') {
+            // Nobody is working on it: cancel right here, so the answer is final.
+            const canceled = await jobs.transition(scope, id, 'canceled');
+            if (canceled) {
+              if (canceled.documentId) await settleCanceled(runtime, scope, canceled);
+              void ctx.broadcast(JOB_UPDATED_EVENT, jobView(canceled));
+              return jobView(canceled);
+            }
+          }
+          ctx.meta.$statusCode = 202;
+          return jobView((await jobs.get(scope, id))!);
+        },
+      },
+
+      /** Queues a failed or canceled job again; it resumes at the first step without a stored result. */
+      'jobs.retry': {
+        params: { id: 'string' },
+        async handler(ctx: RagmeshContext<{ id: string }>) {
+          const scope = scopeOf(ctx);
+          const id = requireId(ctx.params.id, 'job');
+          const { jobs, documents } = await repos();
+          const job = await jobs.get(scope, id);
+          if (!job) throw notFound('JOB_NOT_FOUND', `No job ${id}`);
+          if (!job.documentId || !(await documents.get(scope, job.documentId))) throw conflict('DOCUMENT_DELETED', 'The document of this job was deleted');
+          const queued = await jobs.transition(scope, id, 'queued', { attempts: 0, error: null, errorCode: null });
+          if (!queued) throw conflict('JOB_NOT_RETRYABLE', `A ${job.status} job cannot be retried`, { status: job.status });
+          await documents.setStatus(scope, job.documentId, 'queued');
+          const queue = await runtime.stores.queue();
+          // A dead letter of this job would run it a second time after a replay: take it out.
+          if (!(await queue.replayDeadLetter('ingest', id))) {
+            await queue.publish('ingest', { jobId: id, tenantId: scope.tenantId, type: 'ingest', attempt: 1, enqueuedAt: new Date().toISOString() });
+          }
+          void ctx.broadcast(JOB_UPDATED_EVENT, jobView(queued));
+          ctx.meta.$statusCode = 202;
+          return jobView(queued);
+        },
+      },
+
+      'deadLetters.list': {
+        params: { queue: { type: 'enum', values: ['ingest'], optional: true }, limit: { type: 'number', convert: true, integer: true, min: 1, max: 1000, optional: true } },
+        async handler(ctx: RagmeshContext<{ queue?: 'ingest'; limit?: number }>) {
+          const scope = scopeOf(ctx);
+          const queue = await runtime.stores.queue();
+          const letters = await queue.listDeadLetters(ctx.params.queue ?? 'ingest', ctx.params.limit ?? 100);
+          // Dead letters of every tenant share one queue; an admin sees those of their tenant.
+          return {
+            items: letters
+              .filter((l) => l.message.tenantId === scope.tenantId)
+              .map((l) => ({ jobId: l.message.jobId, type: l.message.type, attempt: l.message.attempt, reason: l.reason, deadAt: l.deadAt })),
+            depth: await queue.depth(ctx.params.queue ?? 'ingest'),
+          };
+        },
+      },
+
+      'deadLetters.replay': {
+        params: { jobId: 'string' },
+        async handler(ctx: RagmeshContext<{ jobId: string }>) {
+          const scope = scopeOf(ctx);
+          const id = requireId(ctx.params.jobId, 'job');
+          const { jobs, documents, audit } = await repos();
+          const job = await jobs.get(scope, id);
+          if (!job) throw notFound('JOB_NOT_FOUND', `No job ${id}`);
+          // The job row is the truth: queued first, so the replayed message finds work to do.
+          const queued = await jobs.transition(scope, id, 'queued', { attempts: 0, error: null, errorCode: null });
+          if (!queued) throw conflict('JOB_NOT_RETRYABLE', `A ${job.status} job cannot be replayed`, { status: job.status });
+          const letter = await (await runtime.stores.queue()).replayDeadLetter('ingest', id);
+          if (!letter) {
+            await jobs.transition(scope, id, 'failed', { error: job.error, errorCode: job.errorCode });
+            throw notFound('DEAD_LETTER_NOT_FOUND', `No dead letter for job ${id}`);
+          }
+          if (job.documentId) await documents.setStatus(scope, job.documentId, 'queued');
+          await audit.record(scope, { actor: ctx.meta.auth!.userId, action: 'dead-letter.replay', target: id, details: { reason: letter.reason }, requestId: currentRequest()?.requestId });
+          void ctx.broadcast(JOB_UPDATED_EVENT, jobView(queued));
+          return { job: jobView(queued), replayed: { reason: letter.reason, deadAt: letter.deadAt } };
+        },
+      },
+    },
+  };
+}
+
+/** Sends the current jobs, then every matching update, until the client goes. */
+function streamJobs(req: IncomingMessage, res: ServerResponse, events: EventEmitter, match: (job: JobView) => boolean, initial: JobRow[]): void {
+  const sse = openSse(req, res);
+  const request = (req as GatewayReq).$ctx;
+  sse.send('meta', { requestId: request?.requestID ?? null });
+  for (const job of initial) sse.send('job', jobView(job));
+  const listener = (job: JobView) => {
+    if (match(job)) sse.send('job', job);
+  };
+  events.on('job', listener);
+  void sse.closed.then(() => events.off('job', listener));
+}
+
+async function settleCanceled(runtime: Runtime, scope: TenantScope, job: JobRow): Promise<void> {
+  const { knex } = await runtime.stores.db();
+  const documents = new DocumentsRepository(knex);
+  const document = await documents.get(scope, job.documentId!);
+  const payload = job.payload as { contentHash?: string };
+  if (document) await documents.setStatus(scope, document.id, document.contentHash !== payload.contentHash ? 'ready' : 'canceled');
+}
+
+/** Everything a deleted document left outside the database. */
+async function purgeDocument(runtime: Runtime, scope: TenantScope, documentId: string, objectKey: string | null, openJobs: JobRow[]): Promise<void> {
+  const [vectors, objects, kv, { knex }] = await Promise.all([runtime.stores.vectors(), runtime.stores.objects(), runtime.stores.kv(), runtime.stores.db()]);
+  const versions = (await new ModelsRepository(knex).listVersions()).filter((v) => v.kind === 'embed');
+  for (const v of versions) {
+    await vectors.deleteByDocument(scope, collectionFor(v.alias, v.version), [documentId]).catch(() => undefined);
+  }
+  if (objectKey) await objects.delete(objectKey).catch(() => undefined);
+  for (const job of openJobs) {
+    const key = (job.payload as { objectKey?: string }).objectKey;
+    if (key) await objects.delete(key).catch(() => undefined);
+  }
+  for await (const item of objects.list(`tenants/${scope.tenantId}/documents/${documentId}/`)) await objects.delete(item.key);
+  await invalidateAnswersForDocuments(kv, scope, [documentId]).catch(() => undefined);
+}
+
+async function hashStored(objects: Awaited<ReturnType<Runtime['stores']['objects']>>, key: string) {
+  const hash = createHash('sha256');
+  const head: Buffer[] = [];
+  let size = 0;
+  for await (const part of await objects.get(key)) {
+    const chunk = part as Buffer;
+    if (size < 64 * 1024) head.push(chunk.subarray(0, 64 * 1024 - size));
+    size += chunk.length;
+    hash.update(chunk);
+  }
+  return { sizeBytes: size, sha256: hash.digest('hex'), head: Buffer.concat(head) };
+}
+
