@@ -89,6 +89,18 @@ export function chunkDocument(document: ExtractedDocument, options: ChunkOptions
           carried.unshift(u);
           carriedTokens += u.tokens;
         }
+        // The last sentence alone is longer than the overlap: carry its last words.
+        const last = current[current.length - 1];
+        if (carried.length === 0 && overlap > 0 && last) {
+          const words = last.text.split(' ');
+          const tail: string[] = [];
+          while (words.length > 1 && count([words[words.length - 1], ...tail].join(' ')) <= overlap) tail.unshift(words.pop()!);
+          if (tail.length > 0) {
+            const text = tail.join(' ');
+            carried.push({ text, tokens: count(text), heading: last.heading, paragraphStart: false });
+            carriedTokens = carried[0]!.tokens;
+          }
+        }
         current = carried;
         tokens = carriedTokens;
       }

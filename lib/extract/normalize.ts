@@ -43,9 +43,10 @@ export function detectLanguage(text: string): 'ru' | 'en' | 'simple' {
   }
   if (cyrillic / letters >= 0.6) return 'ru';
   if (latin / letters >= 0.6) {
-    // Latin script alone does not make English: German or French would stem wrongly.
-    if (en > 0 || words.length <= 3) return 'en';
-    return words.every((w) => /^[a-z]+$/.test(w)) && words.length < 8 ? 'en' : 'simple';
+    // Latin script alone does not make English (German or French would stem wrongly):
+    // English prose is at least a tenth stopwords; a few words are given the benefit.
+    if (words.length <= 4 || en / words.length >= 0.1) return 'en';
+    return 'simple';
   }
   // Mixed scripts: the stopwords decide.
   if (ru > en) return 'ru';

@@ -1,4 +1,5 @@
 import { RagmeshError, badRequest } from '../errors.ts';
+import { utf16WithoutBom } from './text.ts';
 import type { DocumentKind } from './types.ts';
 
 const starts = (head: Buffer, bytes: number[], at = 0) => bytes.every((b, i) => head[at + i] === b);
@@ -35,29 +36,21 @@ function unsupported(what: string): RagmeshError {
   return new RagmeshError(`Unsupported file type: ${what}. Send PDF, DOCX, HTML, Markdown, plain text, PNG, JPEG or TIFF.`, 415, 'UNSUPPORTED_TYPE');
 }
 
-/** Why the bytes are not text, or null if they could be (UTF-16 has NULs: allowed when a BOM or the pattern says so). */
+/** Why the bytes are not text, or null if they could be (UTF-16 is recognised by its BOM or its byte pattern). */
 function binaryReason(head: Buffer): string | null {
   if (starts(head, [0x4d, 0x5a])) return 'an executable';
   if (starts(head, [0x7f, 0x45, 0x4c, 0x46])) return 'an executable';
   if (starts(head, [0x47, 0x49, 0x46, 0x38])) return 'a GIF image';
   if (starts(head, [0x1f, 0x8b])) return 'a gzip archive';
   if (starts(head, [0xd0, 0xcf, 0x11, 0xe0])) return 'a legacy Office document (save it as DOCX or PDF)';
-  if (starts(head, [0xff, 0xfe]) || starts(head, [0xfe, 0xff])) return null; // UTF-16 BOM
+  if (starts(head, [0xff, 0xfe]) || starts(head, [0xfe, 0xff]) || utf16WithoutBom(head)) return null; // UTF-16
   const sample = head.subarray(0, Math.min(head.length, 8192));
   let nul = 0;
   let control = 0;
-  let nulEven = 0;
-  let nulOdd = 0;
-  for (let i = 0; i < sample.length; i++) {
-    const b = sample[i]!;
-    if (b === 0) {
-      nul++;
-      if (i % 2 === 0) nulEven++;
-      else nulOdd++;
-    } else if (b < 0x09 || (b > 0x0d && b < 0x20 && b !== 0x1b)) control++;
+  for (const b of sample) {
+    if (b === 0) nul++;
+    else if (b < 0x09 || (b > 0x0d && b < 0x20 && b !== 0x1b)) control++;
   }
-  // UTF-16 without BOM: NULs on one side of every pair.
-  if (nul > sample.length / 4 && (nulEven < nul / 10 || nulOdd < nul / 10)) return null;
   if (nul > 0 || control > sample.length / 100) return 'binary data';
   return null;
 }

@@ -25,7 +25,7 @@ export function decodeText(bytes: Buffer): { text: string; encoding: string } {
   return { text: iconv.decode(bytes, 'latin1'), encoding: 'latin1' };
 }
 
-function utf16WithoutBom(bytes: Buffer): 'utf16le' | 'utf16be' | null {
+export function utf16WithoutBom(bytes: Buffer): 'utf16le' | 'utf16be' | null {
   const n = Math.min(bytes.length, 4096) & ~1;
   if (n < 4) return null;
   let evenNul = 0;
