@@ -121,12 +121,13 @@ export class JobsRepository {
     return row ? toJob(row) : null;
   }
 
-  /** Progress within the current state; ignored once the job left `running`. */
-  async reportProgress(scope: TenantScope, id: string, step: string, progress: number): Promise<boolean> {
-    const updated = await this.knex('jobs')
+  /** Progress within the current state; null (nothing changed) once the job left `running`. */
+  async reportProgress(scope: TenantScope, id: string, step: string, progress: number): Promise<JobRow | null> {
+    const [row] = await this.knex('jobs')
       .where({ tenant_id: scope.tenantId, id, status: 'running' })
-      .update({ step, progress: Math.min(Math.max(progress, 0), 1), updated_at: this.knex.fn.now() });
-    return updated === 1;
+      .update({ step, progress: Math.min(Math.max(progress, 0), 1), updated_at: this.knex.fn.now() })
+      .returning('*');
+    return row ? toJob(row) : null;
   }
 
   async requestCancel(scope: TenantScope, id: string, trx: Knex = this.knex): Promise<boolean> {

@@ -124,12 +124,12 @@ for (const backend of DATABASE_BACKENDS) {
       const running = await repos.jobs.transition(A, job.id, 'running', { step: 'extract', attempts: 1 });
       assert.equal(running?.status, 'running');
       assert.ok(running?.startedAt);
-      assert.equal(await repos.jobs.reportProgress(A, job.id, 'chunk', 0.5), true);
+      assert.equal((await repos.jobs.reportProgress(A, job.id, 'chunk', 0.5))?.progress, 0.5);
       const failed = await repos.jobs.transition(A, job.id, 'failed', { error: 'embed timed out', errorCode: 'EMBED_TIMEOUT' });
       assert.equal(failed?.status, 'failed');
       assert.equal(failed?.step, 'chunk');
       assert.ok(failed?.finishedAt);
-      assert.equal(await repos.jobs.reportProgress(A, job.id, 'embed', 0.9), false, 'no progress once failed');
+      assert.equal(await repos.jobs.reportProgress(A, job.id, 'embed', 0.9), null, 'no progress once failed');
       const retried = await repos.jobs.transition(A, job.id, 'queued');
       assert.equal(retried?.finishedAt, null);
       await repos.jobs.transition(A, job.id, 'running');

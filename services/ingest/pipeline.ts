@@ -137,16 +137,16 @@ async function runClaimed(deps: PipelineDeps, scope: TenantScope, claimed: JobRo
     if (signal.aborted) throw signal.reason;
     const start = step === 'extract' ? 0 : STEP_PROGRESS_END[previousStep(step)];
     const value = start + (STEP_PROGRESS_END[step] - start) * Math.min(Math.max(fraction, 0), 1);
-    if (await jobs.reportProgress(scope, job.id, step, value)) {
-      const fresh = await jobs.get(scope, job.id);
-      if (fresh) deps.publishJob(fresh);
-    }
+    const updated = await jobs.reportProgress(scope, job.id, step, value);
+    if (updated) deps.publishJob(updated);
   };
+  // A first delivery of a new job has no stored step results: no need to look for them.
+  const resumable = claimed.attempts > 0 || claimed.step !== null;
 
   try {
-    const extracted = await stepExtract(deps, scope, payload, signal, progress);
-    const chunks = await stepChunk(deps, scope, payload, extracted, progress);
-    const embeddings = await stepEmbed(deps, scope, payload, chunks, signal, progress);
+    const extracted = await stepExtract(deps, scope, payload, signal, progress, resumable);
+    const chunks = await stepChunk(deps, scope, payload, extracted, progress, resumable);
+    const embeddings = await stepEmbed(deps, scope, payload, chunks, signal, progress, resumable);
     await stepIndex(deps, scope, job, payload, chunks, embeddings, signal, progress);
   } catch (err) {
     if (signal.reason instanceof WorkerShutdown) throw signal.reason;
@@ -165,9 +165,9 @@ function previousStep(step: IngestStep): IngestStep {
 
 type Progress = (step: IngestStep, fraction: number) => Promise<void>;
 
-async function stepExtract(deps: PipelineDeps, scope: TenantScope, payload: IngestPayload, signal: AbortSignal, progress: Progress): Promise<ExtractedDocument> {
+async function stepExtract(deps: PipelineDeps, scope: TenantScope, payload: IngestPayload, signal: AbortSignal, progress: Progress, resumable: boolean): Promise<ExtractedDocument> {
   const keys = artifactKeys(scope.tenantId, payload.documentId, payload.version);
-  const stored = await readJson<ExtractedDocument>(deps.objects, keys.extracted);
+  const stored = resumable ? await readJson<ExtractedDocument>(deps.objects, keys.extracted) : null;
   if (stored) return stored;
   await progress('extract', 0);
   const bytes = await readAll(await deps.objects.get(payload.objectKey));
@@ -179,15 +179,14 @@ async function stepExtract(deps: PipelineDeps, scope: TenantScope, payload: Inge
   });
   if (signal.aborted) throw signal.reason;
   await deps.objects.put(keys.extracted, Buffer.from(JSON.stringify(extracted)), { contentType: 'application/json' });
-  await progress('extract', 1);
   return extracted;
 }
 
 type StoredChunk = NewChunk & { id: string };
 
-async function stepChunk(deps: PipelineDeps, scope: TenantScope, payload: IngestPayload, extracted: ExtractedDocument, progress: Progress): Promise<StoredChunk[]> {
+async function stepChunk(deps: PipelineDeps, scope: TenantScope, payload: IngestPayload, extracted: ExtractedDocument, progress: Progress, resumable: boolean): Promise<StoredChunk[]> {
   const keys = artifactKeys(scope.tenantId, payload.documentId, payload.version);
-  const stored = await readJson<StoredChunk[]>(deps.objects, keys.chunks);
+  const stored = resumable ? await readJson<StoredChunk[]>(deps.objects, keys.chunks) : null;
   if (stored) return stored;
   await progress('chunk', 0);
   const seen = new Set<string>();
@@ -199,7 +198,6 @@ async function stepChunk(deps: PipelineDeps, scope: TenantScope, payload: Ingest
     throw new RagmeshError('No text could be extracted from the file', 422, 'NO_TEXT', { documentId: payload.documentId });
   }
   await deps.objects.put(keys.chunks, Buffer.from(JSON.stringify(chunks)), { contentType: 'application/json' });
-  await progress('chunk', 1);
   return chunks;
 }
 
@@ -219,6 +217,7 @@ async function stepEmbed(
   chunks: StoredChunk[],
   signal: AbortSignal,
   progress: Progress,
+  resumable: boolean,
 ): Promise<Embeddings[]> {
   const keys = artifactKeys(scope.tenantId, payload.documentId, payload.version);
   const active = await new ModelsRepository(deps.db.knex).listActive('embed');
@@ -229,7 +228,7 @@ async function stepEmbed(
   await progress('embed', 0);
   for (const { flag } of active) {
     const collection = collectionFor(flag.alias, flag.activeVersion);
-    const meta = await readJson<{ dimension: number; count: number }>(deps.objects, keys.embeddingsMeta(collection));
+    const meta = resumable ? await readJson<{ dimension: number; count: number }>(deps.objects, keys.embeddingsMeta(collection)) : null;
     if (meta && meta.count === chunks.length) {
       const raw = await readAll(await deps.objects.get(keys.embeddings(collection)));
       results.push({ alias: flag.alias, version: flag.activeVersion, dimension: meta.dimension, collection, vectors: new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4) });
@@ -330,7 +329,7 @@ async function stepIndex(
   if (ready) deps.publishJob(ready);
 
   const before = previous as Awaited<ReturnType<DocumentsRepository['commitVersion']>>;
-  for (const e of embeddings) {
+  for (const e of payload.version > 1 ? embeddings : []) {
     await deps.vectors.deleteByDocument(scope, e.collection, [payload.documentId], { below: payload.version }).catch((err: unknown) =>
       deps.logger.warn({ err, collection: e.collection }, 'could not remove the previous version\'s vectors'),
     );

@@ -37,6 +37,9 @@ function objectStoreContract(name: string, open: () => Promise<{ store: ObjectSt
       assert.equal(streamed.size, big.length);
       const unknownLength = await store.put('tenants/a/unknown.bin', Readable.from([big.subarray(0, 5e5), big.subarray(5e5, 2e6)]));
       assert.equal(unknownLength.size, 2e6);
+      assert.ok((await buffer(await store.get('tenants/a/unknown.bin'))).equals(big.subarray(0, 2e6)));
+      const smallUnknown = await store.put('tenants/a/small.bin', Readable.from([small]));
+      assert.equal(smallUnknown.size, small.length);
       assert.equal((await store.stat('tenants/a/big.bin'))?.size, big.length);
       assert.ok((await buffer(await store.get('tenants/a/big.bin'))).equals(big));
     });

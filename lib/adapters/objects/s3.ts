@@ -3,7 +3,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Client } from 'minio';
 import { notFound } from '../../errors.ts';
@@ -42,27 +42,36 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   /**
-   * A stream of unknown length is spooled to a temporary file first: given no size,
-   * the minio client holds whole 64 MiB parts in memory and always uses multipart.
+   * Given no size, the minio client holds whole 64 MiB parts in memory and always
+   * uses multipart, so a stream of unknown length is measured first: up to 1 MiB in
+   * memory (one plain PUT), anything longer spooled to a temporary file.
    */
   async put(key: string, body: Readable | Buffer, options: PutOptions = {}): Promise<ObjectInfo> {
     assertObjectKey(key);
     const metadata = options.contentType ? { 'Content-Type': options.contentType } : {};
+    let size: number;
     if (Buffer.isBuffer(body) || options.size !== undefined) {
-      await this.client.putObject(this.bucket, key, body, Buffer.isBuffer(body) ? body.length : options.size, metadata);
+      size = Buffer.isBuffer(body) ? body.length : options.size!;
+      await this.client.putObject(this.bucket, key, body, size, metadata);
     } else {
-      const spool = path.join(tmpdir(), `ragmesh-upload-${randomUUID()}`);
-      try {
-        await pipeline(body, createWriteStream(spool, { flags: 'wx', mode: 0o600 }));
-        const { size } = await stat(spool);
-        await this.client.putObject(this.bucket, key, createReadStream(spool), size, metadata);
-      } finally {
-        await rm(spool, { force: true });
+      const { head, rest } = await readHead(body, IN_MEMORY_LIMIT);
+      if (!rest) {
+        size = head.length;
+        await this.client.putObject(this.bucket, key, head, size, metadata);
+      } else {
+        const spool = path.join(tmpdir(), `ragmesh-upload-${randomUUID()}`);
+        try {
+          const file = createWriteStream(spool, { flags: 'wx', mode: 0o600 });
+          file.write(head);
+          await pipeline(rest, file);
+          size = (await stat(spool)).size;
+          await this.client.putObject(this.bucket, key, createReadStream(spool), size, metadata);
+        } finally {
+          await rm(spool, { force: true });
+        }
       }
     }
-    const info = await this.stat(key);
-    if (!info) throw new Error(`S3 put of "${key}" succeeded but the object is not visible`);
-    return info;
+    return { key, size, lastModified: new Date(), contentType: options.contentType };
   }
 
   async get(key: string): Promise<Readable> {
@@ -114,6 +123,26 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async close(): Promise<void> {}
+}
+
+const IN_MEMORY_LIMIT = 1024 * 1024;
+
+/**
+ * Reads until the stream ends or `limit` bytes arrived. `rest` is null when it ended;
+ * otherwise a stream of what follows.
+ */
+async function readHead(stream: Readable, limit: number): Promise<{ head: Buffer; rest: Readable | null }> {
+  // Iterated by hand: leaving a for-await loop early would destroy the stream.
+  const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const parts: Buffer[] = [];
+  let length = 0;
+  while (length < limit) {
+    const { value, done } = await iterator.next();
+    if (done) return { head: Buffer.concat(parts), rest: null };
+    parts.push(value);
+    length += value.length;
+  }
+  return { head: Buffer.concat(parts), rest: Readable.from({ [Symbol.asyncIterator]: () => iterator }) };
 }
 
 function isMissing(err: unknown): boolean {

@@ -45,6 +45,8 @@ export class PgVectorStore implements VectorStore {
   readonly backend: 'pgvector' | 'postgres';
   private readonly knex: Knex;
   private ready: Promise<void> | null = null;
+  /** Collections known to exist with their dimension: ensureCollection runs for every indexed document. */
+  private readonly known = new Map<string, number>();
 
   constructor(db: Database, layout: 'pgvector' | 'postgres' = 'pgvector') {
     this.knex = db.knex;
@@ -61,11 +63,13 @@ export class PgVectorStore implements VectorStore {
     if (!Number.isInteger(spec.dimension) || spec.dimension < 1 || spec.dimension > 16_000) {
       throw new Error(`Invalid vector dimension ${spec.dimension}`);
     }
+    if (this.known.get(spec.name) === spec.dimension) return;
     const existing = await this.knex('vector_collections').where({ name: spec.name }).first();
     if (existing) {
       if (existing.dimension !== spec.dimension) {
         throw new Error(`Collection ${spec.name} has dimension ${existing.dimension}, not ${spec.dimension}`);
       }
+      this.known.set(spec.name, spec.dimension);
       return;
     }
     await this.knex.transaction(async (trx) => {
@@ -90,10 +94,12 @@ export class PgVectorStore implements VectorStore {
       await trx.raw('create index if not exists ?? on ?? (tenant_id, document_id)', [`${table}_tenant_doc`, table]);
       await trx('vector_collections').insert({ name: spec.name, dimension: spec.dimension }).onConflict('name').ignore();
     });
+    this.known.set(spec.name, spec.dimension);
   }
 
   async dropCollection(name: string): Promise<void> {
     await this.init();
+    this.known.delete(name);
     await this.knex.schema.dropTableIfExists(tableOf(name));
     await this.knex('vector_collections').where({ name }).delete();
   }
