@@ -67,6 +67,19 @@ describe('ingest (embedded profile)', () => {
     assert.equal(await vectorCount('acme'), chunks.length);
   });
 
+  it("pushes every job of the user over one SSE stream, and nobody else's", async () => {
+    const bob = await token(['editor'], 'acme', 'bob');
+    const mine = readSse(`${base}/api/v1/jobs/events`, editor, (evs) => evs.some((e) => e.event === 'job' && e.data.status === 'ready'));
+    await new Promise((r) => setTimeout(r, 200)); // the stream is open before the uploads
+    const theirs = await upload(base, bob, { name: 'bob.txt', content: 'Bob writes about quarterly budgets.' });
+    const res = await upload(base, editor, { name: 'stream.txt', content: 'Alice writes about the live status stream.' });
+    const events = (await mine).filter((e) => e.event === 'job');
+    assert.ok(events.every((e) => e.data.createdBy === 'alice' && e.data.tenantId === 'acme'));
+    assert.ok(events.some((e) => e.data.id === res.body.job.id && e.data.status === 'ready'));
+    assert.ok(!events.some((e) => e.data.id === theirs.body.job.id));
+    await waitForJob(base, bob, theirs.body.job.id);
+  });
+
   it('answers the same file again with the existing document, and keeps two tenants apart', async () => {
     const file = { name: 'a.txt', content: 'Договор аренды помещения заключён на один год.' };
     const first = await upload(base, editor, file);
