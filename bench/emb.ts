@@ -16,7 +16,7 @@
  * the sides alternate in small blocks and each side's times are summed over all
  * blocks: load drift then hits both sides alike.
  */
-import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { readFile } from 'node:fs/promises';
@@ -25,12 +25,10 @@ import * as ort from 'onnxruntime-node';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { loadConfig } from '../lib/config/env.ts';
 import { createLogger } from '../lib/logging.ts';
-import { buildManifest, writeManifest } from '../lib/models/manifest.ts';
-import { publishFolder } from '../lib/models/publish.ts';
 import { ensureRandomBert, MINILM_L6, TEST_MODEL_CACHE } from '../lib/models/tiny-bert.ts';
-import { ModelsRepository } from '../lib/repositories/models.ts';
 import { Stores } from '../lib/runtime/stores.ts';
 import embService, { type EmbedResult } from '../services/emb/emb.service.ts';
+import { publishBenchEncoder } from './support.ts';
 
 const THREADS = Number(process.env.EMB_THREADS ?? 2);
 const TOKENS = 128;
@@ -102,20 +100,7 @@ async function main(): Promise<void> {
   const config = loadConfig({ DATA_DIR: dataDir, EMB_THREADS: String(THREADS), EMB_MAX_BATCH: String(Math.max(bestBatch, CALLERS)), EMB_QUEUE_LIMIT: '4096', EMB_MODELS: 'bench', LOG_LEVEL: 'fatal' });
   const logger = createLogger('fatal');
   const stores = new Stores(config, logger);
-  const folder = path.join(dataDir, 'src');
-  await cp(bert.dir, folder, { recursive: true });
-  const manifest = await buildManifest(folder, {
-    name: 'random-weight MiniLM-L6 shape (int8)',
-    alias: 'bench',
-    version: '1',
-    kind: 'embed',
-    embed: { engine: 'onnx', dimension: shape.hidden, pooling: 'mean', normalize: true, maxTokens: TOKENS, queryPrefix: '', passagePrefix: '', precision: 'int8', model: 'model.onnx', tokenizer: 'tokenizer.json', tokenizerConfig: 'tokenizer_config.json' },
-  });
-  await writeManifest(folder, manifest);
-  await publishFolder(await stores.models(), folder);
-  const repo = new ModelsRepository((await stores.db()).knex);
-  await repo.register(manifest);
-  await repo.switchTo('bench', '1', 'bench');
+  await publishBenchEncoder(stores, 'bench', TOKENS);
 
   const broker = new ServiceBroker({ logger: false });
   broker.createService(embService({ config, stores, logger, jwtSecret: 'x'.repeat(32) }));

@@ -18,20 +18,16 @@
  * The bundled starter model is active too, as in a fresh deployment, so both sides
  * embed every chunk with both models.
  */
-import { cp, mkdtemp, readFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ServiceBroker } from 'moleculer';
 import pg from 'pg';
 import { loadConfig } from '../lib/config/env.ts';
 import { createLogger } from '../lib/logging.ts';
-import { buildManifest, writeManifest } from '../lib/models/manifest.ts';
-import { publishFolder } from '../lib/models/publish.ts';
-import { ensureRandomBert, MINILM_L6, TEST_MODEL_CACHE } from '../lib/models/tiny-bert.ts';
-import { ModelsRepository } from '../lib/repositories/models.ts';
 import { Stores } from '../lib/runtime/stores.ts';
 import { upload, waitForJob } from '../test/support/ingest.ts';
 import { TestMesh } from '../test/support/mesh.ts';
+import { publishBenchEncoder } from './support.ts';
 
 const DOCS = Number(process.env.BENCH_DOCS ?? 300);
 const CONCURRENCY = Number(process.env.INGEST_CONCURRENCY ?? 2);
@@ -54,27 +50,11 @@ async function main(): Promise<void> {
   const mesh = await TestMesh.create({ INGEST_CONCURRENCY: String(CONCURRENCY), EMB_THREADS: String(EMB_THREADS), EMB_QUEUE_LIMIT: '4096' });
   try {
     // Publish the MiniLM-shaped model and make it active before the processes start.
-    const bert = await ensureRandomBert(TEST_MODEL_CACHE, { ...MINILM_L6, precision: 'int8' });
-    const config = loadConfig(mesh.env);
-    const stores = new Stores(config, createLogger('fatal'));
-    const folder = await mkdtemp(path.join(os.tmpdir(), 'bench-ingest-model-'));
-    await cp(bert.dir, folder, { recursive: true });
-    const manifest = await buildManifest(folder, {
-      name: 'random-weight MiniLM-L6 shape (int8)',
-      alias: 'minilm',
-      version: '1',
-      kind: 'embed',
-      embed: { engine: 'onnx', dimension: 384, pooling: 'mean', normalize: true, maxTokens: 256, queryPrefix: '', passagePrefix: '', precision: 'int8', model: 'model.onnx', tokenizer: 'tokenizer.json', tokenizerConfig: 'tokenizer_config.json' },
-    });
-    await writeManifest(folder, manifest);
-    await publishFolder(await stores.models(), folder);
-    const repo = new ModelsRepository((await stores.db()).knex);
-    await repo.register(manifest);
-    await repo.switchTo('minilm', '1', 'bench');
+    const stores = new Stores(loadConfig(mesh.env), createLogger('fatal'));
+    await publishBenchEncoder(stores, 'minilm', 256);
     await stores.close();
 
     await Promise.all([mesh.start('gateway', 'api'), mesh.start('models', 'emb,llm,analyze,maintenance')]);
-    const admin = await mesh.token('bench', 'ops', 'admin');
     const editor = await mesh.token('bench', 'writer', 'editor');
 
     // --- uploads: stored, recorded and queued; no worker yet, so the jobs wait in RabbitMQ

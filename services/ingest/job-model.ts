@@ -45,24 +45,12 @@ export function artifactKeys(tenantId: string, documentId: string, version: numb
 export const JOB_UPDATED_EVENT = 'jobs.updated';
 export const JOB_CANCEL_EVENT = 'jobs.cancel';
 
-/** What the SSE streams push: a job as the client sees it. */
-export interface JobView {
-  id: string;
-  tenantId: string;
-  type: string;
-  status: JobRow['status'];
-  step: string | null;
-  progress: number;
-  attempts: number;
-  maxAttempts: number;
-  error: string | null;
-  errorCode: string | null;
-  documentId: string | null;
-  createdBy: string | null;
+/** What the SSE streams push: a job as the client sees it (dates as ISO strings, internals left out). */
+export type JobView = Omit<JobRow, 'payload' | 'idempotencyKey' | 'cancelRequested' | 'createdAt' | 'updatedAt' | 'startedAt' | 'finishedAt'> & {
   createdAt: string;
   updatedAt: string;
   finishedAt: string | null;
-}
+};
 
 export function jobView(job: JobRow): JobView {
   return {

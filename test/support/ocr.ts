@@ -15,7 +15,7 @@ export const TESSDATA = process.env.TESSDATA_DIR ?? '/usr/share/tesseract-ocr/5/
  * The real OCR pool over Debian's eng+rus traineddata, published and verified as an
  * ocr model version the way the product does it.
  */
-export async function startOcr(): Promise<{ ocr: OcrFunction; close(): Promise<void> }> {
+export async function startOcrRuntime(queueLimit = 16): Promise<{ runtime: OcrRuntime; close(): Promise<void> }> {
   const root = await mkdtemp(path.join(os.tmpdir(), 'ragmesh-ocr-'));
   const folder = path.join(root, 'src');
   await mkdir(folder);
@@ -24,17 +24,26 @@ export async function startOcr(): Promise<{ ocr: OcrFunction; close(): Promise<v
   await writeManifest(folder, manifest);
   const store = new FsObjectStore(path.join(root, 'objects'), 'models');
   await publishFolder(store, folder);
-  const runtime = new OcrRuntime(new ModelLoader(store, path.join(root, 'cache')), { workers: 1, queueLimit: 16 });
+  const runtime = new OcrRuntime(new ModelLoader(store, path.join(root, 'cache')), { workers: 1, queueLimit });
   await runtime.activate(manifest);
+  return {
+    runtime,
+    async close() {
+      await runtime.close();
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The same, as the OcrFunction extraction takes. */
+export async function startOcr(): Promise<{ ocr: OcrFunction; close(): Promise<void> }> {
+  const { runtime, close } = await startOcrRuntime();
   const pool = await runtime.ensure(async () => null);
   return {
     ocr: async (png) => {
       const result = await pool.recognize(png);
       return { text: result.text, confidence: result.confidence };
     },
-    async close() {
-      await runtime.close();
-      await rm(root, { recursive: true, force: true });
-    },
+    close,
   };
 }

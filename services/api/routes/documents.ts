@@ -83,6 +83,24 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
     return auth;
   };
 
+  /** The caller's job or document by id, with the repositories; a foreign or unknown id is a 404. */
+  const jobOf = async (ctx: RagmeshContext, rawId: unknown) => {
+    const scope = scopeOf(ctx);
+    const id = requireId(rawId, 'job');
+    const r = await repos();
+    const job = await r.jobs.get(scope, id);
+    if (!job) throw notFound('JOB_NOT_FOUND', `No job ${id}`);
+    return { ...r, scope, id, job };
+  };
+  const documentOf = async (ctx: RagmeshContext, rawId: unknown) => {
+    const scope = scopeOf(ctx);
+    const id = requireId(rawId, 'document');
+    const r = await repos();
+    const document = await r.documents.get(scope, id);
+    if (!document) throw notFound('DOCUMENT_NOT_FOUND', `No document ${id}`);
+    return { ...r, scope, id, document };
+  };
+
   const uploadSecret = () => createHmac('sha256', runtime.jwtSecret).update('ragmesh-upload-url').digest();
   const signUpload = (id: string, expiresAt: string) => createHmac('sha256', uploadSecret()).update(`${id}|${expiresAt}`).digest('base64url');
 
@@ -204,11 +222,7 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
       'documents.get': {
         params: { id: 'string' },
         async handler(ctx: RagmeshContext<{ id: string }>) {
-          const scope = scopeOf(ctx);
-          const id = requireId(ctx.params.id, 'document');
-          const { documents, jobs } = await repos();
-          const document = await documents.get(scope, id);
-          if (!document) throw notFound('DOCUMENT_NOT_FOUND', `No document ${id}`);
+          const { scope, id, document, jobs } = await documentOf(ctx, ctx.params.id);
           const [job] = await jobs.list(scope, { documentId: id, limit: 1 });
           return { ...documentView(document), job: job ? jobView(job) : null };
         },
@@ -217,10 +231,7 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
       'documents.chunks': {
         params: { id: 'string' },
         async handler(ctx: RagmeshContext<{ id: string }>) {
-          const scope = scopeOf(ctx);
-          const id = requireId(ctx.params.id, 'document');
-          const { documents, chunks } = await repos();
-          if (!(await documents.get(scope, id))) throw notFound('DOCUMENT_NOT_FOUND', `No document ${id}`);
+          const { scope, id, chunks } = await documentOf(ctx, ctx.params.id);
           const rows = await chunks.listByDocument(scope, id);
           return { items: rows.map((c) => ({ id: c.id, ord: c.ord, page: c.page, heading: c.heading, lang: c.lang, tokenCount: c.tokenCount, text: c.text })) };
         },
@@ -322,10 +333,7 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
       'jobs.get': {
         params: { id: 'string' },
         async handler(ctx: RagmeshContext<{ id: string }>) {
-          const id = requireId(ctx.params.id, 'job');
-          const job = await (await repos()).jobs.get(scopeOf(ctx), id);
-          if (!job) throw notFound('JOB_NOT_FOUND', `No job ${id}`);
-          return jobView(job);
+          return jobView((await jobOf(ctx, ctx.params.id)).job);
         },
       },
 
@@ -333,11 +341,7 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
       'jobs.cancel': {
         params: { id: 'string' },
         async handler(ctx: RagmeshContext<{ id: string }>) {
-          const scope = scopeOf(ctx);
-          const id = requireId(ctx.params.id, 'job');
-          const { jobs } = await repos();
-          const job = await jobs.get(scope, id);
-          if (!job) throw notFound('JOB_NOT_FOUND', `No job ${id}`);
+          const { scope, id, job, jobs } = await jobOf(ctx, ctx.params.id);
           if (job.status !== 'queued' && job.status !== 'running') throw conflict('JOB_FINISHED', `The job is already ${job.status}`, { status: job.status });
           await jobs.requestCancel(scope, id);
           void ctx.broadcast(JOB_CANCEL_EVENT, { jobId: id });
@@ -359,11 +363,7 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
       'jobs.retry': {
         params: { id: 'string' },
         async handler(ctx: RagmeshContext<{ id: string }>) {
-          const scope = scopeOf(ctx);
-          const id = requireId(ctx.params.id, 'job');
-          const { jobs, documents } = await repos();
-          const job = await jobs.get(scope, id);
-          if (!job) throw notFound('JOB_NOT_FOUND', `No job ${id}`);
+          const { scope, id, job, jobs, documents } = await jobOf(ctx, ctx.params.id);
           if (!job.documentId || !(await documents.get(scope, job.documentId))) throw conflict('DOCUMENT_DELETED', 'The document of this job was deleted');
           const queued = await jobs.transition(scope, id, 'queued', { attempts: 0, error: null, errorCode: null });
           if (!queued) throw conflict('JOB_NOT_RETRYABLE', `A ${job.status} job cannot be retried`, { status: job.status });
@@ -398,11 +398,7 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
       'deadLetters.replay': {
         params: { jobId: 'string' },
         async handler(ctx: RagmeshContext<{ jobId: string }>) {
-          const scope = scopeOf(ctx);
-          const id = requireId(ctx.params.jobId, 'job');
-          const { jobs, documents, audit } = await repos();
-          const job = await jobs.get(scope, id);
-          if (!job) throw notFound('JOB_NOT_FOUND', `No job ${id}`);
+          const { scope, id, job, jobs, documents, audit } = await jobOf(ctx, ctx.params.jobId);
           // The job row is the truth: queued first, so the replayed message finds work to do.
           const queued = await jobs.transition(scope, id, 'queued', { attempts: 0, error: null, errorCode: null });
           if (!queued) throw conflict('JOB_NOT_RETRYABLE', `A ${job.status} job cannot be replayed`, { status: job.status });
