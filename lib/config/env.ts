@@ -65,6 +65,13 @@ export const VARIABLES: VarSpec[] = [
   { name: 'SEARCH_LEG_TIMEOUT_MS', default: '2000', doc: 'How long search waits for each leg (lexical, dense incl. embedding the query); a leg that fails or takes longer is dropped and the answer says `degraded`.' },
   { name: 'SEARCH_CANDIDATES', default: '100', doc: 'Hits each search leg contributes to Reciprocal Rank Fusion (at least the requested limit).' },
   { name: 'SEARCH_LEXICAL_POSTINGS', default: '20000', doc: 'Lexical search scores every chunk holding any query word while the query words occur in at most this many chunks together; beyond it the commonest words still score but no longer bring in candidates of their own (bounds latency on large tenants).' },
+  { name: 'LLM_BACKEND', default: 'extractive', doc: '`extractive` (offline default, no weights: answers with the best-matching sentences of the sources, cited) or `openai` (an OpenAI-compatible server inside your network: vLLM, llama.cpp server, Ollama).' },
+  { name: 'LLM_URL', doc: 'Base URL of the OpenAI-compatible server, `http://vllm:8000/v1`. Required when LLM_BACKEND=openai.' },
+  { name: 'LLM_MODEL', default: 'default', doc: 'Model name sent to the OpenAI-compatible server.' },
+  { name: 'LLM_API_KEY', doc: 'Bearer key for the OpenAI-compatible server, if it wants one.', secret: true },
+  { name: 'LLM_CONCURRENCY', default: '2', doc: 'Generations one llm process runs at once.' },
+  { name: 'LLM_QUEUE_LIMIT', default: '16', doc: 'Generations waiting for a slot; beyond that callers get 503 OVERLOADED with Retry-After.' },
+  { name: 'LLM_MAX_TOKENS', default: '512', doc: 'Largest number of tokens one answer may generate (a request may ask for fewer).' },
   { name: 'JWT_SECRET', doc: 'HS256 secret (at least 32 characters) that signs and verifies access tokens. Required in the mesh profile; the embedded profile creates one in DATA_DIR/secrets/jwt-secret on first start.', secret: true },
   { name: 'JWT_ISSUER', default: 'ragmesh', doc: 'The `iss` every token must carry.' },
   { name: 'JWT_TTL_SECONDS', default: '86400', doc: 'Lifetime of tokens printed by `npm run token`.' },
@@ -108,6 +115,7 @@ export interface Config {
   ingest: { concurrency: number; uploadMaxBytes: number; uploadMaxFiles: number; chunkTargetTokens: number; chunkOverlapTokens: number };
   search: { legTimeoutMs: number; candidates: number; lexicalPostings: number };
   auth: { jwtSecret: string | null; issuer: string; ttlSeconds: number };
+  llm: { backend: 'extractive' | 'openai'; url: string | null; model: string; apiKey: string | null; concurrency: number; queueLimit: number; maxTokens: number };
   requestTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
   buildCommit: string | null;
@@ -248,6 +256,10 @@ export function loadConfig(env: Env = process.env): Config {
   const queueUrl = queueDriver === 'amqp' ? r.required('QUEUE_URL', 'when QUEUE_DRIVER=amqp') : r.string('QUEUE_URL');
   r.url('QUEUE_URL', ['amqp:', 'amqps:'], queueUrl);
 
+  const llmBackend = r.oneOf('LLM_BACKEND', ['extractive', 'openai'] as const);
+  const llmUrl = llmBackend === 'openai' ? r.required('LLM_URL', 'when LLM_BACKEND=openai') : r.string('LLM_URL');
+  r.url('LLM_URL', ['http:', 'https:'], llmUrl);
+
   const jwtSecret = r.string('JWT_SECRET');
   if (jwtSecret === null && profile === 'mesh') {
     r.fail('JWT_SECRET', 'is required in the mesh profile (at least 32 characters)');
@@ -287,6 +299,15 @@ export function loadConfig(env: Env = process.env): Config {
       legTimeoutMs: r.int('SEARCH_LEG_TIMEOUT_MS', 10, 600_000),
       candidates: r.int('SEARCH_CANDIDATES', 10, 1000),
       lexicalPostings: r.int('SEARCH_LEXICAL_POSTINGS', 100, 100_000_000),
+    },
+    llm: {
+      backend: llmBackend,
+      url: llmUrl,
+      model: r.string('LLM_MODEL') ?? 'default',
+      apiKey: r.string('LLM_API_KEY'),
+      concurrency: r.int('LLM_CONCURRENCY', 1, 256),
+      queueLimit: r.int('LLM_QUEUE_LIMIT', 0, 100_000),
+      maxTokens: r.int('LLM_MAX_TOKENS', 1, 131_072),
     },
     auth: { jwtSecret, issuer: r.string('JWT_ISSUER') ?? 'ragmesh', ttlSeconds: r.int('JWT_TTL_SECONDS', 60, 31_536_000) },
     requestTimeoutMs: r.int('REQUEST_TIMEOUT_MS', 100, 3_600_000),

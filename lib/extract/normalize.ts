@@ -20,6 +20,11 @@ export function normalizeText(raw: string): string {
 const RU_STOPWORDS = new Set('и в во не что он на я с со как а то все она так его но да ты к у же вы за бы по только ее мне было вот от меня еще нет о из ему теперь когда даже ну вдруг ли если уже или ни быть был него до вас нибудь опять уж вам ведь там потом себя ничего ей может они тут где есть надо ней для мы тебя их чем была сам чтоб без будто чего раз тоже себе под будет ж тогда кто этот того потому этого какой совсем ним здесь этом один почти мой тем чтобы нее сейчас были куда зачем всех никогда можно при наконец два об другой хоть после над больше тот через эти нас про всего них какая много разве три эту моя впрочем хорошо свою этой перед иногда лучше чуть том нельзя такой им более всегда конечно всю между это также являются'.split(' '));
 const EN_STOPWORDS = new Set('the of and to in is was he for it with as his on be at by i this had not are but from or have an they which one you were her all she there would their we him been has when who will more no if out so said what up its about into than them can only other new some could time these two may then do first any my now such like our over man me even most made after also did many before must through back years where much your way well down should because each just those people how too little state good very make world still own see men work long get here between both life being under never day same another know while last might us great old year off come since against go came right used take three'.split(' '));
 
+/** A Russian or English function word: carries no meaning for matching. */
+export function isStopword(word: string): boolean {
+  return RU_STOPWORDS.has(word) || EN_STOPWORDS.has(word);
+}
+
 /**
  * The full-text language of a passage: 'ru' or 'en' when the evidence is clear
  * (script and common words), 'simple' otherwise (no stemming: still matches words).

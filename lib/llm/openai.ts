@@ -1,0 +1,79 @@
+import { unavailable } from '../errors.ts';
+import { approximateTokens } from '../chunking/index.ts';
+import { citationsIn, ragMessages } from './prompt.ts';
+import type { GenerateEvent, GenerateRequest, LlmBackend } from './types.ts';
+
+/**
+ * Any OpenAI-compatible server inside the operator's network (vLLM, llama.cpp server,
+ * Ollama, or another ragmesh): /chat/completions with `stream: true`, read as SSE.
+ */
+export class OpenAiCompatibleBackend implements LlmBackend {
+  readonly name = 'openai';
+  readonly version: string;
+
+  constructor(
+    private readonly baseUrl: string,
+    private readonly model: string,
+    private readonly apiKey: string | null,
+    private readonly sourceBudget = 2048,
+  ) {
+    this.version = `openai:${model}`;
+  }
+
+  async *generate(request: GenerateRequest): AsyncIterable<GenerateEvent> {
+    const { messages, used } = request.sources.length ? ragMessages(request.messages, request.sources, this.sourceBudget) : { messages: request.messages, used: [] };
+    let response: Response;
+    try {
+      response = await fetch(`${this.baseUrl.replace(/\/$/, '')}/chat/completions`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', ...(this.apiKey && { Authorization: `Bearer ${this.apiKey}` }) },
+        body: JSON.stringify({ model: this.model, messages, stream: true, max_tokens: request.maxTokens, stream_options: { include_usage: true } }),
+        signal: request.signal,
+      });
+    } catch (err) {
+      if (request.signal.aborted) return;
+      throw unavailable('LLM_UNREACHABLE', `The LLM server is unreachable: ${(err as Error).message}`);
+    }
+    if (!response.ok || !response.body) {
+      throw unavailable('LLM_ERROR', `The LLM server answered ${response.status}: ${(await response.text().catch(() => '')).slice(0, 300)}`);
+    }
+    let text = '';
+    let usage: { prompt_tokens?: number; completion_tokens?: number } | undefined;
+    let finish: string | null = null;
+    const decoder = new TextDecoder();
+    let buffer = '';
+    try {
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        buffer += decoder.decode(chunk, { stream: true });
+        let newline: number;
+        while ((newline = buffer.indexOf('\n')) >= 0) {
+          const line = buffer.slice(0, newline).trim();
+          buffer = buffer.slice(newline + 1);
+          if (!line.startsWith('data:')) continue;
+          const data = line.slice(5).trim();
+          if (data === '[DONE]') continue;
+          const event = JSON.parse(data) as { choices?: Array<{ delta?: { content?: string }; finish_reason?: string | null }>; usage?: typeof usage };
+          if (event.usage) usage = event.usage;
+          const choice = event.choices?.[0];
+          if (choice?.finish_reason) finish = choice.finish_reason;
+          if (choice?.delta?.content) {
+            text += choice.delta.content;
+            yield { type: 'token', text: choice.delta.content };
+          }
+        }
+      }
+    } catch (err) {
+      if (request.signal.aborted) return;
+      throw err;
+    }
+    yield {
+      type: 'done',
+      usage: {
+        promptTokens: usage?.prompt_tokens ?? messages.reduce((sum, m) => sum + approximateTokens(m.content), 0),
+        completionTokens: usage?.completion_tokens ?? approximateTokens(text),
+      },
+      citations: citationsIn(text, used.map((s) => s.n)),
+      finishReason: finish === 'length' ? 'length' : 'stop',
+    };
+  }
+}
