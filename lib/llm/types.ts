@@ -1,3 +1,6 @@
+/** Broadcast with { generationId } to stop a generation on whichever llm node runs it. */
+export const LLM_ABORT_EVENT = 'llm.abort';
+
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
   content: string;

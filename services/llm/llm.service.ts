@@ -4,10 +4,8 @@ import type { ServiceSchema } from 'moleculer';
 import { ExtractiveBackend } from '../../lib/llm/extractive.ts';
 import { Gate } from '../../lib/llm/gate.ts';
 import { OpenAiCompatibleBackend } from '../../lib/llm/openai.ts';
-import type { ChatMessage, GenerateEvent, LlmBackend, LlmSource } from '../../lib/llm/types.ts';
+import { LLM_ABORT_EVENT, type ChatMessage, type GenerateEvent, type LlmBackend, type LlmSource } from '../../lib/llm/types.ts';
 import { readinessAction, type RagmeshContext, type Runtime } from '../../lib/runtime/service-kit.ts';
-
-export const LLM_ABORT_EVENT = 'llm.abort';
 
 export interface GenerateParams {
   /** Chosen by the caller, so it can abort the generation from any node. */

@@ -8,20 +8,15 @@ import { NO_MODEL_ANSWER, NOT_FOUND_ANSWER } from '../../lib/llm/extractive.ts';
 import { Gate } from '../../lib/llm/gate.ts';
 import { createLogger } from '../../lib/logging.ts';
 import { Stores } from '../../lib/runtime/stores.ts';
-import llmService, { LLM_ABORT_EVENT, type GenerateParams, type StreamLine } from './llm.service.ts';
+import { ndjson } from '../../lib/llm/answering.ts';
+import { LLM_ABORT_EVENT } from '../../lib/llm/types.ts';
+import llmService, { type GenerateParams, type StreamLine } from './llm.service.ts';
 
 async function collect(stream: Readable, onLine?: (line: StreamLine, all: StreamLine[]) => void): Promise<StreamLine[]> {
   const lines: StreamLine[] = [];
-  let buffer = '';
-  for await (const chunk of stream) {
-    buffer += chunk.toString();
-    let newline: number;
-    while ((newline = buffer.indexOf('\n')) >= 0) {
-      const line = JSON.parse(buffer.slice(0, newline)) as StreamLine;
-      buffer = buffer.slice(newline + 1);
-      lines.push(line);
-      onLine?.(line, lines);
-    }
+  for await (const line of ndjson(stream)) {
+    lines.push(line);
+    onLine?.(line, lines);
   }
   return lines;
 }

@@ -1,0 +1,131 @@
+import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { KeyValueStore } from '../ports/key-value.ts';
+import type { TenantScope } from '../ports/tenant-scope.ts';
+import type { SearchFilters, SearchHit, SearchResult } from '../search/types.ts';
+import type { RagmeshContext } from '../runtime/service-kit.ts';
+import { ANSWER_TTL_MS, answerCacheKey } from './answer-cache.ts';
+import { LLM_ABORT_EVENT, type ChatMessage, type GenerateEvent, type LlmSource, type Usage } from './types.ts';
+
+export interface Citation {
+  n: number;
+  chunkId: string;
+  documentId: string;
+  title: string | null;
+  page: number | null;
+}
+
+export interface AnswerOptions {
+  rag: boolean;
+  filters?: SearchFilters;
+  /** Chunks retrieved for the prompt. */
+  topK?: number;
+  maxTokens?: number;
+}
+
+export interface AnswerEvents {
+  sources(sources: Array<Citation & { snippet: string }>, degraded: SearchResult['degraded']): void;
+  token(text: string): void;
+}
+
+export interface AnswerResult {
+  content: string;
+  usage: Usage;
+  citations: Citation[];
+  finishReason: 'stop' | 'length';
+  cached: boolean;
+  sources: LlmSource[];
+}
+
+/**
+ * One answer, as chat (SSE) and the OpenAI-compatible API both give it: retrieve
+ * (RAG) → cached answer, or generate on the llm service → tokens as they come. The
+ * caller's AbortSignal (its client went away) aborts the generation on whichever llm
+ * node runs it, by event: closing a stream does not cross the transporter.
+ */
+export async function answer(
+  ctx: RagmeshContext,
+  kv: KeyValueStore,
+  scope: TenantScope,
+  messages: ChatMessage[],
+  options: AnswerOptions,
+  events: AnswerEvents,
+  signal: AbortSignal,
+): Promise<AnswerResult | null> {
+  const question = [...messages].reverse().find((m) => m.role === 'user')?.content ?? '';
+  let hits: SearchHit[] = [];
+  if (options.rag) {
+    const result = (await ctx.call('api.search', { query: question, limit: options.topK ?? 6, filters: options.filters })) as SearchResult;
+    hits = result.hits;
+    events.sources(hits.map((h, i) => ({ ...citationOf(h, i + 1), snippet: h.snippet })), result.degraded);
+  }
+  const sources: LlmSource[] = hits.map((h, i) => ({ n: i + 1, chunkId: h.chunkId, documentId: h.documentId, title: h.title, page: h.page, text: h.text }));
+  const info = (await ctx.call('llm.info')) as { version: string };
+
+  // RAG answers are cached (key: question + the chunks found + model version); a plain
+  // chat answer depends on the conversation, so it is not.
+  const cacheKey = options.rag
+    ? await answerCacheKey(kv, scope, {
+        question,
+        chunkIds: sources.map((s) => s.chunkId),
+        documentIds: sources.map((s) => s.documentId),
+        modelVersion: `${info.version}:${options.maxTokens ?? 'default'}`,
+      })
+    : null;
+  const cached = cacheKey ? await kv.get(cacheKey) : null;
+  if (cached) {
+    const hit = JSON.parse(cached) as Omit<AnswerResult, 'cached' | 'sources'>;
+    for (const piece of hit.content.match(/\S+\s*/g) ?? []) events.token(piece);
+    return { ...hit, cached: true, sources };
+  }
+
+  const generationId = randomUUID();
+  const abort = () => void ctx.broadcast(LLM_ABORT_EVENT, { generationId });
+  signal.addEventListener('abort', abort, { once: true });
+  try {
+    const stream = (await ctx.call('llm.generate', { generationId, messages, sources, maxTokens: options.maxTokens })) as Readable;
+    let content = '';
+    let done: Extract<GenerateEvent, { type: 'done' }> | null = null;
+    for await (const line of ndjson(stream)) {
+      if (signal.aborted) {
+        stream.destroy();
+        return null;
+      }
+      if (line.type === 'token') {
+        content += line.text;
+        events.token(line.text);
+      } else if (line.type === 'done') done = line;
+      else if (line.type === 'error') throw Object.assign(new Error(line.message), { type: line.code, code: 502 });
+    }
+    if (!done) return null;
+    const result = {
+      content,
+      usage: done.usage,
+      citations: done.citations.map((n) => citationOf(hits[n - 1]!, n)),
+      finishReason: done.finishReason,
+    };
+    if (cacheKey) await kv.set(cacheKey, JSON.stringify(result), ANSWER_TTL_MS);
+    return { ...result, cached: false, sources };
+  } finally {
+    signal.removeEventListener('abort', abort);
+  }
+}
+
+function citationOf(hit: SearchHit, n: number): Citation {
+  return { n, chunkId: hit.chunkId, documentId: hit.documentId, title: hit.title, page: hit.page };
+}
+
+type Line = GenerateEvent | { type: 'error'; code: string; message: string };
+
+export async function* ndjson(stream: Readable): AsyncIterable<Line> {
+  let buffer = '';
+  for await (const chunk of stream) {
+    buffer += chunk.toString();
+    let newline: number;
+    while ((newline = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, newline);
+      buffer = buffer.slice(newline + 1);
+      if (line.trim()) yield JSON.parse(line) as Line;
+    }
+  }
+}

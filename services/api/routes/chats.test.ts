@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { signAccessToken, type Role } from '../../../lib/auth/jwt.ts';
+import { loadConfig } from '../../../lib/config/env.ts';
+import { NO_MODEL_ANSWER } from '../../../lib/llm/extractive.ts';
+import { createLogger } from '../../../lib/logging.ts';
+import { bootNode, type RunningNode } from '../../../lib/runtime/boot.ts';
+import { textPdf } from '../../../test/fixtures/documents.ts';
+import { httpJson } from '../../../test/support/http.ts';
+import { upload, waitForJob } from '../../../test/support/ingest.ts';
+import { tempDir, type Disposable } from '../../../test/support/services.ts';
+import { STREAMS_PER_USER } from './chats.ts';
+
+/** Reads an SSE answer to the end: [event, data] pairs. */
+async function ask(url: string, token: string, body: unknown, init: { method?: string; signal?: AbortSignal } = {}) {
+  const res = await fetch(url, {
+    method: init.method ?? 'POST',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', Accept: 'text/event-stream' },
+    body: init.method === 'GET' ? undefined : JSON.stringify(body),
+    signal: init.signal,
+  });
+  const text = await res.text();
+  const events = text
+    .split('\n\n')
+    .map((block) => [/^event: (.*)$/m.exec(block)?.[1], /^data: (.*)$/m.exec(block)?.[1]] as const)
+    .filter(([e, d]) => e && d)
+    .map(([e, d]) => ({ event: e!, data: JSON.parse(d!) }));
+  return { res, events, text };
+}
+
+describe('chats and RAG answers over SSE (embedded profile)', () => {
+  let node: RunningNode;
+  let dir: Disposable<string>;
+  let base: string;
+  let alice: string;
+  const token = (roles: Role[], userId = 'alice', tenantId = 'acme') =>
+    signAccessToken({ tenantId, userId, roles }, node.runtime.jwtSecret, { issuer: 'ragmesh', ttlSeconds: 600 });
+
+  before(async () => {
+    dir = await tempDir();
+    const env = { DATA_DIR: dir.value, PORT: '0', LOG_LEVEL: 'warn' };
+    node = await bootNode(loadConfig(env), createLogger('warn'), env);
+    base = `http://127.0.0.1:${node.httpPort}`;
+    alice = await token(['editor']);
+    const pdf = await textPdf([
+      ['Office handbook', 'The office opens at nine in the morning.'],
+      ['Договор аренды', 'Арендатор вносит арендную плату до пятого числа каждого месяца.'],
+    ]);
+    const res = await upload(base, alice, { name: 'handbook.pdf', content: pdf });
+    assert.equal((await waitForJob(base, alice, res.body.job.id)).status, 'ready');
+  });
+  after(async () => {
+    await node.stop();
+    await dir.dispose();
+  });
+
+  it('creates, lists, renames and deletes chats, each visible to its owner only', async () => {
+    const created = await httpJson(`${base}/api/v1/chats`, { method: 'POST', token: alice, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ title: 'Lease questions' }) });
+    assert.equal(created.status, 201);
+    const renamed = await httpJson(`${base}/api/v1/chats/${created.body.id}`, { method: 'PATCH', token: alice, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ title: 'Lease' }) });
+    assert.equal(renamed.body.title, 'Lease');
+    assert.ok((await httpJson(`${base}/api/v1/chats`, { token: alice })).body.items.some((c: { id: string }) => c.id === created.body.id));
+    const bob = await token(['editor'], 'bob');
+    assert.equal((await httpJson(`${base}/api/v1/chats/${created.body.id}`, { token: bob })).status, 404);
+    const otherTenant = await token(['admin'], 'alice', 'globex');
+    assert.equal((await httpJson(`${base}/api/v1/chats/${created.body.id}`, { token: otherTenant })).status, 404);
+    assert.equal((await httpJson(`${base}/api/v1/chats/${created.body.id}`, { method: 'DELETE', token: alice })).status, 200);
+    assert.equal((await httpJson(`${base}/api/v1/chats/${created.body.id}`, { token: alice })).status, 404);
+  });
+
+  it('answers with sources, streamed tokens and a citation of the right page; the exchange is stored', async () => {
+    const chat = (await httpJson(`${base}/api/v1/chats`, { method: 'POST', token: alice })).body;
+    const { res, events } = await ask(`${base}/api/v1/chats/${chat.id}/messages`, alice, { content: 'До какого числа вносится арендная плата?' });
+    assert.equal(res.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+    assert.equal(res.headers.get('x-accel-buffering'), 'no');
+    assert.deepEqual([...new Set(events.map((e) => e.event))], ['meta', 'sources', 'token', 'done']);
+    assert.equal(events[0]!.data.chatId, chat.id);
+    const answer = events.filter((e) => e.event === 'token').map((e) => e.data.text).join('');
+    assert.match(answer, /пятого числа каждого месяца/);
+    const done = events.at(-1)!.data;
+    assert.equal(done.citations[0].page, 2);
+    assert.match(answer, new RegExp(`\\[${done.citations[0].n}\\]`));
+
+    const stored = await httpJson(`${base}/api/v1/chats/${chat.id}`, { token: alice });
+    assert.deepEqual(stored.body.messages.map((m: { role: string }) => m.role), ['user', 'assistant']);
+    assert.equal(stored.body.messages[1].content, answer);
+    assert.equal(stored.body.messages[1].sources[0].page, 2);
+
+    // The same question again: answered from the cache, same text.
+    const again = await ask(`${base}/api/v1/chats/${chat.id}/messages`, alice, { content: 'до какого числа вносится арендная плата' });
+    assert.equal(again.events.at(-1)!.data.cached, true);
+    assert.equal(again.events.filter((e) => e.event === 'token').map((e) => e.data.text).join(''), answer);
+  });
+
+  it('says plainly in plain chat that no generative model is configured (EventSource GET variant)', async () => {
+    const chat = (await httpJson(`${base}/api/v1/chats`, { method: 'POST', token: alice })).body;
+    const { events } = await ask(`${base}/api/v1/chats/${chat.id}/messages/stream?content=${encodeURIComponent('Tell me a joke')}&rag=false`, alice, null, { method: 'GET' });
+    assert.ok(!events.some((e) => e.event === 'sources'));
+    assert.equal(events.filter((e) => e.event === 'token').map((e) => e.data.text).join(''), NO_MODEL_ANSWER);
+  });
+
+  it('refuses a user past the concurrent stream cap with 429, counted in the KV store', async () => {
+    const chat = (await httpJson(`${base}/api/v1/chats`, { method: 'POST', token: alice })).body;
+    const kv = await node.stores.kv();
+    // Streams held elsewhere (another api replica) fill every slot.
+    for (let i = 0; i < STREAMS_PER_USER; i++) await kv.set(`sse-slot:acme:carol:${i}`, 'elsewhere', 60_000);
+    const carol = await token(['viewer'], 'carol');
+    const carolChat = (await httpJson(`${base}/api/v1/chats`, { method: 'POST', token: carol })).body;
+    const refused = await httpJson(`${base}/api/v1/chats/${carolChat.id}/messages`, { method: 'POST', token: carol, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ content: 'hello' }) });
+    assert.equal(refused.status, 429);
+    assert.equal(refused.body.error.code, 'TOO_MANY_STREAMS');
+    assert.ok(Number(refused.headers.get('retry-after')) >= 1);
+    const ok = await ask(`${base}/api/v1/chats/${chat.id}/messages`, alice, { content: 'office hours' });
+    assert.equal(ok.res.status, 200, 'other users are not affected');
+  });
+
+  it('refuses empty and oversized questions with a 400', async () => {
+    const chat = (await httpJson(`${base}/api/v1/chats`, { method: 'POST', token: alice })).body;
+    const post = (body: unknown) => httpJson(`${base}/api/v1/chats/${chat.id}/messages`, { method: 'POST', token: alice, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    assert.equal((await post({ content: '   ' })).body.error.code, 'EMPTY_MESSAGE');
+    assert.equal((await post({ content: 'x'.repeat(9000) })).body.error.code, 'MESSAGE_TOO_LONG');
+    assert.equal((await post({})).status, 400);
+  });
+});

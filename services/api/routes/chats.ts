@@ -1,0 +1,196 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { badRequest, notFound, tooMany } from '../../../lib/errors.ts';
+import { answer, type AnswerOptions } from '../../../lib/llm/answering.ts';
+import type { ChatMessage } from '../../../lib/llm/types.ts';
+import { tenantScope } from '../../../lib/ports/tenant-scope.ts';
+import { ChatsRepository, type ChatRow, type MessageRow } from '../../../lib/repositories/chats.ts';
+import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
+import { openSse } from '../sse.ts';
+import type { ApiRouteModule } from './module.ts';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const MAX_QUESTION = 8000;
+/** Concurrent answer streams one user may hold, across every api replica. */
+export const STREAMS_PER_USER = 3;
+const STREAM_SLOT_TTL_MS = 60_000;
+/** Earlier turns given to the model as context. */
+const HISTORY = 10;
+
+interface GatewayReq extends IncomingMessage {
+  $ctx: RagmeshContext;
+  $params: Record<string, string>;
+  body?: Record<string, unknown>;
+}
+
+interface GatewayThis {
+  sendError(req: IncomingMessage, res: ServerResponse, err: unknown): void;
+}
+
+interface AskParams {
+  content: string;
+  rag: boolean;
+  tags?: string[];
+  sourceIds?: string[];
+  maxTokens?: number;
+}
+
+/**
+ * Chats: create, list, rename, delete; messages persisted with the sources used. Asking
+ * streams the answer over SSE: `meta`, `sources`, `token`…, `done` (usage, citations)
+ * or `error`; heartbeats every 15 s. The client closing the connection aborts the
+ * generation upstream.
+ */
+export function chatRoutes(runtime: Runtime): ApiRouteModule {
+  const chats = async () => new ChatsRepository((await runtime.stores.db()).knex);
+  const chatOf = async (ctx: RagmeshContext, rawId: unknown): Promise<ChatRow> => {
+    const auth = ctx.meta.auth!;
+    const id = typeof rawId === 'string' && UUID.test(rawId) ? rawId : null;
+    const chat = id ? await (await chats()).get(tenantScope(auth.tenantId), auth.userId, id) : null;
+    if (!chat) throw notFound('CHAT_NOT_FOUND', `No chat ${String(rawId).slice(0, 64)}`);
+    return chat;
+  };
+
+  /** Takes one of the user's stream slots in the KV store (Redis in the mesh), or answers 429. */
+  const takeStreamSlot = async (tenantId: string, userId: string): Promise<() => Promise<void>> => {
+    const kv = await runtime.stores.kv();
+    const holder = randomUUID();
+    for (let i = 0; i < STREAMS_PER_USER; i++) {
+      const key = `sse-slot:${tenantId}:${userId}:${i}`;
+      if (await kv.setIfAbsent(key, holder, STREAM_SLOT_TTL_MS)) {
+        const renew = setInterval(() => void kv.set(key, holder, STREAM_SLOT_TTL_MS).catch(() => undefined), STREAM_SLOT_TTL_MS / 3);
+        return async () => {
+          clearInterval(renew);
+          await kv.deleteIfEquals(key, holder).catch(() => undefined);
+        };
+      }
+    }
+    throw tooMany('TOO_MANY_STREAMS', `At most ${STREAMS_PER_USER} answers may stream at once per user`, 2);
+  };
+
+  const ask = async function (this: GatewayThis, req: GatewayReq, res: ServerResponse, params: AskParams): Promise<void> {
+    const ctx = req.$ctx;
+    const auth = ctx.meta.auth!;
+    const scope = tenantScope(auth.tenantId);
+    const chat = await chatOf(ctx, req.$params.id);
+    const content = params.content.trim();
+    if (!content) throw badRequest('EMPTY_MESSAGE', 'The message is empty');
+    if (content.length > MAX_QUESTION) throw badRequest('MESSAGE_TOO_LONG', `At most ${MAX_QUESTION} characters`);
+    const releaseSlot = await takeStreamSlot(auth.tenantId, auth.userId);
+    const repo = await chats();
+    const history = (await repo.listMessages(scope, chat.id, 1000)).slice(-HISTORY);
+    const question = await repo.addMessage(scope, chat.id, { role: 'user', content });
+
+    const sse = openSse(req, res);
+    const abort = new AbortController();
+    void sse.closed.then(() => abort.abort());
+    sse.send('meta', { requestId: ctx.requestID, chatId: chat.id, messageId: question.id });
+    try {
+      const messages: ChatMessage[] = [...history.map((m) => ({ role: m.role, content: m.content })), { role: 'user', content }];
+      const options: AnswerOptions = {
+        rag: params.rag,
+        filters: params.tags || params.sourceIds ? { tags: params.tags, sourceIds: params.sourceIds } : undefined,
+        maxTokens: params.maxTokens,
+      };
+      const result = await answer(ctx, await runtime.stores.kv(), scope, messages, options, {
+        sources: (sources, degraded) => sse.send('sources', { sources, degraded }),
+        token: (text) => sse.send('token', { text }),
+      }, abort.signal);
+      if (!result) return; // the client left: nothing to store
+      const saved = await repo.addMessage(scope, chat.id, {
+        role: 'assistant',
+        content: result.content,
+        sources: result.sources.map(({ text: _text, ...s }) => s),
+        usage: { ...result.usage, finishReason: result.finishReason, cached: result.cached },
+      });
+      sse.send('done', { messageId: saved.id, usage: result.usage, citations: result.citations, finishReason: result.finishReason, cached: result.cached });
+    } catch (err) {
+      const e = err as { type?: string; message?: string; code?: number };
+      sse.send('error', { code: typeof e.type === 'string' ? e.type : 'INTERNAL', message: (e.code ?? 500) >= 500 && !e.type ? 'The answer failed' : (e.message ?? 'The answer failed') });
+      runtime.logger.warn({ err }, 'chat answer failed');
+    } finally {
+      await releaseSlot();
+      sse.close();
+    }
+  };
+
+  const raw = (handler: (this: GatewayThis, req: GatewayReq, res: ServerResponse) => Promise<void>) =>
+    function (this: GatewayThis, req: GatewayReq, res: ServerResponse) {
+      handler.call(this, req, res).catch((err: unknown) => {
+        if (!res.headersSent) this.sendError(req, res, err);
+        else res.end();
+      });
+    };
+
+  return {
+    aliases: {
+      'POST chats': 'api.chats.create',
+      'GET chats': 'api.chats.list',
+      'GET chats/:id': 'api.chats.get',
+      'PATCH chats/:id': 'api.chats.rename',
+      'DELETE chats/:id': 'api.chats.delete',
+      'POST chats/:id/messages': raw(async function (req, res) {
+        const body = req.body ?? {};
+        await ask.call(this, req, res, askParams(body));
+      }),
+      // EventSource can only GET: the question rides in the query string.
+      'GET chats/:id/messages/stream': raw(async function (req, res) {
+        const query = Object.fromEntries(new URL(req.url ?? '/', 'http://x').searchParams);
+        await ask.call(this, req, res, askParams({ ...query, rag: query.rag !== 'false', tags: query.tags?.split(','), maxTokens: query.maxTokens ? Number(query.maxTokens) : undefined }));
+      }),
+    },
+
+    actions: {
+      'chats.create': {
+        params: { title: { type: 'string', min: 1, max: 200, optional: true } },
+        async handler(ctx: RagmeshContext<{ title?: string }>) {
+          const auth = ctx.meta.auth!;
+          const chat = await (await chats()).create(tenantScope(auth.tenantId), auth.userId, ctx.params.title);
+          ctx.meta.$statusCode = 201;
+          ctx.meta.$location = `/api/v1/chats/${chat.id}`;
+          return chatView(chat);
+        },
+      },
+      'chats.list': {
+        async handler(ctx: RagmeshContext) {
+          const auth = ctx.meta.auth!;
+          return { items: (await (await chats()).list(tenantScope(auth.tenantId), auth.userId)).map(chatView) };
+        },
+      },
+      'chats.get': {
+        params: { id: 'string' },
+        async handler(ctx: RagmeshContext<{ id: string }>) {
+          const chat = await chatOf(ctx, ctx.params.id);
+          const messages = await (await chats()).listMessages(tenantScope(chat.tenantId), chat.id, 1000);
+          return { ...chatView(chat), messages: messages.map(messageView) };
+        },
+      },
+      'chats.rename': {
+        params: { id: 'string', title: { type: 'string', min: 1, max: 200 } },
+        async handler(ctx: RagmeshContext<{ id: string; title: string }>) {
+          const chat = await chatOf(ctx, ctx.params.id);
+          const renamed = await (await chats()).rename(tenantScope(chat.tenantId), chat.userId, chat.id, ctx.params.title);
+          return chatView(renamed!);
+        },
+      },
+      'chats.delete': {
+        params: { id: 'string' },
+        async handler(ctx: RagmeshContext<{ id: string }>) {
+          const chat = await chatOf(ctx, ctx.params.id);
+          await (await chats()).delete(tenantScope(chat.tenantId), chat.userId, chat.id);
+          return { id: chat.id, deleted: true };
+        },
+      },
+    },
+  };
+}
+
+function askParams(body: Record<string, unknown>): AskParams {
+  if (typeof body.content !== 'string') throw badRequest('EMPTY_MESSAGE', 'Send { "content": "your question" }');
+  const list = (v: unknown) => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? (v as string[]) : undefined);
+  const maxTokens = typeof body.maxTokens === 'number' && Number.isInteger(body.maxTokens) && body.maxTokens > 0 ? body.maxTokens : undefined;
+  return { content: body.content, rag: body.rag !== false, tags: list(body.tags), sourceIds: list(body.sourceIds), maxTokens };
+}
+
+const chatView = (c: ChatRow) => ({ id: c.id, title: c.title, createdAt: c.createdAt.toISOString(), updatedAt: c.updatedAt.toISOString() });
+const messageView = (m: MessageRow) => ({ id: m.id, role: m.role, content: m.content, sources: m.sources, usage: m.usage, createdAt: m.createdAt.toISOString() });
