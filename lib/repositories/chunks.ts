@@ -22,6 +22,12 @@ export interface ChunkRow extends Required<Omit<NewChunk, 'id'>> {
   documentId: string;
 }
 
+/**
+ * Chunk rows. The BM25 statistics of search (search_stats, search_terms) follow every
+ * insert and delete through triggers (migration 2026112420_search), inside the same
+ * transaction: pass `trx` to make a write part of a larger transaction (ingest
+ * replaces a document's chunks atomically), or leave it out for a single statement.
+ */
 export class ChunksRepository {
   constructor(private readonly knex: Knex) {}
 

@@ -3,7 +3,7 @@ import { badRequest } from '../errors.ts';
 /** Longer questions are refused rather than cut: a cut question silently searches for something else. */
 export const QUERY_MAX_CHARS = 4000;
 /** Distinct words scored per query; each one costs a join per candidate chunk. */
-export const QUERY_MAX_WORDS = 128;
+export const QUERY_MAX_WORDS = 512;
 
 /**
  * A search question as the user wrote it, split into what the lexical leg needs:

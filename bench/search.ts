@@ -1,0 +1,197 @@
+/**
+ * bench:search — hybrid search latency at 100k chunks against each leg alone, in one run.
+ *
+ *   ratio = hybrid p95 / p95 of the slower leg     goal ≤ 1.2 + 5 ms / (slower leg p95)
+ *           (i.e. hybrid p95 ≤ 1.2 × the slower leg + 5 ms)
+ *
+ * Each mode runs through the same HybridSearch code (mode lexical, dense, hybrid),
+ * hydration and snippets included, against one store set: the embedded profile's
+ * PGlite (chunks, BM25 statistics, pgvector exact scan) unless VECTORS_DRIVER says
+ * otherwise. Corpus: 100k chunks of ~80 words cut from the CISI abstracts at random
+ * offsets with 10 % of the words swapped for other CISI words (so chunks differ but
+ * keep the real vocabulary and term-frequency shape). Vectors: 384-dimensional,
+ * clustered like real embeddings (200 centres, one per 5 documents, plus noise), since
+ * no real model exists here; a query's vector is a noisy centre. Query embedding time
+ * is left out of every mode alike (bench:emb measures it): the embed call returns a
+ * precomputed vector. Queries are the CISI questions. Modes alternate query by query
+ * so machine noise hits all three alike.
+ *
+ * Env: BENCH_CHUNKS (100000), BENCH_QUERIES (150 per mode), BENCH_DATA_DIR (reuse an
+ * already built corpus), VECTORS_DRIVER (pgvector).
+ */
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createHash, randomUUID } from 'node:crypto';
+import { loadConfig } from '../lib/config/env.ts';
+import { createLogger } from '../lib/logging.ts';
+import { collectionFor, type VectorPoint } from '../lib/ports/vector-store.ts';
+import { tenantScope } from '../lib/ports/tenant-scope.ts';
+import { ChunksRepository } from '../lib/repositories/chunks.ts';
+import { DocumentsRepository } from '../lib/repositories/documents.ts';
+import { Stores } from '../lib/runtime/stores.ts';
+import { HybridSearch, type EmbedCalls } from '../lib/search/hybrid.ts';
+import type { ActiveModel } from '../lib/repositories/models.ts';
+
+const CHUNKS = Number(process.env.BENCH_CHUNKS ?? 100_000);
+const QUERIES = Number(process.env.BENCH_QUERIES ?? 150);
+const CHUNKS_PER_DOC = 100;
+const DIM = 384;
+const CENTRES = 200;
+const ALIAS = 'bench-dense';
+const VERSION = '1';
+const CISI = path.resolve(import.meta.dirname, '../../shared/datasets/cisi');
+
+let seed = 42;
+const rand = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+const gauss = () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
+const unit = (v: Float32Array) => {
+  let n = 0;
+  for (const x of v) n += x * x;
+  n = Math.sqrt(n);
+  for (let i = 0; i < v.length; i++) v[i]! /= n;
+  return v;
+};
+const centres = Array.from({ length: CENTRES }, () => unit(Float32Array.from({ length: DIM }, gauss)));
+const noisy = (c: Float32Array, amount: number) => unit(Float32Array.from(c, (x) => x + (amount / Math.sqrt(DIM)) * gauss()));
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+const r2 = (x: number) => Math.round(x * 100) / 100;
+
+async function main(): Promise<void> {
+  const reuse = process.env.BENCH_DATA_DIR;
+  const dataDir = reuse ?? path.join(os.tmpdir(), `ragmesh-bench-search-${process.pid}`);
+  await mkdir(dataDir, { recursive: true });
+  const env = { DATA_DIR: dataDir, LOG_LEVEL: 'warn', VECTORS_DRIVER: process.env.VECTORS_DRIVER ?? 'pgvector' };
+  const config = loadConfig(env);
+  const stores = new Stores(config, createLogger('warn'));
+  const knex = (await stores.db()).knex;
+  const vectors = await stores.vectors();
+  const scope = tenantScope('bench');
+  const collection = collectionFor(ALIAS, VERSION);
+
+  const docs = (await readFile(path.join(CISI, 'docs.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { text: string });
+  const queries = (await readFile(path.join(CISI, 'queries.jsonl'), 'utf8')).trim().split('\n').map((l) => (JSON.parse(l) as { text: string }).text);
+  const docWords = docs.map((d) => d.text.split(/\s+/));
+  const vocabulary = docWords.flat();
+
+  const existing = Number((await knex('chunks').where({ tenant_id: scope.tenantId }).count({ n: '*' }))[0]!.n);
+  const buildStarted = performance.now();
+  if (existing < CHUNKS) {
+    await knex('tenants').insert({ id: scope.tenantId, name: 'bench' }).onConflict('id').ignore();
+    await vectors.ensureCollection({ name: collection, dimension: DIM });
+    const documents = new DocumentsRepository(knex);
+    const chunks = new ChunksRepository(knex);
+    for (let d = Math.floor(existing / CHUNKS_PER_DOC); d * CHUNKS_PER_DOC < CHUNKS; d++) {
+      const { document } = await documents.create(scope, {
+        sourceId: `bench-${d}`,
+        title: `Bench document ${d}`,
+        mime: 'text/plain',
+        sizeBytes: 1,
+        contentHash: createHash('sha256').update(`bench-${d}`).digest('hex'),
+      });
+      const centre = centres[Math.floor(d / 5) % CENTRES]!;
+      const rows = Array.from({ length: CHUNKS_PER_DOC }, (_, ord) => {
+        const words = docWords[(d * 7 + ord) % docWords.length]!;
+        const start = Math.floor(rand() * words.length);
+        const text = Array.from({ length: 80 }, (_, i) => (rand() < 0.1 ? vocabulary[Math.floor(rand() * vocabulary.length)]! : words[(start + i) % words.length]!)).join(' ');
+        return { id: randomUUID(), ord, text, lang: 'en' as const, page: 1 + Math.floor(ord / 5), contentHash: `${d}-${ord}`, tokenCount: 80 };
+      });
+      await knex.transaction((trx) => chunks.insertMany(scope, document.id, rows, trx));
+      const points: VectorPoint[] = rows.map((row) => ({
+        id: row.id,
+        vector: noisy(centre, 0.6),
+        payload: {
+          source_id: `bench-${d}`, document_id: document.id, chunk_id: row.id, page: row.page, lang: 'en', mime: 'text/plain',
+          version: 1, updated_at: new Date().toISOString(), tags: [], embed_model_alias: ALIAS, embed_model_version: VERSION,
+        },
+      }));
+      await vectors.upsert(scope, collection, points);
+      if (d % 100 === 0) process.stderr.write(`built ${(d + 1) * CHUNKS_PER_DOC} chunks in ${Math.round((performance.now() - buildStarted) / 1000)} s\n`);
+    }
+  }
+  const buildSeconds = (performance.now() - buildStarted) / 1000;
+
+  const model = { flag: { alias: ALIAS, activeVersion: VERSION }, model: { manifest: { embed: { engine: 'onnx' } } } } as unknown as ActiveModel;
+  const search = new HybridSearch({
+    knex: async () => knex,
+    vectors: async () => vectors,
+    activeEmbedModels: async () => [model],
+    settings: config.search,
+  });
+  const queryVectors = queries.map(() => Array.from(noisy(centres[Math.floor(rand() * CENTRES)]!, 0.6)));
+  let current = 0;
+  const calls: EmbedCalls = {
+    embedQuery: async (alias) => ({ alias, version: VERSION, vector: queryVectors[current]! }),
+    embedPassages: async () => [],
+  };
+
+  const modes = ['lexical', 'dense', 'hybrid'] as const;
+  const times: Record<(typeof modes)[number], number[]> = { lexical: [], dense: [], hybrid: [] };
+  const hitsSeen: Record<string, number> = { lexical: 0, dense: 0, hybrid: 0 };
+  for (let i = -10; i < QUERIES; i++) {
+    current = ((i % queries.length) + queries.length) % queries.length;
+    // Rotating the order removes any advantage of running first or last.
+    for (let m = 0; m < 3; m++) {
+      const mode = modes[(m + i + 30) % 3]!;
+      const started = performance.now();
+      const res = await search.search(scope, { query: queries[current]!, mode, limit: 10 }, calls);
+      const ms = performance.now() - started;
+      if (res.degraded) throw new Error(`${mode} degraded: ${JSON.stringify(res.degraded)}`);
+      if (i >= 0) {
+        times[mode].push(ms);
+        hitsSeen[mode]! += res.hits.length;
+      }
+    }
+  }
+
+  const p = Object.fromEntries(modes.map((m) => [m, { p50: r2(pct(times[m], 50)), p95: r2(pct(times[m], 95)) }])) as Record<(typeof modes)[number], { p50: number; p95: number }>;
+  const slower = Math.max(p.lexical.p95, p.dense.p95);
+  const ratio = p.hybrid.p95 / slower;
+  const goal = 1.2 + 5 / slower;
+  const dbBytes = await dirSize(path.join(dataDir, 'pg')).catch(() => 0);
+  console.log(`bench:search  ${CHUNKS} chunks (${CHUNKS / CHUNKS_PER_DOC} documents), ${QUERIES} CISI questions per mode, limit 10`);
+  console.log(`  node ${process.version}, db ${config.db.driver}, vectors ${config.vectors.driver} (exact scan), ${os.cpus().length} cores; corpus build ${Math.round(buildSeconds)} s, pg dir ${Math.round(dbBytes / 2 ** 20)} MB`);
+  for (const m of modes) console.log(`  ${m.padEnd(8)} p50 ${p[m].p50.toFixed(2).padStart(8)} ms   p95 ${p[m].p95.toFixed(2).padStart(8)} ms   hits/query ${(hitsSeen[m]! / QUERIES).toFixed(1)}`);
+  console.log(`  hybrid p95 / slower leg p95 = ${ratio.toFixed(3)} (goal ≤ ${goal.toFixed(3)} = 1.2 + 5 ms / ${slower} ms)`);
+  console.log(`  hybrid p95 / (lexical p95 + dense p95) = ${(p.hybrid.p95 / (p.lexical.p95 + p.dense.p95)).toFixed(3)} (1.0 = the legs ran one after the other)`);
+  await stores.close();
+  if (!reuse) await rm(dataDir, { recursive: true, force: true });
+  console.log(
+    JSON.stringify({
+      bench: 'search',
+      ratio: Math.round(ratio * 1000) / 1000,
+      goal: Math.round(goal * 1000) / 1000,
+      lower_is_better: true,
+      chunks: CHUNKS,
+      queries_per_mode: QUERIES,
+      lexical_p50_ms: p.lexical.p50,
+      lexical_p95_ms: p.lexical.p95,
+      dense_p50_ms: p.dense.p50,
+      dense_p95_ms: p.dense.p95,
+      hybrid_p50_ms: p.hybrid.p50,
+      hybrid_p95_ms: p.hybrid.p95,
+      db: config.db.driver,
+      vectors: config.vectors.driver,
+      node: process.version,
+      cores: os.cpus().length,
+    }),
+  );
+}
+
+async function dirSize(dir: string): Promise<number> {
+  const { readdir } = await import('node:fs/promises');
+  let total = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) total += (await stat(path.join(entry.parentPath, entry.name))).size;
+  }
+  return total;
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,354 @@
+import type { Knex } from 'knex';
+import type { Logger } from 'pino';
+import { badRequest, RagmeshError, unavailable } from '../errors.ts';
+import type { ModelManifest } from '../models/manifest.ts';
+import { collectionFor, type VectorFilter, type VectorStore } from '../ports/vector-store.ts';
+import type { TenantScope } from '../ports/tenant-scope.ts';
+import type { ActiveModel } from '../repositories/models.ts';
+import { FT_CONFIGS, SearchRepository, type FtConfig, type LexicalPlan, type SearchRowFilters } from '../repositories/search.ts';
+import { withTimeout } from '../runtime/stores.ts';
+import { maximalMarginalRelevance } from './mmr.ts';
+import { parseQuery, type ParsedQuery } from './query.ts';
+import { reciprocalRankFusion, type FusedItem } from './rrf.ts';
+import { leadingExcerpt, renderSnippet } from './snippet.ts';
+import type { SearchFilters, SearchHit, SearchParams, SearchResult } from './types.ts';
+
+/** BM25 parameters: the textbook values, which the CISI/Cranfield references use. */
+export const BM25 = { k1: 1.2, b: 0.75 } as const;
+export const DEFAULT_RRF_K = 60;
+export const DEFAULT_LIMIT = 10;
+export const MAX_LIMIT = 100;
+
+/**
+ * RRF weight of the dense leg when the request gives none. A model may state its own
+ * (`embed.fusionWeight` in its manifest). Otherwise: the bundled hashed-n-gram model
+ * matches spelling, not meaning — a second lexical leg — and at equal weight it
+ * pulled nDCG@10 down (Cranfield 0.357 → 0.338–0.351, a Russian set 0.952 →
+ * 0.900–0.943) while 0.15–0.3 was neutral to +2 %. On CISI (bench:retrieval) 0.1 was
+ * the best of 0.05–0.3 and 1 (nDCG@10 0.412 vs lexical alone 0.409; 0.25 gave 0.400).
+ * A real sentence encoder (onnx) brings meaning and gets the lexical leg's weight.
+ */
+export const HASHED_NGRAM_DENSE_WEIGHT = 0.1;
+
+export function defaultDenseWeight(manifest: ModelManifest | null | undefined): number {
+  const embed = manifest?.embed as { engine?: string; fusionWeight?: unknown } | undefined;
+  const stated = embed?.fusionWeight;
+  if (typeof stated === 'number' && Number.isFinite(stated) && stated >= 0 && stated <= 10) return stated;
+  return embed?.engine === 'hashed-ngrams' ? HASHED_NGRAM_DENSE_WEIGHT : 1;
+}
+
+export interface SearchSettings {
+  legTimeoutMs: number;
+  candidates: number;
+  lexicalPostings: number;
+}
+
+export interface QueryEmbedding {
+  alias: string;
+  version: string;
+  vector: number[];
+}
+
+/** What one search call may ask of the embedding service (through the caller's context). */
+export interface EmbedCalls {
+  embedQuery(alias: string, text: string): Promise<QueryEmbedding>;
+  /** Vectors of candidate texts for MMR, from the same model version as the query. */
+  embedPassages(alias: string, version: string, texts: string[]): Promise<number[][]>;
+}
+
+export interface HybridSearchDeps {
+  knex: () => Promise<Knex>;
+  vectors: () => Promise<VectorStore>;
+  /** The active embedding models (the first one is the default dense alias). */
+  activeEmbedModels: () => Promise<ActiveModel[]>;
+  settings: SearchSettings;
+  logger?: Logger;
+}
+
+interface LegOutcome<T> {
+  value: T | null;
+  error: string | null;
+  cause?: unknown;
+}
+
+interface LexicalOutcome {
+  ids: string[];
+  highlight: Partial<Record<FtConfig, string[]>>;
+}
+
+interface DenseOutcome {
+  ids: string[];
+  alias: string;
+  version: string;
+}
+
+/**
+ * Hybrid search: BM25 over PostgreSQL full-text and kNN over the vector store run in
+ * parallel and are fused by Reciprocal Rank Fusion. Both legs take the tenant scope
+ * down into their data layer (SearchRepository, VectorStore). A leg that fails or
+ * times out is dropped and named in `degraded`; only when no leg answers does the
+ * call fail, with a retryable 503.
+ */
+export class HybridSearch {
+  private readonly ensured = new Set<string>();
+  private modelsCache: { at: number; value: Promise<ActiveModel[]> } | null = null;
+
+  constructor(private readonly deps: HybridSearchDeps) {}
+
+  async search(scope: TenantScope, params: SearchParams, calls: EmbedCalls): Promise<SearchResult> {
+    const started = performance.now();
+    const request = validateParams(params);
+    const parsed = parseQuery(params.query);
+    const filters = normalizeFilters(params.filters);
+    const { settings } = this.deps;
+    const candidates = Math.max(request.limit, settings.candidates);
+
+    const runLexical = request.mode !== 'dense';
+    const runDense = request.mode !== 'lexical';
+    const denseModel = runDense || request.mmr ? await this.pickModel(params.alias) : null;
+
+    const [lexical, dense] = await Promise.all([
+      runLexical ? settle(withTimeout(this.lexical(scope, parsed, filters, candidates), settings.legTimeoutMs, 'lexical search')) : null,
+      runDense ? settle(withTimeout(this.dense(scope, parsed, filters, candidates, denseModel, calls), settings.legTimeoutMs, 'dense search')) : null,
+    ]);
+    const degraded: NonNullable<SearchResult['degraded']> = {};
+    if (lexical?.error) degraded.lexical = lexical.error;
+    if (dense?.error) degraded.dense = dense.error;
+    if (!lexical?.value && !dense?.value) {
+      throw unavailable('SEARCH_UNAVAILABLE', 'Search is unavailable right now: no search leg answered', degraded);
+    }
+    for (const [leg, outcome] of [['lexical', lexical], ['dense', dense]] as const) {
+      if (outcome?.error) this.deps.logger?.warn({ leg, err: outcome.cause }, 'search leg dropped');
+    }
+
+    const weights = {
+      lexical: params.weights?.lexical ?? 1,
+      dense: params.weights?.dense ?? (denseModel ? defaultDenseWeight(denseModel.model.manifest) : 1),
+    };
+    const fused = reciprocalRankFusion(
+      { ...(lexical?.value && { lexical: lexical.value.ids }), ...(dense?.value && { dense: dense.value.ids }) },
+      { k: request.rrfK, weights },
+    );
+
+    const knex = await this.deps.knex();
+    const repo = new SearchRepository(knex);
+    // A few more than asked: a dense hit whose chunk row was replaced meanwhile is dropped.
+    const pool = fused.slice(0, request.mmr ? Math.min(MAX_LIMIT * 2, request.limit * 4) : request.limit + 10);
+    const rows = await repo.hits(scope, pool.map((f) => f.id), lexical?.value?.highlight ?? {});
+    const fusedById = new Map(pool.map((f) => [f.id, f]));
+    let ranked: Array<{ item: FusedItem; row: (typeof rows)[number]; score: number }> = rows.map((row) => {
+      const item = fusedById.get(row.chunkId)!;
+      return { item, row, score: item.score };
+    });
+
+    if (request.mmr && ranked.length > 1) {
+      try {
+        if (!denseModel) throw new Error('no embedding model to compare candidates with');
+        const version = dense?.value?.version ?? denseModel.flag.activeVersion;
+        const vectors = await withTimeout(
+          calls.embedPassages(denseModel.flag.alias, version, ranked.map((r) => r.row.text)),
+          settings.legTimeoutMs,
+          'MMR embedding',
+        );
+        ranked = maximalMarginalRelevance(ranked, vectors, { lambda: request.mmr.lambda, limit: request.limit });
+      } catch (err) {
+        degraded.mmr = describe(err);
+      }
+    }
+
+    const hits: SearchHit[] = ranked.slice(0, request.limit).map(({ item, row }) => ({
+      chunkId: row.chunkId,
+      documentId: row.documentId,
+      sourceId: row.sourceId,
+      title: row.title,
+      page: row.page,
+      heading: row.heading,
+      text: row.text,
+      snippet: row.headline ? renderSnippet(row.headline) : renderSnippet(leadingExcerpt(row.text)),
+      score: item.score,
+      ranks: { ...item.ranks },
+      lang: row.lang,
+      mime: row.mime,
+      tags: row.tags,
+    }));
+    return {
+      hits,
+      degraded: Object.keys(degraded).length ? degraded : null,
+      dense: dense?.value ? { alias: dense.value.alias, version: dense.value.version } : null,
+      tookMs: Math.round((performance.now() - started) * 10) / 10,
+      fusion: { k: request.rrfK, weights },
+    };
+  }
+
+  /** The lexical leg alone: chunk ids by BM25, best first. */
+  async lexical(scope: TenantScope, parsed: ParsedQuery, filters: SearchRowFilters | undefined, limit: number): Promise<LexicalOutcome> {
+    const repo = new SearchRepository(await this.deps.knex());
+    const stats = await repo.stats(scope);
+    if (stats.chunkCount <= 0) return { ids: [], highlight: {} };
+    const wantedLangs = filters?.langs;
+    const configs = FT_CONFIGS.filter(
+      (c) => stats.chunksPerConfig[c] > 0 && (!wantedLangs || wantedLangs.some((l) => configOfLang(l) === c)),
+    );
+    const analyzed = await repo.analyze(scope, parsed.words.join(' '), configs);
+    const plans: LexicalPlan[] = [];
+    const highlight: Partial<Record<FtConfig, string[]>> = {};
+    const n = stats.chunkCount;
+    await Promise.all(
+      configs.map(async (config) => {
+        const terms = analyzed.get(config) ?? [];
+        if (terms.length === 0) return;
+        const df = await repo.documentFrequencies(scope, config, terms.map((t) => t.term));
+        const weighted = terms.map((t) => {
+          const d = df.get(t.term) ?? 0;
+          return { term: t.term, df: d, weight: t.qtf * Math.log(1 + (n - d + 0.5) / (d + 0.5)) };
+        });
+        plans.push({
+          config,
+          terms: weighted.map(({ term, weight }) => ({ term, weight })),
+          recruit: recruitingTerms(weighted, this.deps.settings.lexicalPostings),
+          phrases: parsed.phrases,
+          excluded: parsed.excluded,
+        });
+        highlight[config] = terms.map((t) => t.term);
+      }),
+    );
+    if (plans.length === 0) return { ids: [], highlight };
+    plans.sort((a, b) => FT_CONFIGS.indexOf(a.config) - FT_CONFIGS.indexOf(b.config));
+    const hits = await repo.bm25(scope, plans, { ...BM25, avgLength: stats.totalLength / n, limit, filters });
+    return { ids: hits.map((h) => h.chunkId), highlight };
+  }
+
+  /** The dense leg alone: chunk ids by cosine similarity to the query, best first. */
+  async dense(
+    scope: TenantScope,
+    parsed: ParsedQuery,
+    filters: SearchRowFilters | undefined,
+    limit: number,
+    model: ActiveModel | null,
+    calls: EmbedCalls,
+  ): Promise<DenseOutcome> {
+    if (!model) throw new Error('no active embedding model');
+    const embedding = await calls.embedQuery(model.flag.alias, parsed.text);
+    const collection = collectionFor(embedding.alias, embedding.version);
+    const vectors = await this.deps.vectors();
+    if (!this.ensured.has(collection)) {
+      // Search before the first ingest of a version finds an empty collection, not an error.
+      await vectors.ensureCollection({ name: collection, dimension: embedding.vector.length });
+      this.ensured.add(collection);
+    }
+    const hits = await vectors.search(scope, collection, embedding.vector, { limit, filter: filters as VectorFilter | undefined });
+    const ids = [...new Set(hits.map((h) => h.payload.chunk_id))];
+    return { ids, alias: embedding.alias, version: embedding.version };
+  }
+
+  private async pickModel(alias: string | undefined): Promise<ActiveModel | null> {
+    const now = Date.now();
+    // Flags change by maintenance actions, rarely; a few seconds of staleness only
+    // delays a new default weight, while the version itself comes from emb.embed.
+    if (!this.modelsCache || now - this.modelsCache.at > 5000) {
+      const value = this.deps.activeEmbedModels();
+      this.modelsCache = { at: now, value };
+      value.catch(() => (this.modelsCache = null));
+    }
+    let active: ActiveModel[];
+    try {
+      active = await this.modelsCache.value;
+    } catch {
+      return null;
+    }
+    if (alias === undefined) return active[0] ?? null;
+    const found = active.find((m) => m.flag.alias === alias);
+    if (!found) throw badRequest('UNKNOWN_EMBEDDING_ALIAS', `No active embedding model under the alias "${String(alias).slice(0, 100)}"`);
+    return found;
+  }
+}
+
+/**
+ * Terms that bring in candidates: the rarest first, while their chunks add up to the
+ * postings budget. The rest still score every candidate; a chunk holding only very
+ * common words would rank last anyway. Below the budget the result is exact BM25.
+ */
+export function recruitingTerms(terms: Array<{ term: string; df: number }>, budget: number): string[] {
+  const sorted = [...terms].sort((a, b) => a.df - b.df || (a.term < b.term ? -1 : 1));
+  const recruit: string[] = [];
+  let postings = 0;
+  for (const t of sorted) {
+    if (recruit.length > 0 && postings + t.df > budget) break;
+    recruit.push(t.term);
+    postings += t.df;
+  }
+  return recruit;
+}
+
+function configOfLang(lang: string): FtConfig {
+  return lang === 'ru' ? 'russian' : lang === 'en' ? 'english' : 'simple';
+}
+
+interface ValidRequest {
+  limit: number;
+  mode: 'hybrid' | 'lexical' | 'dense';
+  rrfK: number;
+  mmr: { lambda: number } | null;
+}
+
+function validateParams(params: SearchParams): ValidRequest {
+  const limit = params.limit ?? DEFAULT_LIMIT;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw badRequest('INVALID_LIMIT', `limit must be an integer from 1 to ${MAX_LIMIT}`);
+  const mode = params.mode ?? 'hybrid';
+  if (!['hybrid', 'lexical', 'dense'].includes(mode)) throw badRequest('INVALID_MODE', 'mode must be hybrid, lexical or dense');
+  const rrfK = params.rrfK ?? DEFAULT_RRF_K;
+  if (typeof rrfK !== 'number' || !Number.isFinite(rrfK) || rrfK < 0 || rrfK > 10_000) throw badRequest('INVALID_RRF_K', 'rrfK must be a number from 0 to 10000');
+  for (const leg of ['lexical', 'dense'] as const) {
+    const w = params.weights?.[leg];
+    if (w !== undefined && (typeof w !== 'number' || !Number.isFinite(w) || w < 0 || w > 100)) {
+      throw badRequest('INVALID_WEIGHT', `weights.${leg} must be a number from 0 to 100`);
+    }
+  }
+  const lambda = params.mmr?.lambda;
+  if (params.mmr !== undefined && (typeof lambda !== 'number' || !(lambda >= 0 && lambda <= 1))) {
+    throw badRequest('INVALID_MMR', 'mmr.lambda must be a number from 0 to 1');
+  }
+  return { limit, mode, rrfK, mmr: params.mmr ? { lambda: lambda! } : null };
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function normalizeFilters(filters: SearchFilters | undefined): SearchRowFilters | undefined {
+  if (!filters) return undefined;
+  const list = (name: keyof SearchFilters, check?: (v: string) => boolean) => {
+    const value = filters[name];
+    if (value === undefined) return undefined;
+    if (!Array.isArray(value) || value.length > 100 || value.some((v) => typeof v !== 'string' || v.length === 0 || v.length > 256)) {
+      throw badRequest('INVALID_FILTER', `filters.${name} must be a list of at most 100 non-empty strings`);
+    }
+    if (check && !value.every(check)) throw badRequest('INVALID_FILTER', `filters.${name} holds a value that is not a valid id`);
+    return value.length ? [...new Set(value)] : undefined;
+  };
+  const out: SearchRowFilters = {
+    tags: list('tags'),
+    sourceIds: list('sourceIds'),
+    documentIds: list('documentIds', (v) => UUID.test(v)),
+    langs: list('langs'),
+    mimes: list('mimes'),
+  };
+  for (const key of Object.keys(out) as Array<keyof SearchRowFilters>) if (!out[key]) delete out[key];
+  return Object.keys(out).length ? out : undefined;
+}
+
+async function settle<T>(promise: Promise<T>): Promise<LegOutcome<T>> {
+  try {
+    return { value: await promise, error: null };
+  } catch (err) {
+    return { value: null, error: describe(err), cause: err };
+  }
+}
+
+/** A reason a client may read: the stable code for our own errors, a short message otherwise. */
+function describe(err: unknown): string {
+  if (err instanceof RagmeshError || (err as { type?: string })?.type) {
+    const e = err as { type?: string; message?: string };
+    return `${e.type ?? 'ERROR'}: ${e.message ?? ''}`.slice(0, 200);
+  }
+  const message = (err as Error)?.message ?? String(err);
+  return /timed out/.test(message) ? message.slice(0, 200) : 'the leg failed (see the server log)';
+}

@@ -1,0 +1,69 @@
+import { unauthorized } from '../../../lib/errors.ts';
+import type { EmbedParams, EmbedResult } from '../../emb/emb.service.ts';
+import { tenantScope } from '../../../lib/ports/tenant-scope.ts';
+import { ModelsRepository } from '../../../lib/repositories/models.ts';
+import { HybridSearch, MAX_LIMIT, type EmbedCalls } from '../../../lib/search/hybrid.ts';
+import type { SearchParams, SearchResult } from '../../../lib/search/types.ts';
+import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
+import type { ApiRouteModule } from './module.ts';
+
+const stringList = { type: 'array', items: 'string', optional: true, max: 100 } as const;
+
+/**
+ * POST /api/v1/search: hybrid search over the caller's tenant (any role). Other
+ * services (RAG chat, the OpenAI-compatible API) call `api.search` with the same
+ * meta, so the tenant always comes from the verified token, never from params.
+ */
+export function searchRoutes(runtime: Runtime): ApiRouteModule {
+  const search = new HybridSearch({
+    knex: async () => (await runtime.stores.db()).knex,
+    vectors: () => runtime.stores.vectors(),
+    activeEmbedModels: async () => new ModelsRepository((await runtime.stores.db()).knex).listActive('embed'),
+    settings: runtime.config.search,
+    logger: runtime.logger,
+  });
+
+  return {
+    aliases: { 'POST search': 'api.search' },
+    actions: {
+      search: {
+        params: {
+          // Length and emptiness are checked by the search itself, with stable codes.
+          query: { type: 'string' },
+          limit: { type: 'number', integer: true, min: 1, max: MAX_LIMIT, optional: true },
+          mode: { type: 'enum', values: ['hybrid', 'lexical', 'dense'], optional: true },
+          rrfK: { type: 'number', min: 0, max: 10_000, optional: true },
+          weights: {
+            type: 'object',
+            optional: true,
+            strict: 'remove',
+            props: { lexical: { type: 'number', min: 0, max: 100, optional: true }, dense: { type: 'number', min: 0, max: 100, optional: true } },
+          },
+          mmr: { type: 'object', optional: true, strict: 'remove', props: { lambda: { type: 'number', min: 0, max: 1 } } },
+          alias: { type: 'string', optional: true, max: 128 },
+          filters: {
+            type: 'object',
+            optional: true,
+            strict: 'remove',
+            props: { tags: stringList, sourceIds: stringList, documentIds: stringList, langs: stringList, mimes: stringList },
+          },
+        },
+        async handler(ctx: RagmeshContext<SearchParams>): Promise<SearchResult> {
+          const auth = ctx.meta.auth;
+          if (!auth) throw unauthorized('MISSING_TOKEN', 'search needs an authenticated caller');
+          const calls: EmbedCalls = {
+            async embedQuery(alias, text) {
+              const res = (await ctx.call('emb.embed', { alias, texts: [text], kind: 'query' } satisfies EmbedParams, { timeout: runtime.config.search.legTimeoutMs })) as EmbedResult;
+              return { alias: res.alias, version: res.version, vector: res.vectors[0]! };
+            },
+            async embedPassages(alias, version, texts) {
+              const res = (await ctx.call('emb.embed', { alias, version, texts, kind: 'passage' } satisfies EmbedParams, { timeout: runtime.config.search.legTimeoutMs })) as EmbedResult;
+              return res.vectors;
+            },
+          };
+          return search.search(tenantScope(auth.tenantId), ctx.params, calls);
+        },
+      },
+    },
+  };
+}
