@@ -83,7 +83,7 @@ export async function answer(
   const abort = () => void ctx.broadcast(LLM_ABORT_EVENT, { generationId });
   signal.addEventListener('abort', abort, { once: true });
   try {
-    const stream = (await ctx.call('llm.generate', { generationId, messages, sources, maxTokens: options.maxTokens })) as Readable;
+    const stream = (await ctx.call('llm.generate', { generationId, messages, sources, grounded: options.rag, maxTokens: options.maxTokens })) as Readable;
     let content = '';
     let done: Extract<GenerateEvent, { type: 'done' }> | null = null;
     for await (const line of ndjson(stream)) {

@@ -5,7 +5,7 @@ import type { GenerateEvent, GenerateRequest, LlmBackend, LlmSource } from './ty
 
 export const NO_MODEL_ANSWER =
   'No generative model is configured in this ragmesh, so it answers only from your documents. Ask with your documents as sources (RAG), or ask an administrator to configure an LLM backend.';
-export const NOT_FOUND_ANSWER = 'The documents found do not answer this question.';
+export const NOT_FOUND_ANSWER = 'Your documents do not answer this question.';
 
 /** At most this many sentences make an answer: a grounded summary, not a dump of the sources. */
 const MAX_SENTENCES = 4;
@@ -24,7 +24,7 @@ export class ExtractiveBackend implements LlmBackend {
   async *generate(request: GenerateRequest): AsyncIterable<GenerateEvent> {
     const question = [...request.messages].reverse().find((m) => m.role === 'user')?.content ?? '';
     const promptTokens = request.messages.reduce((sum, m) => sum + approximateTokens(m.content), 0) + request.sources.reduce((sum, s) => sum + approximateTokens(s.text), 0);
-    const picked = request.sources.length === 0 ? null : pickSentences(question, request.sources);
+    const picked = request.grounded || request.sources.length > 0 ? pickSentences(question, request.sources) : null;
     const answer = picked === null ? NO_MODEL_ANSWER : picked.length === 0 ? NOT_FOUND_ANSWER : picked.map((s) => `${s.text} [${s.n}]`).join(' ');
     const citations = [...new Set((picked ?? []).map((s) => s.n))].sort((a, b) => a - b);
 

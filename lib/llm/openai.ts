@@ -21,7 +21,7 @@ export class OpenAiCompatibleBackend implements LlmBackend {
   }
 
   async *generate(request: GenerateRequest): AsyncIterable<GenerateEvent> {
-    const { messages, used } = request.sources.length ? ragMessages(request.messages, request.sources, this.sourceBudget) : { messages: request.messages, used: [] };
+    const { messages, used } = request.grounded || request.sources.length ? ragMessages(request.messages, request.sources, this.sourceBudget) : { messages: request.messages, used: [] };
     let response: Response;
     try {
       response = await fetch(`${this.baseUrl.replace(/\/$/, '')}/chat/completions`, {

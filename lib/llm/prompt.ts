@@ -16,7 +16,10 @@ export function ragMessages(messages: ChatMessage[], sources: LlmSource[], sourc
     used.push(source);
     spent += cost;
   }
-  if (used.length === 0) return { messages, used };
+  if (used.length === 0) {
+    const none: ChatMessage = { role: 'system', content: 'No source was found for this question in the user\'s documents: say plainly that their documents do not answer it.' };
+    return { messages: [none, ...messages.filter((m) => m.role !== 'system')], used };
+  }
   const listing = used.map((s) => `[${s.n}] ${s.title ?? 'Untitled'}${s.page ? `, page ${s.page}` : ''}\n${s.text}`).join('\n\n');
   return { messages: [{ role: 'system', content: `${SYSTEM}\n\nSources:\n\n${listing}` }, ...messages.filter((m) => m.role !== 'system')], used };
 }

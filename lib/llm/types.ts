@@ -19,6 +19,8 @@ export interface LlmSource {
 export interface GenerateRequest {
   messages: ChatMessage[];
   sources: LlmSource[];
+  /** The answer must come from the sources (RAG), even when retrieval found none. */
+  grounded: boolean;
   /** Budget of generated tokens; generation stops there with finishReason 'length'. */
   maxTokens: number;
   signal: AbortSignal;

@@ -12,6 +12,8 @@ export interface GenerateParams {
   generationId: string;
   messages: ChatMessage[];
   sources?: LlmSource[];
+  /** A RAG answer: with no sources it says the documents do not answer, rather than chatting. */
+  grounded?: boolean;
   maxTokens?: number;
 }
 
@@ -69,6 +71,7 @@ export default function llmService(runtime: Runtime): ServiceSchema {
               },
             },
           },
+          grounded: { type: 'boolean', optional: true },
           maxTokens: { type: 'number', integer: true, min: 1, optional: true },
         },
         async handler(ctx: RagmeshContext<GenerateParams>) {
@@ -84,7 +87,7 @@ export default function llmService(runtime: Runtime): ServiceSchema {
           };
           void (async () => {
             try {
-              for await (const event of backend.generate({ messages: ctx.params.messages, sources: (ctx.params.sources ?? []) as LlmSource[], maxTokens, signal: abort.signal })) {
+              for await (const event of backend.generate({ messages: ctx.params.messages, sources: (ctx.params.sources ?? []) as LlmSource[], grounded: ctx.params.grounded ?? false, maxTokens, signal: abort.signal })) {
                 if (abort.signal.aborted) break;
                 await write(event);
               }

@@ -1,8 +1,9 @@
 import type { ApiRouteFactory } from './module.ts';
 import { documentRoutes } from './documents.ts';
 import { chatRoutes } from './chats.ts';
+import { openAiRoutes } from './openai.ts';
 import { searchRoutes } from './search.ts';
 import { systemRoutes } from './system.ts';
 
 /** Every slice of the gateway; add a module here to expose its endpoints. */
-export const API_ROUTE_MODULES: ApiRouteFactory[] = [systemRoutes, documentRoutes, searchRoutes, chatRoutes];
+export const API_ROUTE_MODULES: ApiRouteFactory[] = [systemRoutes, documentRoutes, searchRoutes, chatRoutes, openAiRoutes];
