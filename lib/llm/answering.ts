@@ -60,7 +60,7 @@ export async function answer(
     events.sources(hits.map((h, i) => ({ ...citationOf(h, i + 1), snippet: h.snippet })), result.degraded);
   }
   const sources: LlmSource[] = hits.map((h, i) => ({ n: i + 1, chunkId: h.chunkId, documentId: h.documentId, title: h.title, page: h.page, text: h.text }));
-  const info = (await ctx.call('llm.info')) as { version: string };
+  const info = await llmInfo(ctx);
 
   // RAG answers are cached (key: question + the chunks found + model version); a plain
   // chat answer depends on the conversation, so it is not.
@@ -109,6 +109,17 @@ export async function answer(
   } finally {
     signal.removeEventListener('abort', abort);
   }
+}
+
+/** What backend version answers (part of cache keys); asked once every few seconds, not per answer. */
+let infoCache: { value: Promise<{ version: string }>; until: number } | null = null;
+function llmInfo(ctx: RagmeshContext): Promise<{ version: string }> {
+  if (!infoCache || infoCache.until < Date.now()) {
+    const value = ctx.call('llm.info') as Promise<{ version: string }>;
+    infoCache = { value, until: Date.now() + 10_000 };
+    value.catch(() => (infoCache = null));
+  }
+  return infoCache.value;
 }
 
 function citationOf(hit: SearchHit, n: number): Citation {

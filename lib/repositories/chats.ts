@@ -58,25 +58,33 @@ export class ChatsRepository {
     return (await this.knex('chats').where({ tenant_id: scope.tenantId, user_id: userId, id }).delete()) === 1;
   }
 
+  /** Stores a message and touches its chat in one statement: one round trip on the answer's path. */
   async addMessage(
     scope: TenantScope,
     chatId: string,
     message: { role: MessageRole; content: string; sources?: unknown[]; usage?: Record<string, unknown> },
   ): Promise<MessageRow> {
-    return this.knex.transaction(async (trx) => {
-      const [row] = await trx('messages')
-        .insert({
-          tenant_id: scope.tenantId,
-          chat_id: chatId,
-          role: message.role,
-          content: message.content,
-          sources: JSON.stringify(message.sources ?? []),
-          usage: message.usage ? JSON.stringify(message.usage) : null,
-        })
-        .returning('*');
-      await trx('chats').where({ tenant_id: scope.tenantId, id: chatId }).update({ updated_at: trx.fn.now() });
-      return toMessage(row);
-    });
+    const { rows } = await this.knex.raw(
+      `with inserted as (
+         insert into messages (tenant_id, chat_id, role, content, sources, usage)
+         values (?, ?, ?, ?, ?::jsonb, ?::jsonb)
+         returning *
+       ), touched as (
+         update chats set updated_at = now() where tenant_id = ? and id = ?
+       )
+       select * from inserted`,
+      [scope.tenantId, chatId, message.role, message.content, JSON.stringify(message.sources ?? []), message.usage ? JSON.stringify(message.usage) : null, scope.tenantId, chatId],
+    );
+    return toMessage(rows[0]);
+  }
+
+  /** The last `limit` messages, oldest first: the context of the next answer. */
+  async listRecentMessages(scope: TenantScope, chatId: string, limit: number): Promise<MessageRow[]> {
+    const rows = await this.knex('messages')
+      .where({ tenant_id: scope.tenantId, chat_id: chatId })
+      .orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }])
+      .limit(Math.min(Math.max(limit, 1), 1000));
+    return rows.reverse().map(toMessage);
   }
 
   async listMessages(scope: TenantScope, chatId: string, limit = 200): Promise<MessageRow[]> {

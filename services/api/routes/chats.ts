@@ -72,14 +72,30 @@ export function chatRoutes(runtime: Runtime): ApiRouteModule {
     const ctx = req.$ctx;
     const auth = ctx.meta.auth!;
     const scope = tenantScope(auth.tenantId);
-    const chat = await chatOf(ctx, req.$params.id);
     const content = params.content.trim();
     if (!content) throw badRequest('EMPTY_MESSAGE', 'The message is empty');
     if (content.length > MAX_QUESTION) throw badRequest('MESSAGE_TOO_LONG', `At most ${MAX_QUESTION} characters`);
-    const releaseSlot = await takeStreamSlot(auth.tenantId, auth.userId);
     const repo = await chats();
-    const history = (await repo.listMessages(scope, chat.id, 1000)).slice(-HISTORY);
-    const question = await repo.addMessage(scope, chat.id, { role: 'user', content });
+    // Ownership, the stream slot and the context are independent reads: one round trip of latency, not three.
+    const [chatResult, slotResult, historyResult] = await Promise.allSettled([
+      chatOf(ctx, req.$params.id),
+      takeStreamSlot(auth.tenantId, auth.userId),
+      UUID.test(req.$params.id ?? '') ? repo.listRecentMessages(scope, req.$params.id!, HISTORY) : Promise.resolve([]),
+    ]);
+    if (chatResult.status === 'rejected' || slotResult.status === 'rejected' || historyResult.status === 'rejected') {
+      if (slotResult.status === 'fulfilled') await slotResult.value();
+      throw [chatResult, slotResult, historyResult].find((r): r is PromiseRejectedResult => r.status === 'rejected')!.reason;
+    }
+    const chat = chatResult.value;
+    const releaseSlot = slotResult.value;
+    const history = historyResult.value;
+    let question: MessageRow;
+    try {
+      question = await repo.addMessage(scope, chat.id, { role: 'user', content });
+    } catch (err) {
+      await releaseSlot();
+      throw err;
+    }
 
     const sse = openSse(req, res);
     const abort = new AbortController();

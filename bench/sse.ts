@@ -1,0 +1,86 @@
+/**
+ * bench:sse — time to the first token of an answer through the mesh (client → nginx-less
+ * api over HTTP → llm in another process over RabbitMQ → SSE back), against the same
+ * backend called in-process, in one run.
+ *
+ *   ratio = added ms at p50 (mesh p50 − in-process p50)     goal ≤ 5 ms, lower is better
+ *
+ * Plain chat (no retrieval), so the figure is the transport and gateway cost, not
+ * search. The backend is the offline extractive one.
+ */
+import { randomUUID } from 'node:crypto';
+import { ExtractiveBackend } from '../lib/llm/extractive.ts';
+import { httpJson } from '../test/support/http.ts';
+import { TestMesh } from '../test/support/mesh.ts';
+
+const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 60);
+const percentile = (values: number[], p: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor((p / 100) * values.length))]!;
+const round = (x: number) => Math.round(x * 100) / 100;
+
+async function inProcessFirstToken(): Promise<number> {
+  const backend = new ExtractiveBackend();
+  const started = performance.now();
+  for await (const event of backend.generate({ messages: [{ role: 'user', content: 'hello there' }], sources: [], grounded: false, maxTokens: 64, signal: new AbortController().signal })) {
+    if (event.type === 'token') return performance.now() - started;
+  }
+  throw new Error('no token');
+}
+
+async function meshFirstToken(url: string, token: string): Promise<number> {
+  const started = performance.now();
+  const res = await fetch(url, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ content: `hello there ${randomUUID()}`, rag: false }) });
+  const decoder = new TextDecoder();
+  let buffer = '';
+  let first = -1;
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true });
+    if (first < 0 && buffer.includes('event: token')) first = performance.now() - started;
+  }
+  if (first < 0) throw new Error(`no token: ${buffer.slice(0, 300)}`);
+  return first;
+}
+
+async function main(): Promise<void> {
+  const mesh = await TestMesh.create();
+  try {
+    await Promise.all([mesh.start('gateway', 'api'), mesh.start('llm', 'llm'), mesh.start('models', 'emb,ingest,analyze,maintenance')]);
+    await mesh.waitForDiscovery(await mesh.token('bench', 'ops', 'admin'));
+    const token = await mesh.token('bench', 'user', 'editor');
+    const chat = (await httpJson(`${mesh.apiUrl}/api/v1/chats`, { method: 'POST', token })).body;
+    const url = `${mesh.apiUrl}/api/v1/chats/${chat.id}/messages`;
+
+    for (let i = 0; i < 5; i++) await meshFirstToken(url, token); // warm-up: connections, JIT
+    // Alternate the two sides so drift in machine load hits both alike.
+    const mesh1: number[] = [];
+    const local: number[] = [];
+    for (let i = 0; i < SAMPLES; i++) {
+      mesh1.push(await meshFirstToken(url, token));
+      local.push(await inProcessFirstToken());
+    }
+    const added = percentile(mesh1, 50) - percentile(local, 50);
+    console.log(`first token: mesh p50 ${round(percentile(mesh1, 50))} ms, p95 ${round(percentile(mesh1, 95))} ms; in-process p50 ${round(percentile(local, 50))} ms`);
+    console.log(
+      JSON.stringify({
+        bench: 'sse',
+        ratio: round(added),
+        goal: 5,
+        lower_is_better: true,
+        unit: 'ms added at p50',
+        mesh_p50_ms: round(percentile(mesh1, 50)),
+        mesh_p95_ms: round(percentile(mesh1, 95)),
+        in_process_p50_ms: round(percentile(local, 50)),
+        added_p95_ms: round(percentile(mesh1, 95) - percentile(local, 95)),
+        samples: SAMPLES,
+        transporter: 'amqp',
+        node: process.version,
+      }),
+    );
+  } finally {
+    await mesh.stop();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
