@@ -1,29 +1,19 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { signAccessToken, type Role } from '../../lib/auth/jwt.ts';
-import { loadConfig } from '../../lib/config/env.ts';
-import { createLogger } from '../../lib/logging.ts';
-import { bootNode, type RunningNode } from '../../lib/runtime/boot.ts';
+import { startEmbeddedNode, type EmbeddedNode } from '../../test/support/embedded.ts';
 import { httpJson } from '../../test/support/http.ts';
-import { tempDir, type Disposable } from '../../test/support/services.ts';
 
 describe('api gateway (embedded profile, all six services in one broker)', () => {
-  let node: RunningNode;
-  let dir: Disposable<string>;
+  let embedded: EmbeddedNode;
   let base: string;
-  const token = (roles: Role[], tenantId = 'acme', userId = 'alice') =>
-    signAccessToken({ tenantId, userId, roles }, node.runtime.jwtSecret, { issuer: 'ragmesh', ttlSeconds: 300 });
+  const token = (roles: Role[], tenantId = 'acme', userId = 'alice') => embedded.token(roles, userId, tenantId);
 
   before(async () => {
-    dir = await tempDir();
-    const env = { DATA_DIR: dir.value, PORT: '0', LOG_LEVEL: 'warn' };
-    node = await bootNode(loadConfig(env), createLogger('warn'), env);
-    base = `http://127.0.0.1:${node.httpPort}`;
+    embedded = await startEmbeddedNode();
+    base = embedded.base;
   });
-  after(async () => {
-    await node.stop();
-    await dir.dispose();
-  });
+  after(() => embedded.stop());
 
   it('answers /healthz, /readyz (with its database check) and /api/version', async () => {
     assert.deepEqual((await httpJson(`${base}/healthz`)).body, { status: 'ok' });

@@ -1,16 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { signAccessToken, type Role } from '../../lib/auth/jwt.ts';
-import { loadConfig } from '../../lib/config/env.ts';
-import { createLogger } from '../../lib/logging.ts';
+import type { Role } from '../../lib/auth/jwt.ts';
 import { tenantScope } from '../../lib/ports/tenant-scope.ts';
 import { collectionFor } from '../../lib/ports/vector-store.ts';
 import { ModelsRepository } from '../../lib/repositories/models.ts';
-import { bootNode, type RunningNode } from '../../lib/runtime/boot.ts';
+import type { RunningNode } from '../../lib/runtime/boot.ts';
+import { startEmbeddedNode, type EmbeddedNode } from '../../test/support/embedded.ts';
 import { httpJson } from '../../test/support/http.ts';
 import { chunksOf, readSse, upload, waitForJob } from '../../test/support/ingest.ts';
 import { waitFor } from '../../test/support/processes.ts';
-import { tempDir, type Disposable } from '../../test/support/services.ts';
 import { artifactKeys } from './job-model.ts';
 
 /**
@@ -18,24 +16,18 @@ import { artifactKeys } from './job-model.ts';
  * (starter model) and stores in one process, driven over HTTP like a user would.
  */
 describe('ingest (embedded profile)', () => {
+  let embedded: EmbeddedNode;
   let node: RunningNode;
-  let dir: Disposable<string>;
   let base: string;
   let editor: string;
-  const token = (roles: Role[], tenantId = 'acme', userId = 'alice') =>
-    signAccessToken({ tenantId, userId, roles }, node.runtime.jwtSecret, { issuer: 'ragmesh', ttlSeconds: 600 });
+  const token = (roles: Role[], tenantId = 'acme', userId = 'alice') => embedded.token(roles, userId, tenantId);
 
   before(async () => {
-    dir = await tempDir();
-    const env = { DATA_DIR: dir.value, PORT: '0', LOG_LEVEL: 'warn', JOB_BACKOFF_MS: '50', JOB_MAX_ATTEMPTS: '2', UPLOAD_MAX_BYTES: '2000000', CHUNK_TARGET_TOKENS: '64', CHUNK_OVERLAP_TOKENS: '8' };
-    node = await bootNode(loadConfig(env), createLogger('warn'), env);
-    base = `http://127.0.0.1:${node.httpPort}`;
+    embedded = await startEmbeddedNode({ JOB_BACKOFF_MS: '50', JOB_MAX_ATTEMPTS: '2', UPLOAD_MAX_BYTES: '2000000', CHUNK_TARGET_TOKENS: '64', CHUNK_OVERLAP_TOKENS: '8' });
+    ({ node, base } = embedded);
     editor = await token(['editor']);
   });
-  after(async () => {
-    await node.stop();
-    await dir.dispose();
-  });
+  after(() => embedded.stop());
 
   const vectorCount = async (tenantId: string) => {
     const { knex } = await node.stores.db();

@@ -1,14 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { signAccessToken, type Role } from '../../../lib/auth/jwt.ts';
-import { loadConfig } from '../../../lib/config/env.ts';
+import type { Role } from '../../../lib/auth/jwt.ts';
 import { NO_MODEL_ANSWER } from '../../../lib/llm/extractive.ts';
-import { createLogger } from '../../../lib/logging.ts';
-import { bootNode, type RunningNode } from '../../../lib/runtime/boot.ts';
+import type { RunningNode } from '../../../lib/runtime/boot.ts';
+import { startEmbeddedNode, type EmbeddedNode } from '../../../test/support/embedded.ts';
 import { textPdf } from '../../../test/fixtures/documents.ts';
 import { httpJson } from '../../../test/support/http.ts';
 import { upload, waitForJob } from '../../../test/support/ingest.ts';
-import { tempDir, type Disposable } from '../../../test/support/services.ts';
 import { STREAMS_PER_USER } from './chats.ts';
 
 /** Reads an SSE answer to the end: [event, data] pairs. */
@@ -29,18 +27,15 @@ async function ask(url: string, token: string, body: unknown, init: { method?: s
 }
 
 describe('chats and RAG answers over SSE (embedded profile)', () => {
+  let embedded: EmbeddedNode;
   let node: RunningNode;
-  let dir: Disposable<string>;
   let base: string;
   let alice: string;
-  const token = (roles: Role[], userId = 'alice', tenantId = 'acme') =>
-    signAccessToken({ tenantId, userId, roles }, node.runtime.jwtSecret, { issuer: 'ragmesh', ttlSeconds: 600 });
+  const token = (roles: Role[], userId?: string, tenantId?: string) => embedded.token(roles, userId, tenantId);
 
   before(async () => {
-    dir = await tempDir();
-    const env = { DATA_DIR: dir.value, PORT: '0', LOG_LEVEL: 'warn' };
-    node = await bootNode(loadConfig(env), createLogger('warn'), env);
-    base = `http://127.0.0.1:${node.httpPort}`;
+    embedded = await startEmbeddedNode();
+    ({ node, base } = embedded);
     alice = await token(['editor']);
     const pdf = await textPdf([
       ['Office handbook', 'The office opens at nine in the morning.'],
@@ -49,10 +44,7 @@ describe('chats and RAG answers over SSE (embedded profile)', () => {
     const res = await upload(base, alice, { name: 'handbook.pdf', content: pdf });
     assert.equal((await waitForJob(base, alice, res.body.job.id)).status, 'ready');
   });
-  after(async () => {
-    await node.stop();
-    await dir.dispose();
-  });
+  after(() => embedded.stop());
 
   it('creates, lists, renames and deletes chats, each visible to its owner only', async () => {
     const created = await httpJson(`${base}/api/v1/chats`, { method: 'POST', token: alice, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ title: 'Lease questions' }) });

@@ -1,38 +1,28 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
-import { signAccessToken } from '../../../lib/auth/jwt.ts';
-import { loadConfig } from '../../../lib/config/env.ts';
 import { NOT_FOUND_ANSWER } from '../../../lib/llm/extractive.ts';
-import { createLogger } from '../../../lib/logging.ts';
-import { bootNode, type RunningNode } from '../../../lib/runtime/boot.ts';
+import { startEmbeddedNode, type EmbeddedNode } from '../../../test/support/embedded.ts';
 import { textPdf } from '../../../test/fixtures/documents.ts';
 import { upload, waitForJob } from '../../../test/support/ingest.ts';
-import { tempDir, type Disposable } from '../../../test/support/services.ts';
 
 /** The official `openai` npm client, unchanged, against ragmesh's /v1 with a ragmesh JWT as its key. */
 describe('OpenAI-compatible API', () => {
-  let node: RunningNode;
-  let dir: Disposable<string>;
+  let embedded: EmbeddedNode;
   let acme: OpenAI;
   let globex: OpenAI;
   const question = 'When does the office open in the morning?';
 
   before(async () => {
-    dir = await tempDir();
-    const env = { DATA_DIR: dir.value, PORT: '0', LOG_LEVEL: 'warn' };
-    node = await bootNode(loadConfig(env), createLogger('warn'), env);
-    const base = `http://127.0.0.1:${node.httpPort}`;
-    const key = (tenantId: string) => signAccessToken({ tenantId, userId: 'dev', roles: ['editor'] }, node.runtime.jwtSecret, { issuer: 'ragmesh', ttlSeconds: 600 });
+    embedded = await startEmbeddedNode();
+    const base = embedded.base;
+    const key = (tenantId: string) => embedded.token(['editor'], 'dev', tenantId);
     acme = new OpenAI({ baseURL: `${base}/v1`, apiKey: await key('acme'), maxRetries: 0 });
     globex = new OpenAI({ baseURL: `${base}/v1`, apiKey: await key('globex'), maxRetries: 0 });
     const res = await upload(base, await key('acme'), { name: 'handbook.pdf', content: await textPdf([['Cover page'], ['The office opens at nine in the morning.']]) });
     assert.equal((await waitForJob(base, await key('acme'), res.body.job.id)).status, 'ready');
   });
-  after(async () => {
-    await node.stop();
-    await dir.dispose();
-  });
+  after(() => embedded.stop());
 
   it('lists the chat models and the embedding aliases', async () => {
     const ids = [];

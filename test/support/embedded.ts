@@ -1,0 +1,30 @@
+import { signAccessToken, type Role } from '../../lib/auth/jwt.ts';
+import { loadConfig } from '../../lib/config/env.ts';
+import { createLogger } from '../../lib/logging.ts';
+import { bootNode, type RunningNode } from '../../lib/runtime/boot.ts';
+import { tempDir } from './services.ts';
+
+export interface EmbeddedNode {
+  node: RunningNode;
+  /** http://127.0.0.1:<port> of its api. */
+  base: string;
+  token(roles: Role[], userId?: string, tenantId?: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** The embedded profile in this process, all six services, data in a fresh temp dir, the api on a free port. */
+export async function startEmbeddedNode(extraEnv: Record<string, string> = {}): Promise<EmbeddedNode> {
+  const dir = await tempDir();
+  const env = { DATA_DIR: dir.value, PORT: '0', LOG_LEVEL: 'warn', ...extraEnv };
+  const node = await bootNode(loadConfig(env), createLogger('warn'), env);
+  return {
+    node,
+    base: `http://127.0.0.1:${node.httpPort}`,
+    token: (roles, userId = 'alice', tenantId = 'acme') =>
+      signAccessToken({ tenantId, userId, roles }, node.runtime.jwtSecret, { issuer: 'ragmesh', ttlSeconds: 600 }),
+    async stop() {
+      await node.stop();
+      await dir.dispose();
+    },
+  };
+}
