@@ -57,7 +57,7 @@ export const VARIABLES: VarSpec[] = [
   { name: 'JOB_MAX_ATTEMPTS', default: '5', doc: 'Attempts of a job step before its message goes to the dead-letter queue.' },
   { name: 'JOB_BACKOFF_MS', default: '1000', doc: 'First retry delay of a failed job; each further retry waits 4× longer (capped at 10 minutes).' },
   { name: 'JOB_LOCK_TTL_MS', default: '30000', doc: 'How long a job stays locked to a worker that stopped renewing it (died); another worker takes it over after that.' },
-  { name: 'INGEST_CONCURRENCY', default: '2', doc: 'Jobs one ingest process works on at once (the queue prefetch).' },
+  { name: 'INGEST_CONCURRENCY', default: '4', doc: 'Jobs one ingest process works on at once (the queue prefetch).' },
   { name: 'UPLOAD_MAX_BYTES', default: '104857600', doc: 'Largest accepted upload in bytes (100 MiB); larger ones get 413 and nothing is kept.' },
   { name: 'UPLOAD_MAX_FILES', default: '10', doc: 'Files accepted in one multipart upload request.' },
   { name: 'CHUNK_TARGET_TOKENS', default: '256', doc: 'Target size of a chunk in tokens.' },
@@ -65,12 +65,14 @@ export const VARIABLES: VarSpec[] = [
   { name: 'SEARCH_LEG_TIMEOUT_MS', default: '2000', doc: 'How long search waits for each leg (lexical, dense incl. embedding the query); a leg that fails or takes longer is dropped and the answer says `degraded`.' },
   { name: 'SEARCH_CANDIDATES', default: '100', doc: 'Hits each search leg contributes to Reciprocal Rank Fusion (at least the requested limit).' },
   { name: 'SEARCH_LEXICAL_POSTINGS', default: '20000', doc: 'Lexical search scores every chunk holding any query word while the query words occur in at most this many chunks together; beyond it the commonest words still score but no longer bring in candidates of their own (bounds latency on large tenants).' },
-  { name: 'LLM_BACKEND', default: 'extractive', doc: '`extractive` (offline default, no weights: answers with the best-matching sentences of the sources, cited) or `openai` (an OpenAI-compatible server inside your network: vLLM, llama.cpp server, Ollama).' },
+  { name: 'LLM_BACKEND', default: 'extractive', doc: '`extractive` (offline default, no weights: answers with the best-matching sentences of the sources, cited), `llama` (a GGUF model from the models bucket, alias LLM_MODEL, run on CPU by node-llama-cpp) or `openai` (an OpenAI-compatible server inside your network: vLLM, llama.cpp server, Ollama).' },
   { name: 'LLM_URL', doc: 'Base URL of the OpenAI-compatible server, `http://vllm:8000/v1`. Required when LLM_BACKEND=openai.' },
-  { name: 'LLM_MODEL', default: 'default', doc: 'Model name sent to the OpenAI-compatible server.' },
+  { name: 'LLM_MODEL', default: 'default', doc: 'With `openai`: the model name sent to the server. With `llama`: the alias of an `llm` model in the models bucket (its active version is loaded after its SHA-256 checks out; `models.switched` loads a new one).' },
   { name: 'LLM_API_KEY', doc: 'Bearer key for the OpenAI-compatible server, if it wants one.', secret: true },
   { name: 'LLM_CONCURRENCY', default: '2', doc: 'Generations one llm process runs at once.' },
   { name: 'LLM_QUEUE_LIMIT', default: '16', doc: 'Generations waiting for a slot; beyond that callers get 503 OVERLOADED with Retry-After.' },
+  { name: 'LLM_CONTEXT_SIZE', default: '4096', doc: 'With `llama`: the context window in tokens of each generation slot (prompt, sources and answer together; sources are cut to fit).' },
+  { name: 'LLM_THREADS', default: '0', doc: 'With `llama`: CPU threads for generation; 0 = one per physical core.' },
   { name: 'LLM_MAX_TOKENS', default: '512', doc: 'Largest number of tokens one answer may generate (a request may ask for fewer).' },
   { name: 'JWT_SECRET', doc: 'HS256 secret (at least 32 characters) that signs and verifies access tokens. Required in the mesh profile; the embedded profile creates one in DATA_DIR/secrets/jwt-secret on first start.', secret: true },
   { name: 'JWT_ISSUER', default: 'ragmesh', doc: 'The `iss` every token must carry.' },
@@ -115,7 +117,7 @@ export interface Config {
   ingest: { concurrency: number; uploadMaxBytes: number; uploadMaxFiles: number; chunkTargetTokens: number; chunkOverlapTokens: number };
   search: { legTimeoutMs: number; candidates: number; lexicalPostings: number };
   auth: { jwtSecret: string | null; issuer: string; ttlSeconds: number };
-  llm: { backend: 'extractive' | 'openai'; url: string | null; model: string; apiKey: string | null; concurrency: number; queueLimit: number; maxTokens: number };
+  llm: { backend: 'extractive' | 'llama' | 'openai'; url: string | null; model: string; apiKey: string | null; concurrency: number; queueLimit: number; maxTokens: number; contextSize: number; threads: number };
   requestTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
   buildCommit: string | null;
@@ -256,7 +258,7 @@ export function loadConfig(env: Env = process.env): Config {
   const queueUrl = queueDriver === 'amqp' ? r.required('QUEUE_URL', 'when QUEUE_DRIVER=amqp') : r.string('QUEUE_URL');
   r.url('QUEUE_URL', ['amqp:', 'amqps:'], queueUrl);
 
-  const llmBackend = r.oneOf('LLM_BACKEND', ['extractive', 'openai'] as const);
+  const llmBackend = r.oneOf('LLM_BACKEND', ['extractive', 'llama', 'openai'] as const);
   const llmUrl = llmBackend === 'openai' ? r.required('LLM_URL', 'when LLM_BACKEND=openai') : r.string('LLM_URL');
   r.url('LLM_URL', ['http:', 'https:'], llmUrl);
 
@@ -308,6 +310,8 @@ export function loadConfig(env: Env = process.env): Config {
       concurrency: r.int('LLM_CONCURRENCY', 1, 256),
       queueLimit: r.int('LLM_QUEUE_LIMIT', 0, 100_000),
       maxTokens: r.int('LLM_MAX_TOKENS', 1, 131_072),
+      contextSize: r.int('LLM_CONTEXT_SIZE', 256, 1_048_576),
+      threads: r.int('LLM_THREADS', 0, 1024),
     },
     auth: { jwtSecret, issuer: r.string('JWT_ISSUER') ?? 'ragmesh', ttlSeconds: r.int('JWT_TTL_SECONDS', 60, 31_536_000) },
     requestTimeoutMs: r.int('REQUEST_TIMEOUT_MS', 100, 3_600_000),

@@ -4,6 +4,7 @@ import type { KeyValueStore } from '../ports/key-value.ts';
 import type { TenantScope } from '../ports/tenant-scope.ts';
 import type { SearchFilters, SearchHit, SearchResult } from '../search/types.ts';
 import type { RagmeshContext } from '../runtime/service-kit.ts';
+import { unavailable } from '../errors.ts';
 import { ANSWER_TTL_MS, answerCacheKey } from './answer-cache.ts';
 import { LLM_ABORT_EVENT, type ChatMessage, type GenerateEvent, type LlmSource, type Usage } from './types.ts';
 
@@ -24,6 +25,12 @@ export interface AnswerOptions {
 }
 
 export interface AnswerEvents {
+  /**
+   * The answer is coming (generation started, or found in the cache): the moment to send
+   * response headers. Anything that fails before it (a busy llm: OVERLOADED) can still
+   * be an ordinary HTTP error with its status and Retry-After.
+   */
+  ready?(): void;
   sources(sources: Array<Citation & { snippet: string }>, degraded: SearchResult['degraded']): void;
   token(text: string): void;
 }
@@ -54,11 +61,16 @@ export async function answer(
 ): Promise<AnswerResult | null> {
   const question = [...messages].reverse().find((m) => m.role === 'user')?.content ?? '';
   let hits: SearchHit[] = [];
+  let degraded: SearchResult['degraded'] = null;
   if (options.rag) {
     const result = (await ctx.call('api.search', { query: question, limit: options.topK ?? 6, filters: options.filters })) as SearchResult;
     hits = result.hits;
-    events.sources(hits.map((h, i) => ({ ...citationOf(h, i + 1), snippet: h.snippet })), result.degraded);
+    degraded = result.degraded;
   }
+  const begin = () => {
+    events.ready?.();
+    if (options.rag) events.sources(hits.map((h, i) => ({ ...citationOf(h, i + 1), snippet: h.snippet })), degraded);
+  };
   const sources: LlmSource[] = hits.map((h, i) => ({ n: i + 1, chunkId: h.chunkId, documentId: h.documentId, title: h.title, page: h.page, text: h.text }));
   const info = await llmInfo(ctx);
 
@@ -75,6 +87,7 @@ export async function answer(
   const cached = cacheKey ? await kv.get(cacheKey) : null;
   if (cached) {
     const hit = JSON.parse(cached) as Omit<AnswerResult, 'cached' | 'sources'>;
+    begin();
     for (const piece of hit.content.match(/\S+\s*/g) ?? []) events.token(piece);
     return { ...hit, cached: true, sources };
   }
@@ -84,6 +97,11 @@ export async function answer(
   signal.addEventListener('abort', abort, { once: true });
   try {
     const stream = (await ctx.call('llm.generate', { generationId, messages, sources, grounded: options.rag, maxTokens: options.maxTokens })) as Readable;
+    if (signal.aborted) {
+      stream.destroy();
+      return null;
+    }
+    begin();
     let content = '';
     let done: Extract<GenerateEvent, { type: 'done' }> | null = null;
     for await (const line of ndjson(stream)) {
@@ -97,7 +115,9 @@ export async function answer(
       } else if (line.type === 'done') done = line;
       else if (line.type === 'error') throw Object.assign(new Error(line.message), { type: line.code, code: 502 });
     }
-    if (!done) return null;
+    if (signal.aborted) return null;
+    // The stream ended without its last line: the llm node went away mid-answer.
+    if (!done) throw unavailable('LLM_STREAM_ENDED', 'The answer stopped before it was complete; ask again');
     const result = {
       content,
       usage: done.usage,

@@ -5,13 +5,18 @@ const SYSTEM = `You answer questions using only the numbered sources below. Cite
 
 /**
  * The messages a generative model gets for a RAG answer: instructions and the numbered
- * sources first (as many as fit `sourceBudget` tokens, best first), then the chat.
+ * sources first (as many as fit `sourceBudget` tokens — counted by the model's tokenizer when it has one — best first), then the chat.
  */
-export function ragMessages(messages: ChatMessage[], sources: LlmSource[], sourceBudget: number): { messages: ChatMessage[]; used: LlmSource[] } {
+export function ragMessages(
+  messages: ChatMessage[],
+  sources: LlmSource[],
+  sourceBudget: number,
+  countTokens: (text: string) => number = approximateTokens,
+): { messages: ChatMessage[]; used: LlmSource[] } {
   const used: LlmSource[] = [];
   let spent = 0;
   for (const source of sources) {
-    const cost = approximateTokens(source.text) + 16;
+    const cost = countTokens(source.text) + 16;
     if (spent + cost > sourceBudget) break;
     used.push(source);
     spent += cost;

@@ -79,6 +79,11 @@ export class ChatsRepository {
   }
 
   /** The last `limit` messages, oldest first: the context of the next answer. */
+  /** Removes one message (a question whose answer was refused before it started). */
+  async deleteMessage(scope: TenantScope, chatId: string, id: string): Promise<boolean> {
+    return (await this.knex('messages').where({ tenant_id: scope.tenantId, chat_id: chatId, id }).delete()) === 1;
+  }
+
   async listRecentMessages(scope: TenantScope, chatId: string, limit: number): Promise<MessageRow[]> {
     const rows = await this.knex('messages')
       .where({ tenant_id: scope.tenantId, chat_id: chatId })

@@ -46,7 +46,8 @@ export function storesNeededBy(service: ServiceName, config: Config): StoreName[
       // Model flags live in the database, model files in the models bucket.
       return ['db', 'models'];
     case 'llm':
-      return [];
+      // The llama backend loads its GGUF model like every model: flag in the database, file from the models bucket.
+      return config.llm.backend === 'llama' ? ['db', 'models'] : [];
     case 'ingest':
       return ['db', 'kv', 'objects', 'queue', 'vectors', 'models'];
     case 'analyze':

@@ -1,7 +1,6 @@
 import os from 'node:os';
 import type { ServiceSchema } from 'moleculer';
 import type { Consumer } from '../../lib/ports/job-queue.ts';
-import { tenantScope } from '../../lib/ports/tenant-scope.ts';
 import { JobsRepository, type JobRow } from '../../lib/repositories/jobs.ts';
 import { readinessAction, type CallMeta, type RagmeshContext, type Runtime } from '../../lib/runtime/service-kit.ts';
 import { JOB_CANCEL_EVENT, JOB_UPDATED_EVENT, jobView } from './job-model.ts';
@@ -50,7 +49,7 @@ export default function ingestService(runtime: Runtime): ServiceSchema {
       ]);
       const broker = this.broker;
       const publishJob = (job: JobRow) => void broker.broadcast(JOB_UPDATED_EVENT, jobView(job)).catch(() => undefined);
-      const deps: Omit<PipelineDeps, 'call'> = {
+      const deps: PipelineDeps = {
         db,
         objects,
         vectors,
@@ -62,21 +61,20 @@ export default function ingestService(runtime: Runtime): ServiceSchema {
         backoffMs: config.queue.backoffMs,
         lockTtlMs: config.queue.lockTtlMs,
         chunking: { targetTokens: config.ingest.chunkTargetTokens, overlapTokens: config.ingest.chunkOverlapTokens },
+        // Calls made for a job carry its principal and one request id, so the logs of
+        // every hop (emb, ocr) group under the job.
+        callerFor: (job) => {
+          const meta: CallMeta = job.createdBy ? { auth: { tenantId: job.tenantId, userId: job.createdBy, roles: ['editor'] } } : {};
+          return <T>(action: string, params: unknown, options: { timeout?: number } = {}) =>
+            broker.call(action, params as object, { meta, requestID: `job-${job.id}`, ...options }) as Promise<T>;
+        },
         publishJob,
         running,
       };
 
       consumer = await queue.consume(
         'ingest',
-        async (delivery) => {
-          const job = await new JobsRepository(db.knex).get(tenantScope(delivery.message.tenantId), delivery.message.jobId);
-          // Calls made for the job carry its principal and one request id, so logs of
-          // every hop (emb, ocr) group under the job.
-          const meta: CallMeta = job?.createdBy ? { auth: { tenantId: delivery.message.tenantId, userId: job.createdBy, roles: ['editor'] } } : {};
-          const call = <T>(action: string, params: unknown, options: { timeout?: number } = {}) =>
-            broker.call(action, params as object, { meta, requestID: `job-${delivery.message.jobId}`, ...options }) as Promise<T>;
-          await runIngestJob({ ...deps, call }, delivery);
-        },
+        (delivery) => runIngestJob(deps, delivery),
         { prefetch: config.ingest.concurrency },
       );
 

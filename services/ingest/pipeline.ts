@@ -30,15 +30,24 @@ export interface PipelineDeps {
   /** A dead worker's lock on a job lapses after this; a live one renews it at a third of it. */
   lockTtlMs: number;
   chunking: { targetTokens: number; overlapTokens: number };
-  /** ctx.call bound to the job's principal, so emb and ocr see tenant and request id. */
-  call: <T>(action: string, params: unknown, options?: { timeout?: number }) => Promise<T>;
+  /** ctx.call bound to a job's principal, so emb and ocr see tenant and request id. */
+  callerFor: (job: JobRow) => Call;
   /** Tells every api node (their SSE streams) that the job changed. */
   publishJob: (job: JobRow) => void;
   /** Jobs running on this node, by id, so a cancel event can abort one mid-step. */
   running: Map<string, AbortController>;
 }
 
+export type Call = <T>(action: string, params: unknown, options?: { timeout?: number }) => Promise<T>;
+
 const EMBED_BATCH = 32;
+/**
+ * Vectors of more chunks than this are stored so a retry after a crash need not embed
+ * again; fewer are cheaper to embed again than to store and read back.
+ */
+const STORE_EMBEDDINGS_ABOVE = EMBED_BATCH;
+/** Progress within a step is written (and pushed to SSE) at most this often. */
+const PROGRESS_EVERY_MS = 250;
 const UPSERT_BATCH = 256;
 
 /** A cancel reached the job: not a failure, nothing to retry. */
@@ -133,8 +142,13 @@ async function runClaimed(deps: PipelineDeps, scope: TenantScope, claimed: JobRo
   await documents.setStatus(scope, payload.documentId, 'running');
   deps.publishJob(job);
 
+  let lastStep: IngestStep | null = null;
+  let lastReport = 0;
   const progress = async (step: IngestStep, fraction: number) => {
     if (signal.aborted) throw signal.reason;
+    if (step === lastStep && fraction < 1 && Date.now() - lastReport < PROGRESS_EVERY_MS) return;
+    lastStep = step;
+    lastReport = Date.now();
     const start = step === 'extract' ? 0 : STEP_PROGRESS_END[previousStep(step)];
     const value = start + (STEP_PROGRESS_END[step] - start) * Math.min(Math.max(fraction, 0), 1);
     const updated = await jobs.reportProgress(scope, job.id, step, value);
@@ -143,10 +157,11 @@ async function runClaimed(deps: PipelineDeps, scope: TenantScope, claimed: JobRo
   // A first delivery of a new job has no stored step results: no need to look for them.
   const resumable = claimed.attempts > 0 || claimed.step !== null;
 
+  const call = deps.callerFor(job);
   try {
-    const extracted = await stepExtract(deps, scope, payload, signal, progress, resumable);
+    const extracted = await stepExtract(deps, call, scope, payload, signal, progress, resumable);
     const chunks = await stepChunk(deps, scope, payload, extracted, progress, resumable);
-    const embeddings = await stepEmbed(deps, scope, payload, chunks, signal, progress, resumable);
+    const embeddings = await stepEmbed(deps, call, scope, payload, chunks, signal, progress, resumable);
     await stepIndex(deps, scope, job, payload, chunks, embeddings, signal, progress);
   } catch (err) {
     if (signal.reason instanceof WorkerShutdown) throw signal.reason;
@@ -165,7 +180,7 @@ function previousStep(step: IngestStep): IngestStep {
 
 type Progress = (step: IngestStep, fraction: number) => Promise<void>;
 
-async function stepExtract(deps: PipelineDeps, scope: TenantScope, payload: IngestPayload, signal: AbortSignal, progress: Progress, resumable: boolean): Promise<ExtractedDocument> {
+async function stepExtract(deps: PipelineDeps, call: Call, scope: TenantScope, payload: IngestPayload, signal: AbortSignal, progress: Progress, resumable: boolean): Promise<ExtractedDocument> {
   const keys = artifactKeys(scope.tenantId, payload.documentId, payload.version);
   const stored = resumable ? await readJson<ExtractedDocument>(deps.objects, keys.extracted) : null;
   if (stored) return stored;
@@ -174,7 +189,7 @@ async function stepExtract(deps: PipelineDeps, scope: TenantScope, payload: Inge
   const extracted = await extractDocument(bytes, {
     kind: payload.kind as ExtractedDocument['kind'],
     signal,
-    ocr: (png) => deps.call<{ text: string; confidence: number }>('ingest.ocr', { image: png.toString('base64') }, { timeout: 120_000 }),
+    ocr: (png) => call<{ text: string; confidence: number }>('ingest.ocr', { image: png.toString('base64') }, { timeout: 120_000 }),
     onProgress: (done, total) => void progress('extract', total > 0 ? done / total : 0).catch(() => undefined),
   });
   if (signal.aborted) throw signal.reason;
@@ -212,6 +227,7 @@ interface Embeddings {
 /** Embeds every chunk with every active embedding model, pinning the version it started with. */
 async function stepEmbed(
   deps: PipelineDeps,
+  call: Call,
   scope: TenantScope,
   payload: IngestPayload,
   chunks: StoredChunk[],
@@ -240,7 +256,7 @@ async function stepEmbed(
     for (let start = 0; start < chunks.length; start += EMBED_BATCH) {
       if (signal.aborted) throw signal.reason;
       const batch = chunks.slice(start, start + EMBED_BATCH);
-      const out = await deps.call<{ dimension: number; vectors: number[][] }>('emb.embed', {
+      const out = await call<{ dimension: number; vectors: number[][] }>('emb.embed', {
         alias: flag.alias,
         version: flag.activeVersion,
         kind: 'passage',
@@ -254,8 +270,10 @@ async function stepEmbed(
       done += batch.length;
       await progress('embed', done / total);
     }
-    await deps.objects.put(keys.embeddings(collection), Buffer.from(vectors.buffer, vectors.byteOffset, vectors.byteLength));
-    await deps.objects.put(keys.embeddingsMeta(collection), Buffer.from(JSON.stringify({ alias: flag.alias, version: flag.activeVersion, dimension, count: chunks.length })));
+    if (chunks.length > STORE_EMBEDDINGS_ABOVE) {
+      await deps.objects.put(keys.embeddings(collection), Buffer.from(vectors.buffer, vectors.byteOffset, vectors.byteLength));
+      await deps.objects.put(keys.embeddingsMeta(collection), Buffer.from(JSON.stringify({ alias: flag.alias, version: flag.activeVersion, dimension, count: chunks.length })));
+    }
     results.push({ alias: flag.alias, version: flag.activeVersion, dimension, collection, vectors });
   }
   return results;
@@ -336,9 +354,12 @@ async function stepIndex(
   }
   if (before && before.objectKey && before.objectKey !== payload.objectKey) await deps.objects.delete(before.objectKey).catch(() => undefined);
   if (before && before.version < payload.version) await deleteArtifacts(deps.objects, scope, payload.documentId, before.version);
-  await invalidateAnswersForDocuments(deps.kv, scope, [payload.documentId]).catch((err: unknown) =>
-    deps.logger.warn({ err }, 'answer cache invalidation failed'),
-  );
+  // A first version was never cited: no cached answer can depend on it.
+  if (payload.version > 1) {
+    await invalidateAnswersForDocuments(deps.kv, scope, [payload.documentId]).catch((err: unknown) =>
+      deps.logger.warn({ err }, 'answer cache invalidation failed'),
+    );
+  }
 }
 
 async function finishCanceled(deps: PipelineDeps, scope: TenantScope, job: JobRow, payload: IngestPayload): Promise<void> {

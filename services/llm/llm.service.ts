@@ -1,11 +1,15 @@
 import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
 import type { ServiceSchema } from 'moleculer';
+import path from 'node:path';
+import { notFound, unavailable } from '../../lib/errors.ts';
 import { ExtractiveBackend } from '../../lib/llm/extractive.ts';
 import { Gate } from '../../lib/llm/gate.ts';
+import { LlamaCppBackend } from '../../lib/llm/llama.ts';
 import { OpenAiCompatibleBackend } from '../../lib/llm/openai.ts';
 import { LLM_ABORT_EVENT, type ChatMessage, type GenerateEvent, type LlmBackend, type LlmSource } from '../../lib/llm/types.ts';
-import { readinessAction, type RagmeshContext, type Runtime } from '../../lib/runtime/service-kit.ts';
+import { MODELS_SWITCHED_EVENT, modelLoader, modelsRepository, type ModelsSwitchedPayload } from '../../lib/models/runtime-access.ts';
+import { readinessAction, type RagmeshContext, type Readiness, type Runtime } from '../../lib/runtime/service-kit.ts';
 
 export interface GenerateParams {
   /** Chosen by the caller, so it can abort the generation from any node. */
@@ -20,9 +24,46 @@ export interface GenerateParams {
 /** A line of the generate stream: a GenerateEvent, or the error that ended it. */
 export type StreamLine = GenerateEvent | { type: 'error'; code: string; message: string };
 
+export interface LlmInfo {
+  backend: string;
+  version: string;
+  maxTokens: number;
+  active: number;
+  waiting: number;
+  /** Generations producing tokens on this node right now. */
+  running: number;
+  /** Tokens streamed by this node since it started. */
+  tokensStreamed: number;
+}
+
+/** The backends that need no model file; `llama` is loaded from the models bucket (see loadLlama). */
 export function createBackend(runtime: Runtime): LlmBackend {
   const { llm } = runtime.config;
   return llm.backend === 'openai' ? new OpenAiCompatibleBackend(llm.url!, llm.model, llm.apiKey) : new ExtractiveBackend();
+}
+
+/**
+ * The active version of the `llm` model LLM_MODEL names, copied from the models bucket
+ * and verified file by file (SHA-256) before llama.cpp opens it.
+ */
+export async function loadLlama(runtime: Runtime, version?: string): Promise<LlamaCppBackend> {
+  const { llm } = runtime.config;
+  const repo = await modelsRepository(runtime);
+  const active = version ?? (await repo.getActive(llm.model))?.flag.activeVersion;
+  if (!active) throw notFound('MODEL_NOT_FOUND', `No active version of the llm model "${llm.model}" (LLM_MODEL); publish one and switch to it`);
+  const row = await repo.get(llm.model, active);
+  if (!row) throw notFound('MODEL_VERSION_NOT_FOUND', `${llm.model}@${active} is not registered`);
+  if (row.manifest.kind !== 'llm') throw notFound('MODEL_NOT_FOUND', `${llm.model}@${active} is a ${row.manifest.kind} model, not an llm`);
+  const ggufs = row.manifest.files.filter((f) => f.path.toLowerCase().endsWith('.gguf'));
+  if (ggufs.length !== 1) throw notFound('MODEL_NOT_FOUND', `${llm.model}@${active} must hold exactly one .gguf file (has ${ggufs.length})`);
+  const folder = await (await modelLoader(runtime)).materialize(row.manifest);
+  return LlamaCppBackend.load({
+    modelPath: path.join(folder, ...ggufs[0]!.path.split('/')),
+    model: `${llm.model}@${active}`,
+    contextSize: llm.contextSize,
+    slots: llm.concurrency,
+    threads: llm.threads,
+  });
 }
 
 /**
@@ -32,17 +73,56 @@ export function createBackend(runtime: Runtime): LlmBackend {
  * with the `llm.abort` event; the generation then stops at its next token.
  */
 export default function llmService(runtime: Runtime): ServiceSchema {
-  const backend = createBackend(runtime);
+  const usesModelFile = runtime.config.llm.backend === 'llama';
+  let backend: LlmBackend | null = usesModelFile ? null : createBackend(runtime);
+  let loadError: string | null = null;
   const gate = new Gate(runtime.config.llm.concurrency, runtime.config.llm.queueLimit, 'llm');
   const running = new Map<string, AbortController>();
+  // An abort can arrive while its generation still waits for a slot (or before its call
+  // does): remembered for a minute, so the generation never starts.
+  const abortedEarly = new Map<string, number>();
+  let tokensStreamed = 0;
+  const storeReadiness = readinessAction('llm', runtime);
+
+  const serving = (): LlmBackend => {
+    if (backend) return backend;
+    throw unavailable('LLM_MODEL_NOT_READY', loadError ? `The llm model failed to load: ${loadError}` : 'The llm model is still loading');
+  };
+
+  /** Loads a llama version and only then swaps it in; the previous one finishes its generations. */
+  async function activateLlama(version?: string): Promise<void> {
+    try {
+      const next = await loadLlama(runtime, version);
+      const previous = backend as LlamaCppBackend | null;
+      backend = next;
+      loadError = null;
+      runtime.logger.info({ model: next.version }, 'llm model loaded');
+      if (previous) void previous.dispose().catch((err: unknown) => runtime.logger.warn({ err }, 'disposing the previous llm model failed'));
+    } catch (err) {
+      loadError = (err as Error).message;
+      throw err;
+    }
+  }
 
   return {
     name: 'llm',
     actions: {
-      readiness: readinessAction('llm', runtime),
+      readiness: {
+        visibility: 'public',
+        async handler(ctx: RagmeshContext): Promise<Readiness> {
+          const base = await storeReadiness.handler(ctx);
+          if (!usesModelFile) return base;
+          const ok = backend !== null;
+          const checks = { ...base.checks, model: { ok, ms: 0, ...(ok ? {} : { error: loadError ?? 'loading' }) } };
+          return { ...base, ready: base.ready && ok, checks };
+        },
+      },
 
       info: {
-        handler: () => ({ backend: backend.name, version: backend.version, maxTokens: runtime.config.llm.maxTokens, ...gate.load }),
+        handler(): LlmInfo {
+          const current = serving();
+          return { backend: current.name, version: current.version, maxTokens: runtime.config.llm.maxTokens, ...gate.load, running: running.size, tokensStreamed };
+        },
       },
 
       generate: {
@@ -75,23 +155,35 @@ export default function llmService(runtime: Runtime): ServiceSchema {
           maxTokens: { type: 'number', integer: true, min: 1, optional: true },
         },
         async handler(ctx: RagmeshContext<GenerateParams>) {
+          const current = serving();
           const release = await gate.acquire();
           const abort = new AbortController();
+          if (abortedEarly.delete(ctx.params.generationId)) abort.abort();
           running.set(ctx.params.generationId, abort);
           const out = new PassThrough();
           out.on('close', () => abort.abort());
           const maxTokens = Math.min(ctx.params.maxTokens ?? runtime.config.llm.maxTokens, runtime.config.llm.maxTokens);
           const write = async (line: StreamLine) => {
             if (out.destroyed) return;
-            if (!out.write(`${JSON.stringify(line)}\n`)) await once(out, 'drain');
+            // A reader that goes away while the buffer is full never drains: the abort ends the wait.
+            if (!out.write(`${JSON.stringify(line)}\n`)) await once(out, 'drain', { signal: abort.signal }).catch(() => undefined);
           };
+          const started = performance.now();
+          let tokens = 0;
+          let outcome: 'done' | 'aborted' | 'failed' = 'aborted';
           void (async () => {
             try {
-              for await (const event of backend.generate({ messages: ctx.params.messages, sources: (ctx.params.sources ?? []) as LlmSource[], grounded: ctx.params.grounded ?? false, maxTokens, signal: abort.signal })) {
+              if (abort.signal.aborted) return;
+              for await (const event of current.generate({ messages: ctx.params.messages, sources: (ctx.params.sources ?? []) as LlmSource[], grounded: ctx.params.grounded ?? false, maxTokens, signal: abort.signal })) {
                 if (abort.signal.aborted) break;
+                if (event.type === 'token') {
+                  tokens++;
+                  tokensStreamed++;
+                } else outcome = 'done';
                 await write(event);
               }
             } catch (err) {
+              outcome = 'failed';
               const e = err as { type?: string; message?: string };
               runtime.logger.warn({ err, generationId: ctx.params.generationId }, 'generation failed');
               await write({ type: 'error', code: typeof e.type === 'string' ? e.type : 'LLM_ERROR', message: e.message ?? 'generation failed' });
@@ -99,6 +191,7 @@ export default function llmService(runtime: Runtime): ServiceSchema {
               running.delete(ctx.params.generationId);
               release();
               out.end();
+              runtime.logger.info({ generationId: ctx.params.generationId, outcome, tokens, ms: Math.round(performance.now() - started) }, 'generation ended');
             }
           })();
           return out;
@@ -109,9 +202,35 @@ export default function llmService(runtime: Runtime): ServiceSchema {
     events: {
       [LLM_ABORT_EVENT]: {
         handler(ctx: RagmeshContext<{ generationId: string }>) {
-          running.get(ctx.params.generationId)?.abort();
+          const generation = running.get(ctx.params.generationId);
+          if (generation) return generation.abort();
+          const now = Date.now();
+          for (const [id, at] of abortedEarly) if (now - at > 60_000) abortedEarly.delete(id);
+          if (abortedEarly.size < 10_000) abortedEarly.set(ctx.params.generationId, now);
         },
       },
+
+      [MODELS_SWITCHED_EVENT]: {
+        async handler(ctx: RagmeshContext<ModelsSwitchedPayload>): Promise<void> {
+          const { alias, kind, version } = ctx.params;
+          if (!usesModelFile || kind !== 'llm' || alias !== runtime.config.llm.model) return;
+          await activateLlama(version).catch((err: unknown) =>
+            runtime.logger.error({ err, alias, version }, 'switch to a new llm model failed; the previous version keeps serving'),
+          );
+        },
+      },
+    },
+
+    async started() {
+      if (!usesModelFile) return;
+      // Not awaited: a missing or refused model keeps the node up, not ready, and retried by a switch.
+      void activateLlama().catch((err: unknown) => runtime.logger.error({ err, model: runtime.config.llm.model }, 'llm model failed to load'));
+    },
+
+    async stopped() {
+      for (const generation of running.values()) generation.abort();
+      if (backend instanceof LlamaCppBackend) await backend.dispose();
+      backend = usesModelFile ? null : backend;
     },
   };
 }

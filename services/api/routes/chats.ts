@@ -6,7 +6,7 @@ import type { ChatMessage } from '../../../lib/llm/types.ts';
 import { tenantScope } from '../../../lib/ports/tenant-scope.ts';
 import { ChatsRepository, type ChatRow, type MessageRow } from '../../../lib/repositories/chats.ts';
 import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
-import { openSse } from '../sse.ts';
+import { openSse, type SseStream } from '../sse.ts';
 import type { ApiRouteModule } from './module.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -97,10 +97,18 @@ export function chatRoutes(runtime: Runtime): ApiRouteModule {
       throw err;
     }
 
-    const sse = openSse(req, res);
+    // The client may leave before the answer starts as well as during it.
     const abort = new AbortController();
-    void sse.closed.then(() => abort.abort());
-    sse.send('meta', { requestId: ctx.requestID, chatId: chat.id, messageId: question.id });
+    res.once('close', () => abort.abort());
+    // Headers go out once the answer is coming, so a busy llm is still a plain 503 + Retry-After.
+    let sse: SseStream | null = null;
+    const stream = (): SseStream => {
+      if (!sse) {
+        sse = openSse(req, res);
+        sse.send('meta', { requestId: ctx.requestID, chatId: chat.id, messageId: question.id });
+      }
+      return sse;
+    };
     try {
       const messages: ChatMessage[] = [...history.map((m) => ({ role: m.role, content: m.content })), { role: 'user', content }];
       const options: AnswerOptions = {
@@ -109,8 +117,9 @@ export function chatRoutes(runtime: Runtime): ApiRouteModule {
         maxTokens: params.maxTokens,
       };
       const result = await answer(ctx, await runtime.stores.kv(), scope, messages, options, {
-        sources: (sources, degraded) => sse.send('sources', { sources, degraded }),
-        token: (text) => sse.send('token', { text }),
+        ready: () => void stream(),
+        sources: (sources, degraded) => stream().send('sources', { sources, degraded }),
+        token: (text) => stream().send('token', { text }),
       }, abort.signal);
       if (!result) return; // the client left: nothing to store
       const saved = await repo.addMessage(scope, chat.id, {
@@ -119,14 +128,19 @@ export function chatRoutes(runtime: Runtime): ApiRouteModule {
         sources: result.sources.map(({ text: _text, ...s }) => s),
         usage: { ...result.usage, finishReason: result.finishReason, cached: result.cached },
       });
-      sse.send('done', { messageId: saved.id, usage: result.usage, citations: result.citations, finishReason: result.finishReason, cached: result.cached });
+      stream().send('done', { messageId: saved.id, usage: result.usage, citations: result.citations, finishReason: result.finishReason, cached: result.cached });
     } catch (err) {
+      if (!sse && !res.headersSent) {
+        // Refused before it started: the question is not kept, the client gets the HTTP error.
+        await repo.deleteMessage(scope, chat.id, question.id).catch(() => undefined);
+        throw err;
+      }
       const e = err as { type?: string; message?: string; code?: number };
-      sse.send('error', { code: typeof e.type === 'string' ? e.type : 'INTERNAL', message: (e.code ?? 500) >= 500 && !e.type ? 'The answer failed' : (e.message ?? 'The answer failed') });
+      stream().send('error', { code: typeof e.type === 'string' ? e.type : 'INTERNAL', message: (e.code ?? 500) >= 500 && !e.type ? 'The answer failed' : (e.message ?? 'The answer failed') });
       runtime.logger.warn({ err }, 'chat answer failed');
     } finally {
       await releaseSlot();
-      sse.close();
+      (sse as SseStream | null)?.close();
     }
   };
 

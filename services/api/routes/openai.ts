@@ -55,8 +55,9 @@ export function openAiRoutes(runtime: Runtime): ApiRouteModule {
           res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta, finish_reason: finish }], ...extra })}\n\n`);
         };
         try {
-          chunk({ role: 'assistant', content: '' }, null);
-          const result = await answer(ctx, kv, scope, messages, { rag: mode.rag, maxTokens }, { sources: () => undefined, token: (text) => chunk({ content: text }, null) }, abort.signal);
+          // The first chunk (and the headers) go out once the answer is coming: a busy llm is still a 503.
+          const ready = () => chunk({ role: 'assistant', content: '' }, null);
+          const result = await answer(ctx, kv, scope, messages, { rag: mode.rag, maxTokens }, { ready, sources: () => undefined, token: (text) => chunk({ content: text }, null) }, abort.signal);
           if (!result) return;
           chunk({}, result.finishReason, { ragmesh: { citations: result.citations, cached: result.cached } });
           const options = body.stream_options as { include_usage?: boolean } | undefined;

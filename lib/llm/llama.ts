@@ -1,0 +1,176 @@
+import type { ChatHistoryItem, Llama, LlamaContext, LlamaModel } from 'node-llama-cpp';
+import { badRequest, unavailable } from '../errors.ts';
+import { citationsIn, ragMessages } from './prompt.ts';
+import type { ChatMessage, GenerateEvent, GenerateRequest, LlmBackend } from './types.ts';
+
+export interface LlamaBackendOptions {
+  /** A verified local copy of the GGUF file (see ModelLoader). */
+  modelPath: string;
+  /** `alias@version` of the model: part of answer cache keys. */
+  model: string;
+  /** Tokens each generation slot sees: prompt, sources and answer together. */
+  contextSize: number;
+  /** Generations at once; one context sequence each. */
+  slots: number;
+  /** 0 = node-llama-cpp's default (one per physical core). */
+  threads: number;
+}
+
+let llamaRuntime: Promise<Llama> | null = null;
+
+/**
+ * The native runtime, once per process. CPU prebuilt binary only: `build: 'never'`
+ * and `skipDownload` make a missing binary an error instead of a compile or a
+ * download at run time, which these machines must never attempt.
+ */
+async function cpuLlama(): Promise<Llama> {
+  if (!llamaRuntime) {
+    llamaRuntime = import('node-llama-cpp').then(({ getLlama, LlamaLogLevel }) =>
+      getLlama({ gpu: false, build: 'never', usePrebuiltBinaries: true, skipDownload: true, progressLogs: false, logLevel: LlamaLogLevel.error }),
+    );
+    llamaRuntime.catch(() => (llamaRuntime = null));
+  }
+  return llamaRuntime;
+}
+
+/** Tokens kept free for the chat template's own markup around the messages. */
+const TEMPLATE_RESERVE = 64;
+
+/**
+ * A GGUF model run in-process by llama.cpp (node-llama-cpp) on CPU. Each generation
+ * takes a context sequence of its own; the llm service's Gate keeps at most `slots`
+ * running, so a sequence is always free. Tokens stream as llama.cpp produces them;
+ * the budget is llama.cpp's own `maxTokens`, abort is its signal.
+ */
+export class LlamaCppBackend implements LlmBackend {
+  readonly name = 'llama';
+  readonly version: string;
+  private active = 0;
+  private idle: (() => void) | null = null;
+
+  private constructor(
+    private readonly model: LlamaModel,
+    private readonly context: LlamaContext,
+    private readonly options: LlamaBackendOptions,
+  ) {
+    this.version = `llama:${options.model}`;
+  }
+
+  static async load(options: LlamaBackendOptions): Promise<LlamaCppBackend> {
+    const llama = await cpuLlama();
+    const model = await llama.loadModel({ modelPath: options.modelPath });
+    try {
+      const context = await model.createContext({
+        contextSize: Math.min(options.contextSize, model.trainContextSize),
+        sequences: options.slots,
+        ...(options.threads > 0 && { threads: options.threads }),
+      });
+      return new LlamaCppBackend(model, context, options);
+    } catch (err) {
+      await model.dispose();
+      throw err;
+    }
+  }
+
+  /** Real token counts, from the model's own tokenizer. */
+  countTokens(text: string): number {
+    return this.model.tokenize(text).length;
+  }
+
+  async *generate(request: GenerateRequest): AsyncIterable<GenerateEvent> {
+    const contextSize = this.context.contextSize;
+    const maxTokens = Math.max(1, Math.min(request.maxTokens, contextSize - TEMPLATE_RESERVE * 2));
+    const chatTokens = request.messages.reduce((sum, m) => sum + this.countTokens(m.content) + 8, 0);
+    // Sources get what the context has left after the chat and the answer's budget.
+    const sourceBudget = Math.max(0, contextSize - maxTokens - chatTokens - TEMPLATE_RESERVE);
+    const { messages, used } =
+      request.grounded || request.sources.length > 0 ? ragMessages(request.messages, request.sources, sourceBudget, (text) => this.countTokens(text)) : { messages: request.messages, used: [] };
+    const promptTokens = messages.reduce((sum, m) => sum + this.countTokens(m.content), 0);
+    if (promptTokens + maxTokens + TEMPLATE_RESERVE > contextSize) {
+      throw badRequest('LLM_PROMPT_TOO_LONG', `The conversation (${promptTokens} tokens) and the answer budget (${maxTokens}) exceed the model's context of ${contextSize} tokens`);
+    }
+
+    const { LlamaChat } = await import('node-llama-cpp');
+    if (this.context.sequencesLeft === 0) throw unavailable('LLM_BUSY', 'Every generation slot of the model is taken');
+    const sequence = this.context.getSequence();
+    const chat = new LlamaChat({ contextSequence: sequence });
+    this.active++;
+
+    // llama.cpp pushes chunks through a callback; they wait here until the consumer pulls.
+    // Aborted by the caller, or here when the consumer stops pulling (client gone).
+    const stop = new AbortController();
+    const forward = () => stop.abort();
+    request.signal.addEventListener('abort', forward, { once: true });
+    const pending: string[] = [];
+    let completionTokens = 0;
+    let wake: (() => void) | null = null;
+    let finished: { stopReason: string } | null = null;
+    let failure: unknown = null;
+    const generation = chat
+      .generateResponse(historyOf(messages), {
+        maxTokens,
+        signal: stop.signal,
+        stopOnAbortSignal: true,
+        onResponseChunk: (chunk) => {
+          if (chunk.type !== undefined) return; // thought segments are not part of the answer
+          completionTokens += chunk.tokens.length;
+          if (chunk.text) pending.push(chunk.text);
+          wake?.();
+        },
+      })
+      .then(
+        (response) => (finished = { stopReason: response.metadata.stopReason }),
+        (err: unknown) => (failure = err),
+      )
+      .finally(() => wake?.());
+
+    let text = '';
+    try {
+      for (;;) {
+        while (pending.length > 0) {
+          const piece = pending.shift()!;
+          text += piece;
+          yield { type: 'token', text: piece };
+        }
+        if (failure) {
+          if (stop.signal.aborted) return;
+          throw failure;
+        }
+        if (finished) break;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = null;
+      }
+      if (stop.signal.aborted) return;
+      yield {
+        type: 'done',
+        usage: { promptTokens, completionTokens },
+        citations: citationsIn(text, used.map((s) => s.n)),
+        finishReason: (finished as { stopReason: string }).stopReason === 'maxTokens' ? 'length' : 'stop',
+      };
+    } finally {
+      if (!finished) stop.abort();
+      request.signal.removeEventListener('abort', forward);
+      await generation;
+      chat.dispose();
+      sequence.dispose();
+      this.active--;
+      if (this.active === 0) this.idle?.();
+    }
+  }
+
+  /** Frees the model once running generations end (a switched-out version keeps serving them). */
+  async dispose(): Promise<void> {
+    if (this.active > 0) await new Promise<void>((resolve) => (this.idle = resolve));
+    await this.context.dispose();
+    await this.model.dispose();
+  }
+}
+
+function historyOf(messages: ChatMessage[]): ChatHistoryItem[] {
+  const history: ChatHistoryItem[] = messages.map((m) =>
+    m.role === 'system' ? { type: 'system', text: m.content } : m.role === 'user' ? { type: 'user', text: m.content } : { type: 'model', response: [m.content] },
+  );
+  // The model's turn to answer.
+  history.push({ type: 'model', response: [] });
+  return history;
+}
