@@ -83,7 +83,9 @@ class FolderMigrationSource implements Knex.MigrationSource<string> {
  * What a process sees when another one is migrating the same database right now:
  * knex's lock, or — before the lock table exists — both creating knex's own tables.
  */
-const LOCKED = /already locked|pg_type_typname_nsp_index|relation "knex_migrations(_lock)?" already exists/i;
+const LOCKED = /already locked|pg_type_typname_nsp_index|"knex_migrations(_lock)?" already exists/i;
+/** Any constant: every ragmesh process takes the same advisory lock around its migrations. */
+const MIGRATION_LOCK = 4_726_173_301;
 
 /**
  * Applies pending migrations. Processes of the mesh boot together: all but one fail
@@ -93,8 +95,14 @@ export async function migrateLatest(db: Database, timeoutMs = 60_000): Promise<s
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      const [, applied] = (await db.knex.migrate.latest({ migrationSource: new FolderMigrationSource() })) as [number, string[]];
-      return applied;
+      const migrate = async () => ((await db.knex.migrate.latest({ migrationSource: new FolderMigrationSource() })) as [number, string[]])[1];
+      if (db.backend !== 'pg') return await migrate();
+      // Processes booting together queue on a PostgreSQL advisory lock (held by this
+      // transaction's connection) instead of racing to create knex's own tables.
+      return await db.knex.transaction(async (trx) => {
+        await trx.raw('select pg_advisory_xact_lock(?)', [MIGRATION_LOCK]);
+        return migrate();
+      });
     } catch (err) {
       if (!LOCKED.test(String((err as Error).message)) || Date.now() > deadline) throw err;
       await new Promise((resolve) => setTimeout(resolve, 250));
