@@ -73,6 +73,7 @@ export const VARIABLES: VarSpec[] = [
   { name: 'LLM_QUEUE_LIMIT', default: '16', doc: 'Generations waiting for a slot; beyond that callers get 503 OVERLOADED with Retry-After.' },
   { name: 'LLM_CONTEXT_SIZE', default: '4096', doc: 'With `llama`: the context window in tokens of each generation slot (prompt, sources and answer together; sources are cut to fit).' },
   { name: 'LLM_THREADS', default: '0', doc: 'With `llama`: CPU threads for generation; 0 = one per physical core.' },
+  { name: 'CHAT_STREAMS_PER_USER', default: '3', doc: 'Answers one user may have streaming at once, counted in the KV store across every api replica; the next gets 429 TOO_MANY_STREAMS.' },
   { name: 'LLM_MAX_TOKENS', default: '512', doc: 'Largest number of tokens one answer may generate (a request may ask for fewer).' },
   { name: 'JWT_SECRET', doc: 'HS256 secret (at least 32 characters) that signs and verifies access tokens. Required in the mesh profile; the embedded profile creates one in DATA_DIR/secrets/jwt-secret on first start.', secret: true },
   { name: 'JWT_ISSUER', default: 'ragmesh', doc: 'The `iss` every token must carry.' },
@@ -118,6 +119,7 @@ export interface Config {
   search: { legTimeoutMs: number; candidates: number; lexicalPostings: number };
   auth: { jwtSecret: string | null; issuer: string; ttlSeconds: number };
   llm: { backend: 'extractive' | 'llama' | 'openai'; url: string | null; model: string; apiKey: string | null; concurrency: number; queueLimit: number; maxTokens: number; contextSize: number; threads: number };
+  chat: { streamsPerUser: number };
   requestTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
   buildCommit: string | null;
@@ -313,6 +315,7 @@ export function loadConfig(env: Env = process.env): Config {
       contextSize: r.int('LLM_CONTEXT_SIZE', 256, 1_048_576),
       threads: r.int('LLM_THREADS', 0, 1024),
     },
+    chat: { streamsPerUser: r.int('CHAT_STREAMS_PER_USER', 1, 1000) },
     auth: { jwtSecret, issuer: r.string('JWT_ISSUER') ?? 'ragmesh', ttlSeconds: r.int('JWT_TTL_SECONDS', 60, 31_536_000) },
     requestTimeoutMs: r.int('REQUEST_TIMEOUT_MS', 100, 3_600_000),
     logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const),

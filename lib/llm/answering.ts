@@ -96,7 +96,14 @@ export async function answer(
   const abort = () => void ctx.broadcast(LLM_ABORT_EVENT, { generationId });
   signal.addEventListener('abort', abort, { once: true });
   try {
-    const stream = (await ctx.call('llm.generate', { generationId, messages, sources, grounded: options.rag, maxTokens: options.maxTokens })) as Readable;
+    let stream: Readable;
+    try {
+      stream = (await ctx.call('llm.generate', { generationId, messages, sources, grounded: options.rag, maxTokens: options.maxTokens })) as Readable;
+    } catch (err) {
+      // A call that timed out while queued may still get its slot later: nobody would read that answer.
+      abort();
+      throw err;
+    }
     if (signal.aborted) {
       stream.destroy();
       return null;
@@ -133,6 +140,11 @@ export async function answer(
 
 /** What backend version answers (part of cache keys); asked once every few seconds, not per answer. */
 let infoCache: { value: Promise<{ version: string }>; until: number } | null = null;
+
+/** After an llm model switch: the next answer asks for the version again. */
+export function forgetLlmInfo(): void {
+  infoCache = null;
+}
 function llmInfo(ctx: RagmeshContext): Promise<{ version: string }> {
   if (!infoCache || infoCache.until < Date.now()) {
     const value = ctx.call('llm.info') as Promise<{ version: string }>;

@@ -96,11 +96,12 @@ export class LlamaCppBackend implements LlmBackend {
     const chat = new LlamaChat({ contextSequence: sequence });
     this.active++;
 
-    // llama.cpp pushes chunks through a callback; they wait here until the consumer pulls.
     // Aborted by the caller, or here when the consumer stops pulling (client gone).
     const stop = new AbortController();
     const forward = () => stop.abort();
+    if (request.signal.aborted) stop.abort();
     request.signal.addEventListener('abort', forward, { once: true });
+    // llama.cpp pushes chunks through a callback; they wait here until the consumer pulls.
     const pending: string[] = [];
     let completionTokens = 0;
     let wake: (() => void) | null = null;

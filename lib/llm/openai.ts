@@ -52,7 +52,9 @@ export class OpenAiCompatibleBackend implements LlmBackend {
           if (!line.startsWith('data:')) continue;
           const data = line.slice(5).trim();
           if (data === '[DONE]') continue;
-          const event = JSON.parse(data) as { choices?: Array<{ delta?: { content?: string }; finish_reason?: string | null }>; usage?: typeof usage };
+          const event = JSON.parse(data) as { choices?: Array<{ delta?: { content?: string }; finish_reason?: string | null }>; usage?: typeof usage; error?: { message?: string } };
+          // Servers report a failure after the stream started as a data line with `error`.
+          if (event.error) throw unavailable('LLM_ERROR', `The LLM server failed mid-answer: ${String(event.error.message ?? 'unknown error').slice(0, 300)}`);
           if (event.usage) usage = event.usage;
           const choice = event.choices?.[0];
           if (choice?.finish_reason) finish = choice.finish_reason;

@@ -62,18 +62,18 @@ export class ChatsRepository {
   async addMessage(
     scope: TenantScope,
     chatId: string,
-    message: { role: MessageRole; content: string; sources?: unknown[]; usage?: Record<string, unknown> },
+    message: { id?: string; role: MessageRole; content: string; sources?: unknown[]; usage?: Record<string, unknown> },
   ): Promise<MessageRow> {
     const { rows } = await this.knex.raw(
       `with inserted as (
-         insert into messages (tenant_id, chat_id, role, content, sources, usage)
-         values (?, ?, ?, ?, ?::jsonb, ?::jsonb)
+         insert into messages (id, tenant_id, chat_id, role, content, sources, usage)
+         values (coalesce(?::uuid, gen_random_uuid()), ?, ?, ?, ?, ?::jsonb, ?::jsonb)
          returning *
        ), touched as (
          update chats set updated_at = now() where tenant_id = ? and id = ?
        )
        select * from inserted`,
-      [scope.tenantId, chatId, message.role, message.content, JSON.stringify(message.sources ?? []), message.usage ? JSON.stringify(message.usage) : null, scope.tenantId, chatId],
+      [message.id ?? null, scope.tenantId, chatId, message.role, message.content, JSON.stringify(message.sources ?? []), message.usage ? JSON.stringify(message.usage) : null, scope.tenantId, chatId],
     );
     return toMessage(rows[0]);
   }

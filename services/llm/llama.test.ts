@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
 import { ndjson } from '../../lib/llm/answering.ts';
-import { ensureTinyLlama } from '../../lib/llm/tiny-gguf.ts';
+import { ensureTinyLlama, TINY_LLAMA } from '../../lib/llm/tiny-gguf.ts';
 import { LLM_ABORT_EVENT } from '../../lib/llm/types.ts';
 import { objectKeyOf } from '../../lib/models/manifest.ts';
 import { publishFolder } from '../../lib/models/publish.ts';
@@ -172,6 +172,19 @@ describe('llm service, llama backend (tiny random GGUF)', () => {
     for await (const line of ndjson(await waiting)) lines.push(line);
     assert.equal(lines.at(-1)!.type, 'done');
     await waitFor('the slot to free', async () => (await info()).active === 0);
+  });
+
+  it('loads a newly switched version without a restart, the old one serving until then', async () => {
+    const tiny = await ensureTinyLlama({ version: '3', shape: { ...TINY_LLAMA, seed: 3 } });
+    await publishFolder(await embedded.node.stores.models(), tiny.folder);
+    await new ModelsRepository((await embedded.node.stores.db()).knex).register(tiny.manifest);
+    await call('maintenance.models.switch', { alias: 'tiny-llama', version: '3' }, ADMIN);
+    await waitFor('the llm to serve version 3', async () => (await info()).version === 'llama:tiny-llama@3', 30_000);
+    const lines = [];
+    for await (const line of ndjson(await generate({ maxTokens: 3 }))) lines.push(line);
+    assert.equal(lines.at(-1)!.type, 'done');
+    await call('maintenance.models.rollback', { alias: 'tiny-llama' }, ADMIN);
+    await waitFor('the llm to serve version 1 again', async () => (await info()).version === 'llama:tiny-llama@1', 30_000);
   });
 
   it('refuses a version whose file does not match its manifest, and keeps serving the previous one', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Role } from '../../../lib/auth/jwt.ts';
-import { NO_MODEL_ANSWER } from '../../../lib/llm/extractive.ts';
+import { NO_MODEL_ANSWER, NOT_FOUND_ANSWER } from '../../../lib/llm/extractive.ts';
 import type { RunningNode } from '../../../lib/runtime/boot.ts';
 import { startEmbeddedNode, type EmbeddedNode } from '../../../test/support/embedded.ts';
 import { textPdf } from '../../../test/fixtures/documents.ts';
@@ -89,6 +89,26 @@ describe('chats and RAG answers over SSE (embedded profile)', () => {
     const { events } = await ask(`${base}/api/v1/chats/${chat.id}/messages/stream?content=${encodeURIComponent('Tell me a joke')}&rag=false`, alice, null, { method: 'GET' });
     assert.ok(!events.some((e) => e.event === 'sources'));
     assert.equal(events.filter((e) => e.event === 'token').map((e) => e.data.text).join(''), NO_MODEL_ANSWER);
+  });
+
+  it("never gives another tenant's chunks as sources", async () => {
+    const outsider = await token(['admin'], 'alice', 'globex');
+    const chat = (await httpJson(`${base}/api/v1/chats`, { method: 'POST', token: outsider })).body;
+    const { events } = await ask(`${base}/api/v1/chats/${chat.id}/messages`, outsider, { content: 'До какого числа вносится арендная плата?' });
+    assert.deepEqual(events.find((e) => e.event === 'sources')!.data.sources, []);
+    assert.equal(events.filter((e) => e.event === 'token').map((e) => e.data.text).join(''), NOT_FOUND_ANSWER);
+    assert.deepEqual(events.at(-1)!.data.citations, []);
+  });
+
+  it('takes the token from access_token for the EventSource GET only', async () => {
+    const chat = (await httpJson(`${base}/api/v1/chats`, { method: 'POST', token: alice })).body;
+    const url = `${base}/api/v1/chats/${chat.id}/messages/stream?content=${encodeURIComponent('Tell me a joke')}&rag=false&access_token=${alice}`;
+    const res = await fetch(url, { headers: { Accept: 'text/event-stream' } });
+    assert.equal(res.status, 200);
+    assert.match(await res.text(), /event: done/);
+    const post = await httpJson(`${base}/api/v1/chats/${chat.id}/messages?access_token=${alice}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ content: 'hi' }) });
+    assert.equal(post.status, 401);
+    assert.equal((await fetch(url.replace(alice, 'forged.token.value'))).status, 401);
   });
 
   it('refuses a user past the concurrent stream cap with 429, counted in the KV store', async () => {

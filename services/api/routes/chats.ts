@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { badRequest, notFound, tooMany } from '../../../lib/errors.ts';
-import { answer, type AnswerOptions } from '../../../lib/llm/answering.ts';
+import { answer, forgetLlmInfo, type AnswerOptions } from '../../../lib/llm/answering.ts';
 import type { ChatMessage } from '../../../lib/llm/types.ts';
 import { tenantScope } from '../../../lib/ports/tenant-scope.ts';
 import { ChatsRepository, type ChatRow, type MessageRow } from '../../../lib/repositories/chats.ts';
@@ -11,7 +11,7 @@ import type { ApiRouteModule } from './module.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAX_QUESTION = 8000;
-/** Concurrent answer streams one user may hold, across every api replica. */
+/** Concurrent answer streams one user may hold across every api replica, unless CHAT_STREAMS_PER_USER says otherwise. */
 export const STREAMS_PER_USER = 3;
 const STREAM_SLOT_TTL_MS = 60_000;
 /** Earlier turns given to the model as context. */
@@ -55,7 +55,8 @@ export function chatRoutes(runtime: Runtime): ApiRouteModule {
   const takeStreamSlot = async (tenantId: string, userId: string): Promise<() => Promise<void>> => {
     const kv = await runtime.stores.kv();
     const holder = randomUUID();
-    for (let i = 0; i < STREAMS_PER_USER; i++) {
+    const cap = runtime.config.chat.streamsPerUser;
+    for (let i = 0; i < cap; i++) {
       const key = `sse-slot:${tenantId}:${userId}:${i}`;
       if (await kv.setIfAbsent(key, holder, STREAM_SLOT_TTL_MS)) {
         const renew = setInterval(() => void kv.set(key, holder, STREAM_SLOT_TTL_MS).catch(() => undefined), STREAM_SLOT_TTL_MS / 3);
@@ -65,7 +66,7 @@ export function chatRoutes(runtime: Runtime): ApiRouteModule {
         };
       }
     }
-    throw tooMany('TOO_MANY_STREAMS', `At most ${STREAMS_PER_USER} answers may stream at once per user`, 2);
+    throw tooMany('TOO_MANY_STREAMS', `At most ${cap} answers may stream at once per user`, 2);
   };
 
   const ask = async function (this: GatewayThis, req: GatewayReq, res: ServerResponse, params: AskParams): Promise<void> {
@@ -89,13 +90,11 @@ export function chatRoutes(runtime: Runtime): ApiRouteModule {
     const chat = chatResult.value;
     const releaseSlot = slotResult.value;
     const history = historyResult.value;
-    let question: MessageRow;
-    try {
-      question = await repo.addMessage(scope, chat.id, { role: 'user', content });
-    } catch (err) {
-      await releaseSlot();
-      throw err;
-    }
+    // The question is stored while the answer starts (one round trip less before the first
+    // token); its id is chosen here so `meta` can name it at once.
+    const questionId = randomUUID();
+    const storingQuestion = repo.addMessage(scope, chat.id, { id: questionId, role: 'user', content });
+    storingQuestion.catch(() => undefined);
 
     // The client may leave before the answer starts as well as during it.
     const abort = new AbortController();
@@ -105,7 +104,7 @@ export function chatRoutes(runtime: Runtime): ApiRouteModule {
     const stream = (): SseStream => {
       if (!sse) {
         sse = openSse(req, res);
-        sse.send('meta', { requestId: ctx.requestID, chatId: chat.id, messageId: question.id });
+        sse.send('meta', { requestId: ctx.requestID, chatId: chat.id, messageId: questionId });
       }
       return sse;
     };
@@ -121,6 +120,7 @@ export function chatRoutes(runtime: Runtime): ApiRouteModule {
         sources: (sources, degraded) => stream().send('sources', { sources, degraded }),
         token: (text) => stream().send('token', { text }),
       }, abort.signal);
+      await storingQuestion;
       if (!result) return; // the client left: nothing to store
       const saved = await repo.addMessage(scope, chat.id, {
         role: 'assistant',
@@ -132,7 +132,7 @@ export function chatRoutes(runtime: Runtime): ApiRouteModule {
     } catch (err) {
       if (!sse && !res.headersSent) {
         // Refused before it started: the question is not kept, the client gets the HTTP error.
-        await repo.deleteMessage(scope, chat.id, question.id).catch(() => undefined);
+        await storingQuestion.then(() => repo.deleteMessage(scope, chat.id, questionId)).catch(() => undefined);
         throw err;
       }
       const e = err as { type?: string; message?: string; code?: number };
@@ -168,6 +168,15 @@ export function chatRoutes(runtime: Runtime): ApiRouteModule {
         const query = Object.fromEntries(new URL(req.url ?? '/', 'http://x').searchParams);
         await ask.call(this, req, res, askParams({ ...query, rag: query.rag !== 'false', tags: query.tags?.split(','), maxTokens: query.maxTokens ? Number(query.maxTokens) : undefined }));
       }),
+    },
+
+    events: {
+      // A new llm model version makes new answers: cache keys must not keep the old version.
+      'models.switched': {
+        handler(ctx: RagmeshContext<{ kind: string }>) {
+          if (ctx.params.kind === 'llm') forgetLlmInfo();
+        },
+      },
     },
 
     actions: {
