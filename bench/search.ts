@@ -17,7 +17,7 @@
  * so machine noise hits all three alike.
  *
  * Env: BENCH_CHUNKS (100000), BENCH_QUERIES (150 per mode), BENCH_DATA_DIR (reuse an
- * already built corpus), VECTORS_DRIVER (pgvector).
+ * already built corpus), VECTORS_DRIVER (usearch, the embedded default; pgvector for the exact scan).
  */
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
@@ -65,7 +65,7 @@ async function main(): Promise<void> {
   const reuse = process.env.BENCH_DATA_DIR;
   const dataDir = reuse ?? path.join(os.tmpdir(), `ragmesh-bench-search-${process.pid}`);
   await mkdir(dataDir, { recursive: true });
-  const env = { DATA_DIR: dataDir, LOG_LEVEL: 'warn', VECTORS_DRIVER: process.env.VECTORS_DRIVER ?? 'pgvector' };
+  const env = { DATA_DIR: dataDir, LOG_LEVEL: 'warn', VECTORS_DRIVER: process.env.VECTORS_DRIVER ?? 'usearch' };
   const config = loadConfig(env);
   const stores = new Stores(config, createLogger('warn'));
   const knex = (await stores.db()).knex;

@@ -72,6 +72,8 @@ async function main(): Promise<void> {
         added_p95_ms: round(percentile(mesh1, 95) - percentile(local, 95)),
         samples: SAMPLES,
         transporter: 'amqp',
+        backend: 'extractive',
+        cores: (await import('node:os')).cpus().length,
         node: process.version,
       }),
     );

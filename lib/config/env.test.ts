@@ -26,7 +26,7 @@ describe('loadConfig', () => {
     assert.equal(config.db.driver, 'pglite');
     assert.equal(config.kv.driver, 'memory');
     assert.equal(config.objects.driver, 'fs');
-    assert.equal(config.vectors.driver, 'pgvector');
+    assert.equal(config.vectors.driver, 'usearch');
     assert.equal(config.auth.jwtSecret, null);
     assert.match(config.dataDir, /\/data$/);
   });

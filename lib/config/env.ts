@@ -48,7 +48,7 @@ export const VARIABLES: VarSpec[] = [
   { name: 'S3_REGION', default: 'us-east-1', doc: 'S3 region.' },
   { name: 'S3_BUCKET', default: 'ragmesh', doc: 'Bucket for uploads and artifacts.' },
   { name: 'S3_MODELS_BUCKET', default: 'models', doc: 'Bucket for model files and their manifest.json.' },
-  { name: 'VECTORS_DRIVER', default: (p) => (p === 'mesh' ? 'qdrant' : 'pgvector'), defaultDoc: 'pgvector (embedded), qdrant (mesh)', doc: '`pgvector` (in the database of DB_DRIVER; PGlite ships it), `postgres` (plain arrays in the database of DB_DRIVER, exact and slow: for PostgreSQL without pgvector, small deployments and mesh tests) or `qdrant`.' },
+  { name: 'VECTORS_DRIVER', default: (p) => (p === 'mesh' ? 'qdrant' : 'usearch'), defaultDoc: 'usearch (embedded), qdrant (mesh)', doc: '`usearch` (pgvector in the database as the record plus an in-memory HNSW index per tenant; one process only, so the embedded default), `pgvector` (in the database of DB_DRIVER; PGlite ships it), `postgres` (plain arrays in the database of DB_DRIVER, exact and slow: for PostgreSQL without pgvector, small deployments and mesh tests) or `qdrant`.' },
   { name: 'QDRANT_URL', doc: 'Qdrant REST URL, `http://qdrant:6333`. Required when VECTORS_DRIVER=qdrant.' },
   { name: 'QDRANT_API_KEY', doc: 'Qdrant API key, if the server wants one.', secret: true },
   { name: 'QUEUE_DRIVER', default: (p) => (p === 'mesh' ? 'amqp' : 'memory'), defaultDoc: 'memory (embedded), amqp (mesh)', doc: '`memory` (in-process job queue; the job rows in the database are re-queued at boot) or `amqp` (RabbitMQ durable queues with dead-lettering).' },
@@ -113,7 +113,7 @@ export interface Config {
   db: { driver: 'pglite' | 'pg'; url: string | null; poolMax: number; migrateOnStart: boolean };
   kv: { driver: 'memory' | 'redis'; url: string | null; prefix: string };
   objects: { driver: 'fs' | 's3'; s3: S3Config | null; bucket: string; modelsBucket: string };
-  vectors: { driver: 'pgvector' | 'postgres' | 'qdrant'; qdrantUrl: string | null; qdrantApiKey: string | null };
+  vectors: { driver: 'usearch' | 'pgvector' | 'postgres' | 'qdrant'; qdrantUrl: string | null; qdrantApiKey: string | null };
   queue: { driver: 'memory' | 'amqp'; url: string | null; prefix: string; maxAttempts: number; backoffMs: number; lockTtlMs: number };
   ingest: { concurrency: number; uploadMaxBytes: number; uploadMaxFiles: number; chunkTargetTokens: number; chunkOverlapTokens: number };
   search: { legTimeoutMs: number; candidates: number; lexicalPostings: number };
@@ -251,7 +251,7 @@ export function loadConfig(env: Env = process.env): Config {
   const bucket = bucketName(r, 'S3_BUCKET');
   const modelsBucket = bucketName(r, 'S3_MODELS_BUCKET');
 
-  const vectorsDriver = r.oneOf('VECTORS_DRIVER', ['pgvector', 'postgres', 'qdrant'] as const);
+  const vectorsDriver = r.oneOf('VECTORS_DRIVER', ['usearch', 'pgvector', 'postgres', 'qdrant'] as const);
   const qdrantUrl =
     vectorsDriver === 'qdrant' ? r.required('QDRANT_URL', 'when VECTORS_DRIVER=qdrant') : r.string('QDRANT_URL');
   r.url('QDRANT_URL', ['http:', 'https:'], qdrantUrl);

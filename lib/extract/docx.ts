@@ -1,46 +1,32 @@
-import { unzipSync } from 'fflate';
 import { Parser } from 'htmlparser2';
-import { RagmeshError } from '../errors.ts';
 import { assemblePage, type Block } from './blocks.ts';
-import { unreadable } from './pdf.ts';
+import { throwIfAborted, unreadable } from './errors.ts';
 import type { ExtractedPage, ExtractLimits } from './types.ts';
+import { readZipDirectory, readZipEntry, type ZipLimits } from './zip.ts';
 
-const WANTED = new Set(['word/document.xml', 'word/styles.xml', 'docProps/core.xml']);
 /** Office XML compresses 5–20×; far beyond that, on something big, is a bomb. */
 const BOMB_RATIO = 200;
 const BOMB_MIN_BYTES = 2 * 1024 * 1024;
 
 /**
- * Paragraphs and headings of a DOCX. Only the three parts needed are inflated, and
- * only after their declared sizes passed the limits: a zip bomb is refused before a
- * byte of it is expanded, and fflate never writes past a declared size.
+ * Paragraphs and headings of a DOCX. The zip directory is checked first (declared sizes
+ * against the limit, compression ratios), and the three parts needed are inflated step by
+ * step with their declared size as a hard cap: a zip bomb, even one whose headers lie, is
+ * refused before more than the limit is expanded.
  */
-export function extractDocx(bytes: Buffer, limits: ExtractLimits): { pages: ExtractedPage[]; title: string | null } {
-  let files: Record<string, Uint8Array>;
-  let declared = 0;
-  try {
-    files = unzipSync(bytes, {
-      filter(file) {
-        declared += file.originalSize;
-        if (declared > limits.maxUnpackedBytes || (file.originalSize > BOMB_MIN_BYTES && file.originalSize > file.size * BOMB_RATIO)) {
-          throw new RagmeshError(
-            `The archive expands to ${file.originalSize} bytes from ${file.size} (limit ${limits.maxUnpackedBytes}): refused as an archive bomb`,
-            413,
-            'ARCHIVE_BOMB',
-          );
-        }
-        return WANTED.has(file.name);
-      },
-    });
-  } catch (err) {
-    if (err instanceof RagmeshError) throw err;
-    throw unreadable(`the DOCX archive is damaged (${(err as Error).message})`);
-  }
-  const document = files['word/document.xml'];
+export function extractDocx(bytes: Buffer, limits: ExtractLimits, signal?: AbortSignal): { pages: ExtractedPage[]; title: string | null } {
+  const zipLimits: ZipLimits = { maxUnpackedBytes: limits.maxUnpackedBytes, maxRatio: BOMB_RATIO, ratioFloorBytes: BOMB_MIN_BYTES };
+  const entries = readZipDirectory(bytes, zipLimits);
+  const read = (name: string): Buffer | undefined => {
+    const entry = entries.find((e) => e.name === name);
+    return entry ? readZipEntry(bytes, entry, zipLimits, () => throwIfAborted(signal)) : undefined;
+  };
+  const document = read('word/document.xml');
   if (!document) throw unreadable('the DOCX has no word/document.xml');
-  const headingStyles = headingLevels(files['word/styles.xml']);
-  const blocks = paragraphs(Buffer.from(document).toString('utf8'), headingStyles);
-  return { pages: [assemblePage(blocks, null)], title: coreTitle(files['docProps/core.xml']) };
+  const headingStyles = headingLevels(read('word/styles.xml'));
+  throwIfAborted(signal);
+  const blocks = paragraphs(document.toString('utf8'), headingStyles);
+  return { pages: [assemblePage(blocks, null)], title: coreTitle(read('docProps/core.xml')) };
 }
 
 /** Style id → heading level, from styles.xml names ("heading 1", "Title") and ids. */
@@ -56,7 +42,8 @@ function headingLevels(styles: Uint8Array | undefined): Map<string, number> {
           const level = headingLevel(attrs['w:val'] ?? '') ?? headingLevel(current);
           if (level) levels.set(current, level);
         }
-        if (name === 'w:outlinelvl' && current && !levels.has(current)) levels.set(current, Number(attrs['w:val'] ?? 0) + 1);
+        // Outline level 9 means body text.
+        if (name === 'w:outlinelvl' && current && !levels.has(current) && Number(attrs['w:val']) < 6) levels.set(current, Number(attrs['w:val']) + 1);
       },
       onclosetag(name) {
         if (name === 'w:style') current = null;
@@ -76,28 +63,37 @@ function headingLevel(name: string): number | null {
 
 function paragraphs(xml: string, headingStyles: Map<string, number>): Block[] {
   const blocks: Block[] = [];
-  let text = '';
-  let style: string | null = null;
+  // Text boxes put whole paragraphs inside a run of another paragraph: keep a stack.
+  const open: Array<{ text: string; style: string | null; outline: number | null }> = [];
   let inText = false;
+  let inDeleted = 0;
+  const current = () => open[open.length - 1];
   const parser = new Parser(
     {
       onopentag(name, attrs) {
-        if (name === 'w:p') {
-          text = '';
-          style = null;
-        } else if (name === 'w:pstyle') style = attrs['w:val'] ?? null;
-        else if (name === 'w:t') inText = true;
-        else if (name === 'w:tab') text += ' ';
-        else if (name === 'w:br' || name === 'w:cr') text += '\n';
+        const p = current();
+        if (name === 'w:p') open.push({ text: '', style: null, outline: null });
+        else if (name === 'w:del') inDeleted++;
+        else if (!p) return;
+        else if (name === 'w:pstyle') p.style = attrs['w:val'] ?? null;
+        else if (name === 'w:outlinelvl') p.outline = Number(attrs['w:val'] ?? 9) + 1;
+        else if (name === 'w:t') inText = inDeleted === 0;
+        else if (name === 'w:tab') p.text += ' ';
+        else if (name === 'w:br' || name === 'w:cr') p.text += '\n';
+        else if (name === 'w:nobreakhyphen') p.text += '-';
       },
       ontext(chunk) {
-        if (inText) text += chunk;
+        const p = current();
+        if (inText && p) p.text += chunk;
       },
       onclosetag(name) {
         if (name === 'w:t') inText = false;
+        else if (name === 'w:del') inDeleted--;
         else if (name === 'w:p') {
-          const level = style ? (headingStyles.get(style) ?? headingLevel(style)) : null;
-          blocks.push(level ? { text, heading: level } : { text });
+          const p = open.pop();
+          if (!p) return;
+          const level = (p.style ? (headingStyles.get(p.style) ?? headingLevel(p.style)) : null) ?? (p.outline !== null && p.outline <= 6 ? p.outline : null);
+          blocks.push(level ? { text: p.text, heading: level } : { text: p.text });
         }
       },
     },

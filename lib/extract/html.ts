@@ -3,8 +3,13 @@ import { assemblePage, type Block } from './blocks.ts';
 import type { ExtractedPage } from './types.ts';
 
 /** Never content: code, styling, and the page furniture around the article. */
-const SKIPPED = new Set(['script', 'style', 'noscript', 'template', 'svg', 'math', 'nav', 'header', 'footer', 'aside', 'form', 'iframe', 'button', 'select', 'canvas', 'object', 'head']);
-const BLOCK = new Set(['p', 'div', 'section', 'article', 'main', 'li', 'ul', 'ol', 'dl', 'dt', 'dd', 'tr', 'table', 'blockquote', 'pre', 'figure', 'figcaption', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'hr', 'address', 'details', 'summary']);
+const SKIPPED = new Set(['script', 'style', 'noscript', 'template', 'svg', 'math', 'nav', 'aside', 'form', 'iframe', 'button', 'select', 'canvas', 'object', 'head', 'dialog']);
+/** The site's header and footer are furniture; an article's own header holds its title. */
+const FURNITURE_OUTSIDE_ARTICLE = new Set(['header', 'footer']);
+const FURNITURE_ROLES = new Set(['navigation', 'banner', 'contentinfo', 'complementary', 'search', 'menu', 'menubar', 'dialog', 'alertdialog']);
+/** Class or id names sites give their furniture (whole words, so "navigation-free-article" is not matched by accident). */
+const FURNITURE_NAMES = /(?:^|[\s_-])(?:nav|navbar|navigation|menu|sidebar|breadcrumbs?|cookies?|cookie-banner|consent|advert|advertisement|ads|social|share|sharing|related|comments?|footer|masthead|skip-link|visually-hidden|sr-only)(?:$|[\s_-])/i;
+const BLOCK = new Set(['p', 'div', 'section', 'article', 'main', 'header', 'footer', 'caption', 'li', 'ul', 'ol', 'dl', 'dt', 'dd', 'tr', 'table', 'blockquote', 'pre', 'figure', 'figcaption', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'hr', 'address', 'details', 'summary']);
 
 /** Readable text of an HTML page: headings kept, scripts, styles and boilerplate dropped. */
 export function extractHtml(html: string): { pages: ExtractedPage[]; title: string | null } {
@@ -12,6 +17,7 @@ export function extractHtml(html: string): { pages: ExtractedPage[]; title: stri
   let current = '';
   let heading: number | undefined;
   let skipDepth = 0;
+  let articleDepth = 0;
   let inTitle = false;
   let title = '';
   const flush = () => {
@@ -23,11 +29,16 @@ export function extractHtml(html: string): { pages: ExtractedPage[]; title: stri
     {
       onopentag(name, attrs) {
         if (name === 'title') inTitle = true;
-        const hidden = attrs.hidden !== undefined || attrs['aria-hidden'] === 'true' || /display:\s*none/i.test(attrs.style ?? '');
-        if (skipDepth > 0 || SKIPPED.has(name) || hidden || attrs.role === 'navigation') {
+        const hidden = attrs.hidden !== undefined || attrs['aria-hidden'] === 'true' || /display:\s*none|visibility:\s*hidden/i.test(attrs.style ?? '');
+        const furniture =
+          (FURNITURE_OUTSIDE_ARTICLE.has(name) && articleDepth === 0) ||
+          FURNITURE_ROLES.has(attrs.role ?? '') ||
+          (name !== 'body' && name !== 'main' && name !== 'article' && FURNITURE_NAMES.test(`${attrs.class ?? ''} ${attrs.id ?? ''}`));
+        if (skipDepth > 0 || SKIPPED.has(name) || hidden || furniture) {
           if (!VOID.has(name)) skipDepth++;
           return;
         }
+        if (name === 'article' || name === 'main') articleDepth++;
         if (name === 'br') current += '\n';
         else if (name === 'td' || name === 'th') current += ' ';
         else if (BLOCK.has(name)) {
@@ -47,6 +58,7 @@ export function extractHtml(html: string): { pages: ExtractedPage[]; title: stri
           if (!VOID.has(name)) skipDepth--;
           return;
         }
+        if (name === 'article' || name === 'main') articleDepth--;
         if (BLOCK.has(name)) flush();
       },
     },

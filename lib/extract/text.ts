@@ -2,10 +2,11 @@ import iconv from 'iconv-lite';
 
 /**
  * Decodes plain text in any common encoding: UTF-8 (with or without BOM), UTF-16 LE/BE
- * (BOM, or NUL bytes on one side of each pair), else Windows-1251 or KOI8-R — the one
- * whose decoding reads more like Russian.
+ * (BOM, or NUL bytes on one side of each pair), else the charset the document declares
+ * (an HTML meta tag), else Windows-1251 or KOI8-R — the one whose decoding reads more
+ * like Russian — or Windows-1252 when neither reads as Russian words.
  */
-export function decodeText(bytes: Buffer): { text: string; encoding: string } {
+export function decodeText(bytes: Buffer, declared?: string): { text: string; encoding: string } {
   if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return { text: bytes.subarray(3).toString('utf8'), encoding: 'utf-8' };
   if (bytes[0] === 0xff && bytes[1] === 0xfe) return { text: iconv.decode(bytes.subarray(2), 'utf16le'), encoding: 'utf-16le' };
   if (bytes[0] === 0xfe && bytes[1] === 0xff) return { text: iconv.decode(bytes.subarray(2), 'utf16be'), encoding: 'utf-16be' };
@@ -16,13 +17,18 @@ export function decodeText(bytes: Buffer): { text: string; encoding: string } {
   } catch {
     // Not UTF-8: a single-byte Cyrillic code page, or Latin-1 if nothing reads as Russian.
   }
+  const named = declared?.trim().toLowerCase();
+  if (named && !/^utf-?(8|16)/.test(named) && iconv.encodingExists(named)) return { text: iconv.decode(bytes, named), encoding: named };
+  // Scored on a sample: a code page shows in the first few hundred kilobytes.
+  const sample = bytes.subarray(0, 256 * 1024);
   const candidates = (['windows-1251', 'koi8-r'] as const).map((encoding) => {
-    const text = iconv.decode(bytes, encoding);
+    const text = iconv.decode(sample, encoding);
     return { text, encoding, score: russianScore(text) };
   });
   candidates.sort((a, b) => b.score - a.score);
-  if (candidates[0]!.score > 0) return { text: candidates[0]!.text, encoding: candidates[0]!.encoding };
-  return { text: iconv.decode(bytes, 'latin1'), encoding: 'latin1' };
+  const best = candidates[0]!;
+  if (best.score > 0 && !mostlyMixedWords(best.text)) return { text: iconv.decode(bytes, best.encoding), encoding: best.encoding };
+  return { text: iconv.decode(bytes, 'windows-1252'), encoding: 'windows-1252' };
 }
 
 export function utf16WithoutBom(bytes: Buffer): 'utf16le' | 'utf16be' | null {
@@ -59,4 +65,20 @@ function russianScore(text: string): number {
     else if (/[А-ЯЁ]/.test(ch)) score -= 1;
   }
   return score;
+}
+
+/**
+ * Western text read as a Cyrillic code page puts single Cyrillic letters inside Latin
+ * words ("cafй"); real Russian has whole Cyrillic words.
+ */
+function mostlyMixedWords(text: string): boolean {
+  let mixed = 0;
+  let cyrillic = 0;
+  for (const word of text.slice(0, 100_000).match(/\p{L}+/gu) ?? []) {
+    const hasCyrillic = /[\u0400-\u04ff]/.test(word);
+    if (!hasCyrillic) continue;
+    if (/[A-Za-z]/.test(word)) mixed++;
+    else cyrillic++;
+  }
+  return mixed > cyrillic;
 }

@@ -60,6 +60,10 @@ export class Stores {
         const { QdrantVectorStore } = await import('../adapters/vectors/qdrant.ts');
         return new QdrantVectorStore(this.config.vectors.qdrantUrl!, this.config.vectors.qdrantApiKey);
       }
+      if (this.config.vectors.driver === 'usearch') {
+        const { UsearchVectorStore } = await import('../adapters/vectors/usearch.ts');
+        return new UsearchVectorStore(await this.db());
+      }
       const { PgVectorStore } = await import('../adapters/vectors/pgvector.ts');
       return new PgVectorStore(await this.db(), this.config.vectors.driver);
     });

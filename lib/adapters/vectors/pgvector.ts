@@ -6,6 +6,7 @@ import {
   type CollectionSpec,
   type VectorFilter,
   type VectorHit,
+  type VectorPayload,
   type VectorPoint,
   type VectorStore,
   type VersionSelector,
@@ -147,23 +148,16 @@ export class PgVectorStore implements VectorStore {
       .limit(Math.max(1, Math.min(options.limit, 1000)));
     applyFilter(query, options.filter);
     const rows = await query;
+    return rows.map((row: Record<string, unknown>) => ({ id: row.id as string, score: Number(row.score), payload: toPayload(row) }));
+  }
+
+  /** Every vector of a tenant in a collection, for an in-memory index built from this record. */
+  async exportTenant(scope: TenantScope, collection: string): Promise<Array<{ id: string; vector: Float32Array; payload: VectorPayload & { tenant_id: string } }>> {
+    const rows = await this.knex(tableOf(collection)).select('*', this.knex.raw('embedding::text as embedding_text')).where('tenant_id', scope.tenantId);
     return rows.map((row: Record<string, unknown>) => ({
       id: row.id as string,
-      score: Number(row.score),
-      payload: {
-        tenant_id: row.tenant_id as string,
-        document_id: row.document_id as string,
-        source_id: row.source_id as string,
-        chunk_id: row.chunk_id as string,
-        page: row.page as number | null,
-        lang: row.lang as string,
-        mime: row.mime as string,
-        version: row.version as number,
-        updated_at: new Date(row.updated_at as string).toISOString(),
-        tags: row.tags as string[],
-        embed_model_alias: row.embed_model_alias as string,
-        embed_model_version: row.embed_model_version as string,
-      },
+      vector: Float32Array.from(String(row.embedding_text).replace(/^[[{]|[\]}]$/g, '').split(',').map(Number)),
+      payload: toPayload(row),
     }));
   }
 
@@ -203,6 +197,23 @@ export class PgVectorStore implements VectorStore {
 
 function tableOf(collection: string): string {
   return `vec_${assertCollectionName(collection).replaceAll('-', '_')}`;
+}
+
+function toPayload(row: Record<string, unknown>): VectorPayload & { tenant_id: string } {
+  return {
+    tenant_id: row.tenant_id as string,
+    document_id: row.document_id as string,
+    source_id: row.source_id as string,
+    chunk_id: row.chunk_id as string,
+    page: row.page as number | null,
+    lang: row.lang as string,
+    mime: row.mime as string,
+    version: row.version as number,
+    updated_at: new Date(row.updated_at as string).toISOString(),
+    tags: row.tags as string[],
+    embed_model_alias: row.embed_model_alias as string,
+    embed_model_version: row.embed_model_version as string,
+  };
 }
 
 function finite(vector: Float32Array | number[]): number[] {

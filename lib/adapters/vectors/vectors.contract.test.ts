@@ -6,6 +6,7 @@ import type { VectorPayload, VectorPoint, VectorStore } from '../../ports/vector
 import { DATABASE_BACKENDS } from '../../../test/support/databases.ts';
 import { PgVectorStore } from './pgvector.ts';
 import { QdrantVectorStore } from './qdrant.ts';
+import { UsearchVectorStore } from './usearch.ts';
 
 const A = tenantScope('tenant-a');
 const B = tenantScope('tenant-b');
@@ -116,6 +117,11 @@ const pglite = DATABASE_BACKENDS.find((b) => b.name === 'pglite')!;
 vectorStoreContract('pgvector on PGlite (embedded)', async () => {
   const t = await pglite.open();
   return { store: new PgVectorStore(t.db), dispose: t.dispose };
+});
+
+vectorStoreContract('usearch in memory over pgvector (embedded default)', async () => {
+  const t = await pglite.open();
+  return { store: new UsearchVectorStore(t.db), dispose: t.dispose };
 });
 
 const postgres = DATABASE_BACKENDS.find((b) => b.name === 'postgres')!;
