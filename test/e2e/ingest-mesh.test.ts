@@ -25,16 +25,16 @@ describe('ingest over the mesh', () => {
   after(() => mesh.stop());
 
   it('finishes a job once when its worker is killed mid-job: no duplicate chunk or vector', async () => {
-    const res = await upload(mesh.apiUrl, editor, { name: 'big.md', content: syntheticText(1500) });
+    const res = await upload(mesh.apiUrl, editor, { name: 'big.md', content: syntheticText(3000) });
     assert.equal(res.status, 202, JSON.stringify(res.body));
     const jobId = res.body.job.id;
     const documentId = res.body.document.id;
 
-    // Kill the worker while it embeds (after extract and chunk stored their results).
+    // Kill the worker while it embeds or indexes (after extract and chunk stored their results).
     await waitFor('the worker to be embedding', async () => {
       const job = (await httpJson(`${mesh.apiUrl}/api/v1/jobs/${jobId}`, { token: editor })).body;
       if (job.status === 'ready') throw new Error('finished before it could be killed: make the document bigger');
-      return job.step === 'embed' && job.progress > 0.55;
+      return job.status === 'running' && (job.step === 'embed' || job.step === 'index');
     }, 60_000);
     const workerA = mesh.processes.find((p) => p.name === 'worker-a')!;
     workerA.child.kill('SIGKILL');
