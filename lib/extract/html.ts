@@ -7,12 +7,26 @@ const SKIPPED = new Set(['script', 'style', 'noscript', 'template', 'svg', 'math
 /** The site's header and footer are furniture; an article's own header holds its title. */
 const FURNITURE_OUTSIDE_ARTICLE = new Set(['header', 'footer']);
 const FURNITURE_ROLES = new Set(['navigation', 'banner', 'contentinfo', 'complementary', 'search', 'menu', 'menubar', 'dialog', 'alertdialog']);
-/** Class or id names sites give their furniture (whole words, so "navigation-free-article" is not matched by accident). */
-const FURNITURE_NAMES = /(?:^|[\s_-])(?:nav|navbar|navigation|menu|sidebar|breadcrumbs?|cookies?|cookie-banner|consent|advert|advertisement|ads|social|share|sharing|related|comments?|footer|masthead|skip-link|visually-hidden|sr-only)(?:$|[\s_-])/i;
+/**
+ * Class or id tokens sites give their furniture: the token starts with the name
+ * ("sidebar", "nav-menu", "share-buttons"), so a wrapper "has-sidebar" around the
+ * article is not taken for one.
+ */
+const FURNITURE_NAME = /^(?:nav|navbar|navigation|menu|sidebar|breadcrumbs?|cookies?|consent|advert|advertisement|ads|social|share|sharing|related|comments?|footer|masthead|skip-link|visually-hidden|sr-only)(?:[-_]|$)/i;
+const furnitureName = (attrs: Record<string, string>) => `${attrs.class ?? ''} ${attrs.id ?? ''}`.split(/\s+/).some((token) => FURNITURE_NAME.test(token));
+/** Less text than this after dropping furniture by class names means the names misled: read again without them. */
+const SUSPICIOUSLY_LITTLE = 200;
 const BLOCK = new Set(['p', 'div', 'section', 'article', 'main', 'header', 'footer', 'caption', 'li', 'ul', 'ol', 'dl', 'dt', 'dd', 'tr', 'table', 'blockquote', 'pre', 'figure', 'figcaption', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'hr', 'address', 'details', 'summary']);
 
 /** Readable text of an HTML page: headings kept, scripts, styles and boilerplate dropped. */
 export function extractHtml(html: string): { pages: ExtractedPage[]; title: string | null } {
+  const result = readHtml(html, true);
+  if (result.pages[0]!.text.length >= SUSPICIOUSLY_LITTLE) return result;
+  const plain = readHtml(html, false);
+  return plain.pages[0]!.text.length > result.pages[0]!.text.length * 2 ? plain : result;
+}
+
+function readHtml(html: string, byClassNames: boolean): { pages: ExtractedPage[]; title: string | null } {
   const blocks: Block[] = [];
   let current = '';
   let heading: number | undefined;
@@ -33,7 +47,7 @@ export function extractHtml(html: string): { pages: ExtractedPage[]; title: stri
         const furniture =
           (FURNITURE_OUTSIDE_ARTICLE.has(name) && articleDepth === 0) ||
           FURNITURE_ROLES.has(attrs.role ?? '') ||
-          (name !== 'body' && name !== 'main' && name !== 'article' && FURNITURE_NAMES.test(`${attrs.class ?? ''} ${attrs.id ?? ''}`));
+          (byClassNames && name !== 'body' && name !== 'main' && name !== 'article' && furnitureName(attrs));
         if (skipDepth > 0 || SKIPPED.has(name) || hidden || furniture) {
           if (!VOID.has(name)) skipDepth++;
           return;

@@ -83,23 +83,22 @@ function tiffPages(bytes: Buffer, maxPages: number, signal?: AbortSignal): Image
 }
 
 function tiffPage(bytes: Buffer, ifd: UTIF.IFD, i: number, signal?: AbortSignal): Buffer {
-  {
-    throwIfAborted(signal);
-    let rgba: Uint8Array;
-    try {
-      UTIF.decodeImage(bytes, ifd);
-      rgba = UTIF.toRGBA8(ifd);
-    } catch (err) {
-      throw unreadable(`page ${i + 1} of the TIFF cannot be decoded (${(err as Error).message})`);
-    }
-    const { width, height } = ifd;
-    if (rgba.length < width * height * 4) throw unreadable(`page ${i + 1} of the TIFF is truncated`);
-    const gray = new Uint8Array(width * height);
-    for (let p = 0, o = 0; p < gray.length; p++, o += 4) {
-      // Transparent pixels are paper.
-      gray[p] = rgba[o + 3]! < 128 ? 255 : (rgba[o]! * 299 + rgba[o + 1]! * 587 + rgba[o + 2]! * 114) / 1000;
-    }
-    (ifd as { data?: unknown }).data = undefined;
-    return encodeGrayPng(gray, width, height);
+  throwIfAborted(signal);
+  let rgba: Uint8Array;
+  try {
+    UTIF.decodeImage(bytes, ifd);
+    rgba = UTIF.toRGBA8(ifd);
+  } catch (err) {
+    throw unreadable(`page ${i + 1} of the TIFF cannot be decoded (${(err as Error).message})`);
   }
+  const { width, height } = ifd;
+  if (rgba.length < width * height * 4) throw unreadable(`page ${i + 1} of the TIFF is truncated`);
+  const gray = new Uint8Array(width * height);
+  for (let p = 0, o = 0; p < gray.length; p++, o += 4) {
+    // Transparent pixels are paper.
+    gray[p] = rgba[o + 3]! < 128 ? 255 : (rgba[o]! * 299 + rgba[o + 1]! * 587 + rgba[o + 2]! * 114) / 1000;
+  }
+  // The decoded pixels hang on the directory object; let them go with this page.
+  (ifd as { data?: unknown }).data = undefined;
+  return encodeGrayPng(gray, width, height);
 }

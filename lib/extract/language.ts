@@ -65,8 +65,8 @@ export function detectLanguage(text: string, fallback?: TextLanguage): TextLangu
     if (en / tokens.length >= 0.1) return 'en';
     return fallback === 'en' ? 'en' : 'simple';
   }
-  // Mixed scripts: the stopwords decide, else the larger script.
-  if (ru > en) return 'ru';
-  if (en > ru) return 'en';
-  return cyrillic >= latin ? 'ru' : 'en';
+  // Mixed scripts: each script's share of the letters plus its function words' share.
+  const ruScore = cyrillic / letters + (ru + en > 0 ? ru / (ru + en) : 0.5);
+  const enScore = latin / letters + (ru + en > 0 ? en / (ru + en) : 0.5);
+  return ruScore >= enScore ? 'ru' : 'en';
 }

@@ -46,13 +46,13 @@ export async function extractPdf(
   limits: ExtractLimits,
 ): Promise<{ pages: ExtractedPage[]; ocrPages: number[]; title: string | null; warnings: string[] }> {
   const pdfjs = await getResolvedPDFJS();
-  // A view, not a copy: in Node pdf.js reads the bytes in this thread and does not detach them.
+  // One copy, on purpose: pdf.js transfers (detaches) a buffer it is given whole and copies
+  // a view of a larger one, so the caller's bytes stay usable only through a copy.
   const task = pdfjs.getDocument({
-    data: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+    data: new Uint8Array(bytes),
     verbosity: 0,
     disableFontFace: true,
     useSystemFonts: false,
-    isEvalSupported: false,
     stopAtErrors: false,
   });
   try {
@@ -182,11 +182,12 @@ function layoutPages(raw: RawPage[]): ExtractedPage[] {
     });
     const leading = typicalLeading(lines);
     const blocks: Block[] = [];
-    let block: { lines: string[]; heading?: number } | null = null;
-    lines.forEach((line, i) => {
+    let block: string[] = [];
+    let blockHeading: number | undefined;
+    for (const [i, line] of lines.entries()) {
       const previous = lines[i - 1];
       const heading = isHeadingLine(line) ? levelOf(line.size) : undefined;
-      let breaks = !previous || !block || heading !== block.heading;
+      let breaks = !previous || heading !== blockHeading;
       if (!breaks && previous) {
         const dy = previous.y - line.y;
         const lineLeading = leading ?? line.size * 1.2;
@@ -194,13 +195,14 @@ function layoutPages(raw: RawPage[]): ExtractedPage[] {
         breaks = dy <= 0 || dy > lineLeading * 1.5 || (line.x > previous.x + line.size && /[.!?:;»"”)]$/.test(previous.text.trim()));
         if (heading && Math.abs(line.size - previous.size) > 0.5) breaks = true;
       }
-      if (breaks) {
-        if (block) blocks.push({ text: block.lines.join('\n'), heading: block.heading });
-        block = { lines: [], heading };
+      if (breaks && block.length) {
+        blocks.push({ text: block.join('\n'), heading: blockHeading });
+        block = [];
       }
-      block!.lines.push(line.text);
-    });
-    if (block) blocks.push({ text: (block as { lines: string[] }).lines.join('\n'), heading: (block as { heading?: number }).heading });
+      blockHeading = heading;
+      block.push(line.text);
+    }
+    if (block.length) blocks.push({ text: block.join('\n'), heading: blockHeading });
     return assemblePage(blocks, page.number);
   });
 }

@@ -1,3 +1,4 @@
+import iconv from 'iconv-lite';
 import { RagmeshError, badRequest } from '../errors.ts';
 import { utf16WithoutBom } from './text.ts';
 import type { DocumentKind } from './types.ts';
@@ -11,7 +12,9 @@ const starts = (head: Buffer, bytes: number[], at = 0) => bytes.every((b, i) => 
  */
 export function sniffType(head: Buffer, filename?: string): { kind: DocumentKind; mime: string } {
   if (head.length === 0) throw badRequest('EMPTY_FILE', 'The file is empty');
-  if (starts(head, [0x25, 0x50, 0x44, 0x46, 0x2d])) return { kind: 'pdf', mime: 'application/pdf' }; // %PDF-
+  // %PDF- (readers accept it anywhere in the first kilobyte, after junk some generators leave).
+  const pdfAt = head.subarray(0, 1024).indexOf('%PDF-');
+  if (pdfAt === 0 || (pdfAt > 0 && !binaryReason(head.subarray(0, pdfAt)))) return { kind: 'pdf', mime: 'application/pdf' };
   if (starts(head, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return { kind: 'image', mime: 'image/png' };
   if (starts(head, [0xff, 0xd8, 0xff])) return { kind: 'image', mime: 'image/jpeg' };
   if (starts(head, [0x49, 0x49, 0x2a, 0x00]) || starts(head, [0x4d, 0x4d, 0x00, 0x2a])) return { kind: 'image', mime: 'image/tiff' };
@@ -24,12 +27,29 @@ export function sniffType(head: Buffer, filename?: string): { kind: DocumentKind
   }
   const binary = binaryReason(head);
   if (binary) throw unsupported(binary);
-  const text = head.toString('latin1', 0, Math.min(head.length, 4096)).replace(/^\uFEFF|^\xEF\xBB\xBF/, '').trimStart().toLowerCase();
-  if (text.startsWith('<!doctype html') || text.startsWith('<html') || /<(head|body|div|p|h[1-6]|table|article)[\s>]/.test(text.slice(0, 1024))) {
-    return { kind: 'html', mime: 'text/html' };
-  }
-  if (/\.(md|markdown|mdown)$/i.test(filename ?? '')) return { kind: 'markdown', mime: 'text/markdown' };
+  const text = headText(head).replace(/^\uFEFF/, '').trimStart().toLowerCase();
+  const ext = /\.([a-z0-9]+)$/i.exec(filename ?? '')?.[1]?.toLowerCase();
+  // A page that says it is HTML is; tags somewhere near the top only suggest it, and a
+  // name saying Markdown or plain text wins over a suggestion (a README quoting <div>).
+  const declaredHtml = /^(?:<\?xml[^>]*>\s*)?(?:<!--[\s\S]*?-->\s*)*<(?:!doctype\s+html|html[\s>])/.test(text);
+  const looksHtml = /<(head|body|div|p|h[1-6]|table|article|section|span|a\s+href)[\s>]/.test(text.slice(0, 1024));
+  if (declaredHtml) return { kind: 'html', mime: 'text/html' };
+  if (ext && MARKDOWN_EXTENSIONS.has(ext)) return { kind: 'markdown', mime: 'text/markdown' };
+  if (looksHtml && !(ext && PLAIN_EXTENSIONS.has(ext))) return { kind: 'html', mime: 'text/html' };
   return { kind: 'text', mime: 'text/plain' };
+}
+
+const MARKDOWN_EXTENSIONS = new Set(['md', 'markdown', 'mdown', 'mkd', 'mkdn']);
+const PLAIN_EXTENSIONS = new Set(['txt', 'text', 'log', 'csv', 'tsv']);
+
+/** The first kilobytes as text, whatever their encoding: enough to see tags. */
+function headText(head: Buffer): string {
+  const sample = head.subarray(0, 4096);
+  if (starts(sample, [0xff, 0xfe])) return iconv.decode(sample.subarray(2), 'utf16le');
+  if (starts(sample, [0xfe, 0xff])) return iconv.decode(sample.subarray(2), 'utf16be');
+  const utf16 = utf16WithoutBom(sample);
+  if (utf16) return iconv.decode(sample, utf16);
+  return sample.toString('latin1').replace(/^\xEF\xBB\xBF/, '');
 }
 
 function unsupported(what: string): RagmeshError {

@@ -26,8 +26,8 @@ const EOCD64_LOCATOR = 0x07064b50;
 const EOCD64 = 0x06064b50;
 const CENTRAL = 0x02014b50;
 const LOCAL = 0x04034b50;
-/** Inflate this much compressed input at a time: deflate expands at most ~1032×, so one step stays near 16 MB. */
-const INFLATE_STEP = 16 * 1024;
+/** Inflate this much compressed input at a time: deflate expands at most ~1032×, so one step stays near 4 MB. */
+const INFLATE_STEP = 4 * 1024;
 
 function bomb(message: string): RagmeshError {
   return new RagmeshError(`${message}: refused as an archive bomb`, 413, 'ARCHIVE_BOMB');
