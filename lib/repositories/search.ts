@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import type { TenantScope } from '../ports/tenant-scope.ts';
 import { anyOf } from '../search/query.ts';
 import { MARK_END, MARK_START } from '../search/snippet.ts';
+import type { SearchHit } from '../search/types.ts';
 
 /**
  * The lexical leg's SQL: term statistics (kept by the triggers of migration
@@ -55,20 +56,11 @@ export interface LexicalHit {
   score: number;
 }
 
-export interface HitRow {
-  chunkId: string;
-  documentId: string;
-  sourceId: string;
-  title: string | null;
-  page: number | null;
-  heading: string | null;
-  text: string;
-  lang: string;
-  mime: string;
-  tags: string[];
+/** A hit as the database gives it: the contract's fields, plus the raw highlighted excerpt. */
+export type HitRow = Pick<SearchHit, 'chunkId' | 'documentId' | 'sourceId' | 'title' | 'page' | 'heading' | 'text' | 'lang' | 'mime' | 'tags'> & {
   /** ts_headline output with MARK_START/MARK_END around matches; null when no query terms apply. */
   headline: string | null;
-}
+};
 
 const HEADLINE_OPTIONS = `StartSel=${MARK_START}, StopSel=${MARK_END}, MaxWords=32, MinWords=12, ShortWord=2, MaxFragments=2, FragmentDelimiter=" … "`;
 

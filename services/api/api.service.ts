@@ -10,6 +10,7 @@ import { tenantScope } from '../../lib/ports/tenant-scope.ts';
 import { TenantsRepository } from '../../lib/repositories/tenants.ts';
 import { errorBody } from './error-body.ts';
 import { API_ROUTE_MODULES } from './routes/index.ts';
+import type { ApiRouteModule } from './routes/module.ts';
 
 /**
  * The token of a request: the Authorization header, or — for GET only, because
@@ -54,6 +55,23 @@ class KnownMembers {
   }
 }
 
+type MergedPart = 'roles' | 'aliases' | 'actions' | 'events' | 'methods';
+
+/**
+ * One part of every route module, as one object. Two modules claiming the same alias,
+ * action, event or method would silently replace each other: refuse it at boot.
+ */
+function merged<K extends MergedPart>(modules: ApiRouteModule[], part: K): NonNullable<ApiRouteModule[K]> {
+  const out: Record<string, unknown> = {};
+  for (const module of modules) {
+    for (const [key, value] of Object.entries(module[part] ?? {})) {
+      if (key in out) throw new Error(`Two api route modules define the same ${part.replace(/s$/, '')} "${key}"`);
+      out[key] = value;
+    }
+  }
+  return out as NonNullable<ApiRouteModule[K]>;
+}
+
 /** A client-sent X-Request-ID is kept only if it is short and plain, so it is safe in logs. */
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
 
@@ -75,7 +93,7 @@ export default function apiService(runtime: Runtime): ServiceSchema {
   const { config } = runtime;
   const modules = API_ROUTE_MODULES.map((factory) => factory(runtime));
   /** Who may call an action through the gateway; actions not listed need only a valid token. */
-  const actionRoles: Record<string, Role[]> = Object.assign({}, ...modules.map((m) => m.roles ?? {}));
+  const actionRoles: Record<string, Role[]> = merged(modules, 'roles');
   const members = new KnownMembers(runtime);
   return {
     name: 'api',
@@ -112,7 +130,7 @@ export default function apiService(runtime: Runtime): ServiceSchema {
           authentication: true,
           authorization: true,
           bodyParsers: { json: { limit: '1mb' }, urlencoded: false },
-          aliases: Object.assign({}, ...modules.map((m) => m.aliases ?? {})),
+          aliases: merged(modules, 'aliases'),
         },
         ...modules.flatMap((m) => m.routes ?? []),
       ],
@@ -152,10 +170,10 @@ export default function apiService(runtime: Runtime): ServiceSchema {
         handler: () => buildInfo(config),
       },
 
-      ...Object.assign({}, ...modules.map((m) => m.actions ?? {})),
+      ...merged(modules, 'actions'),
     },
 
-    events: Object.assign({}, ...modules.map((m) => m.events ?? {})),
+    events: merged(modules, 'events'),
 
     async started() {
       for (const m of modules) await m.started?.();
@@ -166,7 +184,7 @@ export default function apiService(runtime: Runtime): ServiceSchema {
     },
 
     methods: {
-      ...Object.assign({}, ...modules.map((m) => m.methods ?? {})),
+      ...merged(modules, 'methods'),
 
       async authenticate(ctx: RagmeshContext, _route: unknown, req: GatewayRequest): Promise<Principal> {
         const principal = await verifyAccessToken(bearerToken(req), runtime.jwtSecret, config.auth.issuer);
