@@ -1,11 +1,10 @@
-import { cp, mkdtemp } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { buildManifest, writeManifest } from '../lib/models/manifest.ts';
-import { publishFolder } from '../lib/models/publish.ts';
-import { ensureRandomBert, MINILM_L6, TEST_MODEL_CACHE } from '../lib/models/tiny-bert.ts';
+import { MINILM_L6 } from '../lib/models/tiny-bert.ts';
 import { ModelsRepository } from '../lib/repositories/models.ts';
 import type { Stores } from '../lib/runtime/stores.ts';
+import { publishRandomBert } from '../test/support/models.ts';
 
 /**
  * Publishes a random-weight encoder in all-MiniLM-L6-v2's shape (int8) under `alias`
@@ -13,20 +12,16 @@ import type { Stores } from '../lib/runtime/stores.ts';
  * since real weights cannot be installed here and speed depends on the shape alone.
  */
 export async function publishBenchEncoder(stores: Stores, alias: string, maxTokens: number) {
-  const bert = await ensureRandomBert(TEST_MODEL_CACHE, { ...MINILM_L6, precision: 'int8' });
-  const folder = await mkdtemp(path.join(os.tmpdir(), 'bench-model-'));
-  await cp(bert.dir, folder, { recursive: true });
-  const manifest = await buildManifest(folder, {
-    name: 'random-weight MiniLM-L6 shape (int8)',
+  const shape = { ...MINILM_L6, precision: 'int8' as const };
+  const manifest = await publishRandomBert(await stores.models(), await mkdtemp(path.join(os.tmpdir(), 'bench-model-')), {
     alias,
     version: '1',
-    kind: 'embed',
-    embed: { engine: 'onnx', dimension: MINILM_L6.hidden, pooling: 'mean', normalize: true, maxTokens, queryPrefix: '', passagePrefix: '', precision: 'int8', model: 'model.onnx', tokenizer: 'tokenizer.json', tokenizerConfig: 'tokenizer_config.json' },
+    name: 'random-weight MiniLM-L6 shape (int8)',
+    shape,
+    embed: { maxTokens },
   });
-  await writeManifest(folder, manifest);
-  await publishFolder(await stores.models(), folder);
   const repo = new ModelsRepository((await stores.db()).knex);
   await repo.register(manifest);
   await repo.switchTo(alias, '1', 'bench');
-  return { bert, manifest };
+  return { manifest };
 }

@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FsObjectStore } from '../adapters/objects/fs.ts';
 import { EmbeddingModels } from './embed-runtime.ts';
 import { ModelIntegrityError, ModelLoader, modelMetrics } from './loader.ts';
-import { buildManifest, writeManifest, type ModelManifest } from './manifest.ts';
-import { publishFolder, readCatalog } from './publish.ts';
-import { ensureRandomBert, TEST_MODEL_CACHE, TINY_BERT } from './tiny-bert.ts';
+import type { ModelManifest } from './manifest.ts';
+import { readCatalog } from './publish.ts';
+import { publishRandomBert } from '../../test/support/models.ts';
+import { TINY_BERT } from './tiny-bert.ts';
 
 describe('model loader', () => {
   let root: string;
@@ -19,18 +20,11 @@ describe('model loader', () => {
 
   /** Publishes the tiny BERT as tiny@<version> (the bytes of every version are the same). */
   async function publishVersion(version: string): Promise<ModelManifest> {
-    const bert = await ensureRandomBert(TEST_MODEL_CACHE, TINY_BERT);
-    const folder = path.join(root, 'src', version);
-    await cp(bert.dir, folder, { recursive: true });
-    const manifest = await buildManifest(folder, {
-      name: 'random tiny bert',
+    const manifest = await publishRandomBert(store, path.join(root, 'src', version), {
       alias: 'tiny',
       version,
-      kind: 'embed',
-      embed: { engine: 'onnx', dimension: TINY_BERT.hidden, pooling: 'cls', normalize: true, maxTokens: 32, queryPrefix: '', passagePrefix: '', precision: 'fp32', model: 'model.onnx', tokenizer: 'tokenizer.json' },
+      embed: { pooling: 'cls', maxTokens: 32 },
     });
-    await writeManifest(folder, manifest);
-    await publishFolder(store, folder);
     versions[version] = manifest;
     return manifest;
   }

@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
-import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ServiceBroker } from 'moleculer';
 import { loadConfig } from '../../lib/config/env.ts';
 import { createLogger } from '../../lib/logging.ts';
-import { buildManifest, writeManifest } from '../../lib/models/manifest.ts';
-import { publishFolder } from '../../lib/models/publish.ts';
-import { ensureRandomBert, TEST_MODEL_CACHE, TINY_BERT } from '../../lib/models/tiny-bert.ts';
+import { TINY_BERT } from '../../lib/models/tiny-bert.ts';
+import { publishRandomBert } from '../../test/support/models.ts';
 import { ModelsRepository } from '../../lib/repositories/models.ts';
 import { Stores } from '../../lib/runtime/stores.ts';
 import type { Runtime } from '../../lib/runtime/service-kit.ts';
@@ -24,18 +23,11 @@ describe('emb service with model flags (PGlite + fs object store)', () => {
   let repo: ModelsRepository;
 
   async function publishTiny(version: string): Promise<void> {
-    const bert = await ensureRandomBert(TEST_MODEL_CACHE, TINY_BERT);
-    const folder = path.join(dataDir, 'src', version);
-    await cp(bert.dir, folder, { recursive: true });
-    const manifest = await buildManifest(folder, {
-      name: 'random tiny bert',
+    const manifest = await publishRandomBert(await runtime.stores.models(), path.join(dataDir, 'src', version), {
       alias: 'tiny',
       version,
-      kind: 'embed',
-      embed: { engine: 'onnx', dimension: TINY_BERT.hidden, pooling: 'mean', normalize: true, maxTokens: 64, queryPrefix: 'query: ', passagePrefix: 'passage: ', precision: 'fp32', model: 'model.onnx', tokenizer: 'tokenizer.json', tokenizerConfig: 'tokenizer_config.json' },
+      embed: { queryPrefix: 'query: ', passagePrefix: 'passage: ' },
     });
-    await writeManifest(folder, manifest);
-    await publishFolder(await runtime.stores.models(), folder);
     await repo.register(manifest);
   }
 
