@@ -47,20 +47,11 @@ export function uploadKey(scope: TenantScope): string {
  * and the caller gets 413.
  */
 export async function storeStream(objects: ObjectStore, key: string, body: Readable, maxBytes: number): Promise<Omit<StoredUpload, 'filename'>> {
-  const hash = createHash('sha256');
-  const head: Buffer[] = [];
-  let headLength = 0;
-  let size = 0;
+  const meter = new ContentMeter();
   const tap = new Transform({
     transform(chunk: Buffer, _enc, done) {
-      size += chunk.length;
-      if (size > maxBytes) return done(tooLarge(maxBytes));
-      hash.update(chunk);
-      if (headLength < HEAD_BYTES) {
-        const part = chunk.subarray(0, HEAD_BYTES - headLength);
-        head.push(part);
-        headLength += part.length;
-      }
+      if (meter.size + chunk.length > maxBytes) return done(tooLarge(maxBytes));
+      meter.add(chunk);
       done(null, chunk);
     },
   });
@@ -80,7 +71,36 @@ export async function storeStream(objects: ObjectStore, key: string, body: Reada
     await objects.delete(key).catch(() => undefined);
     throw err;
   }
-  return { objectKey: key, sizeBytes: size, sha256: hash.digest('hex'), head: Buffer.concat(head) };
+  return { objectKey: key, ...meter.result() };
+}
+
+/** Size, SHA-256 and the first 64 KiB (for sniffing) of bytes passing through. */
+class ContentMeter {
+  size = 0;
+  private readonly hash = createHash('sha256');
+  private readonly head: Buffer[] = [];
+  private headLength = 0;
+
+  add(chunk: Buffer): void {
+    this.size += chunk.length;
+    this.hash.update(chunk);
+    if (this.headLength < HEAD_BYTES) {
+      const part = chunk.subarray(0, HEAD_BYTES - this.headLength);
+      this.head.push(part);
+      this.headLength += part.length;
+    }
+  }
+
+  result(): { sizeBytes: number; sha256: string; head: Buffer } {
+    return { sizeBytes: this.size, sha256: this.hash.digest('hex'), head: Buffer.concat(this.head) };
+  }
+}
+
+/** Measures an object already in the store (a presigned upload): what was stored, not what the client says. */
+export async function measureStored(objects: ObjectStore, key: string): Promise<{ sizeBytes: number; sha256: string; head: Buffer }> {
+  const meter = new ContentMeter();
+  for await (const chunk of await objects.get(key)) meter.add(chunk as Buffer);
+  return meter.result();
 }
 
 export function tooLarge(maxBytes: number): RagmeshError {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import type { Logger } from 'pino';
 import { chunkDocument } from '../../lib/chunking/index.ts';
 import { RagmeshError } from '../../lib/errors.ts';
@@ -185,7 +185,7 @@ async function stepExtract(deps: PipelineDeps, call: Call, scope: TenantScope, p
   const stored = resumable ? await readJson<ExtractedDocument>(deps.objects, keys.extracted) : null;
   if (stored) return stored;
   await progress('extract', 0);
-  const bytes = await readAll(await deps.objects.get(payload.objectKey));
+  const bytes = await buffer(await deps.objects.get(payload.objectKey));
   const extracted = await extractDocument(bytes, {
     kind: payload.kind as ExtractedDocument['kind'],
     signal,
@@ -246,7 +246,7 @@ async function stepEmbed(
     const collection = collectionFor(flag.alias, flag.activeVersion);
     const meta = resumable ? await readJson<{ dimension: number; count: number }>(deps.objects, keys.embeddingsMeta(collection)) : null;
     if (meta && meta.count === chunks.length) {
-      const raw = await readAll(await deps.objects.get(keys.embeddings(collection)));
+      const raw = await buffer(await deps.objects.get(keys.embeddings(collection)));
       results.push({ alias: flag.alias, version: flag.activeVersion, dimension: meta.dimension, collection, vectors: new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4) });
       done += chunks.length;
       continue;
@@ -411,11 +411,5 @@ export async function deleteArtifacts(objects: ObjectStore, scope: TenantScope, 
 
 async function readJson<T>(objects: ObjectStore, key: string): Promise<T | null> {
   if (!(await objects.stat(key))) return null;
-  return JSON.parse((await readAll(await objects.get(key))).toString('utf8')) as T;
-}
-
-async function readAll(stream: Readable): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const part of stream) parts.push(part as Buffer);
-  return Buffer.concat(parts);
+  return JSON.parse((await buffer(await objects.get(key))).toString('utf8')) as T;
 }

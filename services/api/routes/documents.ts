@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Principal, Role } from '../../../lib/auth/jwt.ts';
@@ -15,7 +15,7 @@ import { invalidateAnswersForDocuments } from '../../../lib/llm/answer-cache.ts'
 import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
 import { JOB_CANCEL_EVENT, JOB_UPDATED_EVENT, jobView, type JobView } from '../../ingest/job-model.ts';
 import { openSse } from '../sse.ts';
-import { documentView, parseFields, receiveMultipart, registerUpload, storeStream, tooLarge, uploadKey, type RegisterDeps } from '../uploads.ts';
+import { documentView, measureStored, parseFields, receiveMultipart, registerUpload, storeStream, tooLarge, uploadKey, type RegisterDeps } from '../uploads.ts';
 import type { ApiRouteModule } from './module.ts';
 
 const WRITERS: Role[] = ['editor', 'admin', 'tenant_admin'];
@@ -307,7 +307,7 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
             throw badRequest('EMPTY_FILE', 'The uploaded file is empty');
           }
           // Hash what is really stored (the client's word is not proof) by reading it once.
-          const measured = await hashStored(deps.objects, session.objectKey);
+          const measured = await measureStored(deps.objects, session.objectKey);
           const fields = parseFields({ source_id: ctx.params.source_id, tags: ctx.params.tags, title: ctx.params.title });
           const result = await registerUpload(deps, scope, auth, { ...measured, objectKey: session.objectKey, filename: ctx.params.filename ? ctx.params.filename.split(/[\\/]/).pop()!.slice(0, 255) : null }, fields);
           await kv.delete(`upload:${id}`);
@@ -454,16 +454,4 @@ async function purgeDocument(runtime: Runtime, scope: TenantScope, documentId: s
   await invalidateAnswersForDocuments(kv, scope, [documentId]).catch(() => undefined);
 }
 
-async function hashStored(objects: Awaited<ReturnType<Runtime['stores']['objects']>>, key: string) {
-  const hash = createHash('sha256');
-  const head: Buffer[] = [];
-  let size = 0;
-  for await (const part of await objects.get(key)) {
-    const chunk = part as Buffer;
-    if (size < 64 * 1024) head.push(chunk.subarray(0, 64 * 1024 - size));
-    size += chunk.length;
-    hash.update(chunk);
-  }
-  return { sizeBytes: size, sha256: hash.digest('hex'), head: Buffer.concat(head) };
-}
 
