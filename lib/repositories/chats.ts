@@ -87,7 +87,7 @@ export class ChatsRepository {
   async listRecentMessages(scope: TenantScope, chatId: string, limit: number): Promise<MessageRow[]> {
     const rows = await this.knex('messages')
       .where({ tenant_id: scope.tenantId, chat_id: chatId })
-      .orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }])
+      .orderBy('seq', 'desc')
       .limit(Math.min(Math.max(limit, 1), 1000));
     return rows.reverse().map(toMessage);
   }
@@ -95,7 +95,7 @@ export class ChatsRepository {
   async listMessages(scope: TenantScope, chatId: string, limit = 200): Promise<MessageRow[]> {
     const rows = await this.knex('messages')
       .where({ tenant_id: scope.tenantId, chat_id: chatId })
-      .orderBy([{ column: 'created_at' }, { column: 'id' }])
+      .orderBy('seq')
       .limit(Math.min(Math.max(limit, 1), 1000));
     return rows.map(toMessage);
   }
