@@ -9,6 +9,8 @@ export interface BatcherOptions {
   retryAfterSeconds?: number;
   /** Named in errors ("emb model e5"). */
   name: string;
+  /** Told about every model call: its size and how long each input waited for it (metrics). */
+  onBatch?: (size: number, waitedSeconds: number[]) => void;
 }
 
 interface Request<O> {
@@ -23,6 +25,8 @@ interface Slot<I, O> {
   item: I;
   index: number;
   request: Request<O>;
+  /** performance.now() when submitted. */
+  at: number;
 }
 
 /**
@@ -65,7 +69,8 @@ export class MicroBatcher<I extends { ids: ArrayLike<unknown> }, O> {
     this.outstanding += items.length;
     return new Promise<O[]>((resolve, reject) => {
       const request: Request<O> = { results: new Array<O>(items.length), remaining: items.length, failed: false, resolve, reject };
-      items.forEach((item, index) => this.waiting.push({ item, index, request }));
+      const at = performance.now();
+      items.forEach((item, index) => this.waiting.push({ item, index, request, at }));
       void this.pump();
     });
   }
@@ -92,6 +97,10 @@ export class MicroBatcher<I extends { ids: ArrayLike<unknown> }, O> {
     const live = slots.filter((s) => !s.request.failed);
     this.outstanding -= slots.length - live.length;
     if (live.length === 0) return;
+    if (this.options.onBatch) {
+      const now = performance.now();
+      this.options.onBatch(live.length, live.map((s) => (now - s.at) / 1000));
+    }
     let outputs: O[];
     try {
       outputs = await this.run(live.map((s) => s.item));

@@ -65,7 +65,10 @@ export class EmbeddingModels {
       })();
       this.warmed.set(key, pending);
       // A failed warm-up must not be remembered: the next switch attempt tries again.
-      pending.catch(() => this.warmed.get(key) === pending && this.warmed.delete(key));
+      pending.catch(() => {
+        modelMetrics.model_load_failures_total++;
+        if (this.warmed.get(key) === pending) this.warmed.delete(key);
+      });
     }
     return pending;
   }

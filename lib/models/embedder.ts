@@ -5,11 +5,14 @@ import { DEFAULT_NGRAM_CONFIG, HashedNgramEncoder, type HashedNgramConfig } from
 import type { ModelManifest } from './manifest.ts';
 import { OnnxSentenceEncoder, type Encoded, type TextKind } from './onnx-embedder.ts';
 import { badRequest, overloaded } from '../errors.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 
 export interface EmbedderOptions {
   threads: number;
   maxBatch: number;
   queueLimit: number;
+  /** The process's metrics, when it exports them. */
+  metrics?: Pick<Metrics, 'embBatchSize' | 'embQueueWait'>;
 }
 
 /** One loaded, verified version of an embedding model, ready to serve. */
@@ -30,7 +33,7 @@ export async function openEmbedder(folder: string, manifest: ModelManifest, opti
   if (manifest.kind !== 'embed' || !spec) throw badRequest('NOT_AN_EMBEDDING_MODEL', `${manifest.alias}@${manifest.version} is not an embedding model`);
   if (spec.engine === 'hashed-ngrams') {
     const config = { ...DEFAULT_NGRAM_CONFIG, ...(JSON.parse(await readFile(path.join(folder, spec.config), 'utf8')) as Partial<HashedNgramConfig>) };
-    return new NgramEmbedder(manifest, new HashedNgramEncoder(spec, config), options.queueLimit);
+    return new NgramEmbedder(manifest, new HashedNgramEncoder(spec, config), options.queueLimit, options.metrics);
   }
   const encoder = await OnnxSentenceEncoder.open(folder, spec, { threads: options.threads });
   return new OnnxEmbedder(manifest, encoder, options);
@@ -54,6 +57,13 @@ class OnnxEmbedder implements Embedder {
       maxBatch: options.maxBatch,
       queueLimit: options.queueLimit,
       name: `embedding model ${manifest.alias}`,
+      onBatch: options.metrics
+        ? (size, waited) => {
+            const labels = { model: manifest.alias };
+            options.metrics!.embBatchSize.observe(labels, size);
+            for (const seconds of waited) options.metrics!.embQueueWait.observe(labels, seconds);
+          }
+        : undefined,
     });
   }
 
@@ -83,6 +93,7 @@ class NgramEmbedder implements Embedder {
     readonly manifest: ModelManifest,
     private readonly encoder: HashedNgramEncoder,
     private readonly queueLimit: number,
+    private readonly metrics?: EmbedderOptions['metrics'],
   ) {
     this.alias = manifest.alias;
     this.version = manifest.version;
@@ -93,6 +104,9 @@ class NgramEmbedder implements Embedder {
     if (texts.length > this.queueLimit) throw badRequest('BATCH_TOO_LARGE', `embedding model ${this.alias}: at most ${this.queueLimit} inputs per call (got ${texts.length})`);
     if (this.depth + texts.length > this.queueLimit) throw overloaded(`embedding model ${this.alias} is overloaded`, 1);
     this.depth += texts.length;
+    // No batching here: each call is one model run that did not wait.
+    this.metrics?.embBatchSize.observe({ model: this.alias }, texts.length);
+    this.metrics?.embQueueWait.observe({ model: this.alias }, 0);
     try {
       const out: Float32Array[] = [];
       for (let i = 0; i < texts.length; i++) {

@@ -20,6 +20,8 @@ export const modelMetrics = {
   model_cache_refetches_total: 0,
   /** Model versions loaded (verified and opened). */
   model_loads_total: 0,
+  /** Model versions that could not be loaded (fetch, verification or opening failed). */
+  model_load_failures_total: 0,
 };
 
 /** A file's bytes differ from the manifest: the version must not be loaded. */

@@ -111,8 +111,13 @@ export class OcrRuntime {
   async activate(manifest: ModelManifest): Promise<void> {
     if (this.current?.manifest.version === manifest.version && this.current.manifest.alias === manifest.alias) return;
     const started = performance.now();
-    const folder = await this.loader.materialize(manifest);
-    const pool = await OcrPool.open(folder, manifest, this.options);
+    let pool: OcrPool;
+    try {
+      pool = await OcrPool.open(await this.loader.materialize(manifest), manifest, this.options);
+    } catch (err) {
+      modelMetrics.model_load_failures_total++;
+      throw err;
+    }
     modelMetrics.model_loads_total++;
     this.logger?.info({ model: `${manifest.alias}@${manifest.version}`, ms: Math.round(performance.now() - started) }, 'ocr model loaded');
     const previous = this.current;

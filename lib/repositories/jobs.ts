@@ -166,6 +166,20 @@ export class JobsRepository {
     if (options.staleBefore) query.where('updated_at', '<', options.staleBefore);
     return (await query).map(toJob);
   }
+
+  /**
+   * Open jobs of every tenant by type and status, and how many of them have not moved
+   * since `stuckBefore` (metrics: a running job updates its progress while it works).
+   */
+  async countOpen(stuckBefore: Date): Promise<Array<{ type: string; status: 'queued' | 'running'; count: number; stuck: number }>> {
+    const rows = (await this.knex('jobs')
+      .select('type', 'status')
+      .count({ count: '*' })
+      .select(this.knex.raw('count(*) filter (where updated_at < ?) as stuck', [stuckBefore]))
+      .whereIn('status', ['queued', 'running'])
+      .groupBy('type', 'status')) as Array<Record<string, unknown>>;
+    return rows.map((r) => ({ type: String(r.type), status: r.status as 'queued' | 'running', count: Number(r.count), stuck: Number(r.stuck) }));
+  }
 }
 
 function toJob(row: Record<string, unknown>): JobRow {

@@ -5,6 +5,9 @@ import { brokerOptions } from '../../moleculer.config.ts';
 import { SERVICE_FACTORIES } from '../../services/index.ts';
 import { resolveJwtSecret } from '../auth/jwt.ts';
 import type { Config } from '../config/env.ts';
+import { actionMetricsMiddleware } from '../metrics/action-middleware.ts';
+import { Metrics } from '../metrics/metrics.ts';
+import { registerModelMetrics } from '../metrics/models.ts';
 import { startHealthServer } from './health-server.ts';
 import { storesNeededBy, type Runtime } from './service-kit.ts';
 import { Stores } from './stores.ts';
@@ -13,6 +16,7 @@ export interface RunningNode {
   broker: ServiceBroker;
   stores: Stores;
   runtime: Runtime;
+  metrics: Metrics;
   /** The api's or health server's HTTP address, when this process has one. */
   httpPort: number | null;
   stop(): Promise<void>;
@@ -32,13 +36,19 @@ export async function bootNode(config: Config, logger: Logger, env: NodeJS.Proce
     throw err;
   }
 
+  const metrics = new Metrics({ service: config.services.join(',') });
+  registerModelMetrics(metrics);
   const runtime: Runtime = {
     config,
     stores,
     logger,
     jwtSecret: config.services.includes('api') ? await resolveJwtSecret(config) : '',
+    metrics,
   };
-  const broker = new ServiceBroker(brokerOptions(config, env));
+  const options = brokerOptions(config, env);
+  // Last = outermost: the timing includes the other middlewares.
+  options.middlewares = [...(options.middlewares ?? []), actionMetricsMiddleware(metrics)];
+  const broker = new ServiceBroker(options);
   for (const name of config.services) broker.createService(SERVICE_FACTORIES[name](runtime));
   try {
     await broker.start();
@@ -54,7 +64,7 @@ export async function bootNode(config: Config, logger: Logger, env: NodeJS.Proce
     const api = broker.getLocalService('api') as unknown as { server: Server };
     httpPort = (api.server.address() as { port: number }).port;
   } else if (config.healthPort > 0) {
-    healthServer = await startHealthServer(broker, config.services, config.http.host, config.healthPort);
+    healthServer = await startHealthServer(broker, config.services, config.http.host, config.healthPort, metrics);
     httpPort = config.healthPort;
   }
 
@@ -62,6 +72,7 @@ export async function bootNode(config: Config, logger: Logger, env: NodeJS.Proce
     broker,
     stores,
     runtime,
+    metrics,
     httpPort,
     async stop() {
       healthServer?.close();

@@ -2,6 +2,7 @@ import type { ServiceSchema, Context } from 'moleculer';
 import type { Logger } from 'pino';
 import type { Config, ServiceName } from '../config/env.ts';
 import type { Principal } from '../auth/jwt.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import type { StoreName, Stores } from './stores.ts';
 
 /** What a service factory receives: the validated config and the process's stores. */
@@ -10,6 +11,8 @@ export interface Runtime {
   stores: Stores;
   logger: Logger;
   jwtSecret: string;
+  /** This process's Prometheus metrics; absent in unit tests that build a bare runtime. */
+  metrics?: Metrics;
 }
 
 export type ServiceFactory = (runtime: Runtime) => ServiceSchema;

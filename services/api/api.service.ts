@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { ServiceSchema } from 'moleculer';
 import ApiGateway from 'moleculer-web';
 import { verifyAccessToken, type Principal, type Role } from '../../lib/auth/jwt.ts';
-import { forbidden, unauthorized } from '../../lib/errors.ts';
+import { forbidden, notFound, unauthorized } from '../../lib/errors.ts';
+import { instrumentHttpServer } from '../../lib/metrics/http.ts';
+import { registerJobGauges } from '../../lib/metrics/jobs.ts';
 import { buildInfo } from '../../lib/runtime/build-info.ts';
 import { readinessAction, type CallMeta, type RagmeshContext, type Readiness, type Runtime } from '../../lib/runtime/service-kit.ts';
 import { tenantScope } from '../../lib/ports/tenant-scope.ts';
@@ -121,6 +123,8 @@ export default function apiService(runtime: Runtime): ServiceSchema {
             'GET healthz': 'api.healthz',
             'GET readyz': 'api.readyz',
             'GET api/version': 'api.version',
+            // Prometheus scrapes each replica here; nginx does not pass it from outside.
+            'GET metrics': 'api.metrics',
           },
         },
         {
@@ -170,10 +174,27 @@ export default function apiService(runtime: Runtime): ServiceSchema {
         handler: () => buildInfo(config),
       },
 
+      metrics: {
+        async handler(ctx: RagmeshContext): Promise<string> {
+          if (!runtime.metrics) throw notFound('ROUTE_NOT_FOUND', 'This process exports no metrics');
+          const { contentType, body } = await runtime.metrics.render();
+          ctx.meta.$responseType = contentType;
+          return body;
+        },
+      },
+
       ...merged(modules, 'actions'),
     },
 
     events: merged(modules, 'events'),
+
+    created() {
+      const server = (this as unknown as { server?: Server }).server;
+      if (runtime.metrics && server) {
+        instrumentHttpServer(server, runtime.metrics);
+        registerJobGauges(runtime.metrics, runtime.stores);
+      }
+    },
 
     async started() {
       for (const m of modules) await m.started?.();

@@ -130,7 +130,7 @@ export default function embService(runtime: Runtime): ServiceSchema {
     },
 
     async started() {
-      models = new EmbeddingModels(await modelLoader(runtime), { threads: cfg.embThreads, maxBatch: cfg.embMaxBatch, queueLimit: cfg.embQueueLimit }, runtime.logger);
+      models = new EmbeddingModels(await modelLoader(runtime), { threads: cfg.embThreads, maxBatch: cfg.embMaxBatch, queueLimit: cfg.embQueueLimit, metrics: runtime.metrics }, runtime.logger);
       try {
         const repo = await modelsRepository(runtime);
         const bootstrap = await ensureBundledModels(await runtime.stores.models(), repo);

@@ -1,5 +1,6 @@
 import os from 'node:os';
 import type { ServiceSchema } from 'moleculer';
+import { JobObserver } from '../../lib/metrics/job-observer.ts';
 import type { Consumer } from '../../lib/ports/job-queue.ts';
 import { JobsRepository, type JobRow } from '../../lib/repositories/jobs.ts';
 import { readinessAction, type CallMeta, type RagmeshContext, type Runtime } from '../../lib/runtime/service-kit.ts';
@@ -48,7 +49,12 @@ export default function ingestService(runtime: Runtime): ServiceSchema {
         runtime.stores.queue(),
       ]);
       const broker = this.broker;
-      const publishJob = (job: JobRow) => void broker.broadcast(JOB_UPDATED_EVENT, jobView(job)).catch(() => undefined);
+      // Every status and step change passes here, so stage timings and outcomes are read off it.
+      const observer = runtime.metrics ? new JobObserver(runtime.metrics) : null;
+      const publishJob = (job: JobRow) => {
+        observer?.observe(job);
+        void broker.broadcast(JOB_UPDATED_EVENT, jobView(job)).catch(() => undefined);
+      };
       const deps: PipelineDeps = {
         db,
         objects,

@@ -170,6 +170,8 @@ export default function llmService(runtime: Runtime): ServiceSchema {
           };
           const started = performance.now();
           let tokens = 0;
+          let firstTokenAt = 0;
+          const backendLabel = { backend: runtime.config.llm.backend };
           let outcome: 'done' | 'aborted' | 'failed' = 'aborted';
           void (async () => {
             try {
@@ -177,7 +179,10 @@ export default function llmService(runtime: Runtime): ServiceSchema {
               for await (const event of current.generate({ messages: ctx.params.messages, sources: (ctx.params.sources ?? []) as LlmSource[], grounded: ctx.params.grounded ?? false, maxTokens, signal: abort.signal })) {
                 if (abort.signal.aborted) break;
                 if (event.type === 'token') {
-                  tokens++;
+                  if (++tokens === 1) {
+                    firstTokenAt = performance.now();
+                    runtime.metrics?.llmFirstToken.observe(backendLabel, (firstTokenAt - started) / 1000);
+                  }
                   tokensStreamed++;
                 } else outcome = 'done';
                 await write(event);
@@ -190,6 +195,12 @@ export default function llmService(runtime: Runtime): ServiceSchema {
             } finally {
               running.delete(ctx.params.generationId);
               release();
+              if (runtime.metrics && tokens > 0) {
+                runtime.metrics.llmTokens.inc(backendLabel, tokens);
+                const seconds = (performance.now() - firstTokenAt) / 1000;
+                // Tokens after the first over the time they took: the decode speed, without prompt processing.
+                if (tokens > 1 && seconds > 0) runtime.metrics.llmTokensPerSecond.observe(backendLabel, (tokens - 1) / seconds);
+              }
               out.end();
               runtime.logger.info({ generationId: ctx.params.generationId, outcome, tokens, ms: Math.round(performance.now() - started) }, 'generation ended');
             }

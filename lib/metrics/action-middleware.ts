@@ -1,0 +1,30 @@
+import type { Middleware } from 'moleculer';
+import { Metrics } from './metrics.ts';
+
+/**
+ * Latency and errors of every action this process handles, by action name (declared
+ * names only: bounded). Added last to the broker's middlewares so it wraps the others.
+ */
+export function actionMetricsMiddleware(metrics: Metrics): Middleware {
+  return {
+    name: 'RagmeshMetrics',
+    localAction(next: (ctx: unknown) => Promise<unknown>, action: { name: string }) {
+      const labels = { action: action.name };
+      return function timed(ctx: unknown) {
+        const elapsed = Metrics.since();
+        return next(ctx).then(
+          (result) => {
+            metrics.actionDuration.observe(labels, elapsed());
+            return result;
+          },
+          (err: unknown) => {
+            metrics.actionDuration.observe(labels, elapsed());
+            const type = (err as { type?: unknown })?.type;
+            metrics.actionErrors.inc({ action: action.name, code: typeof type === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(type) ? type : 'INTERNAL' });
+            throw err;
+          },
+        );
+      };
+    },
+  } as unknown as Middleware;
+}

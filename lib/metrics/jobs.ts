@@ -1,0 +1,30 @@
+import { JOB_QUEUES } from '../ports/job-queue.ts';
+import { JobsRepository } from '../repositories/jobs.ts';
+import type { Stores } from '../runtime/stores.ts';
+import type { Metrics } from './metrics.ts';
+
+/** A job that has not moved for this long is counted as stuck (the alert fires on it). */
+export const STUCK_AFTER_MS = 10 * 60_000;
+
+/**
+ * Queue depth, dead letters and open/stuck jobs, read from RabbitMQ (or the memory
+ * queue) and the jobs table when Prometheus scrapes. Registered by the api, which has
+ * both stores; every api replica reports the same numbers, so dashboards take max().
+ */
+export function registerJobGauges(metrics: Metrics, stores: Pick<Stores, 'db' | 'queue'>): void {
+  metrics.gaugeFromScrape('ragmesh_queue_depth', 'Messages waiting in a job queue', ['queue'], async () => {
+    const queue = await stores.queue();
+    return Promise.all(JOB_QUEUES.map(async (name) => ({ labels: { queue: name }, value: (await queue.depth(name)).ready })));
+  });
+  metrics.gaugeFromScrape('ragmesh_queue_dead_letters', 'Messages parked in the dead-letter queue of a job queue', ['queue'], async () => {
+    const queue = await stores.queue();
+    return Promise.all(JOB_QUEUES.map(async (name) => ({ labels: { queue: name }, value: (await queue.depth(name)).dead })));
+  });
+  const openJobs = async () => new JobsRepository((await stores.db()).knex).countOpen(new Date(Date.now() - STUCK_AFTER_MS));
+  metrics.gaugeFromScrape('ragmesh_jobs_open', 'Jobs queued or running, by job type and status (all tenants)', ['type', 'status'], async () =>
+    (await openJobs()).map((r) => ({ labels: { type: r.type, status: r.status }, value: r.count })),
+  );
+  metrics.gaugeFromScrape('ragmesh_jobs_stuck', `Jobs queued or running that have not moved for ${STUCK_AFTER_MS / 60_000} minutes, by job type and status`, ['type', 'status'], async () =>
+    (await openJobs()).map((r) => ({ labels: { type: r.type, status: r.status }, value: r.stuck })),
+  );
+}

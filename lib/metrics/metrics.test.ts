@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parsePrometheusText, sumOf } from '../../test/support/prometheus.ts';
+import { JobObserver } from './job-observer.ts';
+import { Metrics } from './metrics.ts';
+
+describe('JobObserver', () => {
+  it('times each stage once and counts the outcome, retry included', async () => {
+    const metrics = new Metrics({ service: 'ingest' });
+    const jobs = new JobObserver(metrics);
+    const job = { id: 'j1', type: 'ingest' };
+    jobs.observe({ ...job, status: 'running', step: null });
+    jobs.observe({ ...job, status: 'running', step: 'extract' });
+    jobs.observe({ ...job, status: 'running', step: 'extract' });
+    jobs.observe({ ...job, status: 'running', step: 'chunk' });
+    jobs.observe({ ...job, status: 'queued', step: 'chunk' });
+    jobs.observe({ ...job, status: 'running', step: 'chunk' });
+    jobs.observe({ ...job, status: 'ready', step: 'chunk' });
+    assert.equal(jobs.size, 0);
+    const e = parsePrometheusText((await metrics.render()).body);
+    const count = (stage: string, outcome: string) => sumOf(e, 'ragmesh_job_stage_duration_seconds_count', { type: 'ingest', stage, outcome });
+    assert.equal(count('extract', 'ok'), 1);
+    assert.equal(count('chunk', 'retry'), 1);
+    assert.equal(count('chunk', 'ok'), 1);
+    assert.equal(sumOf(e, 'ragmesh_jobs_started_total', { type: 'ingest' }), 2);
+    assert.equal(sumOf(e, 'ragmesh_jobs_finished_total', { type: 'ingest', outcome: 'retry' }), 1);
+    assert.equal(sumOf(e, 'ragmesh_jobs_finished_total', { type: 'ingest', outcome: 'ready' }), 1);
+  });
+
+  it('ignores updates of jobs it did not see start (another worker, or the api)', async () => {
+    const metrics = new Metrics({ service: 'ingest' });
+    new JobObserver(metrics).observe({ id: 'x', type: 'ingest', status: 'failed', step: 'embed' });
+    const e = parsePrometheusText((await metrics.render()).body);
+    assert.equal(sumOf(e, 'ragmesh_jobs_finished_total'), 0);
+  });
+});
+
+describe('Metrics', () => {
+  it('keeps two nodes of one process apart', async () => {
+    const a = new Metrics({ service: 'api' });
+    const b = new Metrics({ service: 'emb' });
+    a.actionErrors.inc({ action: 'api.x', code: 'BOOM' });
+    const eb = parsePrometheusText((await b.render()).body);
+    assert.equal(sumOf(eb, 'ragmesh_action_errors_total'), 0);
+    assert.ok(eb.samples.every((s) => s.labels.service === 'emb'));
+  });
+});
+
+describe('parsePrometheusText', () => {
+  it('reads escapes and refuses what Prometheus refuses', () => {
+    const e = parsePrometheusText('# TYPE a counter\na_total{x="q\\"\\\\\\n",y="2"} 3 1700000000\n');
+    assert.deepEqual(e.samples[0], { name: 'a_total', labels: { x: 'q"\\\n', y: '2' }, value: 3 });
+    assert.throws(() => parsePrometheusText('a{x=1} 2'));
+    assert.throws(() => parsePrometheusText('a{1x="1"} 2'));
+    assert.throws(() => parsePrometheusText('a 2 3 4'));
+    assert.throws(() => parsePrometheusText('a x'));
+    assert.throws(() => parsePrometheusText('# TYPE h histogram\nh_bucket 1'));
+  });
+});
