@@ -93,3 +93,54 @@ describe('docs/config.md', () => {
     for (const v of VARIABLES) assert.ok(doc.includes(`\`${v.name}\``), v.name);
   });
 });
+
+describe('secrets from files (*_FILE)', () => {
+  const mesh = (dir: string) => ({
+    RAGMESH_PROFILE: 'mesh',
+    TRANSPORTER_FILE: `${dir}/transporter`,
+    QUEUE_URL_FILE: `${dir}/transporter`,
+    DATABASE_URL_FILE: `${dir}/database-url`,
+    REDIS_URL_FILE: `${dir}/redis-url`,
+    S3_ENDPOINT: 'http://minio:9000',
+    S3_ACCESS_KEY_FILE: `${dir}/s3-access`,
+    S3_SECRET_KEY_FILE: `${dir}/s3-secret`,
+    QDRANT_URL: 'http://qdrant:6333',
+    JWT_SECRET_FILE: `${dir}/jwt`,
+  });
+
+  it('reads every secret of a Swarm stack from /run/secrets-style files, trailing newline dropped', async () => {
+    const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+    const dir = await mkdtemp(`${(await import('node:os')).tmpdir()}/secrets-`);
+    try {
+      await writeFile(`${dir}/transporter`, 'amqp://ragmesh:r%40b@rabbitmq:5672/ragmesh\n');
+      await writeFile(`${dir}/database-url`, 'postgres://ragmesh:pw@postgres:5432/ragmesh\n');
+      await writeFile(`${dir}/redis-url`, 'redis://:pw@redis:6379/0');
+      await writeFile(`${dir}/s3-access`, 'ragmesh-app\n');
+      await writeFile(`${dir}/s3-secret`, 'minio secret with spaces\n');
+      await writeFile(`${dir}/jwt`, `${'j'.repeat(40)}\n`);
+      const config = loadConfig(mesh(dir));
+      assert.equal(config.transporter, 'amqp://ragmesh:r%40b@rabbitmq:5672/ragmesh');
+      assert.equal(config.db.url, 'postgres://ragmesh:pw@postgres:5432/ragmesh');
+      assert.equal(config.kv.url, 'redis://:pw@redis:6379/0');
+      assert.equal(config.objects.s3?.accessKey, 'ragmesh-app');
+      assert.equal(config.objects.s3?.secretKey, 'minio secret with spaces');
+      assert.equal(config.auth.jwtSecret, 'j'.repeat(40));
+    } finally {
+      await rm(dir, { recursive: true });
+    }
+  });
+
+  it('reports a missing file and a secret given twice, with the other problems', () => {
+    const problems = problemsOf({ ...mesh('/nonexistent'), JWT_SECRET: 'x'.repeat(40) });
+    assert.ok(problems.some((p) => /^DATABASE_URL_FILE: cannot read \/nonexistent\/database-url \(ENOENT\)/.test(p)), problems.join('\n'));
+    assert.ok(problems.some((p) => /^JWT_SECRET_FILE: cannot be set together with JWT_SECRET/.test(p)), problems.join('\n'));
+    assert.ok(problems.some((p) => p.startsWith('TRANSPORTER:')), 'the unread value is then missing too');
+  });
+
+  it('is offered for every secret variable and documented for each', async () => {
+    const doc = await readFile(new URL('../../docs/config.md', import.meta.url), 'utf8');
+    const secrets = VARIABLES.filter((v) => v.secret).map((v) => v.name);
+    for (const name of ['DATABASE_URL', 'REDIS_URL', 'S3_ACCESS_KEY', 'S3_SECRET_KEY', 'QUEUE_URL', 'TRANSPORTER', 'JWT_SECRET']) assert.ok(secrets.includes(name), name);
+    for (const name of secrets) assert.ok(doc.includes(`\`${name}_FILE\``), name);
+  });
+});

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from '../errors.ts';
 
@@ -27,7 +28,7 @@ interface VarSpec {
 export const VARIABLES: VarSpec[] = [
   { name: 'RAGMESH_PROFILE', default: 'embedded', doc: '`embedded` (one process, embedded stores under DATA_DIR) or `mesh` (real Postgres, Redis, S3, Qdrant; RabbitMQ transporter). Sets the defaults of the *_DRIVER variables.' },
   { name: 'SERVICES', default: SERVICE_NAMES.join(','), doc: 'Comma-separated services this process runs: any of api, emb, llm, ingest, analyze, maintenance.' },
-  { name: 'TRANSPORTER', doc: 'Moleculer transporter URL, `amqp://user:pass@host:5672/vhost` (or amqps://). Empty = no transporter (all services in one process). Required in the mesh profile.' },
+  { name: 'TRANSPORTER', doc: 'Moleculer transporter URL, `amqp://user:pass@host:5672/vhost` (or amqps://). Empty = no transporter (all services in one process). Required in the mesh profile.', secret: true },
   { name: 'NAMESPACE', default: 'ragmesh', doc: 'Moleculer namespace: nodes only see nodes of the same namespace on one transporter.' },
   { name: 'NODE_ID', doc: 'Moleculer node id; default `<hostname>-<pid>`.' },
   { name: 'HOST', default: (p) => (p === 'mesh' ? '0.0.0.0' : '127.0.0.1'), defaultDoc: '127.0.0.1 (embedded), 0.0.0.0 (mesh)', doc: 'Address the api listens on.' },
@@ -204,10 +205,37 @@ class Reader {
   }
 }
 
-export function loadConfig(env: Env = process.env): Config {
+/**
+ * Every secret variable X may instead be given as X_FILE, the path of a file holding
+ * the value (Docker/Swarm secrets under /run/secrets). The file's content, without a
+ * trailing newline, becomes X. Giving both is refused: which one wins would be a guess.
+ */
+export function resolveSecretFiles(env: Env, problems: string[], read: (file: string) => string = (f) => readFileSync(f, 'utf8')): Env {
+  const out: Env = { ...env };
+  for (const spec of VARIABLES) {
+    if (!spec.secret) continue;
+    const file = env[`${spec.name}_FILE`]?.trim();
+    if (!file) continue;
+    if (env[spec.name]?.trim()) {
+      problems.push(`${spec.name}_FILE: cannot be set together with ${spec.name}; keep one`);
+      continue;
+    }
+    try {
+      out[spec.name] = read(file).replace(/\r?\n$/, '');
+    } catch (err) {
+      problems.push(`${spec.name}_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  }
+  return out;
+}
+
+export function loadConfig(givenEnv: Env = process.env): Config {
+  const fileProblems: string[] = [];
+  const env = resolveSecretFiles(givenEnv, fileProblems);
   const profileRaw = env.RAGMESH_PROFILE?.trim() || 'embedded';
   const profile: Profile = profileRaw === 'mesh' ? 'mesh' : 'embedded';
   const r = new Reader(env, profile);
+  r.problems.push(...fileProblems);
   if (profileRaw !== 'embedded' && profileRaw !== 'mesh') {
     r.fail('RAGMESH_PROFILE', `must be embedded or mesh (got "${profileRaw}")`);
   }
@@ -361,7 +389,7 @@ function bucketName(r: Reader, name: string): string {
 export function renderConfigTable(): string {
   const rows = VARIABLES.map((v) => {
     const def = v.defaultDoc ?? (typeof v.default === 'string' ? v.default : '');
-    return `| \`${v.name}\` | ${def ? `\`${def}\`` : '—'} | ${v.doc} |`;
+    return `| \`${v.name}\` | ${def ? `\`${def}\`` : '—'} | ${v.doc}${v.secret ? ` Secret: may be given as \`${v.name}_FILE\` (a file holding the value, e.g. a Swarm secret).` : ''} |`;
   });
   return ['| variable | default | meaning |', '| --- | --- | --- |', ...rows].join('\n');
 }
