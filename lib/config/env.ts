@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from '../errors.ts';
+import { parseCron } from '../backup/cron.ts';
 
 /**
  * The one place that reads process.env. Every variable is declared here with its
@@ -90,6 +91,12 @@ export const VARIABLES: VarSpec[] = [
   { name: 'OCR_WORKERS', default: '1', doc: 'Tesseract workers in the OCR pool of a process (each takes about 100 MB and one core while busy).' },
   { name: 'OCR_QUEUE_LIMIT', default: '16', doc: 'Images waiting for OCR per process; past it the OCR action fails with the retryable OVERLOADED error.' },
   { name: 'OCR_LANGUAGES', default: 'eng+rus', doc: 'Tesseract languages recognized together, joined with +; each needs a traineddata file in the ocr model.' },
+  { name: 'BACKUP_DRIVER', default: (p) => (p === 'mesh' ? 's3' : 'fs'), defaultDoc: 'fs (embedded), s3 (mesh)', doc: 'Where backups go: `fs` (the folder BACKUP_DIR) or `s3` (the bucket BACKUP_BUCKET on S3_ENDPOINT).' },
+  { name: 'BACKUP_DIR', defaultDoc: 'DATA_DIR/backups', doc: 'Folder of backups when BACKUP_DRIVER=fs. Keep it on another disk than DATA_DIR.' },
+  { name: 'BACKUP_BUCKET', default: 'ragmesh-backups', doc: 'Bucket of backups when BACKUP_DRIVER=s3.' },
+  { name: 'BACKUP_SCHEDULE', doc: 'When the maintenance service takes a backup, in 5-field cron syntax, UTC (e.g. `0 3 * * *` for 03:00 daily). Empty = no scheduled backups.' },
+  { name: 'BACKUP_KEEP_DAILY', default: '7', doc: 'Scheduled backups keep the newest backup of each of this many most recent days.' },
+  { name: 'BACKUP_KEEP_WEEKLY', default: '4', doc: 'Scheduled backups also keep the newest backup of each of this many most recent ISO weeks.' },
   { name: 'TESSDATA_DIR', default: '/usr/share/tesseract-ocr/5/tessdata', doc: 'Where Debian\'s tesseract-ocr-eng/-rus put traineddata; published once as the first ocr model version when the ocr alias has none.' },
 ];
 
@@ -125,6 +132,17 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
   buildCommit: string | null;
   models: ModelsConfig;
+  backup: BackupConfig;
+}
+
+export interface BackupConfig {
+  driver: 'fs' | 's3';
+  dir: string;
+  bucket: string;
+  /** 5-field cron, UTC; null = no scheduled backups. */
+  schedule: string | null;
+  keepDaily: number;
+  keepWeekly: number;
 }
 
 export interface ModelsConfig {
@@ -299,6 +317,25 @@ export function loadConfig(givenEnv: Env = process.env): Config {
     r.fail('JWT_SECRET', `must be at least 32 characters (got ${jwtSecret.length})`);
   }
 
+  const backupDriver = r.oneOf('BACKUP_DRIVER', ['fs', 's3'] as const);
+  if (backupDriver === 's3' && objectsDriver !== 's3') r.fail('BACKUP_DRIVER', 's3 needs OBJECTS_DRIVER=s3 (the backup bucket lives on S3_ENDPOINT)');
+  const backupSchedule = r.string('BACKUP_SCHEDULE');
+  if (backupSchedule !== null) {
+    try {
+      parseCron(backupSchedule);
+    } catch (err) {
+      r.fail('BACKUP_SCHEDULE', (err as Error).message);
+    }
+  }
+  const backup = {
+    driver: backupDriver,
+    dir: path.resolve(r.string('BACKUP_DIR') ?? path.join(r.string('DATA_DIR') ?? './data', 'backups')),
+    bucket: bucketName(r, 'BACKUP_BUCKET'),
+    schedule: backupSchedule,
+    keepDaily: r.int('BACKUP_KEEP_DAILY', 0, 10_000),
+    keepWeekly: r.int('BACKUP_KEEP_WEEKLY', 0, 10_000),
+  };
+
   const config = {
     profile,
     services,
@@ -359,6 +396,7 @@ export function loadConfig(givenEnv: Env = process.env): Config {
       ocrLanguages: (r.string('OCR_LANGUAGES') ?? 'eng+rus').split('+').map((l) => l.trim()).filter(Boolean),
       tessdataDir: path.resolve(r.string('TESSDATA_DIR') ?? '/usr/share/tesseract-ocr/5/tessdata'),
     },
+    backup,
   };
 
   if (r.problems.length > 0) throw new ConfigError(r.problems);

@@ -7,7 +7,7 @@ import type { VectorStore } from '../ports/vector-store.ts';
 import type { JobQueue } from '../ports/job-queue.ts';
 import type { Logger } from 'pino';
 
-export type StoreName = 'db' | 'kv' | 'objects' | 'models' | 'vectors' | 'queue';
+export type StoreName = 'db' | 'kv' | 'objects' | 'models' | 'vectors' | 'queue' | 'backups';
 
 /**
  * The adapters of one process, each opened on first use and then shared by every
@@ -52,6 +52,18 @@ export class Stores {
   /** Model files and their manifest.json. */
   models(): Promise<ObjectStore> {
     return this.once('models', () => this.openBucket(this.config.objects.modelsBucket));
+  }
+
+  /** Where backups are written: a folder (BACKUP_DIR) or a bucket (BACKUP_BUCKET). */
+  backups(): Promise<ObjectStore> {
+    return this.once('backups', async () => {
+      const { driver, dir, bucket } = this.config.backup;
+      if (driver === 's3') return this.openBucket(bucket);
+      const { FsObjectStore } = await import('../adapters/objects/fs.ts');
+      const store = new FsObjectStore(path.dirname(dir), path.basename(dir));
+      await store.ensureBucket();
+      return store;
+    });
   }
 
   vectors(): Promise<VectorStore> {
@@ -107,7 +119,7 @@ export class Stores {
 
   async close(): Promise<void> {
     // The vector store may sit on the database, so it closes first.
-    const order: StoreName[] = ['queue', 'vectors', 'objects', 'models', 'kv', 'db'];
+    const order: StoreName[] = ['queue', 'vectors', 'objects', 'models', 'backups', 'kv', 'db'];
     for (const name of order) {
       const pending = this.opened.get(name);
       if (!pending) continue;

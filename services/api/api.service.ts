@@ -11,6 +11,9 @@ import { readinessAction, type CallMeta, type RagmeshContext, type Readiness, ty
 import { tenantScope } from '../../lib/ports/tenant-scope.ts';
 import { TenantsRepository } from '../../lib/repositories/tenants.ts';
 import { errorBody } from './error-body.ts';
+import { MaintenanceGate } from './maintenance-gate.ts';
+import { MAINTENANCE_CHANGED_EVENT } from '../maintenance/mode.actions.ts';
+import type { MaintenanceMode } from '../../lib/repositories/system.ts';
 import { API_ROUTE_MODULES } from './routes/index.ts';
 import type { ApiRouteModule } from './routes/module.ts';
 
@@ -97,6 +100,10 @@ export default function apiService(runtime: Runtime): ServiceSchema {
   /** Who may call an action through the gateway; actions not listed need only a valid token. */
   const actionRoles: Record<string, Role[]> = merged(modules, 'roles');
   const members = new KnownMembers(runtime);
+  const maintenance = new MaintenanceGate(
+    runtime,
+    new Set(modules.flatMap((m) => m.reads ?? []).map((r) => (/^[A-Z]+ \//.test(r) ? r : r.replace(' ', ' /api/v1/')))),
+  );
   return {
     name: 'api',
     mixins: [ApiGateway],
@@ -171,7 +178,7 @@ export default function apiService(runtime: Runtime): ServiceSchema {
       readiness: readinessAction('api', runtime),
 
       version: {
-        handler: () => buildInfo(config),
+        handler: async () => ({ ...buildInfo(config), maintenance: await maintenance.current() }),
       },
 
       metrics: {
@@ -186,7 +193,12 @@ export default function apiService(runtime: Runtime): ServiceSchema {
       ...merged(modules, 'actions'),
     },
 
-    events: merged(modules, 'events'),
+    events: {
+      ...merged(modules, 'events'),
+      [MAINTENANCE_CHANGED_EVENT]: {
+        handler: (ctx: RagmeshContext<MaintenanceMode>) => maintenance.changed(ctx.params),
+      },
+    },
 
     created() {
       const server = (this as unknown as { server?: Server }).server;
@@ -214,13 +226,13 @@ export default function apiService(runtime: Runtime): ServiceSchema {
         return principal;
       },
 
-      authorize(ctx: RagmeshContext, _route: unknown, req: GatewayRequest): void {
+      async authorize(ctx: RagmeshContext, _route: unknown, req: GatewayRequest, _res: unknown, alias?: { method: string; fullPath: string }): Promise<void> {
         const needed = actionRoles[req.$action?.name ?? ''];
-        if (!needed?.length) return;
         const held = ctx.meta.auth?.roles ?? [];
-        if (!needed.some((role) => held.includes(role))) {
+        if (needed?.length && !needed.some((role) => held.includes(role))) {
           throw forbidden('FORBIDDEN', `This needs one of the roles: ${needed.join(', ')}`);
         }
+        await maintenance.check(req.method ?? 'GET', alias?.fullPath ?? req.url ?? '');
       },
 
       /** One structured access-log line per request instead of moleculer-web's coloured text. */

@@ -1,13 +1,20 @@
 import type { ServiceSchema } from 'moleculer';
 import { readinessAction, type Runtime } from '../../lib/runtime/service-kit.ts';
+import { backupActions } from './backup.actions.ts';
+import { modeActions } from './mode.actions.ts';
 import { modelActions } from './models.actions.ts';
 
 export default function maintenanceService(runtime: Runtime): ServiceSchema {
+  const backups = backupActions(runtime);
   return {
     name: 'maintenance',
     actions: {
       readiness: readinessAction('maintenance', runtime),
       ...modelActions(runtime),
+      ...backups.actions,
+      ...modeActions(runtime),
     },
+    started: () => backups.started(),
+    stopped: () => backups.stopped(),
   };
 }

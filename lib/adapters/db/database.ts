@@ -8,15 +8,25 @@ import type { Config } from '../../config/env.ts';
 export interface Database {
   readonly backend: 'pglite' | 'pg';
   readonly knex: Knex;
+  /** The PGlite instance under knex (embedded only): backups dump its data directory. */
+  readonly pglite?: PgliteHandle;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
 
+/** What backups need of PGlite: a consistent tarball of its data directory. */
+export interface PgliteHandle {
+  exec(sql: string): Promise<unknown>;
+  dumpDataDir(compression?: 'gzip' | 'none' | 'auto'): Promise<Blob>;
+}
+
 export async function openDatabase(config: Pick<Config, 'db' | 'dataDir'>): Promise<Database> {
-  const knex = config.db.driver === 'pg' ? openPg(config.db.url!, config.db.poolMax) : await openPglite(config.dataDir);
+  const { knex, pglite } =
+    config.db.driver === 'pg' ? { knex: openPg(config.db.url!, config.db.poolMax), pglite: undefined } : await openPglite(config.dataDir);
   return {
     backend: config.db.driver,
     knex,
+    pglite,
     async ping() {
       await knex.raw('select 1');
     },
@@ -35,14 +45,17 @@ function openPg(url: string, poolMax: number): Knex {
   });
 }
 
-async function openPglite(dataDir: string): Promise<Knex> {
+/** Where the embedded profile keeps its database. */
+export const pgliteDir = (dataDir: string) => path.join(dataDir, 'pg');
+
+async function openPglite(dataDir: string): Promise<{ knex: Knex; pglite: PgliteHandle }> {
   // Loaded only here so the mesh never pays for the WASM build.
   const [{ PGlite }, { vector }, { default: ClientPgLite }] = await Promise.all([
     import('@electric-sql/pglite'),
     import('@electric-sql/pglite-pgvector'),
     import('knex-pglite'),
   ]);
-  const dir = path.join(dataDir, 'pg');
+  const dir = pgliteDir(dataDir);
   await mkdir(dir, { recursive: true });
   const pglite = await PGlite.create({ dataDir: dir, extensions: { vector } });
   // knex-pglite 0.14 names a delete's command "DEL", so knex returns the raw result
@@ -53,11 +66,12 @@ async function openPglite(dataDir: string): Promise<Knex> {
     }
   }
   // knex-pglite closes the PGlite instance in knex.destroy().
-  return knexPkg.knex({
+  const knex = knexPkg.knex({
     client: PgliteClient as unknown as typeof knexPkg.Client,
     dialect: 'postgres',
     connection: (() => ({ pglite })) as unknown as Knex.StaticConnectionConfig,
   });
+  return { knex, pglite: pglite as unknown as PgliteHandle };
 }
 
 const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../migrations');
@@ -112,4 +126,17 @@ export async function migrateLatest(db: Database, timeoutMs = 60_000): Promise<s
 
 export async function migrateRollbackAll(db: Database): Promise<void> {
   await db.knex.migrate.rollback({ migrationSource: new FolderMigrationSource() }, true);
+}
+
+/** The newest applied migration and how many there are, next to what this app knows. */
+export async function migrationState(db: Database): Promise<{ latest: string | null; applied: number; known: string[] }> {
+  const source = new FolderMigrationSource();
+  const [completed] = (await db.knex.migrate.list({ migrationSource: source })) as [Array<{ name: string } | string>, unknown];
+  const names = completed.map((c) => (typeof c === 'string' ? c : c.name)).sort();
+  return { latest: names.at(-1) ?? null, applied: names.length, known: await source.getMigrations() };
+}
+
+/** The migrations this app ships, in order (a backup from a newer app names one this list lacks). */
+export function knownMigrations(): Promise<string[]> {
+  return new FolderMigrationSource().getMigrations();
 }

@@ -166,6 +166,8 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
         name: 'upload-put',
         path: '/api/v1/uploads',
         authentication: false,
+        // No roles to check: this runs the maintenance-mode gate on the upload PUT.
+        authorization: true,
         mappingPolicy: 'restrict',
         bodyParsers: false,
         aliases: {

@@ -4,6 +4,7 @@ import { chatRoutes } from './chats.ts';
 import { openAiRoutes } from './openai.ts';
 import { searchRoutes } from './search.ts';
 import { systemRoutes } from './system.ts';
+import { adminRoutes } from './admin.ts';
 
 /** Every slice of the gateway; add a module here to expose its endpoints. */
-export const API_ROUTE_MODULES: ApiRouteFactory[] = [systemRoutes, documentRoutes, searchRoutes, chatRoutes, openAiRoutes];
+export const API_ROUTE_MODULES: ApiRouteFactory[] = [systemRoutes, documentRoutes, searchRoutes, chatRoutes, openAiRoutes, adminRoutes];

@@ -10,6 +10,11 @@ import type { Runtime } from '../../../lib/runtime/service-kit.ts';
 export interface ApiRouteModule {
   /** Added to the authenticated /api/v1 route, e.g. { 'POST search': 'api.search' }. */
   aliases?: Record<string, unknown>;
+  /**
+   * Non-GET aliases of this module that change nothing (e.g. `POST search`), so they
+   * stay open in maintenance mode; every other non-GET request is a write.
+   */
+  reads?: string[];
   /** Actions of the api service (names without the `api.` prefix). */
   actions?: NonNullable<ServiceSchema['actions']>;
   /** Full action name → roles, any of which lets a caller through the gateway. */

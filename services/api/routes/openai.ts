@@ -107,6 +107,8 @@ export function openAiRoutes(runtime: Runtime): ApiRouteModule {
         },
       },
     ],
+    // Answers and embeddings are computed, not stored.
+    reads: ['POST /v1/embeddings', 'POST /v1/chat/completions'],
     actions: {
       'openai.models': {
         async handler() {

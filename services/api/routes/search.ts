@@ -25,6 +25,7 @@ export function searchRoutes(runtime: Runtime): ApiRouteModule {
 
   return {
     aliases: { 'POST search': 'api.search' },
+    reads: ['POST search'],
     actions: {
       search: {
         params: {

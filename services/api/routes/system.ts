@@ -2,6 +2,7 @@ import type { Principal } from '../../../lib/auth/jwt.ts';
 import { SERVICE_NAMES } from '../../../lib/config/env.ts';
 import { tenantScope } from '../../../lib/ports/tenant-scope.ts';
 import { TenantsRepository } from '../../../lib/repositories/tenants.ts';
+import { SystemRepository } from '../../../lib/repositories/system.ts';
 import type { RagmeshContext, Readiness, Runtime } from '../../../lib/runtime/service-kit.ts';
 import type { ApiRouteModule } from './module.ts';
 
@@ -40,7 +41,8 @@ export function systemRoutes(runtime: Runtime): ApiRouteModule {
             }),
           );
           const missing = SERVICE_NAMES.filter((name) => !instances.some((s) => s.name === name));
-          return { ready: missing.length === 0 && services.every((s) => s.ready), missing, services };
+          const maintenance = await new SystemRepository((await runtime.stores.db()).knex).maintenance();
+          return { ready: missing.length === 0 && services.every((s) => s.ready), missing, maintenance, services };
         },
       },
     },
