@@ -91,7 +91,7 @@ export const VARIABLES: VarSpec[] = [
   { name: 'OCR_WORKERS', default: '1', doc: 'Tesseract workers in the OCR pool of a process (each takes about 100 MB and one core while busy).' },
   { name: 'OCR_QUEUE_LIMIT', default: '16', doc: 'Images waiting for OCR per process; past it the OCR action fails with the retryable OVERLOADED error.' },
   { name: 'OCR_LANGUAGES', default: 'eng+rus', doc: 'Tesseract languages recognized together, joined with +; each needs a traineddata file in the ocr model.' },
-  { name: 'BACKUP_DRIVER', default: (p) => (p === 'mesh' ? 's3' : 'fs'), defaultDoc: 'fs (embedded), s3 (mesh)', doc: 'Where backups go: `fs` (the folder BACKUP_DIR) or `s3` (the bucket BACKUP_BUCKET on S3_ENDPOINT).' },
+  { name: 'BACKUP_DRIVER', defaultDoc: 'as OBJECTS_DRIVER', doc: 'Where backups go: `fs` (the folder BACKUP_DIR) or `s3` (the bucket BACKUP_BUCKET on S3_ENDPOINT).' },
   { name: 'BACKUP_DIR', defaultDoc: 'DATA_DIR/backups', doc: 'Folder of backups when BACKUP_DRIVER=fs. Keep it on another disk than DATA_DIR.' },
   { name: 'BACKUP_BUCKET', default: 'ragmesh-backups', doc: 'Bucket of backups when BACKUP_DRIVER=s3.' },
   { name: 'BACKUP_SCHEDULE', doc: 'When the maintenance service takes a backup, in 5-field cron syntax, UTC (e.g. `0 3 * * *` for 03:00 daily). Empty = no scheduled backups.' },
@@ -317,7 +317,7 @@ export function loadConfig(givenEnv: Env = process.env): Config {
     r.fail('JWT_SECRET', `must be at least 32 characters (got ${jwtSecret.length})`);
   }
 
-  const backupDriver = r.oneOf('BACKUP_DRIVER', ['fs', 's3'] as const);
+  const backupDriver = r.raw('BACKUP_DRIVER') === undefined ? objectsDriver : r.oneOf('BACKUP_DRIVER', ['fs', 's3'] as const);
   if (backupDriver === 's3' && objectsDriver !== 's3') r.fail('BACKUP_DRIVER', 's3 needs OBJECTS_DRIVER=s3 (the backup bucket lives on S3_ENDPOINT)');
   const backupSchedule = r.string('BACKUP_SCHEDULE');
   if (backupSchedule !== null) {
