@@ -1,60 +1,168 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { loadConfig, SERVICE_NAMES } from '../lib/config/env.ts';
+import { loadConfig, SERVICE_NAMES, VARIABLES } from '../lib/config/env.ts';
 import { ROOT } from './support/processes.ts';
 
-/** No Docker engine runs here, so the stack is checked for what a deploy would trip on. */
-describe('stack.yml', async () => {
-  const stack = parse(await readFile(`${ROOT}/stack.yml`, 'utf8'), { merge: true }) as {
-    services: Record<string, { environment?: Record<string, string>; networks?: string[]; ports?: unknown; healthcheck?: unknown; deploy?: { replicas?: number } }>;
-    networks: Record<string, { internal?: boolean }>;
+interface StackService {
+  image: string;
+  environment?: Record<string, string>;
+  networks?: Record<string, unknown> | string[];
+  ports?: unknown[];
+  secrets?: Array<{ source: string; target?: string }>;
+  healthcheck?: { test?: string[]; interval?: string; disable?: boolean };
+  volumes?: Array<{ source?: string; target: string }>;
+  deploy?: {
+    replicas?: number;
+    update_config?: { parallelism?: number; order?: string; failure_action?: string; monitor?: string };
+    rollback_config?: { parallelism?: number; order?: string; failure_action?: string; monitor?: string };
+    restart_policy?: { condition?: string };
+    resources?: { limits?: { cpus?: string; memory?: string }; reservations?: { cpus?: string; memory?: string } };
   };
-  const deployShell: Record<string, string> = {
-    RABBITMQ_PASSWORD: 'r',
-    POSTGRES_PASSWORD: 'p',
-    MINIO_ROOT_USER: 'minio',
-    MINIO_ROOT_PASSWORD: 'minio-secret',
-    JWT_SECRET: 'j'.repeat(48),
-  };
-  const substitute = (value: string) => value.replace(/\$\{(\w+)\}/g, (_, name: string) => deployShell[name] ?? `<unset ${name}>`);
+}
+interface Stack {
+  services: Record<string, StackService>;
+  networks: Record<string, { internal?: boolean; driver?: string }>;
+  secrets: Record<string, { external?: boolean }>;
+  configs: Record<string, { file?: string }>;
+}
 
-  it('runs each of the six services as its own replicated, health-checked service', () => {
-    for (const name of SERVICE_NAMES) {
-      const service = stack.services[name];
-      assert.ok(service, `${name} is missing`);
-      assert.equal(service.environment?.SERVICES, name);
-      assert.ok(service.healthcheck, `${name} has no healthcheck`);
-      assert.ok((service.deploy?.replicas ?? 0) >= 1);
-    }
+const execFileP = promisify(execFile);
+const STATELESS = [...SERVICE_NAMES, 'nginx'];
+const STORAGE = ['postgres', 'redis', 'rabbitmq', 'qdrant', 'minio'];
+
+/**
+ * stack.yml as Swarm reads it: `docker stack config` (the CLI only, no engine) resolves
+ * anchors, merges and ${VARIABLES} exactly as `docker stack deploy` would, and fails on
+ * what a deploy would refuse. .ci/run installs the docker CLI when it is missing.
+ */
+async function stackConfig(env: Record<string, string>): Promise<{ stack: Stack; stdout: string }> {
+  const { stdout } = await execFileP('docker', ['stack', 'config', '-c', 'stack.yml'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', DOCKER_CONFIG: `${tmpdir()}/ragmesh-docker-config`, ...env },
+  });
+  return { stack: parse(stdout) as Stack, stdout };
+}
+
+const networksOf = (s: StackService) => (Array.isArray(s.networks) ? s.networks : Object.keys(s.networks ?? {})).sort();
+
+describe('stack.yml (validated by docker stack config)', async () => {
+  const { stack, stdout } = await stackConfig({ REGISTRY: 'registry.example.com:5000', RAGMESH_VERSION: '1.4.0' });
+
+  it('refuses to deploy without a registry and a version', async () => {
+    await assert.rejects(stackConfig({ RAGMESH_VERSION: '1.4.0' }), /REGISTRY/);
+    await assert.rejects(stackConfig({ REGISTRY: 'registry.example.com' }), /RAGMESH_VERSION/);
   });
 
-  it('gives every service an environment that passes the boot-time config check', () => {
+  it('runs every ragmesh service from ${REGISTRY}/ragmesh:${RAGMESH_VERSION} and every other image at a pinned version', () => {
     for (const name of SERVICE_NAMES) {
-      const env = Object.fromEntries(Object.entries(stack.services[name]!.environment!).map(([k, v]) => [k, substitute(String(v))]));
-      const config = loadConfig(env);
-      assert.equal(config.profile, 'mesh');
-      assert.deepEqual(config.services, [name]);
-      assert.match(config.transporter ?? '', /^amqp:\/\/ragmesh:r@rabbitmq:5672\/ragmesh$/);
+      assert.equal(stack.services[name]?.image, 'registry.example.com:5000/ragmesh:1.4.0', name);
+      assert.equal(stack.services[name]?.environment?.SERVICES, name);
     }
-  });
-
-  it('publishes only nginx and keeps the backend without a route out', () => {
-    const published = Object.entries(stack.services).filter(([, s]) => s.ports).map(([n]) => n);
-    assert.deepEqual(published, ['nginx']);
-    assert.equal(stack.networks.backend?.internal, true);
     for (const [name, service] of Object.entries(stack.services)) {
-      if (name !== 'nginx') assert.deepEqual(service.networks, ['backend'], name);
+      if ((SERVICE_NAMES as readonly string[]).includes(name)) continue;
+      // A full version (x.y.z; PostgreSQL's releases are major.minor), a dated release or a digest: never latest, never a moving major.
+      const version = name === 'postgres' ? /:\d+\.\d+-[a-z]+$/ : /(:v?\d+\.\d+\.\d+[\w.-]*|:RELEASE\.[\w.-]+|@sha256:[0-9a-f]{64})$/;
+      assert.match(service.image, version, `${name}: ${service.image} is not pinned`);
     }
   });
-});
 
-describe('nginx.conf', () => {
-  it('streams SSE and uploads unbuffered and forwards the request id', async () => {
-    const conf = await readFile(`${ROOT}/nginx/nginx.conf`, 'utf8');
-    for (const directive of ['proxy_buffering off', 'proxy_request_buffering off', 'proxy_read_timeout 1h', 'proxy_set_header X-Request-ID']) {
-      assert.ok(conf.includes(directive), directive);
+  it('gives every service update, rollback and restart policies, limits, reservations and a healthcheck', () => {
+    for (const [name, service] of Object.entries(stack.services)) {
+      const d = service.deploy ?? {};
+      const order = STATELESS.includes(name) ? 'start-first' : 'stop-first';
+      assert.equal(d.update_config?.order, order, `${name}: update order`);
+      assert.equal(d.update_config?.failure_action, 'rollback', `${name}: update failure_action`);
+      assert.ok(d.update_config?.monitor && d.update_config.monitor !== '0s', `${name}: update monitor`);
+      assert.ok((d.update_config?.parallelism ?? 0) >= 1, `${name}: update parallelism`);
+      assert.equal(d.rollback_config?.order, order, `${name}: rollback order`);
+      assert.ok(d.rollback_config?.failure_action && d.rollback_config.monitor, `${name}: rollback_config`);
+      assert.ok(d.restart_policy?.condition, `${name}: restart_policy`);
+      for (const kind of ['limits', 'reservations'] as const) {
+        assert.ok(Number(d.resources?.[kind]?.cpus) > 0, `${name}: ${kind}.cpus`);
+        assert.ok(Number(d.resources?.[kind]?.memory) > 0, `${name}: ${kind}.memory`);
+      }
+      assert.ok(Number(d.resources!.reservations!.memory) <= Number(d.resources!.limits!.memory), `${name}: reservation within limit`);
+      assert.ok(service.healthcheck?.test?.length && !service.healthcheck.disable, `${name}: healthcheck`);
+    }
+  });
+
+  it('keeps every secret in Swarm secrets, read through *_FILE variables', async () => {
+    const secretVars = VARIABLES.filter((v) => v.secret).map((v) => v.name);
+    assert.ok(Object.values(stack.secrets).every((s) => s.external), 'secrets are created by the operator, never read from the repo');
+    assert.doesNotMatch(stdout, /(password|secret)[ \t]*:[ \t]*[^/\s]/i, 'no password in the rendered stack');
+    for (const [name, service] of Object.entries(stack.services)) {
+      const mounted = new Set((service.secrets ?? []).map((s) => s.target ?? s.source));
+      for (const [key, value] of Object.entries(service.environment ?? {})) {
+        assert.ok(!secretVars.includes(key), `${name}: ${key} is a secret and must come from ${key}_FILE`);
+        assert.doesNotMatch(key, /(PASSWORD|SECRET|_KEY)$/, `${name}: ${key} set in plain text`);
+        if (key.endsWith('_FILE') && value.startsWith('/run/secrets/')) {
+          assert.ok(mounted.has(value.slice('/run/secrets/'.length)), `${name}: ${key} points at ${value}, which is not mounted`);
+        }
+      }
+    }
+    // Each ragmesh service boots with its secrets as Swarm would mount them.
+    const dir = await mkdtemp(`${tmpdir()}/run-secrets-`);
+    const fake: Record<string, string> = {
+      ragmesh_amqp_url: 'amqp://ragmesh:pw@rabbitmq:5672/ragmesh',
+      ragmesh_database_url: 'postgres://ragmesh:pw@postgres:5432/ragmesh',
+      ragmesh_redis_url: 'redis://:pw@redis:6379/0',
+      ragmesh_s3_access_key: 'ragmesh-app',
+      ragmesh_s3_secret_key: 'app-secret',
+      ragmesh_jwt_secret: 'j'.repeat(48),
+    };
+    try {
+      for (const name of SERVICE_NAMES) {
+        const env: Record<string, string> = {};
+        for (const [key, value] of Object.entries(stack.services[name]!.environment!)) {
+          if (!key.endsWith('_FILE')) env[key] = value;
+          else {
+            const secret = value.slice('/run/secrets/'.length);
+            assert.ok(fake[secret] !== undefined, `${name}: unexpected secret ${secret} (add a fake value here)`);
+            await writeFile(`${dir}/${secret}`, `${fake[secret]}\n`);
+            env[key] = `${dir}/${secret}`;
+          }
+        }
+        const config = loadConfig(env);
+        assert.equal(config.profile, 'mesh');
+        assert.deepEqual(config.services, [name]);
+        assert.equal(config.transporter, fake.ragmesh_amqp_url);
+        assert.equal(config.auth.jwtSecret, fake.ragmesh_jwt_secret);
+        if (name !== 'api') assert.equal(config.healthPort, 9090, `${name}: HEALTH_PORT for healthcheck and /metrics`);
+      }
+    } finally {
+      await rm(dir, { recursive: true });
+    }
+  });
+
+  it('separates edge, app and storage networks; app and storage have no route out; only nginx and grafana are published', () => {
+    assert.equal(stack.networks.app?.internal, true);
+    assert.equal(stack.networks.storage?.internal, true);
+    assert.ok(!stack.networks.edge?.internal);
+    const published = Object.entries(stack.services).filter(([, s]) => s.ports?.length).map(([n]) => n).sort();
+    assert.deepEqual(published, ['grafana', 'nginx']);
+    for (const name of SERVICE_NAMES) assert.deepEqual(networksOf(stack.services[name]!), ['app', 'storage'], name);
+    for (const name of STORAGE) assert.deepEqual(networksOf(stack.services[name]!), ['storage'], name);
+    assert.deepEqual(networksOf(stack.services.nginx!), ['app', 'edge']);
+    assert.deepEqual(networksOf(stack.services.prometheus!), ['app']);
+  });
+
+  it('gives the model cache of emb, llm and ingest a volume at the image\'s MODELS_CACHE_DIR', async () => {
+    const dockerfile = await readFile(`${ROOT}/Dockerfile`, 'utf8');
+    const cacheDir = /MODELS_CACHE_DIR=(\S+)/.exec(dockerfile)![1]!;
+    for (const name of ['emb', 'llm', 'ingest']) {
+      assert.ok(stack.services[name]!.volumes?.some((v) => v.target === cacheDir && v.source === 'models_cache'), name);
+    }
+  });
+
+  it('ships every config file it names', async () => {
+    for (const [name, config] of Object.entries(stack.configs)) {
+      assert.ok(config.file, name);
+      await readFile(config.file!);
     }
   });
 });
