@@ -18,3 +18,5 @@ try {
   process.stderr.write(`healthcheck: ${(err as Error).message}\n`);
   process.exit(1);
 }
+
+export {};

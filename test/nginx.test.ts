@@ -95,7 +95,7 @@ describe('nginx in front of the api', { skip: NGINX_BIN ? false : 'nginx is not 
 
   it('streams a chat answer token by token through nginx, the same as direct', async () => {
     const ask = async (base: string) => {
-      const chat = await (await fetch(`${base}/api/v1/chats`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } })).json();
+      const chat = (await (await fetch(`${base}/api/v1/chats`, { method: "POST", headers: { Authorization: `Bearer ${token}` } })).json()) as { id: string };
       const res = await fetch(`${base}/api/v1/chats/${chat.id}/messages`, {
         method: 'POST',
         headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', 'Accept-Encoding': 'gzip' },
