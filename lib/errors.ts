@@ -1,35 +1,226 @@
 import { Errors } from 'moleculer';
 
 /**
- * Every error that crosses a service boundary is a RagmeshError: an HTTP status
- * (`code`), a stable machine-readable `type` clients can switch on, optional
- * `data`, and whether a retry may succeed. Moleculer serialises `code`, `type`,
- * `data` and `retryable` over the transporter, so a caller in another process
- * sees the same error the callee threw.
+ * One entry of the catalogue: the HTTP status the api answers with, whether a retry of
+ * the same request may succeed, and what the code means (rendered into docs/api.md).
+ */
+export interface ErrorSpec {
+  readonly status: number;
+  readonly retryable: boolean;
+  readonly summary: string;
+}
+
+/**
+ * Every error code ragmesh sends, once. Where an error arises it is created from this
+ * table (`appError(code, …)`), so its status and whether it may be retried are decided
+ * there and nowhere downstream: the ingest pipeline retries what says `retryable`, the
+ * api answers `status`. docs/api.md holds this table rendered (`npm run docs:api`),
+ * and a test keeps the two in step.
+ */
+export const ERROR_CATALOGUE = {
+  // Requests the api cannot parse or route
+  BAD_REQUEST: { status: 400, retryable: false, summary: 'The request is malformed (e.g. a JSON body that does not parse).' },
+  VALIDATION_FAILED: { status: 422, retryable: false, summary: 'Parameters do not match the route\'s schema; `details` lists each problem.' },
+  ROUTE_NOT_FOUND: { status: 404, retryable: false, summary: 'No route has this method and path.' },
+  METHOD_NOT_ALLOWED: { status: 405, retryable: false, summary: 'The health port answers GET only.' },
+  PAYLOAD_TOO_LARGE: { status: 413, retryable: false, summary: 'The request body is larger than the route accepts (JSON: 1 MB under /api/v1, 2 MB under /v1).' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, retryable: false, summary: 'The request body has a content type the route does not read.' },
+
+  // Who is calling
+  MISSING_TOKEN: { status: 401, retryable: false, summary: 'No access token was sent.' },
+  INVALID_TOKEN: { status: 401, retryable: false, summary: 'The access token is malformed, forged, or names no valid tenant, user or roles.' },
+  TOKEN_EXPIRED: { status: 401, retryable: false, summary: 'The access token has expired; get a new one.' },
+  FORBIDDEN: { status: 403, retryable: false, summary: 'The caller\'s roles do not allow this route.' },
+  ADMIN_ONLY: { status: 403, retryable: false, summary: 'Only an admin may do this.' },
+  INVALID_ROLE: { status: 400, retryable: false, summary: 'An unknown role was named.' },
+  INVALID_TENANT: { status: 400, retryable: false, summary: 'A tenant id is not 1-64 letters, digits, ".", "_" or "-".' },
+  INVALID_USER: { status: 400, retryable: false, summary: 'A user id is not valid.' },
+
+  // Uploads and documents
+  EXPECTED_MULTIPART: { status: 415, retryable: false, summary: 'The upload is not multipart/form-data.' },
+  MALFORMED_MULTIPART: { status: 400, retryable: false, summary: 'The multipart body cannot be parsed.' },
+  NO_FILE: { status: 400, retryable: false, summary: 'The request has no `file` part.' },
+  TOO_MANY_FILES: { status: 400, retryable: false, summary: 'More files than UPLOAD_MAX_FILES in one request.' },
+  FILE_TOO_LARGE: { status: 413, retryable: false, summary: 'A file is larger than UPLOAD_MAX_BYTES.' },
+  EMPTY_FILE: { status: 400, retryable: false, summary: 'A file has no bytes.' },
+  UPLOAD_ABORTED: { status: 400, retryable: false, summary: 'The client closed the connection during the upload.' },
+  UNSUPPORTED_TYPE: { status: 415, retryable: false, summary: 'The file\'s bytes are not PDF, DOCX, HTML, Markdown, text, PNG, JPEG or TIFF.' },
+  INVALID_SOURCE_ID: { status: 400, retryable: false, summary: '`source_id` is not 1-256 letters, digits and ._:@/-.' },
+  INVALID_TAGS: { status: 400, retryable: false, summary: '`tags`: more than 32, or one is not 1-64 letters, digits and ._:-.' },
+  INVALID_UPLOAD_URL: { status: 403, retryable: false, summary: 'A presigned upload URL was tampered with.' },
+  UPLOAD_URL_EXPIRED: { status: 403, retryable: false, summary: 'A presigned upload URL has expired.' },
+  UPLOAD_NOT_FOUND: { status: 404, retryable: false, summary: 'No such upload for this caller.' },
+  UPLOAD_MISSING: { status: 409, retryable: false, summary: 'Nothing was PUT to the upload URL yet.' },
+  DOCUMENT_NOT_FOUND: { status: 404, retryable: false, summary: 'No such document in the caller\'s tenant.' },
+  DOCUMENT_DELETED: { status: 409, retryable: false, summary: 'The document of this job was deleted (a job\'s `errorCode` when deleted while it ran).' },
+  INVALID_OBJECT_KEY: { status: 400, retryable: false, summary: 'An object key is malformed (internal callers only).' },
+  OBJECT_NOT_FOUND: { status: 404, retryable: false, summary: 'A stored object is missing.' },
+
+  // What a file holds (a job's `errorCode`; never retried: the file will not change)
+  UNREADABLE_FILE: { status: 422, retryable: false, summary: 'The file is of a supported type but its content cannot be read.' },
+  NO_TEXT: { status: 422, retryable: false, summary: 'No text could be extracted from the file.' },
+  TOO_MANY_PAGES: { status: 413, retryable: false, summary: 'The document has more pages than EXTRACT_MAX_PAGES.' },
+  IMAGE_TOO_LARGE: { status: 413, retryable: false, summary: 'An image has more pixels or bytes than OCR accepts.' },
+  ARCHIVE_BOMB: { status: 413, retryable: false, summary: 'A DOCX (zip) expands far beyond its size: refused as an archive bomb.' },
+  INVALID_IMAGE: { status: 400, retryable: false, summary: 'The OCR input is not an image.' },
+  OCR_FAILED: { status: 400, retryable: false, summary: 'The image could not be recognised.' },
+
+  // Jobs
+  JOB_NOT_FOUND: { status: 404, retryable: false, summary: 'No such job in the caller\'s tenant.' },
+  JOB_FINISHED: { status: 409, retryable: false, summary: 'The job has already finished; it cannot be canceled.' },
+  JOB_NOT_RETRYABLE: { status: 409, retryable: false, summary: 'Only a failed or canceled job can be retried or replayed.' },
+  DEAD_LETTER_NOT_FOUND: { status: 404, retryable: false, summary: 'The job has no dead letter to replay.' },
+  QUEUE_CLOSED: { status: 503, retryable: true, summary: 'The job queue of this process is closing.' },
+  QUEUE_UNAVAILABLE: { status: 503, retryable: true, summary: 'The job queue (RabbitMQ) cannot be reached.' },
+
+  // Search
+  EMPTY_QUERY: { status: 400, retryable: false, summary: 'The query has no searchable words.' },
+  QUERY_TOO_LONG: { status: 400, retryable: false, summary: 'The query is longer than the search accepts.' },
+  INVALID_LIMIT: { status: 400, retryable: false, summary: '`limit` is out of range.' },
+  INVALID_MODE: { status: 400, retryable: false, summary: '`mode` is not hybrid, lexical or dense.' },
+  INVALID_RRF_K: { status: 400, retryable: false, summary: '`rrfK` is out of range.' },
+  INVALID_WEIGHT: { status: 400, retryable: false, summary: 'A leg weight is out of range.' },
+  INVALID_MMR: { status: 400, retryable: false, summary: '`mmr.lambda` is not between 0 and 1.' },
+  INVALID_FILTER: { status: 400, retryable: false, summary: 'A filter is not a list of valid values.' },
+  UNKNOWN_EMBEDDING_ALIAS: { status: 400, retryable: false, summary: 'No active embedding model under that alias.' },
+  SEARCH_UNAVAILABLE: { status: 503, retryable: true, summary: 'No search leg answered in time.' },
+
+  // Chats and answers
+  CHAT_NOT_FOUND: { status: 404, retryable: false, summary: 'No such chat of the caller.' },
+  EMPTY_MESSAGE: { status: 400, retryable: false, summary: 'The message is empty.' },
+  MESSAGE_TOO_LONG: { status: 400, retryable: false, summary: 'The message is longer than 8000 characters.' },
+  INVALID_MESSAGES: { status: 400, retryable: false, summary: '`messages` is not a non-empty list of {role, content}.' },
+  TOO_MANY_STREAMS: { status: 429, retryable: true, summary: 'The user already holds CHAT_STREAMS_PER_USER answer streams.' },
+  LLM_PROMPT_TOO_LONG: { status: 400, retryable: false, summary: 'The conversation and the answer budget exceed the model\'s context.' },
+  LLM_BUSY: { status: 503, retryable: true, summary: 'Every generation slot of the model is taken.' },
+  LLM_MODEL_NOT_READY: { status: 503, retryable: true, summary: 'The llm model is still loading, or failed to load.' },
+  LLM_UNREACHABLE: { status: 503, retryable: true, summary: 'The OpenAI-compatible LLM server cannot be reached.' },
+  LLM_ERROR: { status: 503, retryable: true, summary: 'The LLM server failed or answered an error.' },
+  LLM_STREAM_ENDED: { status: 503, retryable: true, summary: 'The answer stream stopped before it was complete.' },
+
+  // Models
+  MODEL_NOT_FOUND: { status: 404, retryable: false, summary: 'No such model (OpenAI API), or no usable active llm model version.' },
+  MODEL_VERSION_NOT_FOUND: { status: 404, retryable: false, summary: 'That alias@version is not registered.' },
+  MODEL_ALIAS_NOT_FOUND: { status: 404, retryable: false, summary: 'No active version for that alias.' },
+  MODEL_VERSION_EXISTS: { status: 409, retryable: false, summary: 'alias@version is registered with different files; publish a new version.' },
+  NOTHING_TO_ROLL_BACK: { status: 409, retryable: false, summary: 'The alias has no previous version.' },
+  INVALID_MANIFEST: { status: 400, retryable: false, summary: 'A model manifest is not valid.' },
+  MODEL_FOLDER_MISMATCH: { status: 400, retryable: false, summary: 'A model folder\'s files do not match their manifest\'s SHA-256.' },
+  NOT_AN_EMBEDDING_MODEL: { status: 400, retryable: false, summary: 'The model is not an embedding model.' },
+  OCR_LANGUAGE_MISSING: { status: 400, retryable: false, summary: 'An OCR model lacks a traineddata it declares.' },
+  BATCH_TOO_LARGE: { status: 400, retryable: false, summary: 'More inputs in one call than the model\'s queue holds.' },
+  EMB_STARTING: { status: 503, retryable: true, summary: 'The emb service is still starting.' },
+  MODEL_NOT_LOADED: { status: 404, retryable: true, summary: 'emb has no model loaded under that alias; one being switched to may load shortly.' },
+  MODEL_VERSION_MISMATCH: { status: 409, retryable: true, summary: 'emb serves another version of the alias than asked for (a switch happened); retry with the new one.' },
+  NO_EMBEDDING_MODEL: { status: 503, retryable: true, summary: 'No embedding model is active.' },
+  MODEL_INTEGRITY: { status: 500, retryable: false, summary: 'A model file does not match the SHA-256 of its manifest: it is not loaded.' },
+  OCR_MODEL_MISSING: { status: 503, retryable: true, summary: 'No OCR model version is active.' },
+
+  // Capacity and the mesh
+  OVERLOADED: { status: 503, retryable: true, summary: 'Capacity is exhausted right now; retry after `Retry-After` seconds.' },
+  MAINTENANCE: { status: 503, retryable: true, summary: 'ragmesh is in maintenance mode: reads and search work, changes are refused until it ends.' },
+  SERVICE_UNAVAILABLE: { status: 503, retryable: true, summary: 'The service behind the route is not running right now.' },
+  UPSTREAM_TIMEOUT: { status: 504, retryable: true, summary: 'A service did not answer in time.' },
+  INTERNAL: { status: 500, retryable: true, summary: 'An unexpected failure; `request_id` finds it in the logs. The message is never echoed.' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+export const isErrorCode = (value: unknown): value is ErrorCode => typeof value === 'string' && Object.hasOwn(ERROR_CATALOGUE, value);
+
+/**
+ * Every error that crosses a service boundary is a RagmeshError: a catalogued `type`
+ * (the stable code clients switch on), the HTTP status as `code`, optional `data`, and
+ * `retryable` from the catalogue. Moleculer serialises `code`, `type`, `data` and
+ * `retryable` over the transporter, so a caller in another process sees the same error
+ * the callee threw.
  */
 export class RagmeshError extends Errors.MoleculerError {
-  constructor(message: string, status: number, type: string, data?: unknown, retryable = false) {
-    super(message, status, type, data);
+  declare type: ErrorCode;
+  constructor(code: ErrorCode, message: string, data?: unknown) {
+    const spec: ErrorSpec = ERROR_CATALOGUE[code];
+    super(message, spec.status, code, data);
     this.name = 'RagmeshError';
-    this.retryable = retryable;
+    this.retryable = spec.retryable;
   }
 }
 
-export const badRequest = (type: string, message: string, data?: unknown) =>
-  new RagmeshError(message, 400, type, data);
-export const unauthorized = (type: string, message: string) => new RagmeshError(message, 401, type);
-export const forbidden = (type: string, message: string) => new RagmeshError(message, 403, type);
-export const notFound = (type: string, message: string, data?: unknown) =>
-  new RagmeshError(message, 404, type, data);
-export const conflict = (type: string, message: string, data?: unknown) =>
-  new RagmeshError(message, 409, type, data);
-export const tooMany = (type: string, message: string, retryAfterSeconds: number) =>
-  new RagmeshError(message, 429, type, { retryAfterSeconds }, true);
+/** The one way to make an error: its code decides its status and whether a retry may help. */
+export const appError = (code: ErrorCode, message: string, data?: unknown): RagmeshError => new RagmeshError(code, message, data);
+
 /** Capacity is exhausted right now; the api answers 503 with Retry-After. */
-export const overloaded = (message: string, retryAfterSeconds = 1) =>
-  new RagmeshError(message, 503, 'OVERLOADED', { retryAfterSeconds }, true);
-export const unavailable = (type: string, message: string, data?: unknown) =>
-  new RagmeshError(message, 503, type, data, true);
+export const overloaded = (message: string, retryAfterSeconds = 1): RagmeshError => appError('OVERLOADED', message, { retryAfterSeconds });
+
+/** Moleculer's own failures, by error name: what they mean in the catalogue. */
+const MOLECULER_CODES: Record<string, ErrorCode> = {
+  ValidationError: 'VALIDATION_FAILED',
+  ServiceNotFoundError: 'SERVICE_UNAVAILABLE',
+  ServiceNotAvailableError: 'SERVICE_UNAVAILABLE',
+  RequestTimeoutError: 'UPSTREAM_TIMEOUT',
+  QueueIsFullError: 'OVERLOADED',
+  NotFoundError: 'ROUTE_NOT_FOUND',
+  PayloadTooLarge: 'PAYLOAD_TOO_LARGE',
+  UnAuthorizedError: 'INVALID_TOKEN',
+  ForbiddenError: 'FORBIDDEN',
+  BadRequestError: 'BAD_REQUEST',
+};
+
+/** Errors of no catalogued origin (body parsers, Node), by the HTTP status they carry. */
+const STATUS_CODES: Record<number, ErrorCode> = {
+  400: 'BAD_REQUEST',
+  404: 'ROUTE_NOT_FOUND',
+  413: 'PAYLOAD_TOO_LARGE',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+  422: 'VALIDATION_FAILED',
+  503: 'SERVICE_UNAVAILABLE',
+  504: 'UPSTREAM_TIMEOUT',
+};
+
+export interface Classified {
+  code: ErrorCode;
+  status: number;
+  retryable: boolean;
+  /** False when the error is not one of ours: its message may hold hostnames or SQL. */
+  known: boolean;
+}
+
+/**
+ * What any thrown value means, in catalogue terms. A RagmeshError (or one rebuilt
+ * from the transporter, which keeps its name and type but not its class) says so
+ * itself; Moleculer's own errors map by name; anything else is INTERNAL. This reads
+ * what the origin decided; it never re-decides it.
+ */
+export function classify(err: unknown): Classified {
+  const e = err as { name?: string; type?: unknown; code?: unknown; status?: unknown; statusCode?: unknown } | null | undefined;
+  // Moleculer rebuilds a remote RagmeshError as a MoleculerError: the class is lost, the code survives.
+  if (e && isErrorCode(e.type)) {
+    const spec: ErrorSpec = ERROR_CATALOGUE[e.type];
+    return { code: e.type, status: spec.status, retryable: spec.retryable, known: true };
+  }
+  const byName = e?.name ? MOLECULER_CODES[e.name] : undefined;
+  if (byName) return { code: byName, ...statusOf(byName), known: true };
+  const status = [e?.code, e?.status, e?.statusCode].find((s): s is number => typeof s === 'number' && s >= 400 && s < 600);
+  if (status !== undefined && status < 500) {
+    const code = STATUS_CODES[status] ?? 'BAD_REQUEST';
+    return { code, status, retryable: false, known: true };
+  }
+  const byStatus = status !== undefined ? STATUS_CODES[status] : undefined;
+  if (byStatus) return { code: byStatus, ...statusOf(byStatus), known: false };
+  return { code: 'INTERNAL', ...statusOf('INTERNAL'), known: false };
+}
+
+const statusOf = (code: ErrorCode) => ({ status: ERROR_CATALOGUE[code].status, retryable: ERROR_CATALOGUE[code].retryable as boolean });
+
+/** Whether trying the same work again may succeed, as the error's origin decided. */
+export const isRetryable = (err: unknown): boolean => classify(err).retryable;
+
+/** The catalogue as the Markdown table in docs/api.md. */
+export function renderErrorCatalogue(): string {
+  const rows = Object.entries(ERROR_CATALOGUE).map(
+    ([code, spec]: [string, ErrorSpec]) => `| \`${code}\` | ${spec.status} | ${spec.retryable ? 'yes' : 'no'} | ${spec.summary.replace(/\|/g, '\\|')} |`,
+  );
+  return ['| code | status | retryable | meaning |', '| --- | --- | --- | --- |', ...rows].join('\n');
+}
 
 /** Raised at boot when the environment is invalid; lists every problem at once. */
 export class ConfigError extends Error {

@@ -3,7 +3,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
 import type { Config } from '../config/env.ts';
-import { badRequest, unauthorized } from '../errors.ts';
+import { appError } from '../errors.ts';
 import { TENANT_ID_PATTERN } from '../ports/tenant-scope.ts';
 
 export const ROLES = ['viewer', 'editor', 'admin', 'tenant_admin'] as const;
@@ -20,7 +20,7 @@ const USER_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
 
 export function parseRole(value: string): Role {
   if ((ROLES as readonly string[]).includes(value)) return value as Role;
-  throw badRequest('INVALID_ROLE', `Unknown role "${value}"; use one of ${ROLES.join(', ')}`);
+  throw appError('INVALID_ROLE', `Unknown role "${value}"; use one of ${ROLES.join(', ')}`);
 }
 
 export async function signAccessToken(
@@ -28,8 +28,8 @@ export async function signAccessToken(
   secret: string,
   options: { issuer: string; ttlSeconds: number },
 ): Promise<string> {
-  if (!TENANT_ID_PATTERN.test(principal.tenantId)) throw badRequest('INVALID_TENANT', 'Invalid tenant id');
-  if (!USER_ID_PATTERN.test(principal.userId)) throw badRequest('INVALID_USER', 'Invalid user id');
+  if (!TENANT_ID_PATTERN.test(principal.tenantId)) throw appError('INVALID_TENANT', 'Invalid tenant id');
+  if (!USER_ID_PATTERN.test(principal.userId)) throw appError('INVALID_USER', 'Invalid user id');
   principal.roles.forEach(parseRole);
   return new SignJWT({ tid: principal.tenantId, roles: principal.roles })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
@@ -46,14 +46,14 @@ export async function verifyAccessToken(token: string, secret: string, issuer: s
   try {
     ({ payload } = await jwtVerify(token, new TextEncoder().encode(secret), { algorithms: ['HS256'], issuer }));
   } catch (err) {
-    if (err instanceof joseErrors.JWTExpired) throw unauthorized('TOKEN_EXPIRED', 'The access token has expired');
-    throw unauthorized('INVALID_TOKEN', 'The access token is invalid');
+    if (err instanceof joseErrors.JWTExpired) throw appError('TOKEN_EXPIRED', 'The access token has expired');
+    throw appError('INVALID_TOKEN', 'The access token is invalid');
   }
   const { tid, roles, sub } = payload as { tid?: unknown; roles?: unknown; sub?: unknown };
-  if (typeof tid !== 'string' || !TENANT_ID_PATTERN.test(tid)) throw unauthorized('INVALID_TOKEN', 'The token has no valid tenant');
-  if (typeof sub !== 'string' || !USER_ID_PATTERN.test(sub)) throw unauthorized('INVALID_TOKEN', 'The token has no valid subject');
+  if (typeof tid !== 'string' || !TENANT_ID_PATTERN.test(tid)) throw appError('INVALID_TOKEN', 'The token has no valid tenant');
+  if (typeof sub !== 'string' || !USER_ID_PATTERN.test(sub)) throw appError('INVALID_TOKEN', 'The token has no valid subject');
   if (!Array.isArray(roles) || !roles.every((r) => typeof r === 'string' && (ROLES as readonly string[]).includes(r))) {
-    throw unauthorized('INVALID_TOKEN', 'The token has invalid roles');
+    throw appError('INVALID_TOKEN', 'The token has invalid roles');
   }
   return { tenantId: tid, userId: sub, roles: roles as Role[] };
 }

@@ -1,12 +1,12 @@
-import { RagmeshError } from '../errors.ts';
+import { appError, RagmeshError } from '../errors.ts';
 
 /** The file is of a supported type but its content cannot be read: the client's to fix, never retried. */
 export function unreadable(reason: string): RagmeshError {
-  return new RagmeshError(`The file cannot be read: ${reason}`, 422, 'UNREADABLE_FILE');
+  return appError('UNREADABLE_FILE', `The file cannot be read: ${reason}`);
 }
 
 export function tooManyPages(pages: number, limit: number): RagmeshError {
-  return new RagmeshError(`The document has ${pages} pages; at most ${limit} are accepted`, 413, 'TOO_MANY_PAGES', { pages, limit });
+  return appError('TOO_MANY_PAGES', `The document has ${pages} pages; at most ${limit} are accepted`, { pages, limit });
 }
 
 /** Throws the signal's reason when it is aborted: the caller's cancel, not an error of the file. */

@@ -1,5 +1,5 @@
 import UTIF from 'utif2';
-import { RagmeshError } from '../errors.ts';
+import { appError, RagmeshError } from '../errors.ts';
 import { throwIfAborted, tooManyPages, unreadable } from './errors.ts';
 import { encodeGrayPng } from './png.ts';
 
@@ -17,7 +17,7 @@ export interface ImagePage {
 }
 
 function tooLarge(width: number, height: number): RagmeshError {
-  return new RagmeshError(`The image is ${width}×${height} pixels; at most ${MAX_IMAGE_PIXELS} pixels are accepted`, 413, 'IMAGE_TOO_LARGE', { width, height });
+  return appError('IMAGE_TOO_LARGE', `The image is ${width}×${height} pixels; at most ${MAX_IMAGE_PIXELS} pixels are accepted`, { width, height });
 }
 
 /**
@@ -40,7 +40,7 @@ export function imagePages(bytes: Buffer, maxPages: number, signal?: AbortSignal
     return [{ page: null, load: () => bytes }];
   }
   if (bytes.toString('latin1', 0, 4) === 'II*\0' || bytes.toString('latin1', 0, 4) === 'MM\0*') return tiffPages(bytes, maxPages, signal);
-  throw new RagmeshError('Unsupported image type: send PNG, JPEG or TIFF', 415, 'UNSUPPORTED_TYPE');
+  throw appError('UNSUPPORTED_TYPE', 'Unsupported image type: send PNG, JPEG or TIFF');
 }
 
 function checkPixels(width: number, height: number): void {

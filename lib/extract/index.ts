@@ -1,4 +1,4 @@
-import { RagmeshError } from '../errors.ts';
+import { appError, RagmeshError } from '../errors.ts';
 import { assemblePage } from './blocks.ts';
 import { extractDocx } from './docx.ts';
 import { abortable, throwIfAborted } from './errors.ts';
@@ -78,7 +78,7 @@ export async function extractDocument(bytes: Buffer, options: ExtractOptions): P
       break;
     }
     default:
-      throw new RagmeshError(`Unknown document kind ${String(options.kind)}`, 415, 'UNSUPPORTED_TYPE');
+      throw appError('UNSUPPORTED_TYPE', `Unknown document kind ${String(options.kind)}`);
   }
   options.onProgress?.(1, 1);
   return capText(document, limits.maxTextChars);

@@ -1,5 +1,5 @@
 import { getResolvedPDFJS } from 'unpdf';
-import { RagmeshError } from '../errors.ts';
+import { isRetryable } from '../errors.ts';
 import { assemblePage, type Block } from './blocks.ts';
 import { abortable, throwIfAborted, tooManyPages, unreadable } from './errors.ts';
 import { encodeGrayPng } from './png.ts';
@@ -88,10 +88,9 @@ export async function extractPdf(
         if (png) {
           throwIfAborted(options.signal);
           const result = await abortable(options.ocr(png, number), options.signal).catch((err: unknown) => {
-            // The image's fault (a 4xx from OCR) costs this page only; a busy or broken OCR fails the step, to be retried.
-            const e = err as RagmeshError;
-            if (options.signal?.aborted || !(typeof e?.code === 'number' && e.code >= 400 && e.code < 500 && !e.retryable)) throw err;
-            warnings.push(`page ${number}: OCR failed (${e.message})`);
+            // The image's fault (OCR says retrying cannot help) costs this page only; a busy or broken OCR fails the step, to be retried.
+            if (options.signal?.aborted || isRetryable(err)) throw err;
+            warnings.push(`page ${number}: OCR failed (${(err as Error).message})`);
             return null;
           });
           if (result) {

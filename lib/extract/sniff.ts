@@ -1,5 +1,5 @@
 import iconv from 'iconv-lite';
-import { RagmeshError, badRequest } from '../errors.ts';
+import { appError, RagmeshError } from '../errors.ts';
 import { utf16WithoutBom } from './text.ts';
 import type { DocumentKind } from './types.ts';
 
@@ -11,7 +11,7 @@ const starts = (head: Buffer, bytes: number[], at = 0) => bytes.every((b, i) => 
  * Throws 400 EMPTY_FILE or 415 UNSUPPORTED_TYPE.
  */
 export function sniffType(head: Buffer, filename?: string): { kind: DocumentKind; mime: string } {
-  if (head.length === 0) throw badRequest('EMPTY_FILE', 'The file is empty');
+  if (head.length === 0) throw appError('EMPTY_FILE', 'The file is empty');
   // %PDF- (readers accept it anywhere in the first kilobyte, after junk some generators leave).
   const pdfAt = head.subarray(0, 1024).indexOf('%PDF-');
   if (pdfAt === 0 || (pdfAt > 0 && !binaryReason(head.subarray(0, pdfAt)))) return { kind: 'pdf', mime: 'application/pdf' };
@@ -53,7 +53,7 @@ function headText(head: Buffer): string {
 }
 
 function unsupported(what: string): RagmeshError {
-  return new RagmeshError(`Unsupported file type: ${what}. Send PDF, DOCX, HTML, Markdown, plain text, PNG, JPEG or TIFF.`, 415, 'UNSUPPORTED_TYPE');
+  return appError('UNSUPPORTED_TYPE', `Unsupported file type: ${what}. Send PDF, DOCX, HTML, Markdown, plain text, PNG, JPEG or TIFF.`);
 }
 
 /** Why the bytes are not text, or null if they could be (UTF-16 is recognised by its BOM or its byte pattern). */

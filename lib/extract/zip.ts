@@ -1,5 +1,5 @@
 import { Inflate } from 'fflate';
-import { RagmeshError } from '../errors.ts';
+import { appError, RagmeshError } from '../errors.ts';
 import { unreadable } from './errors.ts';
 
 export interface ZipEntry {
@@ -30,7 +30,7 @@ const LOCAL = 0x04034b50;
 const INFLATE_STEP = 4 * 1024;
 
 function bomb(message: string): RagmeshError {
-  return new RagmeshError(`${message}: refused as an archive bomb`, 413, 'ARCHIVE_BOMB');
+  return appError('ARCHIVE_BOMB', `${message}: refused as an archive bomb`);
 }
 
 /**

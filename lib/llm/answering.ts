@@ -4,7 +4,7 @@ import type { KeyValueStore } from '../ports/key-value.ts';
 import type { TenantScope } from '../ports/tenant-scope.ts';
 import type { SearchFilters, SearchHit, SearchResult } from '../search/types.ts';
 import type { RagmeshContext } from '../runtime/service-kit.ts';
-import { unavailable } from '../errors.ts';
+import { appError, isErrorCode } from '../errors.ts';
 import { ANSWER_TTL_MS, answerCacheKey } from './answer-cache.ts';
 import { LLM_ABORT_EVENT, type ChatMessage, type GenerateEvent, type LlmSource, type Usage } from './types.ts';
 
@@ -120,11 +120,11 @@ export async function answer(
         content += line.text;
         events.token(line.text);
       } else if (line.type === 'done') done = line;
-      else if (line.type === 'error') throw Object.assign(new Error(line.message), { type: line.code, code: 502 });
+      else if (line.type === 'error') throw appError(isErrorCode(line.code) ? line.code : 'LLM_ERROR', line.message);
     }
     if (signal.aborted) return null;
     // The stream ended without its last line: the llm node went away mid-answer.
-    if (!done) throw unavailable('LLM_STREAM_ENDED', 'The answer stopped before it was complete; ask again');
+    if (!done) throw appError('LLM_STREAM_ENDED', 'The answer stopped before it was complete; ask again');
     const result = {
       content,
       usage: done.usage,

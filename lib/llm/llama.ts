@@ -1,5 +1,5 @@
 import type { ChatHistoryItem, Llama, LlamaContext, LlamaModel } from 'node-llama-cpp';
-import { badRequest, unavailable } from '../errors.ts';
+import { appError } from '../errors.ts';
 import { citationsIn, ragMessages } from './prompt.ts';
 import type { ChatMessage, GenerateEvent, GenerateRequest, LlmBackend } from './types.ts';
 
@@ -87,11 +87,11 @@ export class LlamaCppBackend implements LlmBackend {
       request.grounded || request.sources.length > 0 ? ragMessages(request.messages, request.sources, sourceBudget, (text) => this.countTokens(text)) : { messages: request.messages, used: [] };
     const promptTokens = messages.reduce((sum, m) => sum + this.countTokens(m.content), 0);
     if (promptTokens + maxTokens + TEMPLATE_RESERVE > contextSize) {
-      throw badRequest('LLM_PROMPT_TOO_LONG', `The conversation (${promptTokens} tokens) and the answer budget (${maxTokens}) exceed the model's context of ${contextSize} tokens`);
+      throw appError('LLM_PROMPT_TOO_LONG', `The conversation (${promptTokens} tokens) and the answer budget (${maxTokens}) exceed the model's context of ${contextSize} tokens`);
     }
 
     const { LlamaChat } = await import('node-llama-cpp');
-    if (this.context.sequencesLeft === 0) throw unavailable('LLM_BUSY', 'Every generation slot of the model is taken');
+    if (this.context.sequencesLeft === 0) throw appError('LLM_BUSY', 'Every generation slot of the model is taken');
     const sequence = this.context.getSequence();
     const chat = new LlamaChat({ contextSequence: sequence });
     this.active++;

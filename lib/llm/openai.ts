@@ -1,4 +1,4 @@
-import { unavailable } from '../errors.ts';
+import { appError } from '../errors.ts';
 import { approximateTokens } from '../chunking/index.ts';
 import { citationsIn, ragMessages } from './prompt.ts';
 import type { GenerateEvent, GenerateRequest, LlmBackend } from './types.ts';
@@ -32,10 +32,10 @@ export class OpenAiCompatibleBackend implements LlmBackend {
       });
     } catch (err) {
       if (request.signal.aborted) return;
-      throw unavailable('LLM_UNREACHABLE', `The LLM server is unreachable: ${(err as Error).message}`);
+      throw appError('LLM_UNREACHABLE', `The LLM server is unreachable: ${(err as Error).message}`);
     }
     if (!response.ok || !response.body) {
-      throw unavailable('LLM_ERROR', `The LLM server answered ${response.status}: ${(await response.text().catch(() => '')).slice(0, 300)}`);
+      throw appError('LLM_ERROR', `The LLM server answered ${response.status}: ${(await response.text().catch(() => '')).slice(0, 300)}`);
     }
     let text = '';
     let usage: { prompt_tokens?: number; completion_tokens?: number } | undefined;
@@ -54,7 +54,7 @@ export class OpenAiCompatibleBackend implements LlmBackend {
           if (data === '[DONE]') continue;
           const event = JSON.parse(data) as { choices?: Array<{ delta?: { content?: string }; finish_reason?: string | null }>; usage?: typeof usage; error?: { message?: string } };
           // Servers report a failure after the stream started as a data line with `error`.
-          if (event.error) throw unavailable('LLM_ERROR', `The LLM server failed mid-answer: ${String(event.error.message ?? 'unknown error').slice(0, 300)}`);
+          if (event.error) throw appError('LLM_ERROR', `The LLM server failed mid-answer: ${String(event.error.message ?? 'unknown error').slice(0, 300)}`);
           if (event.usage) usage = event.usage;
           const choice = event.choices?.[0];
           if (choice?.finish_reason) finish = choice.finish_reason;

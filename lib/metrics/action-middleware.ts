@@ -1,4 +1,5 @@
 import type { Middleware } from 'moleculer';
+import { classify } from '../errors.ts';
 import { Metrics } from './metrics.ts';
 
 /**
@@ -19,8 +20,7 @@ export function actionMetricsMiddleware(metrics: Metrics): Middleware {
           },
           (err: unknown) => {
             metrics.actionDuration.observe(labels, elapsed());
-            const type = (err as { type?: unknown })?.type;
-            metrics.actionErrors.inc({ action: action.name, code: typeof type === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(type) ? type : 'INTERNAL' });
+            metrics.actionErrors.inc({ action: action.name, code: classify(err).code });
             throw err;
           },
         );

@@ -1,4 +1,4 @@
-import { badRequest, overloaded } from '../errors.ts';
+import { appError, overloaded } from '../errors.ts';
 
 export interface BatcherOptions {
   /** Largest number of inputs in one model call. */
@@ -56,7 +56,7 @@ export class MicroBatcher<I extends { ids: ArrayLike<unknown> }, O> {
   /** Throws the error submit() would throw for `count` more inputs right now. */
   assertCapacity(count: number): void {
     if (count > this.options.queueLimit) {
-      throw badRequest('BATCH_TOO_LARGE', `${this.options.name}: at most ${this.options.queueLimit} inputs per call (got ${count})`);
+      throw appError('BATCH_TOO_LARGE', `${this.options.name}: at most ${this.options.queueLimit} inputs per call (got ${count})`);
     }
     if (this.outstanding + count > this.options.queueLimit) {
       throw overloaded(`${this.options.name} is overloaded: ${this.outstanding} inputs queued (limit ${this.options.queueLimit})`, this.options.retryAfterSeconds ?? 1);

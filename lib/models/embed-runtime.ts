@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { notFound } from '../errors.ts';
+import { appError } from '../errors.ts';
 import { openEmbedder, type Embedder, type EmbedderOptions } from './embedder.ts';
 import type { ModelLoader } from './loader.ts';
 import type { ModelManifest } from './manifest.ts';
@@ -34,7 +34,7 @@ export class EmbeddingModels {
 
   get(alias: string): Embedder {
     const embedder = this.active.get(alias);
-    if (!embedder) throw notFound('MODEL_NOT_LOADED', `no embedding model is loaded for alias "${alias}"`, { alias, loaded: [...this.active.keys()] });
+    if (!embedder) throw appError('MODEL_NOT_LOADED', `no embedding model is loaded for alias "${alias}"`, { alias, loaded: [...this.active.keys()] });
     return embedder;
   }
 

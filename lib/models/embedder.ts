@@ -4,7 +4,7 @@ import { MicroBatcher } from './batcher.ts';
 import { DEFAULT_NGRAM_CONFIG, HashedNgramEncoder, type HashedNgramConfig } from './hashed-ngrams.ts';
 import type { ModelManifest } from './manifest.ts';
 import { OnnxSentenceEncoder, type Encoded, type TextKind } from './onnx-embedder.ts';
-import { badRequest, overloaded } from '../errors.ts';
+import { appError, overloaded } from '../errors.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 
 export interface EmbedderOptions {
@@ -30,7 +30,7 @@ export interface Embedder {
 /** Opens the model in `folder` (already verified against `manifest`). */
 export async function openEmbedder(folder: string, manifest: ModelManifest, options: EmbedderOptions): Promise<Embedder> {
   const spec = manifest.embed;
-  if (manifest.kind !== 'embed' || !spec) throw badRequest('NOT_AN_EMBEDDING_MODEL', `${manifest.alias}@${manifest.version} is not an embedding model`);
+  if (manifest.kind !== 'embed' || !spec) throw appError('NOT_AN_EMBEDDING_MODEL', `${manifest.alias}@${manifest.version} is not an embedding model`);
   if (spec.engine === 'hashed-ngrams') {
     const config = { ...DEFAULT_NGRAM_CONFIG, ...(JSON.parse(await readFile(path.join(folder, spec.config), 'utf8')) as Partial<HashedNgramConfig>) };
     return new NgramEmbedder(manifest, new HashedNgramEncoder(spec, config), options.queueLimit, options.metrics);
@@ -101,7 +101,7 @@ class NgramEmbedder implements Embedder {
   }
 
   async embed(texts: string[], kind: TextKind): Promise<Float32Array[]> {
-    if (texts.length > this.queueLimit) throw badRequest('BATCH_TOO_LARGE', `embedding model ${this.alias}: at most ${this.queueLimit} inputs per call (got ${texts.length})`);
+    if (texts.length > this.queueLimit) throw appError('BATCH_TOO_LARGE', `embedding model ${this.alias}: at most ${this.queueLimit} inputs per call (got ${texts.length})`);
     if (this.depth + texts.length > this.queueLimit) throw overloaded(`embedding model ${this.alias} is overloaded`, 1);
     this.depth += texts.length;
     // No batching here: each call is one model run that did not wait.

@@ -33,9 +33,8 @@ export class ModelIntegrityError extends RagmeshError {
     readonly actual: { size: number; sha256: string },
   ) {
     super(
-      `Refusing to load model ${model}: file "${file}" has sha256 ${actual.sha256} (${actual.size} bytes), manifest says ${expected.sha256} (${expected.size} bytes)`,
-      500,
       'MODEL_INTEGRITY',
+      `Refusing to load model ${model}: file "${file}" has sha256 ${actual.sha256} (${actual.size} bytes), manifest says ${expected.sha256} (${expected.size} bytes)`,
       { model, file, expected, actual },
     );
     this.name = 'ModelIntegrityError';

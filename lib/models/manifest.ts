@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { badRequest } from '../errors.ts';
+import { appError } from '../errors.ts';
 import { assertObjectKey } from '../ports/object-store.ts';
 
 /**
@@ -130,7 +130,7 @@ export function parseManifest(json: string): ModelManifest {
   try {
     value = JSON.parse(json);
   } catch (err) {
-    throw badRequest('INVALID_MANIFEST', `manifest.json is not JSON: ${(err as Error).message}`);
+    throw appError('INVALID_MANIFEST', `manifest.json is not JSON: ${(err as Error).message}`);
   }
   return validateManifest(value);
 }
@@ -142,7 +142,7 @@ const SHA256 = /^[0-9a-f]{64}$/;
 export function validateManifest(value: unknown): ModelManifest {
   const problems: string[] = [];
   const m = value as Partial<ModelManifest> | null;
-  if (typeof m !== 'object' || m === null) throw badRequest('INVALID_MANIFEST', 'manifest must be an object');
+  if (typeof m !== 'object' || m === null) throw appError('INVALID_MANIFEST', 'manifest must be an object');
   if (m.schema !== 1) problems.push('schema must be 1');
   for (const field of ['alias', 'version'] as const) {
     const v = m[field];
@@ -194,7 +194,7 @@ export function validateManifest(value: unknown): ModelManifest {
       for (const lang of o.languages) needFile(`ocr language ${lang}`, `${lang}.traineddata`);
     }
   }
-  if (problems.length > 0) throw badRequest('INVALID_MANIFEST', `Invalid model manifest: ${problems.join('; ')}`, { problems });
+  if (problems.length > 0) throw appError('INVALID_MANIFEST', `Invalid model manifest: ${problems.join('; ')}`, { problems });
   return m as ModelManifest;
 }
 
@@ -233,7 +233,7 @@ export function upsertCatalog(catalog: ModelCatalog, manifest: ModelManifest): M
 
 export function parseCatalog(json: string): ModelCatalog {
   const value = JSON.parse(json) as ModelCatalog;
-  if (value?.schema !== 1 || !Array.isArray(value.models)) throw badRequest('INVALID_MANIFEST', 'catalog manifest.json must be { schema: 1, models: [...] }');
+  if (value?.schema !== 1 || !Array.isArray(value.models)) throw appError('INVALID_MANIFEST', 'catalog manifest.json must be { schema: 1, models: [...] }');
   return { schema: 1, models: value.models.map((m) => validateManifest(m)) };
 }
 

@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import Tesseract from 'tesseract.js';
-import { badRequest, overloaded, unavailable } from '../errors.ts';
+import { appError, overloaded } from '../errors.ts';
 import { modelMetrics, type ModelLoader } from './loader.ts';
 import type { ModelManifest } from './manifest.ts';
 
@@ -44,7 +44,7 @@ export class OcrPool {
     const available = manifest.ocr?.languages ?? [];
     const languages = options.languages?.length ? options.languages : available;
     const missing = languages.filter((l) => !available.includes(l));
-    if (missing.length > 0) throw badRequest('OCR_LANGUAGE_MISSING', `ocr model ${manifest.alias}@${manifest.version} has no ${missing.join(', ')} traineddata`);
+    if (missing.length > 0) throw appError('OCR_LANGUAGE_MISSING', `ocr model ${manifest.alias}@${manifest.version} has no ${missing.join(', ')} traineddata`);
     const scheduler = Tesseract.createScheduler();
     try {
       const workers = await Promise.all(
@@ -80,7 +80,7 @@ export class OcrPool {
       const { data } = await this.scheduler.addJob('recognize', image);
       return { text: data.text.trim(), confidence: data.confidence, version: this.manifest.version };
     } catch (err) {
-      throw badRequest('OCR_FAILED', `image could not be recognized: ${String((err as Error)?.message ?? err)}`);
+      throw appError('OCR_FAILED', `image could not be recognized: ${String((err as Error)?.message ?? err)}`);
     } finally {
       this.pending--;
     }
@@ -130,7 +130,7 @@ export class OcrRuntime {
     if (this.current) return Promise.resolve(this.current);
     this.opening ??= (async () => {
       const manifest = await load();
-      if (!manifest) throw unavailable('OCR_MODEL_MISSING', 'no ocr model version is active; publish one and switch to it');
+      if (!manifest) throw appError('OCR_MODEL_MISSING', 'no ocr model version is active; publish one and switch to it');
       await this.activate(manifest);
       return this.current!;
     })().finally(() => {

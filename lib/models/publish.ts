@@ -4,7 +4,7 @@ import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { badRequest } from '../errors.ts';
+import { appError } from '../errors.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import type { ModelsRepository } from '../repositories/models.ts';
 import {
@@ -33,7 +33,7 @@ export async function publishFolder(store: ObjectStore, folder: string): Promise
   const manifest = await readManifest(folder);
   const problems = await verifyFolder(folder, manifest);
   if (problems.length > 0) {
-    throw badRequest('MODEL_FOLDER_MISMATCH', `${folder} does not match its manifest: ${problems.map((p) => `${p.path} (${p.reason})`).join(', ')}`, { problems });
+    throw appError('MODEL_FOLDER_MISMATCH', `${folder} does not match its manifest: ${problems.map((p) => `${p.path} (${p.reason})`).join(', ')}`, { problems });
   }
   await store.ensureBucket();
   for (const file of manifest.files) {

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { badRequest } from '../errors.ts';
+import { appError, RagmeshError } from '../errors.ts';
 
 export interface ObjectInfo {
   key: string;
@@ -44,7 +44,7 @@ const KEY_SEGMENT = /^[A-Za-z0-9._=+@,-]+$/;
 /** Rejects keys that could escape the bucket or confuse a filesystem: `..`, absolute paths, odd bytes. */
 export function assertObjectKey(key: string): string {
   const problem = objectKeyProblem(key);
-  if (problem) throw badRequest('INVALID_OBJECT_KEY', `Invalid object key: ${problem}`);
+  if (problem) throw appError('INVALID_OBJECT_KEY', `Invalid object key: ${problem}`);
   return key;
 }
 

@@ -1,4 +1,4 @@
-import { badRequest } from '../errors.ts';
+import { appError } from '../errors.ts';
 
 declare const scopeBrand: unique symbol;
 
@@ -15,7 +15,7 @@ export const TENANT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export function tenantScope(tenantId: string): TenantScope {
   if (typeof tenantId !== 'string' || !TENANT_ID_PATTERN.test(tenantId)) {
-    throw badRequest('INVALID_TENANT', 'Tenant id must be 1-64 characters of letters, digits, ".", "_" or "-".');
+    throw appError('INVALID_TENANT', 'Tenant id must be 1-64 characters of letters, digits, ".", "_" or "-".');
   }
   return Object.freeze({ tenantId }) as TenantScope;
 }

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { conflict, notFound } from '../errors.ts';
+import { appError } from '../errors.ts';
 import { validateManifest, type ModelKind, type ModelManifest } from '../models/manifest.ts';
 
 /**
@@ -49,7 +49,7 @@ export class ModelsRepository {
     const existing = await this.get(manifest.alias, manifest.version);
     if (existing) {
       if (sameFiles(existing.manifest, manifest)) return existing;
-      throw conflict('MODEL_VERSION_EXISTS', `${manifest.alias}@${manifest.version} is already registered with different files; publish under a new version`);
+      throw appError('MODEL_VERSION_EXISTS', `${manifest.alias}@${manifest.version} is already registered with different files; publish under a new version`);
     }
     await this.knex('models')
       .insert({ alias: manifest.alias, version: manifest.version, kind: manifest.kind, manifest: JSON.stringify(manifest), status: 'registered' })
@@ -97,7 +97,7 @@ export class ModelsRepository {
   async switchTo(alias: string, version: string, actor: string | null, trx?: Knex.Transaction): Promise<FlagChange> {
     const run = async (t: Knex.Transaction): Promise<FlagChange> => {
       const model = await t('models').where({ alias, version }).first();
-      if (!model) throw notFound('MODEL_VERSION_NOT_FOUND', `${alias}@${version} is not registered`);
+      if (!model) throw appError('MODEL_VERSION_NOT_FOUND', `${alias}@${version} is not registered`);
       const flag = await t('model_flags').where({ alias }).forUpdate().first();
       if (!flag) {
         await t('model_flags').insert({ alias, active_version: version, previous_version: null, updated_by: actor, updated_at: t.fn.now() });
@@ -115,8 +115,8 @@ export class ModelsRepository {
   /** The version rollback would switch to, or a 409 when there is none. */
   async rollbackTarget(alias: string): Promise<string> {
     const flag = await this.getFlag(alias);
-    if (!flag) throw notFound('MODEL_ALIAS_NOT_FOUND', `no active version for alias ${alias}`);
-    if (!flag.previousVersion) throw conflict('NOTHING_TO_ROLL_BACK', `${alias} has no previous version`);
+    if (!flag) throw appError('MODEL_ALIAS_NOT_FOUND', `no active version for alias ${alias}`);
+    if (!flag.previousVersion) throw appError('NOTHING_TO_ROLL_BACK', `${alias} has no previous version`);
     return flag.previousVersion;
   }
 }

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
-import { badRequest, RagmeshError, unavailable } from '../errors.ts';
+import { appError, RagmeshError } from '../errors.ts';
 import type { ModelManifest } from '../models/manifest.ts';
 import { collectionFor, type VectorFilter, type VectorStore } from '../ports/vector-store.ts';
 import type { TenantScope } from '../ports/tenant-scope.ts';
@@ -115,7 +115,7 @@ export class HybridSearch {
     if (lexical?.error) degraded.lexical = lexical.error;
     if (dense?.error) degraded.dense = dense.error;
     if (!lexical?.value && !dense?.value) {
-      throw unavailable('SEARCH_UNAVAILABLE', 'Search is unavailable right now: no search leg answered', degraded);
+      throw appError('SEARCH_UNAVAILABLE', 'Search is unavailable right now: no search leg answered', degraded);
     }
     for (const [leg, outcome] of [['lexical', lexical], ['dense', dense]] as const) {
       if (outcome?.error) this.deps.logger?.warn({ leg, err: outcome.cause }, 'search leg dropped');
@@ -258,7 +258,7 @@ export class HybridSearch {
     }
     if (alias === undefined) return active[0] ?? null;
     const found = active.find((m) => m.flag.alias === alias);
-    if (!found) throw badRequest('UNKNOWN_EMBEDDING_ALIAS', `No active embedding model under the alias "${String(alias).slice(0, 100)}"`);
+    if (!found) throw appError('UNKNOWN_EMBEDDING_ALIAS', `No active embedding model under the alias "${String(alias).slice(0, 100)}"`);
     return found;
   }
 }
@@ -293,20 +293,20 @@ interface ValidRequest {
 
 function validateParams(params: SearchParams): ValidRequest {
   const limit = params.limit ?? DEFAULT_LIMIT;
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw badRequest('INVALID_LIMIT', `limit must be an integer from 1 to ${MAX_LIMIT}`);
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw appError('INVALID_LIMIT', `limit must be an integer from 1 to ${MAX_LIMIT}`);
   const mode = params.mode ?? 'hybrid';
-  if (!['hybrid', 'lexical', 'dense'].includes(mode)) throw badRequest('INVALID_MODE', 'mode must be hybrid, lexical or dense');
+  if (!['hybrid', 'lexical', 'dense'].includes(mode)) throw appError('INVALID_MODE', 'mode must be hybrid, lexical or dense');
   const rrfK = params.rrfK ?? DEFAULT_RRF_K;
-  if (typeof rrfK !== 'number' || !Number.isFinite(rrfK) || rrfK < 0 || rrfK > 10_000) throw badRequest('INVALID_RRF_K', 'rrfK must be a number from 0 to 10000');
+  if (typeof rrfK !== 'number' || !Number.isFinite(rrfK) || rrfK < 0 || rrfK > 10_000) throw appError('INVALID_RRF_K', 'rrfK must be a number from 0 to 10000');
   for (const leg of ['lexical', 'dense'] as const) {
     const w = params.weights?.[leg];
     if (w !== undefined && (typeof w !== 'number' || !Number.isFinite(w) || w < 0 || w > 100)) {
-      throw badRequest('INVALID_WEIGHT', `weights.${leg} must be a number from 0 to 100`);
+      throw appError('INVALID_WEIGHT', `weights.${leg} must be a number from 0 to 100`);
     }
   }
   const lambda = params.mmr?.lambda;
   if (params.mmr !== undefined && (typeof lambda !== 'number' || !(lambda >= 0 && lambda <= 1))) {
-    throw badRequest('INVALID_MMR', 'mmr.lambda must be a number from 0 to 1');
+    throw appError('INVALID_MMR', 'mmr.lambda must be a number from 0 to 1');
   }
   return { limit, mode, rrfK, mmr: params.mmr ? { lambda: lambda! } : null };
 }
@@ -319,9 +319,9 @@ function normalizeFilters(filters: SearchFilters | undefined): SearchRowFilters 
     const value = filters[name];
     if (value === undefined) return undefined;
     if (!Array.isArray(value) || value.length > 100 || value.some((v) => typeof v !== 'string' || v.length === 0 || v.length > 256)) {
-      throw badRequest('INVALID_FILTER', `filters.${name} must be a list of at most 100 non-empty strings`);
+      throw appError('INVALID_FILTER', `filters.${name} must be a list of at most 100 non-empty strings`);
     }
-    if (check && !value.every(check)) throw badRequest('INVALID_FILTER', `filters.${name} holds a value that is not a valid id`);
+    if (check && !value.every(check)) throw appError('INVALID_FILTER', `filters.${name} holds a value that is not a valid id`);
     return value.length ? [...new Set(value)] : undefined;
   };
   const out: SearchRowFilters = {

@@ -1,4 +1,4 @@
-import { badRequest } from '../errors.ts';
+import { appError } from '../errors.ts';
 
 /** Longer questions are refused rather than cut: a cut question silently searches for something else. */
 export const QUERY_MAX_CHARS = 4000;
@@ -25,9 +25,9 @@ const QUOTES: Record<string, string> = { '"': '"', '«': '»', '“': '”', '�
 const WORD = /[\p{L}\p{N}]/u;
 
 export function parseQuery(raw: unknown): ParsedQuery {
-  if (typeof raw !== 'string') throw badRequest('EMPTY_QUERY', 'query must be a string');
+  if (typeof raw !== 'string') throw appError('EMPTY_QUERY', 'query must be a string');
   if (raw.length > QUERY_MAX_CHARS) {
-    throw badRequest('QUERY_TOO_LONG', `query is ${raw.length} characters; at most ${QUERY_MAX_CHARS} are accepted`);
+    throw appError('QUERY_TOO_LONG', `query is ${raw.length} characters; at most ${QUERY_MAX_CHARS} are accepted`);
   }
   // NFC so «договора» typed with combining marks meets the indexed (NFC) text; control
   // characters and NUL (which PostgreSQL refuses in text) become spaces.
@@ -73,13 +73,13 @@ export function parseQuery(raw: unknown): ParsedQuery {
   }
 
   if (words.length === 0) {
-    throw badRequest(
+    throw appError(
       'EMPTY_QUERY',
       excluded.length > 0 ? 'query has only excluded words; add at least one word to look for' : 'query has no words to look for',
     );
   }
   if (new Set(words.map((w) => w.toLowerCase())).size > QUERY_MAX_WORDS) {
-    throw badRequest('QUERY_TOO_LONG', `query has more than ${QUERY_MAX_WORDS} distinct words`);
+    throw appError('QUERY_TOO_LONG', `query has more than ${QUERY_MAX_WORDS} distinct words`);
   }
   return { text: textParts.join(' '), words, phrases, excluded };
 }

@@ -3,7 +3,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { ServiceSchema } from 'moleculer';
 import ApiGateway from 'moleculer-web';
 import { verifyAccessToken, type Principal, type Role } from '../../lib/auth/jwt.ts';
-import { forbidden, notFound, unauthorized } from '../../lib/errors.ts';
+import { appError } from '../../lib/errors.ts';
 import { instrumentHttpServer } from '../../lib/metrics/http.ts';
 import { registerJobGauges } from '../../lib/metrics/jobs.ts';
 import { buildInfo } from '../../lib/runtime/build-info.ts';
@@ -26,14 +26,14 @@ function bearerToken(req: IncomingMessage): string {
   const header = req.headers.authorization;
   if (header) {
     const match = /^Bearer ([A-Za-z0-9._-]+)$/.exec(header);
-    if (!match) throw unauthorized('INVALID_TOKEN', 'The Authorization header must be "Bearer <token>"');
+    if (!match) throw appError('INVALID_TOKEN', 'The Authorization header must be "Bearer <token>"');
     return match[1]!;
   }
   if (req.method === 'GET') {
     const token = new URL(req.url ?? '/', 'http://x').searchParams.get('access_token');
     if (token && /^[A-Za-z0-9._-]+$/.test(token)) return token;
   }
-  throw unauthorized('MISSING_TOKEN', 'Send an access token: Authorization: Bearer <token>');
+  throw appError('MISSING_TOKEN', 'Send an access token: Authorization: Bearer <token>');
 }
 
 /** URLs as logged: query tokens replaced, so access logs never hold credentials. */
@@ -183,7 +183,7 @@ export default function apiService(runtime: Runtime): ServiceSchema {
 
       metrics: {
         async handler(ctx: RagmeshContext): Promise<string> {
-          if (!runtime.metrics) throw notFound('ROUTE_NOT_FOUND', 'This process exports no metrics');
+          if (!runtime.metrics) throw appError('ROUTE_NOT_FOUND', 'This process exports no metrics');
           const { contentType, body } = await runtime.metrics.render();
           ctx.meta.$responseType = contentType;
           return body;
@@ -230,7 +230,7 @@ export default function apiService(runtime: Runtime): ServiceSchema {
         const needed = actionRoles[req.$action?.name ?? ''];
         const held = ctx.meta.auth?.roles ?? [];
         if (needed?.length && !needed.some((role) => held.includes(role))) {
-          throw forbidden('FORBIDDEN', `This needs one of the roles: ${needed.join(', ')}`);
+          throw appError('FORBIDDEN', `This needs one of the roles: ${needed.join(', ')}`);
         }
         await maintenance.check(req.method ?? 'GET', alias?.fullPath ?? req.url ?? '');
       },

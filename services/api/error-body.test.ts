@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Errors } from 'moleculer';
-import { badRequest, overloaded } from '../../lib/errors.ts';
+import { appError, overloaded } from '../../lib/errors.ts';
 import { errorBody } from './error-body.ts';
 
 describe('errorBody', () => {
@@ -13,7 +13,7 @@ describe('errorBody', () => {
   });
 
   it('keeps the stable code of a RagmeshError that crossed the transporter as a plain MoleculerError', () => {
-    const original = badRequest('INVALID_OBJECT_KEY', 'bad key');
+    const original = appError('INVALID_OBJECT_KEY', 'bad key');
     // What Moleculer rebuilds on the caller's side: the name survives, the class does not.
     const remote = Object.assign(new Errors.MoleculerError(original.message, original.code, original.type), { name: 'RagmeshError' });
     const res = errorBody(remote);
@@ -37,6 +37,24 @@ describe('errorBody', () => {
     const res = errorBody(new Errors.ServiceNotFoundError({ action: 'emb.embed' }));
     assert.equal(res.status, 503);
     assert.equal(res.body.error.code, 'SERVICE_UNAVAILABLE');
+    assert.equal(res.body.error.retryable, true);
+  });
+});
+
+describe('errorBody of errors that are not ours', () => {
+  it('gives a body that is too large its own code, PAYLOAD_TOO_LARGE (413), not BAD_REQUEST', () => {
+    // What body-parser hands moleculer-web for an oversized JSON body.
+    const tooLarge = Object.assign(new Error('request entity too large'), { status: 413, statusCode: 413, type: 'entity.too.large' });
+    const res = errorBody(tooLarge);
+    assert.equal(res.status, 413);
+    assert.equal(res.body.error.code, 'PAYLOAD_TOO_LARGE');
+    assert.equal(res.body.error.retryable, false);
+  });
+
+  it('takes status and retryable from the catalogue, whatever the error claims', () => {
+    const remote = Object.assign(new Errors.MoleculerError('emb is still starting', 404, 'EMB_STARTING'), { name: 'RagmeshError', retryable: false });
+    const res = errorBody(remote);
+    assert.equal(res.status, 503);
     assert.equal(res.body.error.retryable, true);
   });
 });

@@ -1,4 +1,4 @@
-import { RagmeshError } from '../../lib/errors.ts';
+import { appError } from '../../lib/errors.ts';
 import { MAINTENANCE_OFF, SystemRepository, type MaintenanceMode } from '../../lib/repositories/system.ts';
 import type { Runtime } from '../../lib/runtime/service-kit.ts';
 
@@ -52,12 +52,10 @@ export class MaintenanceGate {
     if (this.reads.has(route)) return;
     const mode = await this.current();
     if (!mode.enabled) return;
-    throw new RagmeshError(
-      `ragmesh is in maintenance mode${mode.reason ? ` (${mode.reason})` : ''}: reads and search work, changes are refused until it ends`,
-      503,
+    throw appError(
       'MAINTENANCE',
+      `ragmesh is in maintenance mode${mode.reason ? ` (${mode.reason})` : ''}: reads and search work, changes are refused until it ends`,
       { retryAfterSeconds: RETRY_AFTER_SECONDS, since: mode.since },
-      true,
     );
   }
 }

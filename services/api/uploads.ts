@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { Readable, Transform } from 'node:stream';
 import busboy from 'busboy';
 import type { Principal } from '../../lib/auth/jwt.ts';
-import { badRequest, RagmeshError } from '../../lib/errors.ts';
+import { appError, RagmeshError } from '../../lib/errors.ts';
 import { sniffType } from '../../lib/extract/sniff.ts';
 import type { Database } from '../../lib/adapters/db/database.ts';
 import type { JobQueue } from '../../lib/ports/job-queue.ts';
@@ -104,7 +104,7 @@ export async function measureStored(objects: ObjectStore, key: string): Promise<
 }
 
 export function tooLarge(maxBytes: number): RagmeshError {
-  return new RagmeshError(`The file is larger than the limit of ${maxBytes} bytes`, 413, 'FILE_TOO_LARGE', { maxBytes });
+  return appError('FILE_TOO_LARGE', `The file is larger than the limit of ${maxBytes} bytes`, { maxBytes });
 }
 
 /**
@@ -118,13 +118,13 @@ export async function receiveMultipart(
 ): Promise<{ files: StoredUpload[]; fields: UploadFields }> {
   const contentType = req.headers['content-type'] ?? '';
   if (!/^multipart\/form-data/i.test(contentType)) {
-    throw new RagmeshError('Send the file as multipart/form-data (field "file")', 415, 'EXPECTED_MULTIPART');
+    throw appError('EXPECTED_MULTIPART', 'Send the file as multipart/form-data (field "file")');
   }
   let parser: busboy.Busboy;
   try {
     parser = busboy({ headers: req.headers, limits: { files: options.maxFiles, fields: 20, fieldSize: 64 * 1024, fileSize: options.maxBytes + 1 } });
   } catch (err) {
-    throw badRequest('MALFORMED_MULTIPART', `Malformed multipart request: ${(err as Error).message}`);
+    throw appError('MALFORMED_MULTIPART', `Malformed multipart request: ${(err as Error).message}`);
   }
   const raw: Record<string, string> = {};
   const stored: Array<Promise<StoredUpload>> = [];
@@ -143,18 +143,18 @@ export async function receiveMultipart(
       raw[name] = value;
     });
     parser.on('filesLimit', () => {
-      failure ??= badRequest('TOO_MANY_FILES', `At most ${options.maxFiles} files per request`);
+      failure ??= appError('TOO_MANY_FILES', `At most ${options.maxFiles} files per request`);
     });
-    parser.on('error', (err: Error) => reject(badRequest('MALFORMED_MULTIPART', `Malformed multipart request: ${err.message}`)));
+    parser.on('error', (err: Error) => reject(appError('MALFORMED_MULTIPART', `Malformed multipart request: ${err.message}`)));
     parser.on('close', () => resolve());
-    req.on('aborted', () => reject(badRequest('UPLOAD_ABORTED', 'The client closed the connection during the upload')));
+    req.on('aborted', () => reject(appError('UPLOAD_ABORTED', 'The client closed the connection during the upload')));
     req.pipe(parser);
   });
 
   const settled = await Promise.allSettled(stored);
   const files = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   const firstError = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')?.reason;
-  failure ??= firstError ?? (files.length === 0 ? badRequest('NO_FILE', 'The request has no file part (field "file")') : null);
+  failure ??= firstError ?? (files.length === 0 ? appError('NO_FILE', 'The request has no file part (field "file")') : null);
   if (failure) {
     await Promise.all(files.map((f) => options.objects.delete(f.objectKey).catch(() => undefined)));
     throw failure;
@@ -170,7 +170,7 @@ export function parseFields(raw: Record<string, unknown>): UploadFields {
   const sourceId = raw.source_id ?? raw.sourceId;
   if (sourceId !== undefined && sourceId !== '') {
     if (typeof sourceId !== 'string' || !SOURCE_ID.test(sourceId)) {
-      throw badRequest('INVALID_SOURCE_ID', 'source_id: 1-256 letters, digits and ._:@/-');
+      throw appError('INVALID_SOURCE_ID', 'source_id: 1-256 letters, digits and ._:@/-');
     }
     fields.sourceId = sourceId;
   }
@@ -178,7 +178,7 @@ export function parseFields(raw: Record<string, unknown>): UploadFields {
   if (tags !== undefined && tags !== '') {
     const list = Array.isArray(tags) ? tags : String(tags).split(',');
     const clean = [...new Set(list.map((t) => String(t).trim()).filter(Boolean))];
-    if (clean.length > 32 || clean.some((t) => !TAG.test(t))) throw badRequest('INVALID_TAGS', 'tags: at most 32, each 1-64 letters, digits and ._:-');
+    if (clean.length > 32 || clean.some((t) => !TAG.test(t))) throw appError('INVALID_TAGS', 'tags: at most 32, each 1-64 letters, digits and ._:-');
     fields.tags = clean;
   }
   if (typeof raw.title === 'string' && raw.title.trim()) fields.title = raw.title.trim().slice(0, 500);

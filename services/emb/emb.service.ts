@@ -1,10 +1,9 @@
 import type { ServiceSchema } from 'moleculer';
-import { conflict } from '../../lib/errors.ts';
+import { appError } from '../../lib/errors.ts';
 import { EmbeddingModels, type LoadedModelInfo } from '../../lib/models/embed-runtime.ts';
 import { ensureBundledModels } from '../../lib/models/publish.ts';
 import { MODELS_SWITCHED_EVENT, modelLoader, modelsRepository, type ModelsSwitchedPayload } from '../../lib/models/runtime-access.ts';
 import type { TextKind } from '../../lib/models/onnx-embedder.ts';
-import { notFound } from '../../lib/errors.ts';
 import { readinessAction, type RagmeshContext, type Readiness, type Runtime } from '../../lib/runtime/service-kit.ts';
 
 export interface EmbedParams {
@@ -36,14 +35,14 @@ export default function embService(runtime: Runtime): ServiceSchema {
   const storeReadiness = readinessAction('emb', runtime);
 
   const loaded = (): EmbeddingModels => {
-    if (!models) throw notFound('MODEL_NOT_LOADED', 'emb is still starting');
+    if (!models) throw appError('EMB_STARTING', 'emb is still starting');
     return models;
   };
 
   async function activate(alias: string, version: string): Promise<void> {
     const repo = await modelsRepository(runtime);
     const row = await repo.get(alias, version);
-    if (!row) throw notFound('MODEL_VERSION_NOT_FOUND', `${alias}@${version} is not registered`);
+    if (!row) throw appError('MODEL_VERSION_NOT_FOUND', `${alias}@${version} is not registered`);
     try {
       await loaded().activate(row.manifest);
       failures.delete(alias);
@@ -91,7 +90,7 @@ export default function embService(runtime: Runtime): ServiceSchema {
           const { alias, texts, kind = 'passage', version } = ctx.params;
           const embedder = loaded().get(alias);
           if (version !== undefined && version !== embedder.version) {
-            throw conflict('MODEL_VERSION_MISMATCH', `${alias} serves version ${embedder.version}, not ${version}`, { alias, serving: embedder.version, requested: version });
+            throw appError('MODEL_VERSION_MISMATCH', `${alias} serves version ${embedder.version}, not ${version}`, { alias, serving: embedder.version, requested: version });
           }
           const vectors = await embedder.embed(texts, kind);
           return { alias, version: embedder.version, dimension: embedder.dimension, vectors: vectors.map((v) => Array.from(v)) };
@@ -110,7 +109,7 @@ export default function embService(runtime: Runtime): ServiceSchema {
         async handler(ctx: RagmeshContext<{ alias: string; version: string }>): Promise<{ alias: string; version: string; dimension: number }> {
           const repo = await modelsRepository(runtime);
           const row = await repo.get(ctx.params.alias, ctx.params.version);
-          if (!row) throw notFound('MODEL_VERSION_NOT_FOUND', `${ctx.params.alias}@${ctx.params.version} is not registered`);
+          if (!row) throw appError('MODEL_VERSION_NOT_FOUND', `${ctx.params.alias}@${ctx.params.version} is not registered`);
           const embedder = await loaded().warm(row.manifest);
           return { alias: embedder.alias, version: embedder.version, dimension: embedder.dimension };
         },

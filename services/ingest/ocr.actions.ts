@@ -1,5 +1,5 @@
 import type { ServiceSchema } from 'moleculer';
-import { badRequest, notFound } from '../../lib/errors.ts';
+import { appError } from '../../lib/errors.ts';
 import { OcrRuntime, type OcrResult } from '../../lib/models/ocr-pool.ts';
 import { DEFAULT_OCR_ALIAS, ensureSystemOcrModel } from '../../lib/models/publish.ts';
 import { MODELS_SWITCHED_EVENT, modelLoader, modelsRepository, type ModelsSwitchedPayload } from '../../lib/models/runtime-access.ts';
@@ -65,7 +65,7 @@ export function ocrActions(runtime: Runtime): NonNullable<ServiceSchema['actions
       async handler(ctx: RagmeshContext<{ alias: string; version: string }>): Promise<{ alias: string; version: string }> {
         const repo = await modelsRepository(runtime);
         const row = await repo.get(ctx.params.alias, ctx.params.version);
-        if (!row || row.kind !== 'ocr') throw notFound('MODEL_VERSION_NOT_FOUND', `${ctx.params.alias}@${ctx.params.version} is not a registered ocr model`);
+        if (!row || row.kind !== 'ocr') throw appError('MODEL_VERSION_NOT_FOUND', `${ctx.params.alias}@${ctx.params.version} is not a registered ocr model`);
         // Verifies every traineddata file and starts the workers; the swap happens on
         // the models.switched event after the flag changed.
         await (await modelLoader(runtime)).materialize(row.manifest);
@@ -104,8 +104,8 @@ function toImageBuffer(image: unknown): Buffer {
   else if (typeof image === 'string') buffer = Buffer.from(image.replace(/^data:[^;]+;base64,/, ''), 'base64');
   // A Buffer that crossed a JSON transporter arrives as { type: 'Buffer', data: [...] }.
   else if (image && typeof image === 'object' && (image as { type?: string }).type === 'Buffer') buffer = Buffer.from((image as { data: number[] }).data);
-  else throw badRequest('INVALID_IMAGE', 'image must be bytes or a base64 string');
-  if (buffer.length === 0) throw badRequest('INVALID_IMAGE', 'image is empty');
-  if (buffer.length > MAX_IMAGE_BYTES) throw badRequest('IMAGE_TOO_LARGE', `image is larger than ${MAX_IMAGE_BYTES} bytes`);
+  else throw appError('INVALID_IMAGE', 'image must be bytes or a base64 string');
+  if (buffer.length === 0) throw appError('INVALID_IMAGE', 'image is empty');
+  if (buffer.length > MAX_IMAGE_BYTES) throw appError('IMAGE_TOO_LARGE', `image is larger than ${MAX_IMAGE_BYTES} bytes`);
   return buffer;
 }

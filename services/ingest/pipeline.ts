@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { buffer } from 'node:stream/consumers';
 import type { Logger } from 'pino';
 import { chunkDocument } from '../../lib/chunking/index.ts';
-import { RagmeshError } from '../../lib/errors.ts';
+import { appError, classify, isRetryable, type ErrorCode, type RagmeshError } from '../../lib/errors.ts';
 import { extractDocument, type ExtractedDocument } from '../../lib/extract/index.ts';
 import { invalidateAnswersForDocuments } from '../../lib/llm/answer-cache.ts';
 import type { Database } from '../../lib/adapters/db/database.ts';
@@ -66,24 +66,8 @@ export class WorkerShutdown extends Error {
   }
 }
 
-/**
- * Answers that say "not now" rather than "never": emb still loading its model, or the
- * active version switched while this job embedded (the retry embeds with the new one).
- */
-const TRANSIENT = new Set(['MODEL_NOT_LOADED', 'MODEL_VERSION_MISMATCH', 'NO_EMBEDDING_MODEL']);
-
-/** A 4xx is the file's fault (poison): retrying cannot help. Anything else may pass later. */
-function isRetryable(err: unknown): boolean {
-  const e = err as RagmeshError;
-  if (typeof e?.type === 'string' && TRANSIENT.has(e.type)) return true;
-  if (typeof e?.code === 'number' && e.code >= 400 && e.code < 500) return e.retryable === true;
-  return true;
-}
-
-function errorCodeOf(err: unknown): string {
-  const e = err as RagmeshError;
-  return typeof e?.type === 'string' && /^[A-Z][A-Z0-9_]+$/.test(e.type) ? e.type : 'INTERNAL';
-}
+/** The job's `errorCode`: the catalogued code its origin gave, else INTERNAL. Whether to retry is `isRetryable`, decided there too. */
+const errorCodeOf = (err: unknown): ErrorCode => classify(err).code;
 
 /**
  * Runs one delivered ingest message: extract → chunk → embed → index → ready. Each
@@ -210,7 +194,7 @@ async function stepChunk(deps: PipelineDeps, scope: TenantScope, payload: Ingest
     .filter((c) => !seen.has(c.contentHash) && seen.add(c.contentHash))
     .map((c, ord) => ({ ...c, ord, id: randomUUID() }));
   if (chunks.length === 0) {
-    throw new RagmeshError('No text could be extracted from the file', 422, 'NO_TEXT', { documentId: payload.documentId });
+    throw appError('NO_TEXT', 'No text could be extracted from the file', { documentId: payload.documentId });
   }
   await deps.objects.put(keys.chunks, Buffer.from(JSON.stringify(chunks)), { contentType: 'application/json' });
   return chunks;
@@ -237,7 +221,7 @@ async function stepEmbed(
 ): Promise<Embeddings[]> {
   const keys = artifactKeys(scope.tenantId, payload.documentId, payload.version);
   const active = await new ModelsRepository(deps.db.knex).listActive('embed');
-  if (active.length === 0) throw new RagmeshError('No embedding model is active', 503, 'NO_EMBEDDING_MODEL', undefined, true);
+  if (active.length === 0) throw appError('NO_EMBEDDING_MODEL', 'No embedding model is active');
   const results: Embeddings[] = [];
   let done = 0;
   const total = active.length * chunks.length;
@@ -341,7 +325,7 @@ async function stepIndex(
       filename: payload.filename,
       tags: payload.tags,
     }, trx);
-    if (!previous) throw new RagmeshError('The document was deleted while it was being indexed', 410, 'DOCUMENT_DELETED');
+    if (!previous) throw appError('DOCUMENT_DELETED', 'The document was deleted while it was being indexed');
     return jobs.transition(scope, job.id, 'ready', { step: 'index', progress: 1 }, trx);
   });
   if (ready) deps.publishJob(ready);

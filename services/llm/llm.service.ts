@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
 import type { ServiceSchema } from 'moleculer';
 import path from 'node:path';
-import { notFound, unavailable } from '../../lib/errors.ts';
+import { appError } from '../../lib/errors.ts';
 import { ExtractiveBackend } from '../../lib/llm/extractive.ts';
 import { Gate } from '../../lib/llm/gate.ts';
 import { LlamaCppBackend } from '../../lib/llm/llama.ts';
@@ -50,12 +50,12 @@ export async function loadLlama(runtime: Runtime, version?: string): Promise<Lla
   const { llm } = runtime.config;
   const repo = await modelsRepository(runtime);
   const active = version ?? (await repo.getActive(llm.model))?.flag.activeVersion;
-  if (!active) throw notFound('MODEL_NOT_FOUND', `No active version of the llm model "${llm.model}" (LLM_MODEL); publish one and switch to it`);
+  if (!active) throw appError('MODEL_NOT_FOUND', `No active version of the llm model "${llm.model}" (LLM_MODEL); publish one and switch to it`);
   const row = await repo.get(llm.model, active);
-  if (!row) throw notFound('MODEL_VERSION_NOT_FOUND', `${llm.model}@${active} is not registered`);
-  if (row.manifest.kind !== 'llm') throw notFound('MODEL_NOT_FOUND', `${llm.model}@${active} is a ${row.manifest.kind} model, not an llm`);
+  if (!row) throw appError('MODEL_VERSION_NOT_FOUND', `${llm.model}@${active} is not registered`);
+  if (row.manifest.kind !== 'llm') throw appError('MODEL_NOT_FOUND', `${llm.model}@${active} is a ${row.manifest.kind} model, not an llm`);
   const ggufs = row.manifest.files.filter((f) => f.path.toLowerCase().endsWith('.gguf'));
-  if (ggufs.length !== 1) throw notFound('MODEL_NOT_FOUND', `${llm.model}@${active} must hold exactly one .gguf file (has ${ggufs.length})`);
+  if (ggufs.length !== 1) throw appError('MODEL_NOT_FOUND', `${llm.model}@${active} must hold exactly one .gguf file (has ${ggufs.length})`);
   const folder = await (await modelLoader(runtime)).materialize(row.manifest);
   return LlamaCppBackend.load({
     modelPath: path.join(folder, ...ggufs[0]!.path.split('/')),
@@ -86,7 +86,7 @@ export default function llmService(runtime: Runtime): ServiceSchema {
 
   const serving = (): LlmBackend => {
     if (backend) return backend;
-    throw unavailable('LLM_MODEL_NOT_READY', loadError ? `The llm model failed to load: ${loadError}` : 'The llm model is still loading');
+    throw appError('LLM_MODEL_NOT_READY', loadError ? `The llm model failed to load: ${loadError}` : 'The llm model is still loading');
   };
 
   /** Loads a llama version and only then swaps it in; the previous one finishes its generations. */

@@ -3,7 +3,7 @@ import { createBackup, deleteBackup, listBackups, type BackupSummary } from '../
 import { parseCron } from '../../lib/backup/cron.ts';
 import { backupsToDelete } from '../../lib/backup/retention.ts';
 import { backupSources } from '../../lib/backup/sources.ts';
-import { forbidden } from '../../lib/errors.ts';
+import { appError } from '../../lib/errors.ts';
 import { currentRequest } from '../../lib/logging.ts';
 import { AuditRepository } from '../../lib/repositories/audit.ts';
 import type { RagmeshContext, Runtime } from '../../lib/runtime/service-kit.ts';
@@ -123,6 +123,6 @@ export function backupActions(runtime: Runtime): {
 export function requireAdmin(ctx: RagmeshContext): string {
   const auth = ctx.meta.auth;
   if (!auth) return 'system';
-  if (!auth.roles.includes('admin')) throw forbidden('ADMIN_ONLY', 'only an admin can do this');
+  if (!auth.roles.includes('admin')) throw appError('ADMIN_ONLY', 'only an admin can do this');
   return auth.userId;
 }

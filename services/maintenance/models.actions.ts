@@ -1,5 +1,5 @@
 import type { ServiceSchema } from 'moleculer';
-import { forbidden, notFound } from '../../lib/errors.ts';
+import { appError } from '../../lib/errors.ts';
 import { MODELS_SWITCHED_EVENT, modelLoader, modelsRepository, type ModelsSwitchedPayload } from '../../lib/models/runtime-access.ts';
 import { AuditRepository } from '../../lib/repositories/audit.ts';
 import type { FlagChange, ModelFlag, ModelVersionRow } from '../../lib/repositories/models.ts';
@@ -33,7 +33,7 @@ export function modelActions(runtime: Runtime): NonNullable<ServiceSchema['actio
     const actor = requireAdmin(ctx);
     const repo = await modelsRepository(runtime);
     const row = await repo.get(alias, version);
-    if (!row) throw notFound('MODEL_VERSION_NOT_FOUND', `${alias}@${version} is not registered; publish it first (npm run models -- publish <folder>)`);
+    if (!row) throw appError('MODEL_VERSION_NOT_FOUND', `${alias}@${version} is not registered; publish it first (npm run models -- publish <folder>)`);
 
     // Warm-up: where the model will serve, so a broken or tampered version fails here.
     let warmedOn: string;
@@ -118,6 +118,6 @@ export function modelActions(runtime: Runtime): NonNullable<ServiceSchema['actio
 function requireAdmin(ctx: RagmeshContext): string {
   const auth = ctx.meta.auth;
   if (!auth) return 'system';
-  if (!auth.roles.includes('admin')) throw forbidden('ADMIN_ONLY', 'only an admin can change model versions');
+  if (!auth.roles.includes('admin')) throw appError('ADMIN_ONLY', 'only an admin can change model versions');
   return auth.userId;
 }

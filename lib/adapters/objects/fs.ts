@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomUUID } from 'node:crypto';
-import { notFound } from '../../errors.ts';
+import { appError } from '../../errors.ts';
 import { assertObjectKey, assertObjectPrefix, type ObjectInfo, type ObjectStore, type PutOptions } from '../../ports/object-store.ts';
 
 /**
@@ -50,7 +50,7 @@ export class FsObjectStore implements ObjectStore {
     try {
       await stat(file);
     } catch {
-      throw notFound('OBJECT_NOT_FOUND', `No object "${key}" in bucket "${this.bucket}"`);
+      throw appError('OBJECT_NOT_FOUND', `No object "${key}" in bucket "${this.bucket}"`);
     }
     return createReadStream(file);
   }

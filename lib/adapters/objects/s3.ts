@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Client } from 'minio';
-import { notFound } from '../../errors.ts';
+import { appError } from '../../errors.ts';
 import type { S3Config } from '../../config/env.ts';
 import { assertObjectKey, assertObjectPrefix, type ObjectInfo, type ObjectStore, type PutOptions } from '../../ports/object-store.ts';
 
@@ -79,7 +79,7 @@ export class S3ObjectStore implements ObjectStore {
     try {
       return await this.client.getObject(this.bucket, key);
     } catch (err) {
-      if (isMissing(err)) throw notFound('OBJECT_NOT_FOUND', `No object "${key}" in bucket "${this.bucket}"`);
+      if (isMissing(err)) throw appError('OBJECT_NOT_FOUND', `No object "${key}" in bucket "${this.bucket}"`);
       throw err;
     }
   }

@@ -1,5 +1,5 @@
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Message } from 'amqplib';
-import { unavailable } from '../../errors.ts';
+import { appError } from '../../errors.ts';
 import type { Consumer, ConsumeOptions, DeadLetter, JobDelivery, JobMessage, JobQueue } from '../../ports/job-queue.ts';
 
 type Log = { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
@@ -192,12 +192,12 @@ export class AmqpJobQueue implements JobQueue {
   private async publishChannel(): Promise<ConfirmChannel> {
     const deadline = Date.now() + 10_000;
     for (;;) {
-      if (this.closed) throw unavailable('QUEUE_CLOSED', 'The job queue is closed');
+      if (this.closed) throw appError('QUEUE_CLOSED', 'The job queue is closed');
       if (this.publisher) return this.publisher;
       try {
         await this.ensureConnected();
       } catch (err) {
-        if (Date.now() > deadline) throw unavailable('QUEUE_UNAVAILABLE', `RabbitMQ is unreachable: ${(err as Error).message}`);
+        if (Date.now() > deadline) throw appError('QUEUE_UNAVAILABLE', `RabbitMQ is unreachable: ${(err as Error).message}`);
         await new Promise((r) => setTimeout(r, 250));
       }
     }

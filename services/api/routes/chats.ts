@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { badRequest, notFound, tooMany } from '../../../lib/errors.ts';
+import { appError } from '../../../lib/errors.ts';
 import { answer, forgetLlmInfo, type AnswerOptions } from '../../../lib/llm/answering.ts';
 import type { ChatMessage } from '../../../lib/llm/types.ts';
 import { tenantScope } from '../../../lib/ports/tenant-scope.ts';
@@ -47,7 +47,7 @@ export function chatRoutes(runtime: Runtime): ApiRouteModule {
     const auth = ctx.meta.auth!;
     const id = typeof rawId === 'string' && UUID.test(rawId) ? rawId : null;
     const chat = id ? await (await chats()).get(tenantScope(auth.tenantId), auth.userId, id) : null;
-    if (!chat) throw notFound('CHAT_NOT_FOUND', `No chat ${String(rawId).slice(0, 64)}`);
+    if (!chat) throw appError('CHAT_NOT_FOUND', `No chat ${String(rawId).slice(0, 64)}`);
     return chat;
   };
 
@@ -66,7 +66,7 @@ export function chatRoutes(runtime: Runtime): ApiRouteModule {
         };
       }
     }
-    throw tooMany('TOO_MANY_STREAMS', `At most ${cap} answers may stream at once per user`, 2);
+    throw appError('TOO_MANY_STREAMS', `At most ${cap} answers may stream at once per user`, { retryAfterSeconds: 2 });
   };
 
   const ask = async function (this: GatewayThis, req: GatewayReq, res: ServerResponse, params: AskParams): Promise<void> {
@@ -74,8 +74,8 @@ export function chatRoutes(runtime: Runtime): ApiRouteModule {
     const auth = ctx.meta.auth!;
     const scope = tenantScope(auth.tenantId);
     const content = params.content.trim();
-    if (!content) throw badRequest('EMPTY_MESSAGE', 'The message is empty');
-    if (content.length > MAX_QUESTION) throw badRequest('MESSAGE_TOO_LONG', `At most ${MAX_QUESTION} characters`);
+    if (!content) throw appError('EMPTY_MESSAGE', 'The message is empty');
+    if (content.length > MAX_QUESTION) throw appError('MESSAGE_TOO_LONG', `At most ${MAX_QUESTION} characters`);
     const repo = await chats();
     // Ownership, the stream slot and the context are independent reads: one round trip of latency, not three.
     const [chatResult, slotResult, historyResult] = await Promise.allSettled([
@@ -225,7 +225,7 @@ export function chatRoutes(runtime: Runtime): ApiRouteModule {
 }
 
 function askParams(body: Record<string, unknown>): AskParams {
-  if (typeof body.content !== 'string') throw badRequest('EMPTY_MESSAGE', 'Send { "content": "your question" }');
+  if (typeof body.content !== 'string') throw appError('EMPTY_MESSAGE', 'Send { "content": "your question" }');
   const list = (v: unknown) => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? (v as string[]) : undefined);
   const maxTokens = typeof body.maxTokens === 'number' && Number.isInteger(body.maxTokens) && body.maxTokens > 0 ? body.maxTokens : undefined;
   return { content: body.content, rag: body.rag !== false, tags: list(body.tags), sourceIds: list(body.sourceIds), maxTokens };

@@ -2,7 +2,7 @@ import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Principal, Role } from '../../../lib/auth/jwt.ts';
-import { badRequest, conflict, forbidden, notFound } from '../../../lib/errors.ts';
+import { appError } from '../../../lib/errors.ts';
 import { collectionFor } from '../../../lib/ports/vector-store.ts';
 import { tenantScope, type TenantScope } from '../../../lib/ports/tenant-scope.ts';
 import { AuditRepository } from '../../../lib/repositories/audit.ts';
@@ -61,8 +61,8 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
     return { documents: new DocumentsRepository(knex), jobs: new JobsRepository(knex), chunks: new ChunksRepository(knex), audit: new AuditRepository(knex) };
   };
   const scopeOf = (ctx: RagmeshContext) => tenantScope(ctx.meta.auth!.tenantId);
-  const requireId = (id: unknown, what: string) => {
-    if (typeof id !== 'string' || !UUID.test(id)) throw notFound(`${what.toUpperCase()}_NOT_FOUND`, `No ${what} ${String(id).slice(0, 64)}`);
+  const requireId = (id: unknown, what: 'job' | 'document' | 'upload') => {
+    if (typeof id !== 'string' || !UUID.test(id)) throw appError(`${what.toUpperCase() as Uppercase<typeof what>}_NOT_FOUND`, `No ${what} ${String(id).slice(0, 64)}`);
     return id;
   };
 
@@ -79,7 +79,7 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
     res.end(JSON.stringify(body));
   };
   const requireWriter = (auth: Principal | undefined) => {
-    if (!auth || !auth.roles.some((r) => WRITERS.includes(r))) throw forbidden('FORBIDDEN', `This needs one of the roles: ${WRITERS.join(', ')}`);
+    if (!auth || !auth.roles.some((r) => WRITERS.includes(r))) throw appError('FORBIDDEN', `This needs one of the roles: ${WRITERS.join(', ')}`);
     return auth;
   };
 
@@ -89,7 +89,7 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
     const id = requireId(rawId, 'job');
     const r = await repos();
     const job = await r.jobs.get(scope, id);
-    if (!job) throw notFound('JOB_NOT_FOUND', `No job ${id}`);
+    if (!job) throw appError('JOB_NOT_FOUND', `No job ${id}`);
     return { ...r, scope, id, job };
   };
   const documentOf = async (ctx: RagmeshContext, rawId: unknown) => {
@@ -97,7 +97,7 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
     const id = requireId(rawId, 'document');
     const r = await repos();
     const document = await r.documents.get(scope, id);
-    if (!document) throw notFound('DOCUMENT_NOT_FOUND', `No document ${id}`);
+    if (!document) throw appError('DOCUMENT_NOT_FOUND', `No document ${id}`);
     return { ...r, scope, id, document };
   };
 
@@ -137,7 +137,7 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
         const scope = scopeOf(req.$ctx);
         const documentId = requireId(req.$params.id, 'document');
         const { documents, jobs } = await repos();
-        if (!(await documents.get(scope, documentId))) throw notFound('DOCUMENT_NOT_FOUND', `No document ${documentId}`);
+        if (!(await documents.get(scope, documentId))) throw appError('DOCUMENT_NOT_FOUND', `No document ${documentId}`);
         streamJobs(req, res, jobEvents, (job) => job.tenantId === scope.tenantId && job.documentId === documentId, await jobs.list(scope, { documentId, limit: 20 }));
       }),
 
@@ -178,12 +178,12 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
             const signature = Buffer.from(url.searchParams.get('signature') ?? '');
             const expected = Buffer.from(signUpload(id, expires));
             if (!UUID.test(id) || signature.length !== expected.length || !timingSafeEqual(signature, expected)) {
-              throw forbidden('INVALID_UPLOAD_URL', 'The upload URL is invalid');
+              throw appError('INVALID_UPLOAD_URL', 'The upload URL is invalid');
             }
-            if (Date.parse(expires) < Date.now()) throw forbidden('UPLOAD_URL_EXPIRED', 'The upload URL has expired');
+            if (Date.parse(expires) < Date.now()) throw appError('UPLOAD_URL_EXPIRED', 'The upload URL has expired');
             const kv = await runtime.stores.kv();
             const session = JSON.parse((await kv.get(`upload:${id}`)) ?? 'null') as UploadSession | null;
-            if (!session) throw notFound('UPLOAD_NOT_FOUND', 'No such upload');
+            if (!session) throw appError('UPLOAD_NOT_FOUND', 'No such upload');
             const declared = Number(req.headers['content-length'] ?? 0);
             if (declared > config.ingest.uploadMaxBytes) throw tooLarge(config.ingest.uploadMaxBytes);
             await storeStream(await runtime.stores.objects(), session.objectKey, req, config.ingest.uploadMaxBytes);
@@ -255,7 +255,7 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
             }
             return documents.delete(scope, id, trx);
           });
-          if (!removed) throw notFound('DOCUMENT_NOT_FOUND', `No document ${id}`);
+          if (!removed) throw appError('DOCUMENT_NOT_FOUND', `No document ${id}`);
           for (const job of open) void ctx.broadcast(JOB_CANCEL_EVENT, { jobId: job.id });
           await purgeDocument(runtime, scope, id, removed.objectKey, open);
           await audit.record(scope, { actor: ctx.meta.auth!.userId, action: 'document.delete', target: id, details: { sourceId: removed.sourceId }, requestId: currentRequest()?.requestId });
@@ -296,17 +296,17 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
           const id = requireId(ctx.params.id, 'upload');
           const kv = await runtime.stores.kv();
           const session = JSON.parse((await kv.get(`upload:${id}`)) ?? 'null') as UploadSession | null;
-          if (!session || session.tenantId !== scope.tenantId || session.userId !== auth.userId) throw notFound('UPLOAD_NOT_FOUND', 'No such upload');
+          if (!session || session.tenantId !== scope.tenantId || session.userId !== auth.userId) throw appError('UPLOAD_NOT_FOUND', 'No such upload');
           const deps = await registerDeps(ctx.broker);
           const info = await deps.objects.stat(session.objectKey);
-          if (!info) throw conflict('UPLOAD_MISSING', 'Nothing was uploaded to the URL yet');
+          if (!info) throw appError('UPLOAD_MISSING', 'Nothing was uploaded to the URL yet');
           if (info.size > config.ingest.uploadMaxBytes) {
             await deps.objects.delete(session.objectKey);
             throw tooLarge(config.ingest.uploadMaxBytes);
           }
           if (info.size === 0) {
             await deps.objects.delete(session.objectKey);
-            throw badRequest('EMPTY_FILE', 'The uploaded file is empty');
+            throw appError('EMPTY_FILE', 'The uploaded file is empty');
           }
           // Hash what is really stored (the client's word is not proof) by reading it once.
           const measured = await measureStored(deps.objects, session.objectKey);
@@ -344,7 +344,7 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
         params: { id: 'string' },
         async handler(ctx: RagmeshContext<{ id: string }>) {
           const { scope, id, job, jobs } = await jobOf(ctx, ctx.params.id);
-          if (job.status !== 'queued' && job.status !== 'running') throw conflict('JOB_FINISHED', `The job is already ${job.status}`, { status: job.status });
+          if (job.status !== 'queued' && job.status !== 'running') throw appError('JOB_FINISHED', `The job is already ${job.status}`, { status: job.status });
           await jobs.requestCancel(scope, id);
           void ctx.broadcast(JOB_CANCEL_EVENT, { jobId: id });
           if (job.status === 'queued') {
@@ -366,9 +366,9 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
         params: { id: 'string' },
         async handler(ctx: RagmeshContext<{ id: string }>) {
           const { scope, id, job, jobs, documents } = await jobOf(ctx, ctx.params.id);
-          if (!job.documentId || !(await documents.get(scope, job.documentId))) throw conflict('DOCUMENT_DELETED', 'The document of this job was deleted');
+          if (!job.documentId || !(await documents.get(scope, job.documentId))) throw appError('DOCUMENT_DELETED', 'The document of this job was deleted');
           const queued = await jobs.transition(scope, id, 'queued', { attempts: 0, error: null, errorCode: null });
-          if (!queued) throw conflict('JOB_NOT_RETRYABLE', `A ${job.status} job cannot be retried`, { status: job.status });
+          if (!queued) throw appError('JOB_NOT_RETRYABLE', `A ${job.status} job cannot be retried`, { status: job.status });
           await documents.setStatus(scope, job.documentId, 'queued');
           const queue = await runtime.stores.queue();
           // A dead letter of this job would run it a second time after a replay: take it out.
@@ -403,11 +403,11 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
           const { scope, id, job, jobs, documents, audit } = await jobOf(ctx, ctx.params.jobId);
           // The job row is the truth: queued first, so the replayed message finds work to do.
           const queued = await jobs.transition(scope, id, 'queued', { attempts: 0, error: null, errorCode: null });
-          if (!queued) throw conflict('JOB_NOT_RETRYABLE', `A ${job.status} job cannot be replayed`, { status: job.status });
+          if (!queued) throw appError('JOB_NOT_RETRYABLE', `A ${job.status} job cannot be replayed`, { status: job.status });
           const letter = await (await runtime.stores.queue()).replayDeadLetter('ingest', id);
           if (!letter) {
             await jobs.transition(scope, id, 'failed', { error: job.error, errorCode: job.errorCode });
-            throw notFound('DEAD_LETTER_NOT_FOUND', `No dead letter for job ${id}`);
+            throw appError('DEAD_LETTER_NOT_FOUND', `No dead letter for job ${id}`);
           }
           if (job.documentId) await documents.setStatus(scope, job.documentId, 'queued');
           await audit.record(scope, { actor: ctx.meta.auth!.userId, action: 'dead-letter.replay', target: id, details: { reason: letter.reason }, requestId: currentRequest()?.requestId });

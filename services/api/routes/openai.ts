@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { badRequest, notFound } from '../../../lib/errors.ts';
+import { appError } from '../../../lib/errors.ts';
 import { approximateTokens } from '../../../lib/chunking/index.ts';
 import { answer, type AnswerResult } from '../../../lib/llm/answering.ts';
 import type { ChatMessage } from '../../../lib/llm/types.ts';
@@ -35,7 +35,7 @@ export function openAiRoutes(runtime: Runtime): ApiRouteModule {
       const body = req.body ?? {};
       const model = typeof body.model === 'string' ? body.model : '';
       const mode = CHAT_MODELS[model as keyof typeof CHAT_MODELS];
-      if (!mode) throw notFound('MODEL_NOT_FOUND', `Unknown model "${model.slice(0, 64)}"; use ${Object.keys(CHAT_MODELS).join(' or ')}`);
+      if (!mode) throw appError('MODEL_NOT_FOUND', `Unknown model "${model.slice(0, 64)}"; use ${Object.keys(CHAT_MODELS).join(' or ')}`);
       const messages = chatMessages(body.messages);
       const maxTokens = typeof body.max_tokens === 'number' ? body.max_tokens : typeof body.max_completion_tokens === 'number' ? body.max_completion_tokens : undefined;
       const id = `chatcmpl-${randomUUID()}`;
@@ -139,12 +139,12 @@ export function openAiRoutes(runtime: Runtime): ApiRouteModule {
 }
 
 function chatMessages(raw: unknown): ChatMessage[] {
-  if (!Array.isArray(raw) || raw.length === 0 || raw.length > 200) throw badRequest('INVALID_MESSAGES', '`messages` must be a non-empty array');
+  if (!Array.isArray(raw) || raw.length === 0 || raw.length > 200) throw appError('INVALID_MESSAGES', '`messages` must be a non-empty array');
   return raw.map((m) => {
     const { role, content } = (m ?? {}) as { role?: unknown; content?: unknown };
     const text = typeof content === 'string' ? content : Array.isArray(content) ? content.map((p) => (p as { text?: string }).text ?? '').join('') : null;
     if ((role !== 'system' && role !== 'user' && role !== 'assistant') || text === null) {
-      throw badRequest('INVALID_MESSAGES', 'Each message needs a role (system, user, assistant) and text content');
+      throw appError('INVALID_MESSAGES', 'Each message needs a role (system, user, assistant) and text content');
     }
     return { role, content: text };
   });

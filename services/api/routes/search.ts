@@ -1,4 +1,4 @@
-import { unauthorized } from '../../../lib/errors.ts';
+import { appError } from '../../../lib/errors.ts';
 import type { EmbedParams, EmbedResult } from '../../emb/emb.service.ts';
 import { tenantScope } from '../../../lib/ports/tenant-scope.ts';
 import { ModelsRepository } from '../../../lib/repositories/models.ts';
@@ -51,7 +51,7 @@ export function searchRoutes(runtime: Runtime): ApiRouteModule {
         },
         async handler(ctx: RagmeshContext<SearchParams>): Promise<SearchResult> {
           const auth = ctx.meta.auth;
-          if (!auth) throw unauthorized('MISSING_TOKEN', 'search needs an authenticated caller');
+          if (!auth) throw appError('MISSING_TOKEN', 'search needs an authenticated caller');
           const calls: EmbedCalls = {
             async embedQuery(alias, text) {
               const res = (await ctx.call('emb.embed', { alias, texts: [text], kind: 'query' } satisfies EmbedParams, { timeout: runtime.config.search.legTimeoutMs })) as EmbedResult;
