@@ -74,7 +74,7 @@ export const VARIABLES: VarSpec[] = [
   { name: 'LLM_CONCURRENCY', default: '2', doc: 'Generations one llm process runs at once.' },
   { name: 'LLM_QUEUE_LIMIT', default: '16', doc: 'Generations waiting for a slot; beyond that callers get 503 OVERLOADED with Retry-After.' },
   { name: 'LLM_CONTEXT_SIZE', default: '4096', doc: 'With `llama`: the context window in tokens of each generation slot (prompt, sources and answer together; sources are cut to fit).' },
-  { name: 'LLM_THREADS', default: '0', doc: 'With `llama`: CPU threads for generation; 0 = one per physical core.' },
+  { name: 'LLM_THREADS', default: '0', doc: 'With `llama`: CPU threads for generation; 0 = picked at model load: the CPUs the process may use (affinity, cgroup quota) minus the load other work puts on them, at least 1.' },
   { name: 'CHAT_STREAMS_PER_USER', default: '3', doc: 'Answers one user may have streaming at once, counted in the KV store across every api replica; the next gets 429 TOO_MANY_STREAMS.' },
   { name: 'LLM_MAX_TOKENS', default: '512', doc: 'Largest number of tokens one answer may generate (a request may ask for fewer).' },
   { name: 'JWT_SECRET', doc: 'HS256 secret (at least 32 characters) that signs and verifies access tokens. Required in the mesh profile; the embedded profile creates one in DATA_DIR/secrets/jwt-secret on first start.', secret: true },

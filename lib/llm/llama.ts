@@ -1,6 +1,7 @@
 import type { ChatHistoryItem, Llama, LlamaContext, LlamaModel } from 'node-llama-cpp';
 import { appError } from '../errors.ts';
 import { citationsIn, ragMessages } from './prompt.ts';
+import { pickThreads, readCpuBudget } from './threads.ts';
 import type { ChatMessage, GenerateEvent, GenerateRequest, LlmBackend } from './types.ts';
 
 export interface LlamaBackendOptions {
@@ -12,7 +13,7 @@ export interface LlamaBackendOptions {
   contextSize: number;
   /** Generations at once; one context sequence each. */
   slots: number;
-  /** 0 = node-llama-cpp's default (one per physical core). */
+  /** 0 = picked from the CPUs the process really has and the load on them (see pickThreads). */
   threads: number;
 }
 
@@ -45,6 +46,8 @@ const TEMPLATE_RESERVE = 64;
 export class LlamaCppBackend implements LlmBackend {
   readonly name = 'llama';
   readonly version: string;
+  /** llama.cpp threads this model generates with. */
+  readonly threads: number;
   private active = 0;
   private idle: (() => void) | null = null;
 
@@ -54,6 +57,7 @@ export class LlamaCppBackend implements LlmBackend {
     private readonly options: LlamaBackendOptions,
   ) {
     this.version = `llama:${options.model}`;
+    this.threads = context.idealThreads;
   }
 
   static async load(options: LlamaBackendOptions): Promise<LlamaCppBackend> {
@@ -63,7 +67,9 @@ export class LlamaCppBackend implements LlmBackend {
       const context = await model.createContext({
         contextSize: Math.min(options.contextSize, model.trainContextSize),
         sequences: options.slots,
-        ...(options.threads > 0 && { threads: options.threads }),
+        // A fixed count: node-llama-cpp's own default is every math core, which stalls
+        // spin-waiting threads as soon as anything else runs on those cores.
+        threads: options.threads > 0 ? options.threads : pickThreads(readCpuBudget()),
       });
       return new LlamaCppBackend(model, context, options);
     } catch (err) {

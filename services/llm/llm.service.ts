@@ -34,6 +34,8 @@ export interface LlmInfo {
   running: number;
   /** Tokens streamed by this node since it started. */
   tokensStreamed: number;
+  /** llama: the CPU threads generation runs on (LLM_THREADS, or picked when 0). */
+  threads?: number;
 }
 
 /** The backends that need no model file; `llama` is loaded from the models bucket (see loadLlama). */
@@ -96,7 +98,7 @@ export default function llmService(runtime: Runtime): ServiceSchema {
       const previous = backend as LlamaCppBackend | null;
       backend = next;
       loadError = null;
-      runtime.logger.info({ model: next.version }, 'llm model loaded');
+      runtime.logger.info({ model: next.version, threads: next.threads }, 'llm model loaded');
       if (previous) void previous.dispose().catch((err: unknown) => runtime.logger.warn({ err }, 'disposing the previous llm model failed'));
     } catch (err) {
       loadError = (err as Error).message;
@@ -121,7 +123,7 @@ export default function llmService(runtime: Runtime): ServiceSchema {
       info: {
         handler(): LlmInfo {
           const current = serving();
-          return { backend: current.name, version: current.version, maxTokens: runtime.config.llm.maxTokens, ...gate.load, running: running.size, tokensStreamed };
+          return { backend: current.name, version: current.version, maxTokens: runtime.config.llm.maxTokens, ...gate.load, running: running.size, tokensStreamed, ...(current instanceof LlamaCppBackend && { threads: current.threads }) };
         },
       },
 
