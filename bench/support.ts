@@ -25,3 +25,11 @@ export async function publishBenchEncoder(stores: Stores, alias: string, maxToke
   await repo.switchTo(alias, '1', 'bench');
   return { manifest };
 }
+
+/**
+ * A public dataset folder (`cisi`, `xquad-en`): BENCH_DATASETS if set, else
+ * ../shared/datasets next to the checkout (a git worktree sets BENCH_DATASETS).
+ */
+export function datasetDir(name: string): string {
+  return path.join(process.env.BENCH_DATASETS ?? path.resolve(import.meta.dirname, '../../shared/datasets'), name);
+}

@@ -1,21 +1,17 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { approximateTokens } from '../chunking/index.ts';
 import { isStopword } from '../extract/normalize.ts';
+import { splitSentences } from './sentences.ts';
 import type { GenerateEvent, GenerateRequest, LlmBackend, LlmSource } from './types.ts';
 
 export const NO_MODEL_ANSWER =
   'No generative model is configured in this ragmesh, so it answers only from your documents. Ask with your documents as sources (RAG), or ask an administrator to configure an LLM backend.';
 export const NOT_FOUND_ANSWER = 'Your documents do not answer this question.';
 
-/** At most this many sentences make an answer: a grounded summary, not a dump of the sources. */
-const MAX_SENTENCES = 4;
-
 /**
- * The offline default: no weights, no invention. The answer is the sentences of the
- * retrieved chunks that best match the question (question words weighted by how rare
- * they are among the candidates; words compared by their first five letters, so
- * «договора» meets «договор»), each followed by its citation marker, streamed word by
- * word like a model's tokens.
+ * The offline default: no weights, no invention. The answer is the few sentences of
+ * the retrieved chunks that answer the question (see pickSentences), each followed by
+ * its citation marker, streamed word by word like a model's tokens.
  */
 export class ExtractiveBackend implements LlmBackend {
   readonly name = 'extractive';
@@ -45,26 +41,208 @@ export class ExtractiveBackend implements LlmBackend {
   }
 }
 
-const stem = (word: string) => (word.length > 5 ? word.slice(0, 5) : word);
-const termsOf = (text: string) =>
-  (text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []).filter((w) => w.length > 1 && !isStopword(w)).map(stem);
+/**
+ * A light stemmer: Russian words compared by their first five letters («договора»
+ * meets «договор»); English ones lose their inflection first ("lived", "lives",
+ * "living" → "liv") and are compared by six ("election", "elections" → "electi").
+ */
+export function stem(word: string): string {
+  if (/\p{Script=Cyrillic}/u.test(word)) return word.length > 5 ? word.slice(0, 5) : word;
+  let w = word.replace(/['’]s$/, '');
+  if (w.length > 4) {
+    const stripped = w.replace(/(?:ingly|edly|ings|ing|ied|ies|ed|es|s|ly)$/, (suffix) => (suffix === 'ied' || suffix === 'ies' ? 'y' : ''));
+    if (stripped.length >= 3) w = stripped;
+  }
+  if (w.length > 3) w = w.replace(/e$/, '');
+  return w.length > 6 ? w.slice(0, 6) : w;
+}
+const wordsOf = (text: string) => text.match(/[\p{L}\p{N}]+(?:[.,'’-][\p{L}\p{N}]+)*/gu) ?? [];
+const termsOf = (words: string[]) => words.map((w) => w.toLowerCase()).filter((w) => w.length > 1 && !isStopword(w)).map(stem);
 
-function pickSentences(question: string, sources: LlmSource[]): Array<{ n: number; text: string }> {
-  const wanted = new Set(termsOf(question));
+/** What a question asks for, from its wording. */
+export type QuestionKind = 'person' | 'time' | 'number' | 'place' | 'thing' | 'explain' | 'list';
+
+const KIND_CUES: Array<[QuestionKind, RegExp]> = [
+  ['explain', /^(?:why|how (?:do|does|did|can|could|is|are|was|were|to|should)\b|explain|describe|what (?:is|are) the (?:difference|reason|purpose|role)|почему|зачем|объясн|опиш|расскаж|каким образом|как (?:работает|устроен|сделать|настроить))/iu],
+  ['list', /^(?:list|name (?:all|the)|enumerate|what are (?:the )?(?:main |key )?(?:steps|types|kinds|ways|options|features|requirements)|перечисл|назови|какие (?:есть|бывают))/iu],
+  ['number', /(?<![\p{L}\p{N}])(?:how (?:many|much|long|old|far|large|big|tall|high|often)|what (?:percentage|percent|number|amount|proportion|fraction)|сколько|какой (?:процент|объ[её]м|размер)|какова (?:доля|сумма))/iu],
+  ['time', /(?<![\p{L}\p{N}])(?:when|what (?:year|century|decade|date|day|month|time|period|era)|which (?:year|century|decade)|в каком году|когда|какого числа|в какой день)/iu],
+  ['person', /(?<![\p{L}\p{N}])(?:who|whom|whose)(?![\p{L}\p{N}])|^(?:кто|кого|кому|кем|чей|чья|чьё)(?![\p{L}\p{N}])/iu],
+  ['place', /(?<![\p{L}\p{N}])(?:where|in what (?:country|city|state|region|place)|which (?:country|city|state|region)|где|куда|откуда|в какой (?:стране|город))/iu],
+];
+
+export function questionKind(question: string): QuestionKind {
+  const q = question.trim();
+  for (const [kind, cue] of KIND_CUES) if (cue.test(q)) return kind;
+  return 'thing';
+}
+
+/** Answer sentences per kind: a factoid question gets one (two when the first alone looks short of it). */
+const SENTENCES_FOR: Record<QuestionKind, number> = { person: 1, time: 1, number: 1, place: 1, thing: 1, explain: 4, list: 4 };
+
+const MONTHS = /^(?:(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)$|январ|феврал|март|апрел|ма[йя]$|мая$|июн|июл|август|сентябр|октябр|ноябр|декабр)/iu;
+const NUMBER_WORDS = /^(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|million|billion|half|dozen|один|одна|два|две|три|четыре|пять|шесть|семь|восемь|девять|десять|сто|тысяч\p{L}*|миллион\p{L}*|миллиард\p{L}*|половин\p{L}*)$/iu;
+
+/** Whether a sentence holds the kind of thing asked for, beyond the question's own words. */
+function hasAnswerCue(kind: QuestionKind, words: string[], asked: Set<string>): boolean {
+  const fresh = words.filter((w, i) => !asked.has(stem(w.toLowerCase())) && !(i === 0 && kind !== 'number'));
+  switch (kind) {
+    case 'number':
+      return fresh.some((w) => /\d/.test(w) || NUMBER_WORDS.test(w));
+    case 'time':
+      return fresh.some((w) => /^(?:1\d{3}|20\d{2})(?:s|-е)?$/.test(w) || /^\d{1,2}(?:th|st|nd|rd)?$/.test(w) || MONTHS.test(w) || /^(?:century|centuries|век\p{L}*|годах?)$/iu.test(w));
+    case 'person':
+    case 'place':
+      return fresh.some((w) => /^\p{Lu}\p{Ll}/u.test(w));
+    case 'thing':
+      return fresh.some((w) => /^\p{Lu}/u.test(w) || /\d/.test(w));
+    default:
+      return true;
+  }
+}
+
+/** Command lines, code and table rows read badly as an answer: they rank last unless nothing else matches. */
+function looksLikeCode(text: string, structural: boolean): boolean {
+  const symbols = (text.match(/[{}[\]<>=;|`$\\/_#*]/g) ?? []).length;
+  const letters = (text.match(/\p{L}/gu) ?? []).length;
+  return (
+    /(?:^|\s)--?[a-z][\w-]*(?:\s|=|$)/.test(text) ||
+    /^\s*(?:\$|>|#!|sudo |npm |git |docker |curl |pip |apt(?:-get)? )/.test(text) ||
+    symbols >= 4 ||
+    letters < text.length * 0.55 ||
+    (structural && /\S {2,}\S|\t|\|/.test(text))
+  );
+}
+
+interface Candidate {
+  n: number;
+  position: number;
+  text: string;
+  words: string[];
+  terms: Set<string>;
+  termList: string[];
+  code: boolean;
+}
+
+/**
+ * The sentences that answer `question` best, in the order they are to be read.
+ * Each is scored on
+ *  - coverage: the question's words it holds, weighted by how rare they are among the
+ *    candidate sentences (rare words say more about what is asked);
+ *  - proximity: how close together those words stand;
+ *  - answer type: a "when" question wants a date, "how many" a number, "who" a name
+ *    that is not already in the question;
+ *  - the rank of its chunk in the search results;
+ * code, CLI and table lines are demoted, over-long sentences a little. A factoid
+ * question gets the best sentence (and the next best when the first holds no answer
+ * of the asked type and the second does); "explain"/"list" questions up to four;
+ * near-duplicates of a picked sentence are skipped.
+ */
+export function pickSentences(question: string, sources: LlmSource[]): Array<{ n: number; text: string }> {
+  const asked = termsOf(wordsOf(question));
+  const wanted = new Set(asked);
   if (wanted.size === 0) return [];
-  const sentences = sources.flatMap((source) =>
-    (source.text.match(/[^.!?…]+(?:[.!?…]+|$)/gu) ?? [])
-      .map((text) => text.replace(/\s+/g, ' ').trim())
-      .filter((text) => text.length > 2)
-      .map((text, position) => ({ n: source.n, text, position, terms: new Set(termsOf(text)) })),
+  const kind = questionKind(question);
+
+  const candidates: Candidate[] = sources.flatMap((source) =>
+    splitSentences(source.text).map((sentence, position) => {
+      const words = wordsOf(sentence.text);
+      const termList = termsOf(words);
+      return { n: source.n, position, text: sentence.text, words, terms: new Set(termList), termList, code: looksLikeCode(sentence.text, sentence.structural) };
+    }),
   );
   const df = new Map<string, number>();
-  for (const s of sentences) for (const t of s.terms) if (wanted.has(t)) df.set(t, (df.get(t) ?? 0) + 1);
-  const scored = sentences
-    .map((s) => ({ ...s, score: [...wanted].reduce((sum, t) => sum + (s.terms.has(t) ? Math.log(1 + sentences.length / df.get(t)!) : 0), 0) }))
-    .filter((s) => s.score > 0)
-    .sort((a, b) => b.score - a.score || a.n - b.n || a.position - b.position)
-    .slice(0, MAX_SENTENCES);
-  // Read in source order, as the sources were ranked.
-  return scored.sort((a, b) => a.n - b.n || a.position - b.position).map(({ n, text }) => ({ n, text }));
+  for (const c of candidates) for (const t of c.terms) if (wanted.has(t)) df.set(t, (df.get(t) ?? 0) + 1);
+  const idf = (t: string) => (df.has(t) ? Math.log(1 + candidates.length / df.get(t)!) : Math.log(1 + candidates.length));
+  const total = [...wanted].reduce((sum, t) => sum + idf(t), 0);
+  const ranks = [...new Set(sources.map((s) => s.n))].sort((a, b) => a - b);
+  const chunkCoverage = new Map<number, number>();
+  for (const n of ranks) {
+    const terms = new Set(candidates.filter((c) => c.n === n).flatMap((c) => c.termList));
+    chunkCoverage.set(n, [...wanted].reduce((sum, t) => sum + (terms.has(t) ? idf(t) : 0), 0) / total);
+  }
+
+  const scored = candidates
+    .map((c) => {
+      const matched = [...wanted].filter((t) => c.terms.has(t));
+      if (matched.length === 0) return { ...c, score: 0, cue: false };
+      const coverage = matched.reduce((sum, t) => sum + idf(t), 0) / total;
+      const positions = c.termList.flatMap((t, i) => (wanted.has(t) ? [i] : []));
+      const span = positions.length > 1 ? positions.at(-1)! - positions[0]! + 1 : 1;
+      const proximity = matched.length / Math.max(matched.length, span);
+      const cue = hasAnswerCue(kind, c.words, wanted);
+      const rank = ranks.indexOf(c.n);
+      const length = c.words.length > 40 ? Math.sqrt(40 / c.words.length) : 1;
+      // A sentence of the chunk that matches the question as a whole is likelier to answer it.
+      const chunk = 0.5 + 0.5 * (chunkCoverage.get(c.n) ?? 0);
+      const score = (coverage + 0.15 * proximity + (cue ? 0.25 : 0)) * (1 / (1 + 0.2 * rank)) * chunk * length * (c.code ? 0.3 : 1);
+      return { ...c, score, cue };
+    })
+    .filter((c) => c.score > 0)
+    .sort((a, b) => b.score - a.score || a.n - b.n || a.position - b.position);
+
+  const limit = SENTENCES_FOR[kind];
+  const picked: typeof scored = [];
+  for (const c of scored) {
+    if (picked.length >= limit) break;
+    if (picked.some((p) => nearDuplicate(p, c))) continue;
+    picked.push(c);
+  }
+  const first = picked[0];
+  if (limit === 1 && first && !first.cue) {
+    // A factoid sentence without the kind of answer asked for: the sentence before it in
+    // its chunk names what "he", "it" or "this" stands for; or a close runner-up of the
+    // same chunk holds the answer.
+    const before = candidates.find((c) => c.n === first.n && c.position === first.position - 1);
+    const runnerUp = scored.find((c) => c !== first && c.n === first.n && c.cue && c.score >= first.score * 0.75 && !nearDuplicate(first, c));
+    if (before && REFERS_BACK.test(first.text)) picked.unshift({ ...before, score: 0, cue: false });
+    else if (runnerUp) picked.push(runnerUp);
+  }
+  // Several sentences read in source order, as the sources were ranked.
+  const ordered = picked.length > 1 ? [...picked].sort((a, b) => a.n - b.n || a.position - b.position) : picked;
+  return ordered.map((c) => ({ n: c.n, text: limit === 1 ? focus(c, wanted, kind) : c.text }));
+}
+
+/** A sentence that leans on the one before: "He is also…", "It was…", «Он…», «Это…». */
+const REFERS_BACK = /^(?:he|she|it|they|this|these|that|those|his|her|its|their|there|such|он|она|оно|они|это|этот|эта|эти|его|её|их|такой|такие)(?![\p{L}\p{N}])/iu;
+
+/**
+ * A long factoid sentence cut to the clauses that carry the question's words and the
+ * answer ("…" marks the cut): a 50-word sentence rarely needs all 50 to answer "when".
+ */
+function focus(c: Candidate, wanted: Set<string>, kind: QuestionKind): string {
+  if (c.words.length <= 30 || c.code) return c.text;
+  const clauses = c.text.split(/(?<=[;:])\s+|(?<=,)\s+(?=(?:and|but|while|which|whereas|although|though|however|where|when|а|но|однако|который|которая|которые|где|когда)(?![\p{L}\p{N}]))|\s+(?=[—–]\s)/iu);
+  if (clauses.length < 2) return c.text;
+  const info = clauses.map((text) => {
+    const words = wordsOf(text);
+    const terms = new Set(termsOf(words));
+    return { text, words: words.length, hits: [...wanted].filter((t) => terms.has(t)).length, cue: hasAnswerCue(kind, words, wanted) };
+  });
+  let best = { from: 0, to: clauses.length - 1, value: -Infinity };
+  for (let from = 0; from < info.length; from++) {
+    let hits = 0;
+    let words = 0;
+    let cue = false;
+    for (let to = from; to < info.length; to++) {
+      hits += info[to]!.hits;
+      words += info[to]!.words;
+      cue ||= info[to]!.cue;
+      const value = hits + (cue ? 1.5 : 0) - words / 25;
+      if (value > best.value) best = { from, to, value };
+    }
+  }
+  const text = clauses.slice(best.from, best.to + 1).join(' ').replace(/[,;:]$/, '');
+  return `${best.from > 0 ? '… ' : ''}${text}${best.to < clauses.length - 1 ? ' …' : ''}`;
+}
+
+/** The same sentence twice (repeated boilerplate, a chunk overlap, a quoted passage). */
+function nearDuplicate(a: Candidate, b: Candidate): boolean {
+  const x = a.text.toLowerCase();
+  const y = b.text.toLowerCase();
+  if (x.includes(y) || y.includes(x)) return true;
+  let shared = 0;
+  for (const t of a.terms) if (b.terms.has(t)) shared++;
+  const union = a.terms.size + b.terms.size - shared;
+  return union > 0 && shared / union >= 0.7;
 }

@@ -1,0 +1,232 @@
+/**
+ * bench:llm — local generation speed through the llm service against raw
+ * node-llama-cpp at its best thread count, same model, same run.
+ *
+ * The model is a random-weight GGUF in Qwen2.5-0.5B's shape (q8_0, its real 152k
+ * vocabulary) written by the project (lib/llm/tiny-gguf.ts): speed depends on the
+ * shape, not on the weights. Three ways to the same tokens:
+ *   raw       — node-llama-cpp's LlamaChat in this process, every thread count from 1
+ *               to the CPUs available tried, the fastest kept as the baseline;
+ *   embedded  — POST /api/v1/chats/:id/messages on an embedded node in this process
+ *               (api → llm service → llama backend, LLM_THREADS=0: the picked count);
+ *   mesh      — the same request to a mesh api, the llm service in its own process
+ *               over RabbitMQ (LLM_THREADS=0 there too).
+ * Samples of the three alternate so drift in machine load hits all alike.
+ *
+ *   ratio = min(tokens/s service ÷ tokens/s raw, TTFT raw ÷ TTFT service) over embedded and mesh
+ *   goal ≥ 0.90
+ */
+import os from 'node:os';
+import type { LlamaChat as LlamaChatType, LlamaContext, LlamaModel } from 'node-llama-cpp';
+import { loadConfig } from '../lib/config/env.ts';
+import { pickThreads, readCpuBudget } from '../lib/llm/threads.ts';
+import { ensureTinyLlama, QWEN25_05B_SHAPE } from '../lib/llm/tiny-gguf.ts';
+import { createLogger } from '../lib/logging.ts';
+import { publishFolder } from '../lib/models/publish.ts';
+import { ModelsRepository } from '../lib/repositories/models.ts';
+import { Stores } from '../lib/runtime/stores.ts';
+import { startEmbeddedNode } from '../test/support/embedded.ts';
+import { httpJson } from '../test/support/http.ts';
+import { TestMesh } from '../test/support/mesh.ts';
+import { waitFor } from '../test/support/processes.ts';
+
+const TOKENS = Number(process.env.BENCH_TOKENS ?? 48);
+const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 3);
+const CONTEXT = 2048;
+const ALIAS = 'qwen-shape';
+const PROMPT = 'Summarise what the quarterly report says about the northern office, in three sentences.';
+
+interface Sample {
+  ttftMs: number;
+  tokensPerSecond: number;
+  tokens: number;
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
+const summary = (samples: Sample[]) => ({ ttft_ms: round(median(samples.map((s) => s.ttftMs)), 1), tokens_per_s: round(median(samples.map((s) => s.tokensPerSecond))), tokens: median(samples.map((s) => s.tokens)) });
+
+/** Decode speed: tokens after the first over the time after the first (TTFT is prompt processing). */
+function sampleOf(started: number, first: number, last: number, tokens: number): Sample {
+  return { ttftMs: first - started, tokensPerSecond: tokens > 1 && last > first ? ((tokens - 1) * 1000) / (last - first) : 0, tokens };
+}
+
+class Raw {
+  private constructor(
+    private readonly model: LlamaModel,
+    private context: LlamaContext | null = null,
+    private chat: LlamaChatType | null = null,
+  ) {}
+
+  static async load(modelPath: string): Promise<Raw> {
+    const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
+    const llama = await getLlama({ gpu: false, build: 'never', usePrebuiltBinaries: true, skipDownload: true, progressLogs: false, logLevel: LlamaLogLevel.error });
+    return new Raw(await llama.loadModel({ modelPath }));
+  }
+
+  async useThreads(threads: number): Promise<void> {
+    const { LlamaChat } = await import('node-llama-cpp');
+    this.chat?.dispose();
+    await this.context?.dispose();
+    this.context = await this.model.createContext({ contextSize: CONTEXT, sequences: 1, threads });
+    this.chat = new LlamaChat({ contextSequence: this.context.getSequence() });
+  }
+
+  /** The same history the llama backend builds for a one-message chat. */
+  async generate(): Promise<Sample> {
+    const chat = this.chat!;
+    chat.sequence.clearHistory();
+    const started = performance.now();
+    let first = 0;
+    let last = 0;
+    let tokens = 0;
+    await chat.generateResponse([{ type: 'user', text: PROMPT }, { type: 'model', response: [] }], {
+      maxTokens: TOKENS,
+      onResponseChunk: (chunk) => {
+        if (chunk.type !== undefined) return;
+        tokens += chunk.tokens.length;
+        last = performance.now();
+        if (!first) first = last;
+      },
+    });
+    return sampleOf(started, first, last, tokens);
+  }
+
+  async dispose(): Promise<void> {
+    this.chat?.dispose();
+    await this.context?.dispose();
+    await this.model.dispose();
+  }
+}
+
+/** One chat message over HTTP; a fresh chat each time, so the prompt is the same as raw's. */
+async function overHttp(base: string, token: string): Promise<Sample> {
+  const chat = (await httpJson(`${base}/api/v1/chats`, { method: 'POST', token })).body;
+  const started = performance.now();
+  const res = await fetch(`${base}/api/v1/chats/${chat.id}/messages`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ content: PROMPT, rag: false, maxTokens: TOKENS }),
+  });
+  if (res.status !== 200) throw new Error(`chat answered ${res.status}: ${await res.text()}`);
+  const decoder = new TextDecoder();
+  let buffer = '';
+  let first = 0;
+  let last = 0;
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true });
+    if (buffer.includes('event: token')) {
+      last = performance.now();
+      if (!first) first = last;
+      buffer = buffer.slice(buffer.lastIndexOf('event: token') + 1);
+    }
+  }
+  const done = /event: done\ndata: (.*)\n/.exec(buffer);
+  if (!done) throw new Error(`no done event: ${buffer.slice(0, 300)}`);
+  return sampleOf(started, first, last, JSON.parse(done[1]!).usage.completionTokens as number);
+}
+
+async function main(): Promise<void> {
+  const madeAt = performance.now();
+  const model = await ensureTinyLlama({ alias: ALIAS, shape: QWEN25_05B_SHAPE });
+  console.log(`model ${model.modelPath} ready in ${Math.round(performance.now() - madeAt)} ms`);
+  const budget = readCpuBudget();
+  const picked = pickThreads(budget);
+  const llmEnv = { LLM_BACKEND: 'llama', LLM_MODEL: ALIAS, LLM_THREADS: '0', LLM_CONCURRENCY: '1', LLM_CONTEXT_SIZE: String(CONTEXT), LLM_MAX_TOKENS: String(TOKENS) };
+
+  // The mesh first: its processes boot while nothing else runs.
+  const mesh = await TestMesh.create();
+  const embedded = await startEmbeddedNode(llmEnv);
+  const raw = await Raw.load(model.modelPath);
+  try {
+    // The test S3 server (s3rver) cannot take multipart uploads, which a 500 MB file
+    // needs: the mesh's llm reads its model from a shared folder instead (OBJECTS_DRIVER=fs).
+    // Only where the file comes from differs; generation and its RabbitMQ hop do not.
+    const modelStore = { OBJECTS_DRIVER: 'fs', DATA_DIR: mesh.env.DATA_DIR! };
+    const config = loadConfig({ ...mesh.env, ...modelStore, SERVICES: 'maintenance' });
+    const stores = new Stores(config, createLogger('fatal'));
+    try {
+      await publishFolder(await stores.models(), model.folder);
+      const repo = new ModelsRepository((await stores.db()).knex);
+      await repo.register(model.manifest);
+      await repo.switchTo(ALIAS, '1', 'bench');
+    } finally {
+      await stores.close();
+    }
+    const [llmNode] = await Promise.all([mesh.start('llm', 'llm', { ...llmEnv, ...modelStore }), mesh.start('gateway', 'api')]);
+    const meshLoaded = await llmNode.waitForLog((e) => e.msg === 'llm model loaded', 300_000);
+    const meshToken = await mesh.token('bench', 'user', 'editor');
+
+    await publishFolder(await embedded.node.stores.models(), model.folder);
+    await new ModelsRepository((await embedded.node.stores.db()).knex).register(model.manifest);
+    const admin = { meta: { auth: { tenantId: 'ops', userId: 'ops', roles: ['admin'] } }, timeout: 600_000 };
+    await embedded.node.broker.call('maintenance.models.switch', { alias: ALIAS, version: '1' }, admin);
+    await waitFor('the embedded llm to load the model', async () => ((await embedded.node.broker.call('llm.readiness')) as { ready: boolean }).ready, 300_000);
+    const embeddedInfo = (await embedded.node.broker.call('llm.info')) as { threads?: number };
+    const embeddedToken = await embedded.token(['editor']);
+    await waitFor('the mesh gateway to reach the llm', async () => (await overHttp(mesh.apiUrl, meshToken).catch(() => null)) !== null, 120_000);
+
+    // Raw node-llama-cpp at every thread count: the best is the baseline.
+    const sweep: Record<number, ReturnType<typeof summary>> = {};
+    for (let threads = 1; threads <= budget.parallelism; threads++) {
+      await raw.useThreads(threads);
+      await raw.generate(); // warm-up
+      const samples: Sample[] = [];
+      for (let i = 0; i < SAMPLES; i++) samples.push(await raw.generate());
+      sweep[threads] = summary(samples);
+      console.log(`raw, ${threads} thread(s): ${JSON.stringify(sweep[threads])}`);
+    }
+    const best = Number(Object.entries(sweep).sort((a, b) => b[1].tokens_per_s - a[1].tokens_per_s)[0]![0]);
+    await raw.useThreads(best);
+
+    await overHttp(embedded.base, embeddedToken); // warm-up
+    const sides = { raw: [] as Sample[], embedded: [] as Sample[], mesh: [] as Sample[] };
+    for (let i = 0; i < SAMPLES; i++) {
+      sides.raw.push(await raw.generate());
+      sides.embedded.push(await overHttp(embedded.base, embeddedToken));
+      sides.mesh.push(await overHttp(mesh.apiUrl, meshToken));
+    }
+    const r = summary(sides.raw);
+    const e = summary(sides.embedded);
+    const m = summary(sides.mesh);
+    console.log(`raw (${best} threads) ${JSON.stringify(r)}\nembedded ${JSON.stringify(e)}\nmesh ${JSON.stringify(m)}`);
+    const ratios = {
+      embedded_tokens_per_s: round(e.tokens_per_s / r.tokens_per_s, 3),
+      mesh_tokens_per_s: round(m.tokens_per_s / r.tokens_per_s, 3),
+      embedded_ttft: round(r.ttft_ms / e.ttft_ms, 3),
+      mesh_ttft: round(r.ttft_ms / m.ttft_ms, 3),
+    };
+    console.log(
+      JSON.stringify({
+        bench: 'llm',
+        ratio: Math.min(...Object.values(ratios)),
+        goal: 0.9,
+        ratios,
+        raw: { ...r, threads: best },
+        raw_sweep: sweep,
+        embedded: { ...e, threads: embeddedInfo.threads },
+        mesh: { ...m, threads: meshLoaded.threads },
+        picked_threads_here: picked,
+        cpu: { ...budget, loadAverage: round(budget.loadAverage) },
+        model: 'random-weight Qwen2.5-0.5B shape, q8_0',
+        max_tokens: TOKENS,
+        samples: SAMPLES,
+        node_llama_cpp: '3.21.1',
+        cores: os.availableParallelism(),
+        node: process.version,
+      }),
+    );
+  } finally {
+    await raw.dispose();
+    await embedded.stop();
+    await mesh.stop();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ExtractiveBackend, NOT_FOUND_ANSWER, pickSentences, questionKind, stem } from './extractive.ts';
+import { splitProse, splitSentences } from './sentences.ts';
+import type { LlmSource } from './types.ts';
+
+const source = (n: number, text: string): LlmSource => ({ n, chunkId: `c${n}`, documentId: `d${n}`, title: null, page: null, text });
+
+async function answerOf(question: string, sources: LlmSource[]): Promise<string> {
+  let text = '';
+  for await (const e of new ExtractiveBackend().generate({ messages: [{ role: 'user', content: question }], sources, grounded: true, maxTokens: 500, signal: new AbortController().signal })) {
+    if (e.type === 'token') text += e.text;
+  }
+  return text;
+}
+
+describe('sentence segmentation (ru, en)', () => {
+  it('keeps abbreviations, versions, decimals, host names, URLs and e-mails inside their sentence', () => {
+    assert.deepEqual(
+      splitProse(
+        'Certificates use ASN.1, e.g. DER encoding. Get it from gnu.org or https://ftp.gnu.org/gnu/tar/tar-1.35.tar.gz?mirror=1. ' +
+          'Version 3.2.1 fixed it, i.e. the 2.5 % regression. Mr. Smith and Dr. J. R. Watson wrote to help@example.com. Then it shipped.',
+      ),
+      [
+        'Certificates use ASN.1, e.g. DER encoding.',
+        'Get it from gnu.org or https://ftp.gnu.org/gnu/tar/tar-1.35.tar.gz?mirror=1.',
+        'Version 3.2.1 fixed it, i.e. the 2.5 % regression.',
+        'Mr. Smith and Dr. J. R. Watson wrote to help@example.com.',
+        'Then it shipped.',
+      ],
+    );
+  });
+
+  it('keeps Russian abbreviations and initials', () => {
+    assert.deepEqual(
+      splitProse('Срок указан в п. 3, т.е. до 1 янв. 2025 г. включительно. См. стр. 12 и рис. 4. Договор подписал Иванов И. И. в Москве. Цена 3,5 тыс. руб. за штуку. Подробнее: https://example.ru/doc?id=7! Конец.'),
+      ['Срок указан в п. 3, т.е. до 1 янв. 2025 г. включительно.', 'См. стр. 12 и рис. 4.', 'Договор подписал Иванов И. И. в Москве.', 'Цена 3,5 тыс. руб. за штуку.', 'Подробнее: https://example.ru/doc?id=7!', 'Конец.'],
+    );
+  });
+
+  it('joins wrapped prose lines, keeps list, command and table lines apart', () => {
+    const parts = splitSentences('Usage: backup [options]\n  --full      copy everything\n  -q, --quiet   less output\n\nThe backup tool copies\nthe data folder. It runs nightly.\n| name | size |\n- first item');
+    assert.deepEqual(
+      parts.map((p) => [p.text, p.structural]),
+      [
+        ['Usage: backup [options]', false],
+        ['--full copy everything', true],
+        ['-q, --quiet less output', true],
+        ['The backup tool copies the data folder.', false],
+        ['It runs nightly.', false],
+        ['| name | size |', true],
+        ['- first item', true],
+      ],
+    );
+  });
+});
+
+describe('extractive answers', () => {
+  it('classifies questions by the answer they want', () => {
+    assert.equal(questionKind('Who led the Panthers in sacks?'), 'person');
+    assert.equal(questionKind('When was the treaty signed?'), 'time');
+    assert.equal(questionKind('How many interceptions did he have?'), 'number');
+    assert.equal(questionKind('Where did Tesla live?'), 'place');
+    assert.equal(questionKind('Why does the backup fail?'), 'explain');
+    assert.equal(questionKind('List the steps of the upgrade'), 'list');
+    assert.equal(questionKind('Сколько дней длится отпуск?'), 'number');
+    assert.equal(questionKind('Кто подписал договор?'), 'person');
+    assert.equal(questionKind('Почему отчёт не сформирован?'), 'explain');
+  });
+
+  it('stems English inflections and Russian endings alike', () => {
+    assert.equal(stem('lived'), stem('lives'));
+    assert.equal(stem('living'), stem('live'));
+    assert.equal(stem('договора'), stem('договор'));
+  });
+
+  it('answers a factoid question with the one sentence holding the answer, cited', async () => {
+    const sources = [
+      source(1, 'The Panthers defense gave up just 308 points, ranking sixth in the league. Pro Bowl defensive tackle Kawann Short led the team in sacks with 11, while also forcing three fumbles. Fellow lineman Mario Addison added 6½ sacks.'),
+      source(2, 'Sacks are counted by the league since 1982. The Panthers play in Charlotte.'),
+    ];
+    assert.equal(await answerOf('Who led the Panthers in sacks?', sources), 'Pro Bowl defensive tackle Kawann Short led the team in sacks with 11, while also forcing three fumbles. [1]');
+    const when = pickSentences('When did the league start counting sacks?', sources);
+    assert.deepEqual(when, [{ n: 2, text: 'Sacks are counted by the league since 1982.' }]);
+  });
+
+  it('answers in Russian, with the sentence before when the answer refers back to it', async () => {
+    const sources = [source(1, 'Договор поставки подписал генеральный директор Иванов И. И. 12 марта 2024 г. Он же утвердил график платежей. Оплата производится в течение 10 дней.')];
+    assert.equal(await answerOf('В течение скольких дней производится оплата по договору?', sources), 'Оплата производится в течение 10 дней. [1]');
+    const who = pickSentences('Кто утвердил график платежей?', sources);
+    assert.deepEqual(who.map((s) => s.text), ['Договор поставки подписал генеральный директор Иванов И. И. 12 марта 2024 г.', 'Он же утвердил график платежей.']);
+  });
+
+  it('gives an explain question several sentences, skips near-duplicates, every one cited', async () => {
+    const sources = [
+      source(1, 'The nightly backup fails when the disk is full. The nightly backup fails when the disk is full! Backups also fail when the storage token has expired.'),
+      source(2, 'A failed backup is retried after one hour. The nightly backup fails when the disk is full.'),
+    ];
+    const text = await answerOf('Why does the nightly backup fail?', sources);
+    const sentences = text.split(/(?<=\]) /);
+    assert.ok(sentences.length >= 2, text);
+    assert.ok(sentences.every((s) => /\[\d\]$/.test(s)), text);
+    assert.equal(sentences.filter((s) => s.startsWith('The nightly backup fails when the disk is full')).length, 1, text);
+  });
+
+  it('demotes command lines and table rows below prose', () => {
+    const sources = [source(1, 'Options:\n  --retention-days N   keep backups N days\n\nBackups are kept for 30 days by default; the retention setting changes it.')];
+    assert.deepEqual(pickSentences('How many days are backups kept?', sources), [{ n: 1, text: 'Backups are kept for 30 days by default; the retention setting changes it.' }]);
+  });
+
+  it('cuts a long factoid sentence to the clauses that answer it', () => {
+    const long =
+      'The company was founded in a small garage in Palo Alto by two engineers who had met at university, and it moved its headquarters to Mountain View in 1998, where it grew to thousands of employees; its first product was a test instrument sold to Walt Disney for the film Fantasia.';
+    const [picked] = pickSentences('When did the company move its headquarters to Mountain View?', [source(1, long)]);
+    assert.ok(picked!.text.includes('1998'), picked!.text);
+    assert.ok(picked!.text.split(' ').length < long.split(' ').length, picked!.text);
+  });
+
+  it('says the documents do not answer when nothing matches', async () => {
+    assert.equal(await answerOf('What is the capital of Peru?', [source(1, 'Backups are kept for 30 days.')]), NOT_FOUND_ANSWER);
+  });
+});
