@@ -17,7 +17,11 @@
  * so machine noise hits all three alike.
  *
  * Env: BENCH_CHUNKS (100000), BENCH_QUERIES (150 per mode), BENCH_DATA_DIR (reuse an
- * already built corpus), VECTORS_DRIVER (usearch, the embedded default; pgvector for the exact scan).
+ * already built corpus: its PGlite files and vector index; with PostgreSQL the corpus
+ * stays in DATABASE_URL's database and is reused from there), DB_DRIVER (pglite, the
+ * embedded default, or pg with DATABASE_URL), VECTORS_DRIVER (usearch, the
+ * embedded default; pgvector for the exact scan; with PostgreSQL without pgvector,
+ * postgres: plain arrays, exact and slow).
  */
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
@@ -32,6 +36,7 @@ import { DocumentsRepository } from '../lib/repositories/documents.ts';
 import { Stores } from '../lib/runtime/stores.ts';
 import { HybridSearch, type EmbedCalls } from '../lib/search/hybrid.ts';
 import type { ActiveModel } from '../lib/repositories/models.ts';
+import { datasetDir } from './support.ts';
 
 const CHUNKS = Number(process.env.BENCH_CHUNKS ?? 100_000);
 const QUERIES = Number(process.env.BENCH_QUERIES ?? 150);
@@ -40,7 +45,7 @@ const DIM = 384;
 const CENTRES = 200;
 const ALIAS = 'bench-dense';
 const VERSION = '1';
-const CISI = path.resolve(import.meta.dirname, '../../shared/datasets/cisi');
+const CISI = datasetDir('cisi');
 
 let seed = 42;
 const rand = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
@@ -65,7 +70,14 @@ async function main(): Promise<void> {
   const reuse = process.env.BENCH_DATA_DIR;
   const dataDir = reuse ?? path.join(os.tmpdir(), `ragmesh-bench-search-${process.pid}`);
   await mkdir(dataDir, { recursive: true });
-  const env = { DATA_DIR: dataDir, LOG_LEVEL: 'warn', VECTORS_DRIVER: process.env.VECTORS_DRIVER ?? 'usearch' };
+  const dbDriver = process.env.DB_DRIVER ?? 'pglite';
+  const env: Record<string, string> = {
+    DATA_DIR: dataDir,
+    LOG_LEVEL: 'warn',
+    DB_DRIVER: dbDriver,
+    ...(process.env.DATABASE_URL && { DATABASE_URL: process.env.DATABASE_URL }),
+    VECTORS_DRIVER: process.env.VECTORS_DRIVER ?? (dbDriver === 'pg' ? 'postgres' : 'usearch'),
+  };
   const config = loadConfig(env);
   const stores = new Stores(config, createLogger('warn'));
   const knex = (await stores.db()).knex;
@@ -154,7 +166,7 @@ async function main(): Promise<void> {
   const goal = 1.2 + 5 / slower;
   const dbBytes = await dirSize(path.join(dataDir, 'pg')).catch(() => 0);
   console.log(`bench:search  ${CHUNKS} chunks (${CHUNKS / CHUNKS_PER_DOC} documents), ${QUERIES} CISI questions per mode, limit 10`);
-  console.log(`  node ${process.version}, db ${config.db.driver}, vectors ${config.vectors.driver} (exact scan), ${os.cpus().length} cores; corpus build ${Math.round(buildSeconds)} s, pg dir ${Math.round(dbBytes / 2 ** 20)} MB`);
+  console.log(`  node ${process.version}, db ${config.db.driver}, vectors ${config.vectors.driver} , ${os.cpus().length} cores; corpus build ${Math.round(buildSeconds)} s, pg dir ${Math.round(dbBytes / 2 ** 20)} MB`);
   for (const m of modes) console.log(`  ${m.padEnd(8)} p50 ${p[m].p50.toFixed(2).padStart(8)} ms   p95 ${p[m].p95.toFixed(2).padStart(8)} ms   hits/query ${(hitsSeen[m]! / QUERIES).toFixed(1)}`);
   console.log(`  hybrid p95 / slower leg p95 = ${ratio.toFixed(3)} (goal ≤ ${goal.toFixed(3)} = 1.2 + 5 ms / ${slower} ms)`);
   console.log(`  hybrid p95 / (lexical p95 + dense p95) = ${(p.hybrid.p95 / (p.lexical.p95 + p.dense.p95)).toFixed(3)} (1.0 = the legs ran one after the other)`);

@@ -99,6 +99,40 @@ export class SearchRepository {
     return result;
   }
 
+  /**
+   * Everything BM25 needs to plan a query, in one round trip: the tenant's statistics,
+   * the query's lexemes in each configuration that has chunks (PostgreSQL's parser,
+   * stemmer and stop words, as for the chunks) and each lexeme's document frequency.
+   */
+  async queryStatistics(scope: TenantScope, text: string): Promise<{ stats: TenantSearchStats; terms: Map<FtConfig, Array<QueryTerm & { df: number }>> }> {
+    const { rows } = await this.knex.raw(
+      `with s as (select * from search_stats where tenant_id = ?),
+       q as (
+         select c.cfg, u.lexeme, coalesce(array_length(u.positions, 1), 1) as qtf
+         from s, unnest(array['russian', 'english', 'simple']) as c(cfg), unnest(to_tsvector(c.cfg::regconfig, ?)) as u
+         where case c.cfg when 'russian' then s.russian_chunks when 'english' then s.english_chunks else s.simple_chunks end > 0
+       )
+       select s.chunk_count, s.total_length, s.russian_chunks, s.english_chunks, s.simple_chunks, q.cfg, q.lexeme, q.qtf, coalesce(t.df, 0) as df
+       from s left join q on true
+       left join search_terms t on t.tenant_id = s.tenant_id and t.config = q.cfg and t.term = q.lexeme
+       order by q.cfg, q.lexeme`,
+      [scope.tenantId, text],
+    );
+    const first = (rows as Array<Record<string, unknown>>)[0];
+    const stats: TenantSearchStats = {
+      chunkCount: Number(first?.chunk_count ?? 0),
+      totalLength: Number(first?.total_length ?? 0),
+      chunksPerConfig: { russian: Number(first?.russian_chunks ?? 0), english: Number(first?.english_chunks ?? 0), simple: Number(first?.simple_chunks ?? 0) },
+    };
+    const terms = new Map<FtConfig, Array<QueryTerm & { df: number }>>();
+    for (const row of rows as Array<{ cfg: FtConfig | null; lexeme: string; qtf: number; df: number }>) {
+      if (!row.cfg) continue;
+      if (!terms.has(row.cfg)) terms.set(row.cfg, []);
+      terms.get(row.cfg)!.push({ term: row.lexeme, qtf: Number(row.qtf), df: Number(row.df) });
+    }
+    return { stats, terms };
+  }
+
   /** Document frequency of terms in one configuration of the tenant (0 when absent). */
   async documentFrequencies(scope: TenantScope, config: FtConfig, terms: string[]): Promise<Map<string, number>> {
     const df = new Map(terms.map((t) => [t, 0]));
@@ -163,7 +197,7 @@ export class SearchRepository {
    * Chunks with their document, in the order of `chunkIds`, with a headline marked
    * for the query. Ids of other tenants or of replaced chunks are simply absent.
    */
-  async hits(scope: TenantScope, chunkIds: string[], highlight: Partial<Record<FtConfig, string[]>>): Promise<HitRow[]> {
+  async hits(scope: TenantScope, chunkIds: string[], highlight: Partial<Record<FtConfig, string[]>>, headlineFor: string[] = chunkIds): Promise<HitRow[]> {
     if (chunkIds.length === 0) return [];
     const headline = (config: FtConfig) => {
       const terms = highlight[config] ?? [];
@@ -172,10 +206,11 @@ export class SearchRepository {
     const [ru, en, simple] = FT_CONFIGS.map(headline) as [ReturnType<typeof headline>, ReturnType<typeof headline>, ReturnType<typeof headline>];
     const { rows } = await this.knex.raw(
       `select c.id, c.document_id, c.page, c.heading, c.text, c.lang, d.source_id, d.title, d.mime, d.tags,
-              case c.lang when 'ru' then ${ru.sql} when 'en' then ${en.sql} else ${simple.sql} end as headline
+              -- ts_headline parses the whole text again: only for the hits that are shown.
+              case when c.id = any(?::uuid[]) then (case c.lang when 'ru' then ${ru.sql} when 'en' then ${en.sql} else ${simple.sql} end) end as headline
        from chunks c join documents d on d.tenant_id = c.tenant_id and d.id = c.document_id
        where c.tenant_id = ? and c.id = any(?::uuid[])`,
-      [...ru.bindings, ...en.bindings, ...simple.bindings, scope.tenantId, chunkIds],
+      [headlineFor, ...ru.bindings, ...en.bindings, ...simple.bindings, scope.tenantId, chunkIds],
     );
     const byId = new Map<string, HitRow>();
     for (const r of rows as Array<Record<string, unknown>>) {

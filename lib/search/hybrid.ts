@@ -134,7 +134,9 @@ export class HybridSearch {
     const repo = new SearchRepository(knex);
     // A few more than asked: a dense hit whose chunk row was replaced meanwhile is dropped.
     const pool = fused.slice(0, request.mmr ? Math.min(MAX_LIMIT * 2, request.limit * 4) : request.limit + 10);
-    const rows = await repo.hits(scope, pool.map((f) => f.id), lexical?.value?.highlight ?? {});
+    // Without MMR the first `limit` rows that exist are the hits; a few spare ones get headlines too.
+    const poolIds = pool.map((f) => f.id);
+    const rows = await repo.hits(scope, poolIds, lexical?.value?.highlight ?? {}, request.mmr ? poolIds : poolIds.slice(0, request.limit + 2));
     const fusedById = new Map(pool.map((f) => [f.id, f]));
     let ranked: Array<{ item: FusedItem; row: (typeof rows)[number]; score: number }> = rows.map((row) => {
       const item = fusedById.get(row.chunkId)!;
@@ -183,35 +185,29 @@ export class HybridSearch {
   /** The lexical leg alone: chunk ids by BM25, best first. */
   async lexical(scope: TenantScope, parsed: ParsedQuery, filters: SearchRowFilters | undefined, limit: number): Promise<LexicalOutcome> {
     const repo = new SearchRepository(await this.deps.knex());
-    const stats = await repo.stats(scope);
+    // Statistics, the query's lexemes and their document frequencies: one round trip.
+    const { stats, terms: analyzed } = await repo.queryStatistics(scope, parsed.words.join(' '));
     if (stats.chunkCount <= 0) return { ids: [], highlight: {} };
     const wantedLangs = filters?.langs;
     const configs = FT_CONFIGS.filter(
       (c) => stats.chunksPerConfig[c] > 0 && (!wantedLangs || wantedLangs.some((l) => configOfLang(l) === c)),
     );
-    const analyzed = await repo.analyze(scope, parsed.words.join(' '), configs);
     const plans: LexicalPlan[] = [];
     const highlight: Partial<Record<FtConfig, string[]>> = {};
     const n = stats.chunkCount;
-    await Promise.all(
-      configs.map(async (config) => {
-        const terms = analyzed.get(config) ?? [];
-        if (terms.length === 0) return;
-        const df = await repo.documentFrequencies(scope, config, terms.map((t) => t.term));
-        const weighted = terms.map((t) => {
-          const d = df.get(t.term) ?? 0;
-          return { term: t.term, df: d, weight: t.qtf * Math.log(1 + (n - d + 0.5) / (d + 0.5)) };
-        });
-        plans.push({
-          config,
-          terms: weighted.map(({ term, weight }) => ({ term, weight })),
-          recruit: recruitingTerms(weighted, this.deps.settings.lexicalPostings),
-          phrases: parsed.phrases,
-          excluded: parsed.excluded,
-        });
-        highlight[config] = terms.map((t) => t.term);
-      }),
-    );
+    for (const config of configs) {
+      const terms = analyzed.get(config) ?? [];
+      if (terms.length === 0) continue;
+      const weighted = terms.map((t) => ({ term: t.term, df: t.df, weight: t.qtf * Math.log(1 + (n - t.df + 0.5) / (t.df + 0.5)) }));
+      plans.push({
+        config,
+        terms: weighted.map(({ term, weight }) => ({ term, weight })),
+        recruit: recruitingTerms(weighted, this.deps.settings.lexicalPostings),
+        phrases: parsed.phrases,
+        excluded: parsed.excluded,
+      });
+      highlight[config] = terms.map((t) => t.term);
+    }
     if (plans.length === 0) return { ids: [], highlight };
     plans.sort((a, b) => FT_CONFIGS.indexOf(a.config) - FT_CONFIGS.indexOf(b.config));
     const hits = await repo.bm25(scope, plans, { ...BM25, avgLength: stats.totalLength / n, limit, filters });
