@@ -5,6 +5,10 @@ import Tesseract from 'tesseract.js';
 import { appError, overloaded } from '../errors.ts';
 import { modelMetrics, type ModelLoader } from './loader.ts';
 import type { ModelManifest } from './manifest.ts';
+import { repairMixedWords, scriptCensus, type Script } from './ocr-script.ts';
+
+/** The traineddata of each script, for pages written in one script only. */
+const LANGUAGE_OF_SCRIPT: Record<Script, string> = { latin: 'eng', cyrillic: 'rus' };
 
 export interface OcrResult {
   text: string;
@@ -33,11 +37,16 @@ const CORE_PATH = path.dirname(require.resolve('tesseract.js-core/package.json')
  */
 export class OcrPool {
   private pending = 0;
+  /** One-language workers, opened on first need (a page written in one script). */
+  private readonly single = new Map<string, Promise<Tesseract.Scheduler>>();
 
   private constructor(
     readonly manifest: ModelManifest,
     private readonly scheduler: Tesseract.Scheduler,
     private readonly queueLimit: number,
+    private readonly languages: string[],
+    private readonly folder: string,
+    private readonly workers: number,
   ) {}
 
   static async open(folder: string, manifest: ModelManifest, options: OcrPoolOptions): Promise<OcrPool> {
@@ -66,7 +75,26 @@ export class OcrPool {
       await scheduler.terminate();
       throw err;
     }
-    return new OcrPool(manifest, scheduler, options.queueLimit);
+    return new OcrPool(manifest, scheduler, options.queueLimit, languages, folder, Math.max(1, options.workers));
+  }
+
+  private singleLanguage(language: string): Promise<Tesseract.Scheduler> {
+    let scheduler = this.single.get(language);
+    if (!scheduler) {
+      scheduler = (async () => {
+        const s = Tesseract.createScheduler();
+        const workers = await Promise.all(
+          Array.from({ length: this.workers }, () =>
+            Tesseract.createWorker(language, Tesseract.OEM.LSTM_ONLY, { langPath: this.folder, corePath: CORE_PATH, cacheMethod: 'none', gzip: false, errorHandler: () => undefined }),
+          ),
+        );
+        for (const w of workers) s.addWorker(w);
+        return s;
+      })();
+      scheduler.catch(() => this.single.delete(language));
+      this.single.set(language, scheduler);
+    }
+    return scheduler;
   }
 
   get depth(): number {
@@ -78,7 +106,21 @@ export class OcrPool {
     this.pending++;
     try {
       const { data } = await this.scheduler.addJob('recognize', image);
-      return { text: data.text.trim(), confidence: data.confidence, version: this.manifest.version };
+      let text = data.text.trim();
+      let confidence = data.confidence;
+      // A page in one script, yet with words of the other: recognised again with that
+      // script's language alone, kept unless tesseract is clearly less sure of it.
+      const census = scriptCensus(text);
+      const language = census.dominant && LANGUAGE_OF_SCRIPT[census.dominant];
+      const stray = census.dominant === 'latin' ? census.cyrillic : census.latin;
+      if (language && this.languages.length > 1 && this.languages.includes(language) && stray + census.mixed > 0) {
+        const again = (await (await this.singleLanguage(language)).addJob('recognize', image)).data;
+        if (again.confidence >= confidence - 5) {
+          text = again.text.trim();
+          confidence = again.confidence;
+        }
+      }
+      return { text: repairMixedWords(text, census.dominant), confidence, version: this.manifest.version };
     } catch (err) {
       throw appError('OCR_FAILED', `image could not be recognized: ${String((err as Error)?.message ?? err)}`);
     } finally {
@@ -88,6 +130,7 @@ export class OcrPool {
 
   async close(): Promise<void> {
     await this.scheduler.terminate();
+    for (const single of this.single.values()) await (await single.catch(() => null))?.terminate();
   }
 }
 
