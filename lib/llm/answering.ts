@@ -31,7 +31,7 @@ export interface AnswerEvents {
    * be an ordinary HTTP error with its status and Retry-After.
    */
   ready?(): void;
-  sources(sources: Array<Citation & { snippet: string }>, degraded: SearchResult['degraded']): void;
+  sources(sources: Array<Citation & { snippet: string; ranks: SearchHit['ranks'] }>, degraded: SearchResult['degraded']): void;
   token(text: string): void;
 }
 
@@ -69,7 +69,7 @@ export async function answer(
   }
   const begin = () => {
     events.ready?.();
-    if (options.rag) events.sources(hits.map((h, i) => ({ ...citationOf(h, i + 1), snippet: h.snippet })), degraded);
+    if (options.rag) events.sources(hits.map((h, i) => ({ ...citationOf(h, i + 1), snippet: h.snippet, ranks: h.ranks })), degraded);
   };
   const sources: LlmSource[] = hits.map((h, i) => ({ n: i + 1, chunkId: h.chunkId, documentId: h.documentId, title: h.title, page: h.page, text: h.text }));
   const info = await llmInfo(ctx);

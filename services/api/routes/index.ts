@@ -5,6 +5,7 @@ import { openAiRoutes } from './openai.ts';
 import { searchRoutes } from './search.ts';
 import { systemRoutes } from './system.ts';
 import { adminRoutes } from './admin.ts';
+import { webRoutes } from './web.ts';
 
 /** Every slice of the gateway; add a module here to expose its endpoints. */
-export const API_ROUTE_MODULES: ApiRouteFactory[] = [systemRoutes, documentRoutes, searchRoutes, chatRoutes, openAiRoutes, adminRoutes];
+export const API_ROUTE_MODULES: ApiRouteFactory[] = [systemRoutes, documentRoutes, searchRoutes, chatRoutes, openAiRoutes, adminRoutes, webRoutes];
