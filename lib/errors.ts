@@ -70,6 +70,11 @@ export const ERROR_CATALOGUE = {
   JOB_FINISHED: { status: 409, retryable: false, summary: 'The job has already finished; it cannot be canceled.' },
   JOB_NOT_RETRYABLE: { status: 409, retryable: false, summary: 'Only a failed or canceled job can be retried or replayed.' },
   DEAD_LETTER_NOT_FOUND: { status: 404, retryable: false, summary: 'The job has no dead letter to replay.' },
+
+  // Analyses
+  ANALYSIS_NOT_FOUND: { status: 404, retryable: false, summary: 'The document has not been analyzed yet.' },
+  DOCUMENT_NOT_READY: { status: 409, retryable: false, summary: 'The document\'s text failed to index or was canceled: there is nothing to analyze (an analyze job\'s `errorCode`).' },
+  NO_EXTRACTED_TEXT: { status: 409, retryable: false, summary: 'The extracted text of the document\'s version is gone; upload it again (an analyze job\'s `errorCode`).' },
   QUEUE_CLOSED: { status: 503, retryable: true, summary: 'The job queue of this process is closing.' },
   QUEUE_UNAVAILABLE: { status: 503, retryable: true, summary: 'The job queue (RabbitMQ) cannot be reached.' },
 

@@ -55,7 +55,7 @@ export interface JobQueue {
   close(): Promise<void>;
 }
 
-export const JOB_QUEUES = ['ingest'] as const;
+export const JOB_QUEUES = ['ingest', 'analyze'] as const;
 export type JobQueueName = (typeof JOB_QUEUES)[number];
 
 /** Exponential backoff: base, 4×base, 16×base … capped at 10 minutes. */

@@ -1,11 +1,63 @@
+import os from 'node:os';
 import type { ServiceSchema } from 'moleculer';
-import { readinessAction, type Runtime } from '../../lib/runtime/service-kit.ts';
+import type { Consumer } from '../../lib/ports/job-queue.ts';
+import { JobsRepository, type JobRow } from '../../lib/repositories/jobs.ts';
+import { readinessAction, type RagmeshContext, type Runtime } from '../../lib/runtime/service-kit.ts';
+import { JOB_CANCEL_EVENT, JOB_UPDATED_EVENT, jobView } from '../ingest/job-model.ts';
+import { ANALYZE_QUEUE, AnalyzeCanceled, AnalyzeWorkerStopping, analyzeMessage, runAnalyzeJob, type AnalyzeDeps } from './job.ts';
 
+/**
+ * The analyze worker: consumes the `analyze` queue and writes each document's
+ * analysis (summary, outline with pages, key terms, entities, counts) to object
+ * storage. Jobs move through the same states as ingest, reported as `jobs.updated`.
+ */
 export default function analyzeService(runtime: Runtime): ServiceSchema {
+  const { config } = runtime;
+  let consumer: Consumer | null = null;
+  const running = new Map<string, AbortController>();
+
   return {
     name: 'analyze',
     actions: {
       readiness: readinessAction('analyze', runtime),
+    },
+
+    events: {
+      [JOB_CANCEL_EVENT]: {
+        handler(ctx: RagmeshContext<{ jobId: string }>) {
+          running.get(ctx.params.jobId)?.abort(new AnalyzeCanceled());
+        },
+      },
+    },
+
+    async started() {
+      const [db, objects, kv, queue] = await Promise.all([runtime.stores.db(), runtime.stores.objects(), runtime.stores.kv(), runtime.stores.queue()]);
+      const broker = this.broker;
+      const deps: AnalyzeDeps = {
+        db,
+        objects,
+        kv,
+        queue,
+        logger: runtime.logger,
+        workerId: `${broker.nodeID}:${process.pid}:${os.hostname()}:analyze`,
+        maxAttempts: config.queue.maxAttempts,
+        backoffMs: config.queue.backoffMs,
+        lockTtlMs: config.queue.lockTtlMs,
+        publishJob: (job: JobRow) => void broker.broadcast(JOB_UPDATED_EVENT, jobView(job)).catch(() => undefined),
+        running,
+      };
+      consumer = await queue.consume(ANALYZE_QUEUE, (delivery) => runAnalyzeJob(deps, delivery), { prefetch: 2 });
+      if (queue.backend === 'memory') {
+        // The in-process queue starts empty: the job rows say what is still to do.
+        const unfinished = await new JobsRepository(db.knex).listUnfinished('analyze', { limit: 1000 });
+        for (const job of unfinished) await queue.publish(ANALYZE_QUEUE, analyzeMessage(job));
+      }
+    },
+
+    async stopped() {
+      for (const controller of running.values()) controller.abort(new AnalyzeWorkerStopping());
+      await consumer?.close();
+      consumer = null;
     },
   };
 }

@@ -28,6 +28,8 @@ export interface UploadFields {
   sourceId?: string;
   tags?: string[];
   title?: string;
+  /** Queue an analysis of the document once its text is indexed (`analyze=true`). */
+  analyze?: boolean;
 }
 
 export interface UploadResult {
@@ -182,6 +184,7 @@ export function parseFields(raw: Record<string, unknown>): UploadFields {
     fields.tags = clean;
   }
   if (typeof raw.title === 'string' && raw.title.trim()) fields.title = raw.title.trim().slice(0, 500);
+  if (raw.analyze !== undefined && raw.analyze !== '') fields.analyze = raw.analyze === true || raw.analyze === 'true' || raw.analyze === '1';
   return fields;
 }
 

@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Principal, Role } from '../../../lib/auth/jwt.ts';
 import { appError } from '../../../lib/errors.ts';
 import { collectionFor } from '../../../lib/ports/vector-store.ts';
+import { JOB_QUEUES, type JobQueueName } from '../../../lib/ports/job-queue.ts';
 import { tenantScope, type TenantScope } from '../../../lib/ports/tenant-scope.ts';
 import { AuditRepository } from '../../../lib/repositories/audit.ts';
 import { ChunksRepository } from '../../../lib/repositories/chunks.ts';
@@ -17,6 +18,8 @@ import { JOB_CANCEL_EVENT, JOB_UPDATED_EVENT, jobView, type JobView } from '../.
 import { openSse } from '../sse.ts';
 import { documentView, measureStored, parseFields, receiveMultipart, registerUpload, storeStream, tooLarge, uploadKey, type RegisterDeps } from '../uploads.ts';
 import type { ApiRouteModule } from './module.ts';
+import { queueAnalysis } from './analyses.ts';
+import { ANALYZE_QUEUE } from '../../analyze/job.ts';
 
 const WRITERS: Role[] = ['editor', 'admin', 'tenant_admin'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -126,8 +129,14 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
             throw err;
           }
         }
+        // analyze=true (a form field or the query) queues an analysis of each document; it starts once its text is indexed.
+        const analyze = fields.analyze ? 'true' : (new URL(req.url ?? '/', 'http://x').searchParams.get('analyze') ?? '').toLowerCase();
+        const answers: Array<(typeof results)[number] & { analysis?: JobView }> = results;
+        if (analyze === 'true' || analyze === '1') {
+          for (const r of answers) r.analysis = (await queueAnalysis(runtime, (e, p) => this.broker.broadcast(e, p), scope, auth, r.document.id)).job;
+        }
         const fresh = results.some((r) => !r.duplicate);
-        sendJson(res, fresh ? 202 : 200, results.length === 1 ? results[0] : { items: results });
+        sendJson(res, fresh ? 202 : 200, answers.length === 1 ? answers[0] : { items: answers });
       }),
       'GET documents': 'api.documents.list',
       'GET documents/:id': 'api.documents.get',
@@ -351,7 +360,7 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
             // Nobody is working on it: cancel right here, so the answer is final.
             const canceled = await jobs.transition(scope, id, 'canceled');
             if (canceled) {
-              if (canceled.documentId) await settleCanceled(runtime, scope, canceled);
+              if (canceled.documentId && queueOf(canceled) === 'ingest') await settleCanceled(runtime, scope, canceled);
               void ctx.broadcast(JOB_UPDATED_EVENT, jobView(canceled));
               return jobView(canceled);
             }
@@ -369,11 +378,13 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
           if (!job.documentId || !(await documents.get(scope, job.documentId))) throw appError('DOCUMENT_DELETED', 'The document of this job was deleted');
           const queued = await jobs.transition(scope, id, 'queued', { attempts: 0, error: null, errorCode: null });
           if (!queued) throw appError('JOB_NOT_RETRYABLE', `A ${job.status} job cannot be retried`, { status: job.status });
-          await documents.setStatus(scope, job.documentId, 'queued');
+          const queueName = queueOf(job);
+          // An analysis does not change whether the document's text is indexed.
+          if (queueName === 'ingest') await documents.setStatus(scope, job.documentId, 'queued');
           const queue = await runtime.stores.queue();
           // A dead letter of this job would run it a second time after a replay: take it out.
-          if (!(await queue.replayDeadLetter('ingest', id))) {
-            await queue.publish('ingest', { jobId: id, tenantId: scope.tenantId, type: 'ingest', attempt: 1, enqueuedAt: new Date().toISOString() });
+          if (!(await queue.replayDeadLetter(queueName, id))) {
+            await queue.publish(queueName, { jobId: id, tenantId: scope.tenantId, type: job.type, attempt: 1, enqueuedAt: new Date().toISOString() });
           }
           void ctx.broadcast(JOB_UPDATED_EVENT, jobView(queued));
           ctx.meta.$statusCode = 202;
@@ -382,17 +393,20 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
       },
 
       'deadLetters.list': {
-        params: { queue: { type: 'enum', values: ['ingest'], optional: true }, limit: { type: 'number', convert: true, integer: true, min: 1, max: 1000, optional: true } },
-        async handler(ctx: RagmeshContext<{ queue?: 'ingest'; limit?: number }>) {
+        params: { queue: { type: 'enum', values: [...JOB_QUEUES], optional: true }, limit: { type: 'number', convert: true, integer: true, min: 1, max: 1000, optional: true } },
+        async handler(ctx: RagmeshContext<{ queue?: JobQueueName; limit?: number }>) {
           const scope = scopeOf(ctx);
           const queue = await runtime.stores.queue();
-          const letters = await queue.listDeadLetters(ctx.params.queue ?? 'ingest', ctx.params.limit ?? 100);
+          // Without ?queue=, the dead letters of every job queue (ingest first, for older clients).
+          const names = ctx.params.queue ? [ctx.params.queue] : [...JOB_QUEUES];
+          const letters = (await Promise.all(names.map((name) => queue.listDeadLetters(name, ctx.params.limit ?? 100)))).flat();
           // Dead letters of every tenant share one queue; an admin sees those of their tenant.
           return {
             items: letters
               .filter((l) => l.message.tenantId === scope.tenantId)
               .map((l) => ({ jobId: l.message.jobId, type: l.message.type, attempt: l.message.attempt, reason: l.reason, deadAt: l.deadAt })),
-            depth: await queue.depth(ctx.params.queue ?? 'ingest'),
+            depth: await queue.depth(names[0]!),
+            depths: Object.fromEntries(await Promise.all(names.map(async (name) => [name, await queue.depth(name)] as const))),
           };
         },
       },
@@ -404,12 +418,12 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
           // The job row is the truth: queued first, so the replayed message finds work to do.
           const queued = await jobs.transition(scope, id, 'queued', { attempts: 0, error: null, errorCode: null });
           if (!queued) throw appError('JOB_NOT_RETRYABLE', `A ${job.status} job cannot be replayed`, { status: job.status });
-          const letter = await (await runtime.stores.queue()).replayDeadLetter('ingest', id);
+          const letter = await (await runtime.stores.queue()).replayDeadLetter(queueOf(job), id);
           if (!letter) {
             await jobs.transition(scope, id, 'failed', { error: job.error, errorCode: job.errorCode });
             throw appError('DEAD_LETTER_NOT_FOUND', `No dead letter for job ${id}`);
           }
-          if (job.documentId) await documents.setStatus(scope, job.documentId, 'queued');
+          if (job.documentId && queueOf(job) === 'ingest') await documents.setStatus(scope, job.documentId, 'queued');
           await audit.record(scope, { actor: ctx.meta.auth!.userId, action: 'dead-letter.replay', target: id, details: { reason: letter.reason }, requestId: currentRequest()?.requestId });
           void ctx.broadcast(JOB_UPDATED_EVENT, jobView(queued));
           return { job: jobView(queued), replayed: { reason: letter.reason, deadAt: letter.deadAt } };
@@ -417,6 +431,11 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
       },
     },
   };
+}
+
+/** The queue a job's messages go to: its type's own (ingest, analyze). */
+function queueOf(job: JobRow): JobQueueName {
+  return job.type === ANALYZE_QUEUE ? 'analyze' : 'ingest';
 }
 
 /** Sends the current jobs, then every matching update, until the client goes. */

@@ -1,0 +1,94 @@
+import { randomUUID } from 'node:crypto';
+import { buffer } from 'node:stream/consumers';
+import type { Principal, Role } from '../../../lib/auth/jwt.ts';
+import { appError } from '../../../lib/errors.ts';
+import { tenantScope, type TenantScope } from '../../../lib/ports/tenant-scope.ts';
+import { DocumentsRepository } from '../../../lib/repositories/documents.ts';
+import { JobsRepository } from '../../../lib/repositories/jobs.ts';
+import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
+import { ANALYZE_QUEUE, analysisKeys, analyzeMessage } from '../../analyze/job.ts';
+import { JOB_UPDATED_EVENT, jobView, type JobView } from '../../ingest/job-model.ts';
+import type { ApiRouteModule } from './module.ts';
+
+const WRITERS: Role[] = ['editor', 'admin', 'tenant_admin'];
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Queues an analysis of the document's current version, or answers the one already
+ * open for it (two clicks make one job). `created` says which.
+ */
+export async function queueAnalysis(
+  runtime: Runtime,
+  broadcast: (event: string, payload: unknown) => unknown,
+  scope: TenantScope,
+  auth: Principal,
+  documentId: string,
+): Promise<{ job: JobView; created: boolean }> {
+  const { knex } = await runtime.stores.db();
+  const jobs = new JobsRepository(knex);
+  const document = await new DocumentsRepository(knex).get(scope, documentId);
+  if (!document) throw appError('DOCUMENT_NOT_FOUND', `No document ${documentId}`);
+  const open = (await jobs.listOpen(scope, documentId)).find((j) => j.type === 'analyze');
+  if (open) return { job: jobView(open), created: false };
+  const { job } = await jobs.create(scope, {
+    type: 'analyze',
+    idempotencyKey: `${documentId}:${document.contentHash}:analyze:${randomUUID()}`,
+    documentId,
+    payload: { version: document.version },
+    maxAttempts: runtime.config.queue.maxAttempts,
+    createdBy: auth.userId,
+  });
+  await (await runtime.stores.queue()).publish(ANALYZE_QUEUE, analyzeMessage(job, 1));
+  void Promise.resolve(broadcast(JOB_UPDATED_EVENT, jobView(job))).catch(() => undefined);
+  return { job: jobView(job), created: true };
+}
+
+/**
+ * Document analyses: `POST documents/:id/analyses` queues one on the analyze
+ * service's queue; `GET documents/:id/analysis` returns the latest artifact as JSON,
+ * or as Markdown with `?format=markdown`.
+ */
+export function analysisRoutes(runtime: Runtime): ApiRouteModule {
+  const documentId = (raw: unknown) => {
+    if (typeof raw !== 'string' || !UUID.test(raw)) throw appError('DOCUMENT_NOT_FOUND', `No document ${String(raw).slice(0, 64)}`);
+    return raw;
+  };
+  return {
+    aliases: {
+      'POST documents/:id/analyses': 'api.analyses.create',
+      'GET documents/:id/analysis': 'api.analyses.get',
+    },
+    roles: { 'api.analyses.create': WRITERS },
+    actions: {
+      'analyses.create': {
+        params: { id: 'string' },
+        async handler(ctx: RagmeshContext<{ id: string }>) {
+          const auth = ctx.meta.auth!;
+          const result = await queueAnalysis(runtime, (e, p) => ctx.broadcast(e, p), tenantScope(auth.tenantId), auth, documentId(ctx.params.id));
+          ctx.meta.$statusCode = result.created ? 202 : 200;
+          return result.job;
+        },
+      },
+      'analyses.get': {
+        params: { id: 'string', format: { type: 'enum', values: ['json', 'markdown', 'md'], optional: true } },
+        async handler(ctx: RagmeshContext<{ id: string; format?: 'json' | 'markdown' | 'md' }>) {
+          const scope = tenantScope(ctx.meta.auth!.tenantId);
+          const id = documentId(ctx.params.id);
+          const { knex } = await runtime.stores.db();
+          if (!(await new DocumentsRepository(knex).get(scope, id))) throw appError('DOCUMENT_NOT_FOUND', `No document ${id}`);
+          const markdown = ctx.params.format === 'markdown' || ctx.params.format === 'md';
+          const keys = analysisKeys(scope.tenantId, id);
+          const objects = await runtime.stores.objects();
+          const key = markdown ? keys.markdown : keys.json;
+          if (!(await objects.stat(key))) throw appError('ANALYSIS_NOT_FOUND', 'This document has not been analyzed yet: POST /api/v1/documents/:id/analyses');
+          const body = (await buffer(await objects.get(key))).toString('utf8');
+          if (markdown) {
+            ctx.meta.$responseType = 'text/markdown; charset=utf-8';
+            return body;
+          }
+          return JSON.parse(body);
+        },
+      },
+    },
+  };
+}
