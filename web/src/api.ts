@@ -24,6 +24,12 @@ function headers(extra: Record<string, string> = {}): Record<string, string> {
   return { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...extra };
 }
 
+/** A write refused because the deployment is in maintenance mode shows the banner, whoever the user is. */
+function noticed(err: ApiError): ApiError {
+  if (err.code === 'MAINTENANCE') window.dispatchEvent(new CustomEvent('ragmesh:maintenance', { detail: err.message }));
+  return err;
+}
+
 async function failure(res: Response): Promise<ApiError> {
   const body = (await res.json().catch(() => null)) as { error?: { code?: string; message?: string } } | null;
   return new ApiError(res.status, body?.error?.code ?? `HTTP_${res.status}`, body?.error?.message ?? res.statusText);
@@ -41,7 +47,7 @@ export async function api<T = unknown>(method: string, path: string, body?: unkn
     session.clear();
     window.dispatchEvent(new Event('ragmesh:signed-out'));
   }
-  if (!res.ok) throw await failure(res);
+  if (!res.ok) throw noticed(await failure(res));
   const text = await res.text();
   return (text ? JSON.parse(text) : null) as T;
 }
@@ -73,7 +79,7 @@ export async function streamEvents(method: string, path: string, body: unknown, 
     body: body === undefined ? undefined : JSON.stringify(body),
     signal,
   });
-  if (!res.ok || !res.body) throw await failure(res);
+  if (!res.ok || !res.body) throw noticed(await failure(res));
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = '';
   for (;;) {
@@ -123,7 +129,7 @@ export function uploadFile(file: File, fields: Record<string, string>, onProgres
         reject(new ApiError(xhr.status, `HTTP_${xhr.status}`, xhr.statusText));
         return;
       }
-      if (xhr.status >= 400) reject(new ApiError(xhr.status, body.error?.code ?? `HTTP_${xhr.status}`, body.error?.message ?? xhr.statusText));
+      if (xhr.status >= 400) reject(noticed(new ApiError(xhr.status, body.error?.code ?? `HTTP_${xhr.status}`, body.error?.message ?? xhr.statusText)));
       else {
         onProgress(1);
         resolve(body);

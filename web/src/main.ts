@@ -74,10 +74,20 @@ const NAV: Array<[string, Key, (m: Me) => boolean]> = [
   ['admin', 'navAdmin', isAdmin],
 ];
 
-async function maintenanceBanner(): Promise<HTMLElement | null> {
-  const state = await optional<{ enabled?: boolean; active?: boolean; message?: string }>('GET', 'maintenance').catch(() => null);
-  if (!state || !(state.enabled ?? state.active)) return null;
-  return h('div', { class: 'banner', role: 'status' }, state.message || t('maintenanceOn'));
+export interface MaintenanceMode {
+  enabled: boolean;
+  reason: string | null;
+  since: string | null;
+}
+
+/** Admins read the mode; everyone else learns of it from a refused write (503 MAINTENANCE). */
+async function maintenanceState(user: Me): Promise<MaintenanceMode | null> {
+  if (!isAdmin(user)) return null;
+  return optional<MaintenanceMode>('GET', 'admin/maintenance').catch(() => null);
+}
+
+function banner(reason: string | null): HTMLElement {
+  return h('div', { class: 'banner', id: 'maintenance-banner', role: 'status' }, t('maintenanceOn'), reason ? ` (${reason})` : '');
 }
 
 export async function render(): Promise<void> {
@@ -119,7 +129,7 @@ export async function render(): Promise<void> {
     ),
     main,
   );
-  void maintenanceBanner().then((banner) => banner && root.insertBefore(banner, main));
+  void maintenanceState(me).then((mode) => mode?.enabled && !document.getElementById('maintenance-banner') && root.insertBefore(banner(mode.reason), main));
   const ctx: PageContext = { root: main, me, params, signal: leave.signal };
   switch (name) {
     case 'documents':
@@ -137,6 +147,10 @@ export async function render(): Promise<void> {
 }
 
 window.addEventListener('hashchange', () => void render());
+window.addEventListener('ragmesh:maintenance', () => {
+  const main = document.getElementById('main');
+  if (main && !document.getElementById('maintenance-banner')) main.before(banner(null));
+});
 window.addEventListener('ragmesh:signed-out', () => {
   me = null;
   void render();

@@ -1,5 +1,5 @@
 import { api, ApiError, optional } from '../api.ts';
-import { clear, h } from '../dom.ts';
+import { append, clear, h } from '../dom.ts';
 import { formatDate, t, type Key } from '../i18n.ts';
 import type { PageContext } from '../main.ts';
 
@@ -175,14 +175,41 @@ export async function adminPage(ctx: PageContext): Promise<void> {
     }
   };
 
+  const maintenance = h('div');
+  const loadMaintenance = async () => {
+    try {
+      const mode = await optional<{ enabled: boolean; reason: string | null; since: string | null; by?: string | null }>('GET', 'admin/maintenance');
+      clear(maintenance);
+      if (!mode) return void maintenance.append(h('p', { class: 'muted' }, t('notAvailable')));
+      const reason = h('input', { id: 'maintenance-reason', 'aria-label': t('reason'), placeholder: t('reason'), value: mode.reason ?? '' });
+      append(maintenance, [
+        h('p', null, h('span', { class: `badge ${mode.enabled ? 'st-failed' : 'st-ready'}`, 'data-maintenance': String(mode.enabled) }, mode.enabled ? t('maintenanceOn') : t('maintenanceOff')), mode.since ? ` · ${formatDate(mode.since)}${mode.by ? ` · ${mode.by}` : ''}` : ''),
+        ctx.me.roles.includes('admin')
+          ? h('div', { class: 'row wrap' }, reason, h('button', { type: 'button', id: 'maintenance-toggle', onclick: async () => {
+              try {
+                await api('PUT', 'admin/maintenance', { enabled: !mode.enabled, ...(reason.value.trim() ? { reason: reason.value.trim() } : {}) });
+                note.textContent = t('done');
+              } catch (err) {
+                note.textContent = err instanceof ApiError ? `${err.code}: ${err.message}` : String(err);
+              }
+              await loadMaintenance();
+            } }, mode.enabled ? t('maintenanceEnd') : t('maintenanceStart')))
+          : null,
+      ]);
+    } catch (err) {
+      failed(maintenance, err);
+    }
+  };
+
   root.append(
     h('h1', null, t('admin')),
     note,
+    section('maintenance', 'maintenance', maintenance, loadMaintenance),
     section('system', 'systemStatus', status, loadStatus),
     section('dead-letters', 'deadLetters', letters, loadLetters),
     section('models', 'models', models, loadModels),
     section('audit', 'auditLog', audit, loadAudit),
     section('keys', 'apiKeys', keys, loadKeys),
   );
-  await Promise.all([loadStatus(), loadLetters(), loadModels(), loadAudit(), loadKeys()]);
+  await Promise.all([loadMaintenance(), loadStatus(), loadLetters(), loadModels(), loadAudit(), loadKeys()]);
 }

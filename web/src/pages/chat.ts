@@ -183,7 +183,10 @@ export async function chatPage(ctx: PageContext): Promise<void> {
     try {
       await streamEvents('POST', `chats/${chatId}/messages`, { content: question, rag: rag.checked }, ({ event, data }) => {
         if (event === 'sources') sources = (data as { sources: Source[] }).sources;
-        else if (event === 'token') content += (data as { text: string }).text;
+        else if (event === 'token') {
+          content += (data as { text: string }).text;
+          answer.dataset.tokens = String(Number(answer.dataset.tokens ?? 0) + 1);
+        }
         else if (event === 'error') error.textContent = (data as { message: string }).message;
         else if (event === 'done') answer.dataset.done = 'true';
         const next = answerBody(content, sources, question);

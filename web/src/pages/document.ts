@@ -33,10 +33,12 @@ function analysisView(a: Analysis, documentId: string): HTMLElement {
     h('h3', null, t('summary')),
     h('p', null, a.summary.text),
     h('h3', null, t('outline')),
+    a.outline.length ? null : h('p', { class: 'muted' }, '—'),
     h('ol', { class: 'outline' }, a.outline.map((o) => h('li', { style: `margin-inline-start:${(o.level - 1) * 1}rem`, 'data-page': o.page ?? '' }, o.text, o.page ? h('span', { class: 'muted' }, ` · ${t('page')} ${o.page}`) : ''))),
     h('h3', null, t('keyTerms')),
     h('p', null, a.keyTerms.map((k) => h('span', { class: 'tag' }, k.term))),
     h('h3', null, t('entities')),
+    Object.values(a.entities).some((v) => v.length) ? null : h('p', { class: 'muted' }, '—'),
     h('dl', { class: 'entities' }, Object.entries(a.entities).filter(([, v]) => v.length).flatMap(([kind, list]) => [h('dt', null, kind), h('dd', null, list.map((e) => e.text).join('; '))])),
     h('h3', null, t('counts')),
     h('p', null, `${a.language} · ${a.counts.pages} ${t('pages').toLowerCase()} · ${a.counts.words} ${t('words')} · ${a.counts.tables} ${t('tables')} · ${t('ocrShare')} ${Math.round(a.ocrShare * 100)}%`),
@@ -59,7 +61,9 @@ export async function documentPage(ctx: PageContext): Promise<void> {
     root.append(h('p', { role: 'alert' }, err instanceof ApiError && err.status === 404 ? t('notFound') : String(err)));
     return;
   }
-  const status = h('div', { id: 'doc-status' }, statusBadge(doc.job?.status ?? doc.status, doc.job?.progress, doc.job?.step));
+  const ingestJob = doc.job && (doc.job.type ?? 'ingest') === 'ingest' ? doc.job : null;
+  const status = h('div', { id: 'doc-status' }, statusBadge(ingestJob?.status ?? doc.status, ingestJob?.progress, ingestJob?.step));
+  const analysisStatus = h('span', { id: 'analysis-status', 'aria-live': 'polite' });
   const history = h('tbody');
   const analysisBox = h('section', { class: 'card', 'aria-labelledby': 'analysis-h' });
   const chunksBox = h('section', { class: 'card', 'aria-labelledby': 'chunks-h' });
@@ -78,7 +82,14 @@ export async function documentPage(ctx: PageContext): Promise<void> {
     clear(analysisBox);
     analysisBox.append(h('h2', { id: 'analysis-h' }, t('analysis')));
     if (canWrite(me)) {
-      analysisBox.append(h('button', { type: 'button', id: 'analyze', onclick: async () => { await api('POST', `documents/${id}/analyses`); await loadJobs(); } }, t('analyze')));
+      analysisBox.append(
+        h('div', { class: 'row' }, h('button', { type: 'button', id: 'analyze', onclick: async () => {
+          const job = await api<Job>('POST', `documents/${id}/analyses`);
+          clear(analysisStatus);
+          analysisStatus.append(statusBadge(job.status, job.progress, job.step));
+          await loadJobs();
+        } }, t('analyze')), analysisStatus),
+      );
     }
     const a = await optional<Analysis>('GET', `documents/${id}/analysis`).catch(() => null);
     analysisBox.append(a ? analysisView(a, id) : h('p', { class: 'muted' }, t('noAnalysis')));
@@ -112,10 +123,9 @@ export async function documentPage(ctx: PageContext): Promise<void> {
   );
   await Promise.all([loadJobs(), loadAnalysis(), loadChunks()]);
   follow(`documents/${id}/events`, signal, (job) => {
-    if ((job.type ?? 'ingest') === 'ingest') {
-      clear(status);
-      status.append(statusBadge(job.status, job.progress, job.step));
-    }
+    const target = (job.type ?? 'ingest') === 'ingest' ? status : analysisStatus;
+    clear(target);
+    target.append(statusBadge(job.status, job.progress, job.step));
     void loadJobs();
     if (job.status === 'ready') void (job.type === 'analyze' ? loadAnalysis() : loadChunks());
   });
