@@ -81,6 +81,7 @@ export const VARIABLES: VarSpec[] = [
   { name: 'JWT_ISSUER', default: 'ragmesh', doc: 'The `iss` every token must carry.' },
   { name: 'JWT_TTL_SECONDS', default: '86400', doc: 'Lifetime of tokens printed by `npm run token`.' },
   { name: 'REQUEST_TIMEOUT_MS', default: '30000', doc: 'Default timeout of a service call.' },
+  { name: 'METRICS', default: 'true', doc: 'Serve Prometheus metrics at /metrics (the api\'s port, or HEALTH_PORT) and record them. `false` turns recording off (bench:metrics measures the cost).' },
   { name: 'LOG_LEVEL', default: 'info', doc: 'fatal, error, warn, info, debug or trace. Logs are JSON lines on stdout.' },
   { name: 'BUILD_COMMIT', doc: 'Commit shown by /api/version; read from .git when unset.' },
   { name: 'MODELS_CACHE_DIR', defaultDoc: 'DATA_DIR/models-cache', doc: 'Local folder model files are copied to from the models bucket and verified (size + SHA-256) before loading.' },
@@ -129,6 +130,7 @@ export interface Config {
   llm: { backend: 'extractive' | 'llama' | 'openai'; url: string | null; model: string; apiKey: string | null; concurrency: number; queueLimit: number; maxTokens: number; contextSize: number; threads: number };
   chat: { streamsPerUser: number };
   requestTimeoutMs: number;
+  metrics: boolean;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
   buildCommit: string | null;
   models: ModelsConfig;
@@ -383,6 +385,7 @@ export function loadConfig(givenEnv: Env = process.env): Config {
     chat: { streamsPerUser: r.int('CHAT_STREAMS_PER_USER', 1, 1000) },
     auth: { jwtSecret, issuer: r.string('JWT_ISSUER') ?? 'ragmesh', ttlSeconds: r.int('JWT_TTL_SECONDS', 60, 31_536_000) },
     requestTimeoutMs: r.int('REQUEST_TIMEOUT_MS', 100, 3_600_000),
+    metrics: r.bool('METRICS'),
     logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const),
     buildCommit: r.string('BUILD_COMMIT'),
     models: {

@@ -16,7 +16,7 @@ export interface RunningNode {
   broker: ServiceBroker;
   stores: Stores;
   runtime: Runtime;
-  metrics: Metrics;
+  metrics: Metrics | undefined;
   /** The api's or health server's HTTP address, when this process has one. */
   httpPort: number | null;
   stop(): Promise<void>;
@@ -36,8 +36,8 @@ export async function bootNode(config: Config, logger: Logger, env: NodeJS.Proce
     throw err;
   }
 
-  const metrics = new Metrics({ service: config.services.join(',') });
-  registerModelMetrics(metrics);
+  const metrics = config.metrics ? new Metrics({ service: config.services.join(',') }) : undefined;
+  if (metrics) registerModelMetrics(metrics);
   const runtime: Runtime = {
     config,
     stores,
@@ -47,7 +47,7 @@ export async function bootNode(config: Config, logger: Logger, env: NodeJS.Proce
   };
   const options = brokerOptions(config, env);
   // Last = outermost: the timing includes the other middlewares.
-  options.middlewares = [...(options.middlewares ?? []), actionMetricsMiddleware(metrics)];
+  if (metrics) options.middlewares = [...(options.middlewares ?? []), actionMetricsMiddleware(metrics)];
   const broker = new ServiceBroker(options);
   for (const name of config.services) broker.createService(SERVICE_FACTORIES[name](runtime));
   try {

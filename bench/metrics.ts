@@ -1,0 +1,100 @@
+/**
+ * bench:metrics — what recording Prometheus metrics costs in request rate. Two api
+ * processes of the embedded default, identical but for METRICS=true/false, take the
+ * same closed-loop load (CONCURRENCY requests in flight) in alternating rounds, so
+ * machine noise hits both alike; each side's rate is the median of its rounds.
+ *
+ *   ratio = overhead % = (1 − rate with metrics / rate without) × 100     goal ≤ 3, lower is better
+ *
+ * The request is GET /api/version: the gateway, one action call, no database — the
+ * lightest request there is, where the fixed per-request cost of metrics weighs the most. While the
+ * bench runs, /metrics of the metrics side is scraped every second, as Prometheus would.
+ */
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import { signAccessToken } from '../lib/auth/jwt.ts';
+import { freePort, startNode, type NodeProcess } from '../test/support/processes.ts';
+import { tempDir } from '../test/support/services.ts';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
+const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 2500);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+
+async function startApi(metrics: boolean, secret: string) {
+  const dir = await tempDir();
+  const port = await freePort();
+  const node: NodeProcess = startNode(`api-metrics-${metrics}`, { DATA_DIR: dir.value, PORT: String(port), JWT_SECRET: secret, LOG_LEVEL: 'warn', METRICS: String(metrics) });
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if ((await fetch(`${base}/readyz`).catch(() => null))?.ok) break;
+    if (node.child.exitCode !== null || i > 900) throw new Error(`api did not start: ${node.stderr.join('')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { base, async stop() { await node.stop(); await dir.dispose(); } };
+}
+
+/** Requests completed in `ms` with `CONCURRENCY` in flight, per second. */
+async function load(url: string, token: string, ms: number): Promise<number> {
+  const until = performance.now() + ms;
+  let done = 0;
+  const worker = async () => {
+    while (performance.now() < until) {
+      const res = await fetch(url, { headers: { Authorization: `Bearer ${token}` } });
+      await res.arrayBuffer();
+      if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+      done++;
+    }
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  return done / ((performance.now() - started) / 1000);
+}
+
+async function main(): Promise<void> {
+  const secret = randomBytes(32).toString('hex');
+  const [withMetrics, without] = await Promise.all([startApi(true, secret), startApi(false, secret)]);
+  const token = await signAccessToken({ tenantId: 'bench', userId: 'user', roles: ['viewer'] }, secret, { issuer: 'ragmesh', ttlSeconds: 3600 });
+  const scraper = setInterval(() => void fetch(`${withMetrics.base}/metrics`).then((r) => r.text()).catch(() => undefined), 1000);
+  try {
+    // Without metrics /metrics answers 404: make sure the switch really is off.
+    if ((await fetch(`${without.base}/metrics`)).status === 200) throw new Error('METRICS=false still serves /metrics');
+    await load(`${withMetrics.base}/api/version`, token, 1500);
+    await load(`${without.base}/api/version`, token, 1500);
+    const on: number[] = [];
+    const off: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      const order = i % 2 === 0 ? [true, false] : [false, true];
+      for (const side of order) (side ? on : off).push(await load(`${(side ? withMetrics : without).base}/api/version`, token, ROUND_MS));
+    }
+    const overhead = (1 - median(on) / median(off)) * 100;
+    console.log(`GET /api/version: ${round(median(on), 0)} req/s with metrics, ${round(median(off), 0)} req/s without (rounds: ${on.map((x) => round(x, 0)).join(' ')} | ${off.map((x) => round(x, 0)).join(' ')})`);
+    console.log(
+      JSON.stringify({
+        bench: 'metrics',
+        ratio: round(overhead),
+        goal: 3,
+        lower_is_better: true,
+        unit: '% request rate lost to metrics',
+        with_metrics_rps: round(median(on), 1),
+        without_metrics_rps: round(median(off), 1),
+        rounds: ROUNDS,
+        round_ms: ROUND_MS,
+        concurrency: CONCURRENCY,
+        request: 'GET /api/version',
+        prom_client: (await import('prom-client/package.json', { with: { type: 'json' } })).default.version,
+        cores: os.cpus().length,
+        node: process.version,
+      }),
+    );
+  } finally {
+    clearInterval(scraper);
+    await Promise.all([withMetrics.stop(), without.stop()]);
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,106 @@
+/**
+ * bench:nginx — time to the first SSE token of a chat answer through nginx (nginx/nginx.conf
+ * run by Debian's nginx, as test/nginx.test.ts runs it) against the same api directly, in
+ * one run, requests alternating so machine noise hits both alike.
+ *
+ *   ratio = added ms at p50 (through nginx p50 − direct p50)     goal ≤ 5 ms, lower is better
+ *
+ * The api is the embedded default in its own process; plain chat (no retrieval) with the
+ * offline extractive backend, so the figure is nginx's cost. The per-client request
+ * limit is raised for the bench only (a sequential client would otherwise hit 20 r/s);
+ * everything else is the shipped config.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import os from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { signAccessToken } from '../lib/auth/jwt.ts';
+import { NGINX_BIN, startNginx } from '../test/support/nginx.ts';
+import { freePort, startNode } from '../test/support/processes.ts';
+import { tempDir } from '../test/support/services.ts';
+
+const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 150);
+const percentile = (values: number[], p: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor((p / 100) * values.length))]!;
+const round = (x: number) => Math.round(x * 100) / 100;
+
+async function firstToken(url: string, token: string): Promise<number> {
+  const started = performance.now();
+  const res = await fetch(url, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ content: `hello there ${randomUUID()}`, rag: false }) });
+  if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+  const decoder = new TextDecoder();
+  let buffer = '';
+  let first = -1;
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true });
+    if (first < 0 && buffer.includes('event: token')) first = performance.now() - started;
+  }
+  if (first < 0) throw new Error(`no token: ${buffer.slice(0, 300)}`);
+  return first;
+}
+
+async function main(): Promise<void> {
+  if (!NGINX_BIN) throw new Error('nginx is not installed (apt-get install nginx)');
+  const dir = await tempDir();
+  const secret = randomBytes(32).toString('hex');
+  const port = await freePort();
+  const api = startNode('api', { DATA_DIR: dir.value, PORT: String(port), JWT_SECRET: secret, LOG_LEVEL: 'warn', CHAT_STREAMS_PER_USER: '100' });
+  let nginx: Awaited<ReturnType<typeof startNginx>> | null = null;
+  try {
+    const direct = `http://127.0.0.1:${port}`;
+    for (let i = 0; ; i++) {
+      if ((await fetch(`${direct}/readyz`).catch(() => null))?.ok) break;
+      if (api.child.exitCode !== null || i > 600) throw new Error(`api did not start: ${api.stderr.join('')}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    nginx = await startNginx(`127.0.0.1:${port}`, [['rate=20r/s', 'rate=100000r/s']]);
+    const token = await signAccessToken({ tenantId: 'bench', userId: 'user', roles: ['editor'] }, secret, { issuer: 'ragmesh', ttlSeconds: 3600 });
+    const chat = (await (await fetch(`${direct}/api/v1/chats`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } })).json()) as { id: string };
+    const path = `/api/v1/chats/${chat.id}/messages`;
+
+    for (let i = 0; i < 10; i++) {
+      await firstToken(`${direct}${path}`, token);
+      await firstToken(`${nginx.url}${path}`, token);
+    }
+    const viaNginx: number[] = [];
+    const straight: number[] = [];
+    for (let i = 0; i < SAMPLES; i++) {
+      // Alternate which goes first, so neither always follows the other.
+      if (i % 2 === 0) {
+        viaNginx.push(await firstToken(`${nginx.url}${path}`, token));
+        straight.push(await firstToken(`${direct}${path}`, token));
+      } else {
+        straight.push(await firstToken(`${direct}${path}`, token));
+        viaNginx.push(await firstToken(`${nginx.url}${path}`, token));
+      }
+    }
+    const added = percentile(viaNginx, 50) - percentile(straight, 50);
+    const nginxVersion = execFileSync(NGINX_BIN, ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) || '';
+    console.log(`first token: nginx p50 ${round(percentile(viaNginx, 50))} ms, p95 ${round(percentile(viaNginx, 95))} ms; direct p50 ${round(percentile(straight, 50))} ms, p95 ${round(percentile(straight, 95))} ms`);
+    console.log(
+      JSON.stringify({
+        bench: 'nginx',
+        ratio: round(added),
+        goal: 5,
+        lower_is_better: true,
+        unit: 'ms added at p50 to the first SSE token',
+        nginx_p50_ms: round(percentile(viaNginx, 50)),
+        nginx_p95_ms: round(percentile(viaNginx, 95)),
+        direct_p50_ms: round(percentile(straight, 50)),
+        direct_p95_ms: round(percentile(straight, 95)),
+        samples: SAMPLES,
+        nginx: nginxVersion.trim() || 'see stderr of nginx -v',
+        backend: 'extractive',
+        cores: os.cpus().length,
+        node: process.version,
+      }),
+    );
+  } finally {
+    await nginx?.stop();
+    await api.stop();
+    await dir.dispose();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
