@@ -29,7 +29,7 @@ async function startApi(metrics: boolean, secret: string) {
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
     if ((await fetch(`${base}/readyz`).catch(() => null))?.ok) break;
-    if (node.child.exitCode !== null || i > 900) throw new Error(`api did not start: ${node.stderr.join('')}`);
+    if (node.child.exitCode !== null || i > 3000) throw new Error(`api did not start: ${node.stderr.join('')}`);
     await new Promise((r) => setTimeout(r, 100));
   }
   return { base, async stop() { await node.stop(); await dir.dispose(); } };

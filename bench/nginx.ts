@@ -48,7 +48,7 @@ async function main(): Promise<void> {
     const direct = `http://127.0.0.1:${port}`;
     for (let i = 0; ; i++) {
       if ((await fetch(`${direct}/readyz`).catch(() => null))?.ok) break;
-      if (api.child.exitCode !== null || i > 600) throw new Error(`api did not start: ${api.stderr.join('')}`);
+      if (api.child.exitCode !== null || i > 3000) throw new Error(`api did not start: ${api.stderr.join('')}`);
       await new Promise((r) => setTimeout(r, 100));
     }
     nginx = await startNginx(`127.0.0.1:${port}`, [['rate=20r/s', 'rate=100000r/s']]);
