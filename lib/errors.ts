@@ -78,6 +78,12 @@ export const ERROR_CATALOGUE = {
   QUEUE_CLOSED: { status: 503, retryable: true, summary: 'The job queue of this process is closing.' },
   QUEUE_UNAVAILABLE: { status: 503, retryable: true, summary: 'The job queue (RabbitMQ) cannot be reached.' },
 
+  // Stores out of reach (docs/architecture.md, "Outages by dependency")
+  DATABASE_UNAVAILABLE: { status: 503, retryable: true, summary: 'PostgreSQL cannot be reached right now (refused, restarting, or no connection within the pool\'s bound); the message names the cause\'s code.' },
+  DATABASE_TIMEOUT: { status: 503, retryable: true, summary: 'A database statement ran past its statement timeout.' },
+  KV_UNAVAILABLE: { status: 503, retryable: true, summary: 'Redis cannot be reached or did not answer in time; caches, caps and rate limits degrade instead where they can.' },
+  OBJECTS_UNAVAILABLE: { status: 503, retryable: true, summary: 'Object storage (S3/MinIO) cannot be reached or asked to retry later.' },
+
   // Search
   EMPTY_QUERY: { status: 400, retryable: false, summary: 'The query has no searchable words.' },
   QUERY_TOO_LONG: { status: 400, retryable: false, summary: 'The query is longer than the search accepts.' },

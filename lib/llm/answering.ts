@@ -5,6 +5,7 @@ import type { TenantScope } from '../ports/tenant-scope.ts';
 import type { SearchFilters, SearchHit, SearchResult } from '../search/types.ts';
 import type { RagmeshContext } from '../runtime/service-kit.ts';
 import { appError, isErrorCode } from '../errors.ts';
+import { degradable } from '../adapters/kv/degradable.ts';
 import { ANSWER_TTL_MS, answerCacheKey } from './answer-cache.ts';
 import { LLM_ABORT_EVENT, type ChatMessage, type GenerateEvent, type LlmSource, type Usage } from './types.ts';
 
@@ -52,13 +53,15 @@ export interface AnswerResult {
  */
 export async function answer(
   ctx: RagmeshContext,
-  kv: KeyValueStore,
+  store: KeyValueStore,
   scope: TenantScope,
   messages: ChatMessage[],
   options: AnswerOptions,
   events: AnswerEvents,
   signal: AbortSignal,
 ): Promise<AnswerResult | null> {
+  // Without Redis the answer is generated, not looked up: the cache only saves work.
+  const kv = degradable(store, 'answer-cache', { cache: true });
   const question = [...messages].reverse().find((m) => m.role === 'user')?.content ?? '';
   let hits: SearchHit[] = [];
   let degraded: SearchResult['degraded'] = null;

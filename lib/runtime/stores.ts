@@ -6,6 +6,7 @@ import type { ObjectStore } from '../ports/object-store.ts';
 import type { VectorStore } from '../ports/vector-store.ts';
 import type { JobQueue } from '../ports/job-queue.ts';
 import type { Logger } from 'pino';
+import { degradations, type DependencyHealth } from '../adapters/dependency-health.ts';
 
 export type StoreName = 'db' | 'kv' | 'objects' | 'models' | 'vectors' | 'queue' | 'backups';
 
@@ -17,14 +18,19 @@ export type StoreName = 'db' | 'kv' | 'objects' | 'models' | 'vectors' | 'queue'
 export class Stores {
   private readonly opened = new Map<StoreName, Promise<unknown>>();
 
+  private readonly stopLoggingDegradations: () => void;
+
   constructor(
     readonly config: Config,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.stopLoggingDegradations = logDegradations(logger);
+  }
 
   db(): Promise<Database> {
     return this.once('db', async () => {
       const db = await openDatabase(this.config);
+      logHealth(db.health, this.logger);
       if (this.config.db.migrateOnStart) {
         const applied = await migrateLatest(db);
         if (applied.length > 0) this.logger.info({ applied }, 'database migrations applied');
@@ -37,7 +43,9 @@ export class Stores {
     return this.once('kv', async () => {
       if (this.config.kv.driver === 'redis') {
         const { RedisKeyValueStore } = await import('../adapters/kv/redis.ts');
-        return RedisKeyValueStore.connect(this.config.kv.url!, this.config.kv.prefix);
+        const kv = await RedisKeyValueStore.connect(this.config.kv.url!, this.config.kv.prefix);
+        logHealth(kv.health, this.logger);
+        return kv;
       }
       const { MemoryKeyValueStore } = await import('../adapters/kv/memory.ts');
       return new MemoryKeyValueStore();
@@ -104,12 +112,13 @@ export class Stores {
       names.map(async (name) => {
         const started = performance.now();
         try {
+          // A failed open is forgotten by once(), so the next check opens it again; an
+          // open store whose ping fails is kept: its client reconnects by itself, and
+          // re-opening would leak its pool (and re-run migrations) on every outage.
           const store = (await this[name]()) as { ping(): Promise<void> };
           await withTimeout(store.ping(), 3000, `${name} ping`);
           return [name, { ok: true, ms: round(performance.now() - started) }] as const;
         } catch (err) {
-          // A failed open must not be cached forever: the next check retries it.
-          this.opened.delete(name);
           return [name, { ok: false, ms: round(performance.now() - started), error: (err as Error).message }] as const;
         }
       }),
@@ -118,6 +127,7 @@ export class Stores {
   }
 
   async close(): Promise<void> {
+    this.stopLoggingDegradations();
     // The vector store may sit on the database, so it closes first.
     const order: StoreName[] = ['queue', 'vectors', 'objects', 'models', 'backups', 'kv', 'db'];
     for (const name of order) {
@@ -152,8 +162,30 @@ export class Stores {
       store = new FsObjectStore(path.join(this.config.dataDir, 'objects'), bucket);
     }
     await store.ensureBucket();
+    if ('health' in store) logHealth((store as { health: DependencyHealth }).health, this.logger);
     return store;
   }
+}
+
+/** One line when a dependency goes down and one when it is back, with how long it was gone. */
+function logHealth(health: DependencyHealth, logger: Logger): void {
+  health.on('down', (err) => logger.warn({ dependency: health.name, err: err.message }, 'dependency unreachable'));
+  health.on('up', (downMs) => logger.info({ dependency: health.name, downMs }, 'dependency reachable again'));
+}
+
+/** Degraded operations (e.g. a cache read without Redis) logged at most once per use every 10 s, with the count. */
+function logDegradations(logger: Logger): () => void {
+  const last = new Map<string, { at: number; logged: number }>();
+  const listener = (event: { dependency: string; use: string; error: string }) => {
+    const key = `${event.dependency}:${event.use}`;
+    const total = degradations.snapshot()[key] ?? 0;
+    const seen = last.get(key);
+    if (seen && Date.now() - seen.at < 10_000) return;
+    logger.warn({ dependency: event.dependency, use: event.use, total, since: total - (seen?.logged ?? 0), err: event.error }, 'running degraded: dependency unavailable');
+    last.set(key, { at: Date.now(), logged: total });
+  };
+  degradations.on('degraded', listener);
+  return () => degradations.off('degraded', listener);
 }
 
 const round = (ms: number) => Math.round(ms * 10) / 10;

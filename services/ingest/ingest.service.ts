@@ -1,6 +1,7 @@
 import os from 'node:os';
 import type { ServiceSchema } from 'moleculer';
 import { JobObserver } from '../../lib/metrics/job-observer.ts';
+import { whenUp, type DependencyHealth } from '../../lib/adapters/dependency-health.ts';
 import type { Consumer } from '../../lib/ports/job-queue.ts';
 import { JobsRepository, type JobRow } from '../../lib/repositories/jobs.ts';
 import { readinessAction, type CallMeta, type RagmeshContext, type Runtime } from '../../lib/runtime/service-kit.ts';
@@ -22,6 +23,7 @@ export default function ingestService(runtime: Runtime): ServiceSchema {
   let consumer: Consumer | null = null;
   let sweeper: NodeJS.Timeout | null = null;
   const running = new Map<string, AbortController>();
+  const stopping = new AbortController();
 
   return {
     name: 'ingest',
@@ -78,9 +80,17 @@ export default function ingestService(runtime: Runtime): ServiceSchema {
         running,
       };
 
+      // While PostgreSQL is unreachable the worker pauses: deliveries wait (at most the
+      // prefetch of them) instead of failing and spending attempts; they run when it is back.
+      // The same for Redis while it holds the job locks.
+      const gates = [db.health, ...('health' in kv ? [(kv as { health: DependencyHealth }).health] : [])];
+      for (const health of gates) {
+        health.on('down', () => runtime.logger.warn({ queue: 'ingest', dependency: health.name }, 'consumption paused: dependency unreachable'));
+        health.on('up', (downMs) => runtime.logger.info({ queue: 'ingest', dependency: health.name, downMs }, 'consumption resumed'));
+      }
       consumer = await queue.consume(
         'ingest',
-        (delivery) => runIngestJob(deps, delivery),
+        (delivery) => whenUp(gates, () => runIngestJob(deps, delivery), stopping.signal),
         { prefetch: config.ingest.concurrency },
       );
 
@@ -99,6 +109,7 @@ export default function ingestService(runtime: Runtime): ServiceSchema {
 
     async stopped() {
       if (sweeper) clearInterval(sweeper);
+      stopping.abort(new WorkerShutdown());
       for (const controller of running.values()) controller.abort(new WorkerShutdown());
       await consumer?.close();
       consumer = null;

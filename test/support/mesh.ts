@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { startS3Server } from './s3-server.ts';
+import { startS3Server, type TestS3Server } from './s3-server.ts';
 import { httpJson } from './http.ts';
 import { freePort, runScript, startNode, waitFor, type NodeProcess } from './processes.ts';
 import { createTestDatabase, createTestVhost, REDIS_BASE_URL, tempDir, testKeyPrefix } from './services.ts';
@@ -14,6 +14,7 @@ export class TestMesh {
   readonly processes: NodeProcess[] = [];
   apiUrl = '';
   databaseUrl = '';
+  s3!: TestS3Server;
   private disposables: Array<() => Promise<void>> = [];
 
   static async create(extra: Record<string, string> = {}): Promise<TestMesh> {
@@ -21,6 +22,7 @@ export class TestMesh {
     const [database, vhost, s3, dataDir] = await Promise.all([createTestDatabase(), createTestVhost(), startS3Server(), tempDir()]);
     mesh.disposables.push(database.dispose, vhost.dispose, s3.stop, dataDir.dispose);
     mesh.databaseUrl = database.value;
+    mesh.s3 = s3;
     Object.assign(mesh.env, {
       RAGMESH_PROFILE: 'mesh',
       TRANSPORTER: vhost.value,
@@ -45,13 +47,13 @@ export class TestMesh {
   }
 
   /** Starts a process running `services`; the api one gets a port and becomes `apiUrl`. */
-  async start(name: string, services: string, extra: Record<string, string> = {}): Promise<NodeProcess> {
+  async start(name: string, services: string, extra: Record<string, string> = {}, options: { prefix?: string[]; apiHost?: string } = {}): Promise<NodeProcess> {
     const env: Record<string, string> = { ...this.env, SERVICES: services, NODE_ID: `e2e-${name}`, ...extra };
     if (services.split(',').includes('api')) {
       env.PORT = String(await freePort());
-      this.apiUrl = `http://127.0.0.1:${env.PORT}`;
+      this.apiUrl = `http://${options.apiHost ?? '127.0.0.1'}:${env.PORT}`;
     }
-    const node = startNode(name, env);
+    const node = startNode(name, env, 'main.ts', options.prefix);
     this.processes.push(node);
     await node.waitForLog((e) => e.msg === 'ragmesh ready', 90_000);
     return node;

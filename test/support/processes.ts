@@ -18,8 +18,11 @@ export interface NodeProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export function startNode(name: string, env: Record<string, string>, script = 'main.ts'): NodeProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+/** `prefix` runs the process through a wrapper that execs it, e.g. `ip netns exec NS`. */
+export function startNode(name: string, env: Record<string, string>, script = 'main.ts', prefix: string[] = []): NodeProcess {
+  const argv = [process.execPath, '--import', 'tsx', script];
+  const command = [...prefix, ...argv];
+  const child = spawn(command[0]!, command.slice(1), {
     cwd: ROOT,
     // A clean environment: only what the test passes, plus PATH/HOME for tooling.
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },

@@ -12,9 +12,20 @@ import type { S3Config } from '../../lib/config/env.ts';
  * run here. Known gaps against MinIO: s3rver does not verify request signatures
  * (a wrong secret key is not caught) and has no multipart upload.
  */
-export async function startS3Server(): Promise<{ config: S3Config; endpoint: string; stop(): Promise<void> }> {
+export interface TestS3Server {
+  config: S3Config;
+  endpoint: string;
+  stop(): Promise<void>;
+  /** Stops serving (connections refused) but keeps the data, for outage tests. */
+  halt(): Promise<void>;
+  /** Serves again on the same port with the same data. */
+  resume(): Promise<void>;
+}
+
+export async function startS3Server(): Promise<TestS3Server> {
   const dir = await mkdtemp(path.join(tmpdir(), 'ragmesh-s3-'));
-  const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: dir });
+  let server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: dir });
+  let running = true;
   const address = (await server.run()) as AddressInfo;
   return {
     endpoint: `http://127.0.0.1:${address.port}`,
@@ -27,8 +38,19 @@ export async function startS3Server(): Promise<{ config: S3Config; endpoint: str
       region: 'us-east-1',
     },
     async stop() {
-      await server.close();
+      if (running) await server.close();
+      running = false;
       await rm(dir, { recursive: true, force: true });
+    },
+    async halt() {
+      if (running) await server.close();
+      running = false;
+    },
+    async resume() {
+      if (running) return;
+      server = new S3rver({ address: '127.0.0.1', port: address.port, silent: true, directory: dir });
+      await server.run();
+      running = true;
     },
   };
 }

@@ -1,8 +1,11 @@
 import { mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createRequire } from 'node:module';
 import knexPkg, { type Knex } from 'knex';
 import type { Config } from '../../config/env.ts';
+import { appError, RagmeshError } from '../../errors.ts';
+import { DependencyHealth } from '../dependency-health.ts';
 
 /** The system of record: one knex instance over PostgreSQL or PGlite, chosen by DB_DRIVER. */
 export interface Database {
@@ -10,6 +13,8 @@ export interface Database {
   readonly knex: Knex;
   /** The PGlite instance under knex (embedded only): backups dump its data directory. */
   readonly pglite?: PgliteHandle;
+  /** Down after a connection-class failure until a probe answers; workers wait on it. */
+  readonly health: DependencyHealth;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
@@ -21,27 +26,115 @@ export interface PgliteHandle {
 }
 
 export async function openDatabase(config: Pick<Config, 'db' | 'dataDir'>): Promise<Database> {
+  const health = new DependencyHealth('db', async () => {
+    await knex.raw('select 1');
+  });
   const { knex, pglite } =
-    config.db.driver === 'pg' ? { knex: openPg(config.db.url!, config.db.poolMax), pglite: undefined } : await openPglite(config.dataDir);
+    config.db.driver === 'pg' ? { knex: openPg(config.db.url!, config.db.poolMax, health), pglite: undefined } : await openPglite(config.dataDir);
   return {
     backend: config.db.driver,
     knex,
     pglite,
+    health,
     async ping() {
       await knex.raw('select 1');
     },
     async close() {
+      health.close();
       await knex.destroy();
     },
   };
 }
 
-function openPg(url: string, poolMax: number): Knex {
+/**
+ * Bounds on waiting for PostgreSQL, so a request never hangs on it: connecting (a
+ * dropped network answers nothing), getting a connection from the pool (all busy or
+ * none can be made), and one statement (a lock held by someone else). A stopped
+ * server refuses at once; these only bound the silent cases, and stay generous because
+ * a process whose event loop is starved (busy boot, 2 cores) fires its timers late.
+ */
+export const PG_TIMEOUTS = { connectMs: 10_000, acquireMs: 10_000, statementMs: 60_000 } as const;
+
+/** Node's socket errors that mean the server cannot be reached. */
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED']);
+/** SQLSTATEs of a server going away or refusing new work: class 08 plus admin shutdown, crash shutdown, cannot connect now, too many connections. */
+const UNAVAILABLE_STATES = /^(08...|57P0[123]|53300)$/;
+const CONNECTION_MESSAGES = /Connection terminated|connection error and is not queryable|timeout exceeded when trying to connect|Connection ended unexpectedly|Timeout acquiring a connection|the database system is (shutting down|starting up|in recovery mode)/i;
+
+/** True when `err` means "PostgreSQL cannot be reached right now", not "this statement is wrong". */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  const e = err as { code?: unknown; name?: string; message?: string } | null;
+  if (!e) return false;
+  if (typeof e.code === 'string' && (NETWORK_CODES.has(e.code) || UNAVAILABLE_STATES.test(e.code))) return true;
+  if (e.name === 'KnexTimeoutError') return true;
+  return CONNECTION_MESSAGES.test(String(e.message ?? ''));
+}
+
+/**
+ * Classifies at the origin: an unreachable database becomes a retryable 503
+ * DATABASE_UNAVAILABLE (and marks the health down); a statement stopped by the
+ * statement timeout a retryable 503 DATABASE_TIMEOUT. Anything else passes unchanged.
+ */
+export function classifyDatabaseError(err: unknown, health?: DependencyHealth): unknown {
+  if (err instanceof RagmeshError) return err;
+  if (isDatabaseUnavailable(err)) {
+    health?.reportDown(err as Error);
+    // The cause's code (ECONNREFUSED, 57P01, KnexTimeoutError) says which outage without echoing hosts or SQL.
+    const e = err as { code?: unknown; name?: string };
+    const why = typeof e.code === 'string' ? e.code : (e.name ?? 'Error');
+    return Object.assign(appError('DATABASE_UNAVAILABLE', `The database is unreachable right now (${why}); retry shortly`), { cause: err });
+  }
+  if ((err as { code?: unknown } | null)?.code === '57014' && /statement timeout/i.test(String((err as Error).message))) {
+    return Object.assign(appError('DATABASE_TIMEOUT', 'A database statement took too long; retry shortly'), { cause: err });
+  }
+  return err;
+}
+
+const requireCjs = createRequire(import.meta.url);
+type KnexClientClass = new (config: Knex.Config) => {
+  acquireConnection(): Promise<unknown>;
+  query(connection: unknown, query: unknown): Promise<unknown>;
+};
+
+function openPg(url: string, poolMax: number, health: DependencyHealth): Knex {
+  // knex's PostgreSQL client with every connection acquisition and statement
+  // classified; subclassed (not patched) because transactions build their client
+  // from the class's prototype.
+  const ClientPg = requireCjs('knex/lib/dialects/postgres/index.js') as KnexClientClass;
+  class ClassifyingClientPg extends ClientPg {
+    override async acquireConnection(): Promise<unknown> {
+      try {
+        return await super.acquireConnection();
+      } catch (err) {
+        throw classifyDatabaseError(err, health);
+      }
+    }
+    override async query(connection: unknown, query: unknown): Promise<unknown> {
+      try {
+        return await super.query(connection, query);
+      } catch (err) {
+        throw classifyDatabaseError(err, health);
+      }
+    }
+  }
   return knexPkg.knex({
-    client: 'pg',
-    connection: { connectionString: url, application_name: 'ragmesh' },
+    client: ClassifyingClientPg as unknown as typeof knexPkg.Client,
+    connection: {
+      connectionString: url,
+      application_name: 'ragmesh',
+      connectionTimeoutMillis: PG_TIMEOUTS.connectMs,
+      statement_timeout: PG_TIMEOUTS.statementMs,
+      // Dead peers (a cut network) are noticed by TCP instead of waiting forever.
+      keepAlive: true,
+    } as Knex.PgConnectionConfig,
     pool: { min: 0, max: poolMax },
-    acquireConnectionTimeout: 10_000,
+    acquireConnectionTimeout: PG_TIMEOUTS.acquireMs,
+    // knex prints every failed connection attempt; an outage is reported once, by the health.
+    log: {
+      warn: (message: unknown) => {
+        if (!/Acquire connection error|Connection Error/i.test(String(message))) console.warn(message);
+      },
+    },
   });
 }
 
@@ -118,7 +211,10 @@ export async function migrateLatest(db: Database, timeoutMs = 60_000): Promise<s
         return migrate();
       });
     } catch (err) {
-      if (!LOCKED.test(String((err as Error).message)) || Date.now() > deadline) throw err;
+      // A database restarting (or slow to hand out a first connection) while this
+      // process boots is waited for too, within the same deadline.
+      const waitable = LOCKED.test(String((err as Error).message)) || (err as RagmeshError).type === 'DATABASE_UNAVAILABLE';
+      if (!waitable || Date.now() > deadline) throw err;
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
   }

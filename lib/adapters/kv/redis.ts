@@ -1,5 +1,7 @@
 import { Redis } from 'ioredis';
+import { appError, RagmeshError } from '../../errors.ts';
 import type { KeyValueStore } from '../../ports/key-value.ts';
+import { DependencyHealth } from '../dependency-health.ts';
 
 // Compare-and-delete must be one atomic step, or a lock could expire and be taken by
 // another holder between our GET and DEL.
@@ -7,21 +9,33 @@ const DELETE_IF_EQUALS = `if redis.call('get', KEYS[1]) == ARGV[1] then return r
 // The expiry is set only by the first increment, so the window is fixed, not sliding.
 const INCREMENT_IN_WINDOW = `local n = redis.call('incr', KEYS[1]) if n == 1 then redis.call('pexpire', KEYS[1], ARGV[1]) end return n`;
 
+/** How long one command may wait for Redis (a paused or stalled server) before it counts as unavailable. */
+export const REDIS_COMMAND_TIMEOUT_MS = 500;
+
 export class RedisKeyValueStore implements KeyValueStore {
   readonly backend = 'redis' as const;
+  readonly health: DependencyHealth;
 
-  private constructor(private readonly redis: Redis) {}
+  private constructor(private readonly redis: Redis) {
+    this.health = new DependencyHealth('kv', async () => {
+      await this.redis.ping();
+    });
+  }
 
   /**
-   * ioredis reconnects on its own with backoff; commands issued while disconnected
-   * wait in its offline queue, so a Redis restart costs latency, not errors.
-   * `maxRetriesPerRequest` bounds how long one command can wait.
+   * ioredis reconnects on its own with backoff. While it is disconnected, commands fail
+   * at once (no offline queue) and a command Redis does not answer (CLIENT PAUSE, a
+   * stalled server) fails after REDIS_COMMAND_TIMEOUT_MS: either way as a retryable
+   * 503 KV_UNAVAILABLE, so callers degrade (see degradable.ts) instead of waiting.
    */
   static async connect(url: string, prefix: string): Promise<RedisKeyValueStore> {
     const redis = new Redis(url, {
       keyPrefix: prefix,
       lazyConnect: true,
-      maxRetriesPerRequest: 3,
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: false,
+      commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+      connectTimeout: 2000,
       enableReadyCheck: true,
       retryStrategy: (times) => Math.min(times * 200, 2000),
     });
@@ -39,35 +53,57 @@ export class RedisKeyValueStore implements KeyValueStore {
   }
 
   async get(key: string): Promise<string | null> {
-    return this.redis.get(key);
+    return this.command(() => this.redis.get(key));
   }
 
   async set(key: string, value: string, ttlMs?: number): Promise<void> {
-    if (ttlMs) await this.redis.set(key, value, 'PX', ttlMs);
-    else await this.redis.set(key, value);
+    await this.command(() => (ttlMs ? this.redis.set(key, value, 'PX', ttlMs) : this.redis.set(key, value)));
   }
 
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
-    return (await this.redis.set(key, value, 'PX', ttlMs, 'NX')) === 'OK';
+    return (await this.command(() => this.redis.set(key, value, 'PX', ttlMs, 'NX'))) === 'OK';
   }
 
   async deleteIfEquals(key: string, expected: string): Promise<boolean> {
-    return (await this.redis.eval(DELETE_IF_EQUALS, 1, key, expected)) === 1;
+    return (await this.command(() => this.redis.eval(DELETE_IF_EQUALS, 1, key, expected))) === 1;
   }
 
   async delete(key: string): Promise<void> {
-    await this.redis.del(key);
+    await this.command(() => this.redis.del(key));
   }
 
   async incrementInWindow(key: string, windowMs: number): Promise<number> {
-    return Number(await this.redis.eval(INCREMENT_IN_WINDOW, 1, key, windowMs));
+    return Number(await this.command(() => this.redis.eval(INCREMENT_IN_WINDOW, 1, key, windowMs)));
   }
 
   async ping(): Promise<void> {
-    await this.redis.ping();
+    await this.command(() => this.redis.ping());
   }
 
   async close(): Promise<void> {
+    this.health.close();
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
+
+  /** Runs one command; a connection-class failure becomes KV_UNAVAILABLE (errors of the command itself pass). */
+  private async command<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (err) {
+      if (err instanceof RagmeshError || !isRedisUnavailable(err)) throw err;
+      this.health.reportDown(err as Error);
+      throw Object.assign(appError('KV_UNAVAILABLE', 'Redis is unreachable right now'), { cause: err });
+    }
+  }
+}
+
+/**
+ * Redis replied with an error (WRONGTYPE, a script error) vs. no usable reply: a
+ * timeout, a closed or unwritable connection, too many retries.
+ */
+export function isRedisUnavailable(err: unknown): boolean {
+  const e = err as { name?: string; message?: string; code?: string } | null;
+  if (!e) return false;
+  if (e.name === 'ReplyError') return /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN)\b/.test(String(e.message));
+  return true;
 }

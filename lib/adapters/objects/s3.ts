@@ -6,13 +6,15 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Client } from 'minio';
-import { appError } from '../../errors.ts';
+import { appError, RagmeshError } from '../../errors.ts';
+import { DependencyHealth } from '../dependency-health.ts';
 import type { S3Config } from '../../config/env.ts';
 import { assertObjectKey, assertObjectPrefix, type ObjectInfo, type ObjectStore, type PutOptions } from '../../ports/object-store.ts';
 
 /** MinIO or any S3 API, through the `minio` client. */
 export class S3ObjectStore implements ObjectStore {
   readonly backend = 's3' as const;
+  readonly health: DependencyHealth;
   private readonly client: Client;
 
   constructor(
@@ -28,9 +30,14 @@ export class S3ObjectStore implements ObjectStore {
       region: s3.region,
       pathStyle: true,
     });
+    this.health = new DependencyHealth('objects', () => this.rawPing());
   }
 
   async ensureBucket(): Promise<void> {
+    return this.classified(() => this.ensureBucketRaw());
+  }
+
+  private async ensureBucketRaw(): Promise<void> {
     if (await this.client.bucketExists(this.bucket)) return;
     try {
       await this.client.makeBucket(this.bucket, this.s3.region);
@@ -48,6 +55,10 @@ export class S3ObjectStore implements ObjectStore {
    */
   async put(key: string, body: Readable | Buffer, options: PutOptions = {}): Promise<ObjectInfo> {
     assertObjectKey(key);
+    return this.classified(() => this.putRaw(key, body, options));
+  }
+
+  private async putRaw(key: string, body: Readable | Buffer, options: PutOptions): Promise<ObjectInfo> {
     const metadata = options.contentType ? { 'Content-Type': options.contentType } : {};
     let size: number;
     if (Buffer.isBuffer(body) || options.size !== undefined) {
@@ -80,7 +91,7 @@ export class S3ObjectStore implements ObjectStore {
       return await this.client.getObject(this.bucket, key);
     } catch (err) {
       if (isMissing(err)) throw appError('OBJECT_NOT_FOUND', `No object "${key}" in bucket "${this.bucket}"`);
-      throw err;
+      throw this.classify(err);
     }
   }
 
@@ -96,20 +107,24 @@ export class S3ObjectStore implements ObjectStore {
       };
     } catch (err) {
       if (isMissing(err)) return null;
-      throw err;
+      throw this.classify(err);
     }
   }
 
   async delete(key: string): Promise<void> {
     assertObjectKey(key);
-    await this.client.removeObject(this.bucket, key);
+    await this.classified(() => this.client.removeObject(this.bucket, key));
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
     assertObjectPrefix(prefix);
     const stream = this.client.listObjectsV2(this.bucket, prefix, true);
-    for await (const item of stream as AsyncIterable<{ name?: string; size: number; lastModified: Date }>) {
-      if (item.name) yield { key: item.name, size: item.size, lastModified: item.lastModified };
+    try {
+      for await (const item of stream as AsyncIterable<{ name?: string; size: number; lastModified: Date }>) {
+        if (item.name) yield { key: item.name, size: item.size, lastModified: item.lastModified };
+      }
+    } catch (err) {
+      throw this.classify(err);
     }
   }
 
@@ -119,10 +134,31 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async ping(): Promise<void> {
+    await this.classified(() => this.rawPing());
+  }
+
+  private async rawPing(): Promise<void> {
     if (!(await this.client.bucketExists(this.bucket))) throw new Error(`bucket "${this.bucket}" does not exist`);
   }
 
-  async close(): Promise<void> {}
+  /** An unreachable or failing S3 becomes a retryable 503 OBJECTS_UNAVAILABLE at its origin; answers about the request pass. */
+  private classify(err: unknown): unknown {
+    if (err instanceof RagmeshError || !isObjectsUnavailable(err)) return err;
+    this.health.reportDown(err as Error);
+    return Object.assign(appError('OBJECTS_UNAVAILABLE', 'Object storage is unreachable right now; retry shortly'), { cause: err });
+  }
+
+  private async classified<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (err) {
+      throw this.classify(err);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.health.close();
+  }
 }
 
 const IN_MEMORY_LIMIT = 1024 * 1024;
@@ -148,4 +184,16 @@ async function readHead(stream: Readable, limit: number): Promise<{ head: Buffer
 function isMissing(err: unknown): boolean {
   const code = (err as { code?: string }).code;
   return code === 'NoSuchKey' || code === 'NotFound' || code === 'NoSuchObject';
+}
+
+/** Node's socket errors, and S3's own "try again" answers (5xx codes). */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED', 'UND_ERR_SOCKET']);
+const RETRY_LATER = new Set(['InternalError', 'ServiceUnavailable', 'SlowDown', 'RequestTimeout', 'XMinioServerNotInitialized']);
+
+export function isObjectsUnavailable(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: string; cause?: { code?: unknown } } | null;
+  if (!e) return false;
+  const code = typeof e.code === 'string' ? e.code : typeof e.cause?.code === 'string' ? e.cause.code : '';
+  if (UNREACHABLE.has(code) || RETRY_LATER.has(code)) return true;
+  return /socket hang up|ECONNREFUSED|ECONNRESET|other side closed/i.test(String(e.message ?? ''));
 }

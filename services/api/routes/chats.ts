@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { degradable } from '../../../lib/adapters/kv/degradable.ts';
 import { appError } from '../../../lib/errors.ts';
 import { answer, forgetLlmInfo, type AnswerOptions } from '../../../lib/llm/answering.ts';
 import type { ChatMessage } from '../../../lib/llm/types.ts';
@@ -53,7 +54,8 @@ export function chatRoutes(runtime: Runtime): ApiRouteModule {
 
   /** Takes one of the user's stream slots in the KV store (Redis in the mesh), or answers 429. */
   const takeStreamSlot = async (tenantId: string, userId: string): Promise<() => Promise<void>> => {
-    const kv = await runtime.stores.kv();
+    // Without Redis the cap is counted in this process only (logged and counted as degraded).
+    const kv = degradable(await runtime.stores.kv(), 'stream-cap');
     const holder = randomUUID();
     const cap = runtime.config.chat.streamsPerUser;
     for (let i = 0; i < cap; i++) {
