@@ -3,6 +3,7 @@ import type { ServiceSchema } from 'moleculer';
 import type { Consumer } from '../../lib/ports/job-queue.ts';
 import { JobsRepository, type JobRow } from '../../lib/repositories/jobs.ts';
 import { readinessAction, type RagmeshContext, type Runtime } from '../../lib/runtime/service-kit.ts';
+import { JobObserver } from '../../lib/metrics/job-observer.ts';
 import { JOB_CANCEL_EVENT, JOB_UPDATED_EVENT, jobView } from '../ingest/job-model.ts';
 import { ANALYZE_QUEUE, AnalyzeCanceled, AnalyzeWorkerStopping, analyzeMessage, runAnalyzeJob, type AnalyzeDeps } from './job.ts';
 
@@ -33,6 +34,7 @@ export default function analyzeService(runtime: Runtime): ServiceSchema {
     async started() {
       const [db, objects, kv, queue] = await Promise.all([runtime.stores.db(), runtime.stores.objects(), runtime.stores.kv(), runtime.stores.queue()]);
       const broker = this.broker;
+      const observer = runtime.metrics ? new JobObserver(runtime.metrics) : null;
       const deps: AnalyzeDeps = {
         db,
         objects,
@@ -43,7 +45,11 @@ export default function analyzeService(runtime: Runtime): ServiceSchema {
         maxAttempts: config.queue.maxAttempts,
         backoffMs: config.queue.backoffMs,
         lockTtlMs: config.queue.lockTtlMs,
-        publishJob: (job: JobRow) => void broker.broadcast(JOB_UPDATED_EVENT, jobView(job)).catch(() => undefined),
+        publishJob: (job: JobRow) => {
+          // Stage timings and outcomes are read off every job update (lib/metrics/job-observer.ts).
+          observer?.observe(job);
+          void broker.broadcast(JOB_UPDATED_EVENT, jobView(job)).catch(() => undefined);
+        },
         running,
       };
       consumer = await queue.consume(ANALYZE_QUEUE, (delivery) => runAnalyzeJob(deps, delivery), { prefetch: 2 });
