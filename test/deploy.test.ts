@@ -173,3 +173,53 @@ describe('stack.yml (validated by docker stack config)', { skip: STACK_CONFIG ??
     }
   });
 });
+
+describe('deploy/: Prometheus and Grafana', () => {
+  const metricNames = async () => {
+    const { readdir } = await import('node:fs/promises');
+    const names = new Set<string>();
+    for (const file of await readdir(`${ROOT}/lib/metrics`)) {
+      if (file.endsWith('.test.ts')) continue;
+      for (const m of (await readFile(`${ROOT}/lib/metrics/${file}`, 'utf8')).matchAll(/'(ragmesh_[a-z_]+)'/g)) names.add(m[1]!);
+    }
+    return names;
+  };
+  /** ragmesh_* names in a query, without the histogram/counter suffixes Prometheus adds. */
+  const used = (text: string) => [...new Set([...text.matchAll(/\b(ragmesh_[a-z_]+)/g)].map((m) => m[1]!.replace(/_(bucket|sum|count)$/, '')))];
+
+  it('scrapes every replica of every ragmesh service through Swarm DNS, on the port that serves /metrics', async () => {
+    const config = parse(await readFile(`${ROOT}/deploy/prometheus/prometheus.yml`, 'utf8')) as { scrape_configs: Array<{ job_name: string; dns_sd_configs?: Array<{ names: string[]; type: string; port: number }> }>; rule_files: string[] };
+    for (const name of SERVICE_NAMES) {
+      const job = config.scrape_configs.find((j) => j.job_name === name);
+      assert.ok(job, name);
+      assert.deepEqual(job.dns_sd_configs?.[0]?.names, [`tasks.${name}`]);
+      assert.equal(job.dns_sd_configs?.[0]?.type, 'A');
+      assert.equal(job.dns_sd_configs?.[0]?.port, name === 'api' ? 3000 : 9090);
+    }
+    assert.deepEqual(config.rule_files, ['/etc/prometheus/alerts.yml']);
+  });
+
+  it('alerts on latency, 5xx, queue length, dead letters, stuck jobs and readiness, each with its runbook section', async () => {
+    const rules = parse(await readFile(`${ROOT}/deploy/prometheus/alerts.yml`, 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string; annotations: { runbook: string } }> }> };
+    const all = rules.groups.flatMap((g) => g.rules);
+    const runbook = await readFile(`${ROOT}/docs/operations.md`, 'utf8');
+    const known = await metricNames();
+    for (const covers of ['ragmesh_http_request_duration_seconds_bucket', 'status=~"5..', 'ragmesh_queue_depth', 'ragmesh_queue_dead_letters', 'ragmesh_jobs_stuck', 'readiness']) {
+      assert.ok(all.some((r) => r.expr.includes(covers)), covers);
+    }
+    for (const rule of all) {
+      assert.equal(rule.annotations.runbook, `docs/operations.md#${rule.alert.toLowerCase()}`);
+      assert.ok(runbook.includes(`\n### ${rule.alert}\n`), `docs/operations.md has a section for ${rule.alert}`);
+      for (const name of used(rule.expr)) assert.ok(known.has(name), `${rule.alert}: ${name} is not a ragmesh metric`);
+    }
+  });
+
+  it('ships a Grafana dashboard whose queries use only metrics ragmesh exports', async () => {
+    const dashboard = JSON.parse(await readFile(`${ROOT}/deploy/grafana/ragmesh.json`, 'utf8')) as { uid: string; panels: Array<{ title: string; targets: Array<{ expr: string }> }> };
+    assert.equal(dashboard.uid, 'ragmesh');
+    const known = await metricNames();
+    const exprs = dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr)).join('\n');
+    for (const name of used(exprs)) assert.ok(known.has(name), `${name} is not a ragmesh metric`);
+    for (const name of known) assert.ok(exprs.includes(name), `the dashboard shows ${name}`);
+  });
+});
