@@ -28,7 +28,7 @@ import { datasetDir } from './support.ts';
 
 const XQUAD = datasetDir('xquad-en');
 const QUESTIONS = Number(process.env.BENCH_QUESTIONS ?? 200);
-const UPLOAD_CONCURRENCY = 8;
+const UPLOAD_CONCURRENCY = 2;
 const RAG_TOP_K = 6;
 
 const readJsonl = async <T>(file: string): Promise<T[]> =>
@@ -38,6 +38,20 @@ const readJsonl = async <T>(file: string): Promise<T[]> =>
 const fold = (text: string) => ` ${text.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, ' ').trim()} `;
 const contains = (text: string, golds: string[]) => golds.some((g) => fold(text).includes(fold(g)));
 const wordCount = (text: string) => (text.replace(/\[\d+\]/g, ' ').match(/[\p{L}\p{N}]+(?:[.,'’-][\p{L}\p{N}]+)*/gu) ?? []).length;
+
+/**
+ * fetch, once more after a connection reset: on a loaded machine a kept-alive socket
+ * the server is closing gets reused now and then. Every request here is safe to repeat.
+ */
+async function fetchRetry(url: string, init?: RequestInit): Promise<Response> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fetch(url, init);
+    } catch (err) {
+      if (attempt >= 3) throw err;
+    }
+  }
+}
 
 async function main(): Promise<void> {
   const docs = await readJsonl<{ id: string; title: string; text: string }>('docs.jsonl');
@@ -63,10 +77,8 @@ async function main(): Promise<void> {
           const form = new FormData();
           form.append('source_id', `xquad-${doc.id}`);
           form.append('file', new Blob([doc.text], { type: 'text/plain' }), `${doc.id}.txt`);
-          // A connection reset under load is retried: the same source_id makes a repeat a duplicate, not a second copy.
-          const res = await fetch(`${base}/api/v1/documents`, { method: 'POST', headers: auth, body: form }).catch(() =>
-            fetch(`${base}/api/v1/documents`, { method: 'POST', headers: auth, body: form }),
-          );
+          // A repeated upload is a duplicate (same source_id), not a second copy.
+          const res = await fetchRetry(`${base}/api/v1/documents`, { method: 'POST', headers: auth, body: form });
           const body = (await res.json()) as { job: { id: string } | null };
           if (res.status !== 202 && res.status !== 200) throw new Error(`upload of ${doc.id} answered ${res.status}: ${JSON.stringify(body)}`);
           if (body.job) jobs.push(body.job.id);
@@ -76,7 +88,7 @@ async function main(): Promise<void> {
     let failed = 0;
     for (const jobId of jobs) {
       for (;;) {
-        const job = (await (await fetch(`${base}/api/v1/jobs/${jobId}`, { headers: auth })).json()) as { status: string };
+        const job = (await (await fetchRetry(`${base}/api/v1/jobs/${jobId}`, { headers: auth })).json()) as { status: string };
         if (job.status === 'ready') break;
         if (job.status === 'failed' || job.status === 'canceled') {
           failed++;
@@ -96,7 +108,7 @@ async function main(): Promise<void> {
     // BENCH_DUMP=file.json keeps each question with its hits, to tune answers offline.
     const dump: Array<{ question: string; answers: string[]; hits: string[] }> = [];
     for (const q of asked) {
-      const search = await fetch(`${base}/api/v1/search`, {
+      const search = await fetchRetry(`${base}/api/v1/search`, {
         method: 'POST',
         headers: { ...auth, 'Content-Type': 'application/json' },
         body: JSON.stringify({ query: q.text, limit: RAG_TOP_K }),
@@ -105,7 +117,7 @@ async function main(): Promise<void> {
       if (search.status !== 200) throw new Error(`search answered ${search.status}: ${JSON.stringify(result)}`);
       const best = result.hits[0]?.text ?? '';
       dump.push({ question: q.text, answers: q.answers, hits: result.hits.map((h) => h.text) });
-      const completion = await fetch(`${base}/v1/chat/completions`, {
+      const completion = await fetchRetry(`${base}/v1/chat/completions`, {
         method: 'POST',
         headers: { ...auth, 'Content-Type': 'application/json' },
         body: JSON.stringify({ model: 'ragmesh', messages: [{ role: 'user', content: q.text }] }),
