@@ -30,7 +30,7 @@ import { httpJson } from '../test/support/http.ts';
 import { TestMesh } from '../test/support/mesh.ts';
 import { waitFor } from '../test/support/processes.ts';
 
-const TOKENS = Number(process.env.BENCH_TOKENS ?? 48);
+const TOKENS = Number(process.env.BENCH_TOKENS ?? 32);
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 3);
 const CONTEXT = 2048;
 const ALIAS = 'qwen-shape';
@@ -100,13 +100,13 @@ class Raw {
 }
 
 /** One chat message over HTTP; a fresh chat each time, so the prompt is the same as raw's. */
-async function overHttp(base: string, token: string): Promise<Sample> {
+async function overHttp(base: string, token: string, maxTokens = TOKENS): Promise<Sample> {
   const chat = (await httpJson(`${base}/api/v1/chats`, { method: 'POST', token })).body;
   const started = performance.now();
   const res = await fetch(`${base}/api/v1/chats/${chat.id}/messages`, {
     method: 'POST',
     headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
-    body: JSON.stringify({ content: PROMPT, rag: false, maxTokens: TOKENS }),
+    body: JSON.stringify({ content: PROMPT, rag: false, maxTokens }),
   });
   if (res.status !== 200) throw new Error(`chat answered ${res.status}: ${await res.text()}`);
   const decoder = new TextDecoder();
@@ -164,7 +164,7 @@ async function main(): Promise<void> {
     await waitFor('the embedded llm to load the model', async () => ((await embedded.node.broker.call('llm.readiness')) as { ready: boolean }).ready, 300_000);
     const embeddedInfo = (await embedded.node.broker.call('llm.info')) as { threads?: number };
     const embeddedToken = await embedded.token(['editor']);
-    await waitFor('the mesh gateway to reach the llm', async () => (await overHttp(mesh.apiUrl, meshToken).catch(() => null)) !== null, 120_000);
+    await waitFor('the mesh gateway to reach the llm', async () => (await overHttp(mesh.apiUrl, meshToken, 1).catch(() => null)) !== null, 600_000);
 
     // Raw node-llama-cpp at every thread count: the best is the baseline.
     const sweep: Record<number, ReturnType<typeof summary>> = {};
