@@ -2,8 +2,8 @@ import type { Context, Middleware } from 'moleculer';
 
 /**
  * One log line per served call, where it was served: debug for success and for a
- * 4xx (the caller's mistake; the api's access log already has it), error with the
- * stack for anything else. With LOG_LEVEL=debug every hop of a request shows up in
+ * 4xx (the caller's mistake; the api's access log already has it), warn for a
+ * retryable 5xx, error with the stack for anything else. With LOG_LEVEL=debug every hop of a request shows up in
  * its process's log under the request's request_id.
  */
 export const callLoggingMiddleware: Middleware = {
@@ -18,9 +18,11 @@ export const callLoggingMiddleware: Middleware = {
         ctx.service?.logger.debug(entry(), `served ${action.name}`);
         return result;
       } catch (err) {
-        const e = err as Error & { code?: number; type?: string };
+        const e = err as Error & { code?: number; type?: string; retryable?: boolean };
         const status = typeof e.code === 'number' ? e.code : 500;
-        if (status >= 500) ctx.service?.logger.error({ ...entry(), status, type: e.type, err }, `${action.name} failed`);
+        // A retryable 5xx (overloaded, maintenance mode, a dependency down) is the system working as designed: no stack.
+        if (status >= 500 && e.retryable) ctx.service?.logger.warn({ ...entry(), status, type: e.type }, `${action.name} unavailable: ${e.message}`);
+        else if (status >= 500) ctx.service?.logger.error({ ...entry(), status, type: e.type, err }, `${action.name} failed`);
         else ctx.service?.logger.debug({ ...entry(), status, type: e.type }, `${action.name} rejected: ${e.message}`);
         throw err;
       }
