@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { cp, open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { signAccessToken } from '../../lib/auth/jwt.ts';
 import { loadConfig } from '../../lib/config/env.ts';
 import { createLogger } from '../../lib/logging.ts';
@@ -14,25 +12,8 @@ import { captureState, type DeploymentState } from '../support/deployment-state.
 import { httpJson } from '../support/http.ts';
 import { upload, waitForJob } from '../support/ingest.ts';
 import { publishRandomBert } from '../support/models.ts';
+import { runScript } from '../support/processes.ts';
 import { tempDir, type Disposable } from '../support/services.ts';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-
-/** Runs one of the project's CLIs as an operator would, in a clean environment. */
-function cli(script: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 async function boot(dataDir: string, backupDir: string): Promise<{ node: RunningNode; base: string }> {
   const env = { DATA_DIR: dataDir, BACKUP_DIR: backupDir, PORT: '0', LOG_LEVEL: 'warn' };
@@ -122,7 +103,7 @@ describe('backup and restore, embedded profile: a running node backed up, its DA
     const handle = await open(dump, 'r+');
     await handle.truncate(Math.floor(size / 2));
     await handle.close();
-    const t = await cli('scripts/restore.ts', [backupId], env(truncated.value));
+    const t = await runScript('scripts/restore.ts', [backupId], env(truncated.value));
     assert.equal(t.code, 1, t.stderr);
     assert.match(t.stderr, /truncated/);
 
@@ -133,7 +114,7 @@ describe('backup and restore, embedded profile: a running node backed up, its DA
     const bytes = await readFile(file);
     bytes[Math.floor(bytes.length / 2)]! ^= 0x01;
     await writeFile(file, bytes);
-    const f = await cli('scripts/restore.ts', [backupId], env(flipped.value));
+    const f = await runScript('scripts/restore.ts', [backupId], env(flipped.value));
     assert.equal(f.code, 1, f.stderr);
     assert.match(f.stderr, /does not match its SHA-256/);
 
@@ -148,7 +129,7 @@ describe('backup and restore, embedded profile: a running node backed up, its DA
 
   it('restores into a wiped DATA_DIR: documents, chunks, vectors, chats, model flags and search results are identical', async () => {
     await first.node.stop();
-    const restored = await cli('scripts/restore.ts', [backupId], { DATA_DIR: secondDir.value, BACKUP_DIR: backupDir.value, LOG_LEVEL: 'warn' });
+    const restored = await runScript('scripts/restore.ts', [backupId], { DATA_DIR: secondDir.value, BACKUP_DIR: backupDir.value, LOG_LEVEL: 'warn' });
     assert.equal(restored.code, 0, restored.stderr);
     assert.match(restored.stdout, new RegExp(`backup ${backupId} restored`));
 
@@ -163,7 +144,7 @@ describe('backup and restore, embedded profile: a running node backed up, its DA
       await second.node.stop();
     }
 
-    const again = await cli('scripts/restore.ts', [backupId], { DATA_DIR: secondDir.value, BACKUP_DIR: backupDir.value, LOG_LEVEL: 'warn' });
+    const again = await runScript('scripts/restore.ts', [backupId], { DATA_DIR: secondDir.value, BACKUP_DIR: backupDir.value, LOG_LEVEL: 'warn' });
     assert.equal(again.code, 1);
     assert.match(again.stderr, /empty deployment/);
   });
