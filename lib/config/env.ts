@@ -98,6 +98,9 @@ export const VARIABLES: VarSpec[] = [
   { name: 'BACKUP_SCHEDULE', doc: 'When the maintenance service takes a backup, in 5-field cron syntax, UTC (e.g. `0 3 * * *` for 03:00 daily). Empty = no scheduled backups.' },
   { name: 'BACKUP_KEEP_DAILY', default: '7', doc: 'Scheduled backups keep the newest backup of each of this many most recent days.' },
   { name: 'BACKUP_KEEP_WEEKLY', default: '4', doc: 'Scheduled backups also keep the newest backup of each of this many most recent ISO weeks.' },
+  { name: 'ORPHAN_SWEEP_INTERVAL_MINUTES', default: '60', doc: 'How often the maintenance service sweeps orphans (uploads never completed, objects and vectors of deleted documents or old versions) and expired chats; 0 = never.' },
+  { name: 'ORPHAN_MIN_AGE_HOURS', default: '24', doc: 'An upload or artifact no row refers to is removed once it is this old: presigned uploads get this long to be completed.' },
+  { name: 'CHAT_RETENTION_DAYS', default: '0', doc: 'Chats untouched for this many days are deleted with their messages, unless the tenant sets its own retention; 0 = keep forever.' },
   { name: 'TESSDATA_DIR', default: '/usr/share/tesseract-ocr/5/tessdata', doc: 'Where Debian\'s tesseract-ocr-eng/-rus put traineddata; published once as the first ocr model version when the ocr alias has none.' },
 ];
 
@@ -135,6 +138,14 @@ export interface Config {
   buildCommit: string | null;
   models: ModelsConfig;
   backup: BackupConfig;
+  sweep: SweepConfig;
+}
+
+export interface SweepConfig {
+  /** 0 = never. */
+  intervalMs: number;
+  orphanMinAgeMs: number;
+  chatRetentionDays: number;
 }
 
 export interface BackupConfig {
@@ -400,6 +411,11 @@ export function loadConfig(givenEnv: Env = process.env): Config {
       tessdataDir: path.resolve(r.string('TESSDATA_DIR') ?? '/usr/share/tesseract-ocr/5/tessdata'),
     },
     backup,
+    sweep: {
+      intervalMs: (r.int('ORPHAN_SWEEP_INTERVAL_MINUTES', 0, 525_600) ?? 0) * 60_000,
+      orphanMinAgeMs: (r.int('ORPHAN_MIN_AGE_HOURS', 0, 87_600) ?? 0) * 3600_000,
+      chatRetentionDays: r.int('CHAT_RETENTION_DAYS', 0, 36_500),
+    },
   };
 
   if (r.problems.length > 0) throw new ConfigError(r.problems);

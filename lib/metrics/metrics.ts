@@ -89,6 +89,21 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** What the maintenance sweepers and backups did, by sweeper and what was counted. */
+  readonly sweepItems = new Counter({
+    name: 'ragmesh_sweep_items_total',
+    help: 'Items a maintenance sweeper removed or reported, by sweeper (orphans, chats) and item (uploads_removed, artifacts_removed, vectors_removed, rows_missing_object, chats_deleted)',
+    labelNames: ['sweeper', 'item'] as const,
+    registers: [this.registry],
+  });
+
+  readonly backups = new Counter({
+    name: 'ragmesh_backups_total',
+    help: 'Backups taken by this process, by trigger (schedule, request) and outcome (ok, failed)',
+    labelNames: ['trigger', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
   readonly llmTokens = new Counter({
     name: 'ragmesh_llm_tokens_total',
     help: 'Tokens generated, by backend',

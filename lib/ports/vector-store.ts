@@ -67,6 +67,8 @@ export interface VectorStore {
    */
   deleteByDocument(scope: TenantScope, collection: string, documentIds: string[], versions?: VersionSelector): Promise<void>;
   count(scope: TenantScope, collection: string): Promise<number>;
+  /** Every document with at least one point in the collection: the orphan sweeper compares it with the documents table. */
+  documentIds(scope: TenantScope, collection: string): Promise<string[]>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

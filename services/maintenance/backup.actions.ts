@@ -34,7 +34,12 @@ export function backupActions(runtime: Runtime): {
   async function backupNow(actor: string, requestId: string | null): Promise<BackupResult> {
     // A second request while one runs waits for the same backup rather than starting another.
     running ??= (async () => {
-      const manifest = await createBackup(await backupSources(runtime.stores, runtime.logger));
+      const trigger = actor === 'schedule' ? 'schedule' : 'request';
+      const manifest = await createBackup(await backupSources(runtime.stores, runtime.logger)).catch((err: unknown) => {
+        runtime.metrics?.backups.inc({ trigger, outcome: 'failed' });
+        throw err;
+      });
+      runtime.metrics?.backups.inc({ trigger, outcome: 'ok' });
       const db = await runtime.stores.db();
       await new AuditRepository(db.knex).record(null, {
         actor,

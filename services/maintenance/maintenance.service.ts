@@ -3,9 +3,11 @@ import { readinessAction, type Runtime } from '../../lib/runtime/service-kit.ts'
 import { backupActions } from './backup.actions.ts';
 import { modeActions } from './mode.actions.ts';
 import { modelActions } from './models.actions.ts';
+import { sweepActions } from './sweep.actions.ts';
 
 export default function maintenanceService(runtime: Runtime): ServiceSchema {
   const backups = backupActions(runtime);
+  const sweeps = sweepActions(runtime);
   return {
     name: 'maintenance',
     actions: {
@@ -13,8 +15,15 @@ export default function maintenanceService(runtime: Runtime): ServiceSchema {
       ...modelActions(runtime),
       ...backups.actions,
       ...modeActions(runtime),
+      ...sweeps.actions,
     },
-    started: () => backups.started(),
-    stopped: () => backups.stopped(),
+    async started() {
+      await backups.started();
+      await sweeps.started();
+    },
+    async stopped() {
+      await sweeps.stopped();
+      await backups.stopped();
+    },
   };
 }

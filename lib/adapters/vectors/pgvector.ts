@@ -174,6 +174,11 @@ export class PgVectorStore implements VectorStore {
     return Number(row?.n ?? 0);
   }
 
+  async documentIds(scope: TenantScope, collection: string): Promise<string[]> {
+    const rows = (await this.knex(tableOf(collection)).where('tenant_id', scope.tenantId).distinct('document_id')) as Array<{ document_id: string }>;
+    return rows.map((r) => r.document_id).sort();
+  }
+
   async ping(): Promise<void> {
     await this.init();
     await this.knex.raw('select 1 from vector_collections limit 1');

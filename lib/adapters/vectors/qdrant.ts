@@ -101,6 +101,23 @@ export class QdrantVectorStore implements VectorStore {
     return result.count;
   }
 
+  async documentIds(scope: TenantScope, collection: string): Promise<string[]> {
+    const ids = new Set<string>();
+    let offset: string | number | null | undefined;
+    do {
+      const page = await this.client.scroll(assertCollectionName(collection), {
+        filter: { must: conditions(scope) },
+        with_payload: ['document_id'],
+        with_vector: false,
+        limit: 1000,
+        ...(offset !== undefined && offset !== null ? { offset } : {}),
+      });
+      for (const point of page.points) ids.add(String((point.payload as { document_id?: string } | null)?.document_id));
+      offset = page.next_page_offset as string | number | null | undefined;
+    } while (offset !== undefined && offset !== null);
+    return [...ids].sort();
+  }
+
   async ping(): Promise<void> {
     await this.client.versionInfo();
   }

@@ -95,6 +95,10 @@ export class UsearchVectorStore implements VectorStore {
     return this.record.count(scope, collection);
   }
 
+  documentIds(scope: TenantScope, collection: string): Promise<string[]> {
+    return this.record.documentIds(scope, collection);
+  }
+
   async ping(): Promise<void> {
     await this.record.ping();
   }

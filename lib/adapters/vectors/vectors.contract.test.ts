@@ -79,6 +79,11 @@ function vectorStoreContract(name: string, open: () => Promise<{ store: VectorSt
       assert.deepEqual(bHits.map((h) => h.payload.document_id), [docB]);
     });
 
+    it('lists the documents that have points, per tenant', async () => {
+      assert.deepEqual(await store.documentIds(A, collection), [docA, docA2].sort());
+      assert.deepEqual(await store.documentIds(B, collection), [docB]);
+    });
+
     it('filters by tags, language and document', async () => {
       const byTag = await store.search(A, collection, unit([1, 0, 0]), { limit: 10, filter: { tags: ['law', 'nothing'] } });
       assert.deepEqual(byTag.map((h) => h.payload.document_id), [docA2]);

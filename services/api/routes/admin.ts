@@ -13,6 +13,7 @@ export function adminRoutes(_runtime: Runtime): ApiRouteModule {
       'PUT admin/maintenance': 'api.admin.maintenance.set',
       'GET admin/backups': 'api.admin.backups.list',
       'POST admin/backups': 'api.admin.backups.create',
+      'POST admin/sweeps': 'api.admin.sweeps.run',
     },
     // Leaving maintenance mode must work while it is on.
     reads: ['PUT admin/maintenance'],
@@ -21,6 +22,7 @@ export function adminRoutes(_runtime: Runtime): ApiRouteModule {
       'api.admin.maintenance.set': ['admin'],
       'api.admin.backups.list': ['admin'],
       'api.admin.backups.create': ['admin'],
+      'api.admin.sweeps.run': ['admin'],
     },
     actions: {
       'admin.maintenance.get': {
@@ -32,6 +34,9 @@ export function adminRoutes(_runtime: Runtime): ApiRouteModule {
       },
       'admin.backups.list': {
         handler: (ctx: RagmeshContext) => ctx.call('maintenance.backup.list'),
+      },
+      'admin.sweeps.run': {
+        handler: (ctx: RagmeshContext) => ctx.call('maintenance.sweep.run', {}, { timeout: 0 }),
       },
       'admin.backups.create': {
         async handler(ctx: RagmeshContext) {
