@@ -8,17 +8,21 @@
  *
  * The request is GET /api/version: the gateway, one action call, no database — the
  * lightest request there is, where the fixed per-request cost of metrics weighs the most. While the
- * bench runs, /metrics of the metrics side is scraped every second, as Prometheus would.
+ * bench runs, /metrics of the metrics side is scraped at the scrape_interval of
+ * deploy/prometheus/prometheus.yml, as Prometheus would.
  */
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { signAccessToken } from '../lib/auth/jwt.ts';
-import { freePort, startNode, type NodeProcess } from '../test/support/processes.ts';
+import { readFile } from 'node:fs/promises';
+import { parse } from 'yaml';
+import { freePort, ROOT, startNode, type NodeProcess } from '../test/support/processes.ts';
 import { tempDir } from '../test/support/services.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 2500);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
+const parseDuration = (d: string) => Number(/^(\d+)s$/.exec(d)![1]) * 1000;
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
@@ -56,7 +60,8 @@ async function main(): Promise<void> {
   const secret = randomBytes(32).toString('hex');
   const [withMetrics, without] = await Promise.all([startApi(true, secret), startApi(false, secret)]);
   const token = await signAccessToken({ tenantId: 'bench', userId: 'user', roles: ['viewer'] }, secret, { issuer: 'ragmesh', ttlSeconds: 3600 });
-  const scraper = setInterval(() => void fetch(`${withMetrics.base}/metrics`).then((r) => r.text()).catch(() => undefined), 1000);
+  const scrapeEvery = parseDuration((parse(await readFile(`${ROOT}/deploy/prometheus/prometheus.yml`, 'utf8')) as { global: { scrape_interval: string } }).global.scrape_interval);
+  const scraper = setInterval(() => void fetch(`${withMetrics.base}/metrics`).then((r) => r.text()).catch(() => undefined), scrapeEvery);
   try {
     // Without metrics /metrics answers 404: make sure the switch really is off.
     if ((await fetch(`${without.base}/metrics`)).status === 200) throw new Error('METRICS=false still serves /metrics');
@@ -83,6 +88,7 @@ async function main(): Promise<void> {
         round_ms: ROUND_MS,
         concurrency: CONCURRENCY,
         request: 'GET /api/version',
+        scrape_every_ms: scrapeEvery,
         prom_client: (await import('prom-client/package.json', { with: { type: 'json' } })).default.version,
         cores: os.cpus().length,
         node: process.version,
