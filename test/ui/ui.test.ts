@@ -220,6 +220,43 @@ describe('web UI in chromium (embedded profile)', () => {
     await c2.close();
   });
 
+  it('fits a 375 px screen and is labelled and keyboard reachable on every page', async () => {
+    const admin = await embedded.token(['admin'], 'ui-root', 'ui-acme');
+    const { page, context } = await browser.newPage({ token: admin, width: 375, height: 740 });
+    for (const path of ['chat', 'documents', 'search', 'admin']) {
+      await withScreenshot(page, `narrow-${path}`, async () => {
+        await page.goto(`/#/${path}`);
+        await page.locator('main#main h1, main#main .chat-layout').first().waitFor();
+        await page.waitForLoadState('networkidle');
+        // Nothing wider than the screen: tables scroll inside their own box.
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        assert.ok(overflow <= 0, `${path}: ${overflow}px wider than the screen`);
+        // Every control has a name a screen reader can read.
+        const unnamed = await page.evaluate(() =>
+          [...document.querySelectorAll('input, select, textarea, button, a[href]')]
+            .filter((el) => {
+              const e = el as HTMLElement;
+              if (e.offsetParent === null && !e.classList.contains('sr-only')) return false;
+              const id = e.id;
+              const label = (id && document.querySelector(`label[for="${id}"]`)) || e.closest('label');
+              return !(e.getAttribute('aria-label') || label || (e.textContent ?? '').trim() || e.getAttribute('title') || e.getAttribute('placeholder'));
+            })
+            .map((e) => e.outerHTML.slice(0, 80)),
+        );
+        assert.deepEqual(unnamed, [], `${path}: controls without a name`);
+      });
+    }
+    // The first Tab reaches the skip link, which moves focus to the content.
+    await page.goto('/#/documents');
+    await page.reload();
+    await page.locator('#dropzone').waitFor();
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.className), 'skip');
+    await page.keyboard.press('Enter');
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'main');
+    await context.close();
+  });
+
   it('speaks Russian', async () => {
     const { page, context } = await browser.newPage({ lang: 'ru' });
     await withScreenshot(page, 'russian', async () => {

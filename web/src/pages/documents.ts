@@ -86,7 +86,7 @@ export async function documentsPage(ctx: PageContext): Promise<void> {
   const uploads = h('ul', { class: 'uploads', 'aria-label': t('upload') });
   const tagsInput = h('input', { id: 'upload-tags', name: 'tags', placeholder: t('tagsHint') });
   const analyze = h('input', { type: 'checkbox', id: 'upload-analyze' });
-  const fileInput = h('input', { type: 'file', id: 'files', multiple: true, class: 'sr-only', onchange: () => void send([...(fileInput.files ?? [])]) });
+  const fileInput = h('input', { type: 'file', id: 'files', multiple: true, class: 'sr-only', tabindex: -1, 'aria-label': t('chooseFiles'), onchange: () => void send([...(fileInput.files ?? [])]) });
 
   const send = async (files: File[]) => {
     await Promise.all(
