@@ -126,6 +126,13 @@ export const ERROR_CATALOGUE = {
   NO_EMBEDDING_MODEL: { status: 503, retryable: true, summary: 'No embedding model is active.' },
   MODEL_INTEGRITY: { status: 500, retryable: false, summary: 'A model file does not match the SHA-256 of its manifest: it is not loaded.' },
   OCR_MODEL_MISSING: { status: 503, retryable: true, summary: 'No OCR model version is active.' },
+  MODEL_COVERAGE_INCOMPLETE: { status: 409, retryable: false, summary: 'A switch to an embedding version whose collection lacks vectors for some chunks; re-index it first, or force the switch.' },
+  MODEL_VERSION_ACTIVE: { status: 409, retryable: false, summary: 'The active version of an alias cannot be deleted; switch to another version first.' },
+  MODEL_SWITCH_VETOED: { status: 409, retryable: false, summary: 'A node that would serve the version could not load it; the flag did not move. The message names the node.' },
+  MODEL_NO_NODE: { status: 503, retryable: true, summary: 'No node of the service that serves this kind of model is running.' },
+  RERANK_NOT_SUPPORTED: { status: 400, retryable: false, summary: 'rerank models are refused: ragmesh has no cross-encoder stage to use them.' },
+  NO_SAMPLE_QUERIES: { status: 400, retryable: false, summary: 'compare found no recent questions of the tenant; pass queries.' },
+  IMPORT_INCOMPLETE: { status: 400, retryable: false, summary: 'A model import lacks values its files do not give.' },
 
   // Capacity and the mesh
   OVERLOADED: { status: 503, retryable: true, summary: 'Capacity is exhausted right now; retry after `Retry-After` seconds.' },

@@ -89,6 +89,9 @@ export const VARIABLES: VarSpec[] = [
   { name: 'EMB_THREADS', default: '2', doc: 'ONNX Runtime intra-op threads of each embedding model session.' },
   { name: 'EMB_MAX_BATCH', default: '32', doc: 'Most texts in one model call; concurrent callers are batched up to this.' },
   { name: 'EMB_QUEUE_LIMIT', default: '1024', doc: 'Texts accepted and not yet answered per model; past it emb.embed fails fast with the retryable OVERLOADED error (503 + Retry-After). Also the most texts in one call.' },
+  { name: 'EMB_BACKGROUND_BATCH', default: '8', doc: 'Most re-index texts in one model call; smaller than EMB_MAX_BATCH so a query arriving meanwhile waits less (queries and ingest always go first).' },
+  { name: 'REINDEX_BATCH', default: '32', doc: 'Chunks a re-index worker reads, embeds and stores per step (its cursor advances per step).' },
+  { name: 'REINDEX_LEASE_MS', default: '10000', doc: 'How long a re-index worker owns a tenant\'s re-index without renewing it; after a crash another worker (or the restarted one) takes over once it ran out.' },
   { name: 'OCR_WORKERS', default: '1', doc: 'Tesseract workers in the OCR pool of a process (each takes about 100 MB and one core while busy).' },
   { name: 'OCR_QUEUE_LIMIT', default: '16', doc: 'Images waiting for OCR per process; past it the OCR action fails with the retryable OVERLOADED error.' },
   { name: 'OCR_LANGUAGES', default: 'eng+rus', doc: 'Tesseract languages recognized together, joined with +; each needs a traineddata file in the ocr model.' },
@@ -165,6 +168,9 @@ export interface ModelsConfig {
   embThreads: number;
   embMaxBatch: number;
   embQueueLimit: number;
+  embBackgroundBatch: number;
+  reindexBatch: number;
+  reindexLeaseMs: number;
   ocrWorkers: number;
   ocrQueueLimit: number;
   ocrLanguages: string[];
@@ -405,6 +411,9 @@ export function loadConfig(givenEnv: Env = process.env): Config {
       embThreads: r.int('EMB_THREADS', 1, 256),
       embMaxBatch: r.int('EMB_MAX_BATCH', 1, 4096),
       embQueueLimit: r.int('EMB_QUEUE_LIMIT', 1, 1_000_000),
+      embBackgroundBatch: r.int('EMB_BACKGROUND_BATCH', 1, 4096),
+      reindexBatch: r.int('REINDEX_BATCH', 1, 4096),
+      reindexLeaseMs: r.int('REINDEX_LEASE_MS', 1000, 3_600_000),
       ocrWorkers: r.int('OCR_WORKERS', 1, 64),
       ocrQueueLimit: r.int('OCR_QUEUE_LIMIT', 1, 100_000),
       ocrLanguages: (r.string('OCR_LANGUAGES') ?? 'eng+rus').split('+').map((l) => l.trim()).filter(Boolean),

@@ -11,7 +11,15 @@ export interface BatcherOptions {
   name: string;
   /** Told about every model call: its size and how long each input waited for it (metrics). */
   onBatch?: (size: number, waitedSeconds: number[]) => void;
+  /**
+   * Largest batch of background inputs (re-index): smaller than `maxBatch` so a query
+   * that arrives while one runs waits for less.
+   */
+  backgroundBatch?: number;
 }
+
+/** Interactive callers (queries, ingest) go first; background work (re-index) runs only when nothing else waits. */
+export type Priority = 'foreground' | 'background';
 
 interface Request<O> {
   results: O[];
@@ -40,6 +48,7 @@ interface Slot<I, O> {
  */
 export class MicroBatcher<I extends { ids: ArrayLike<unknown> }, O> {
   private waiting: Slot<I, O>[] = [];
+  private background: Slot<I, O>[] = [];
   private outstanding = 0;
   private running = false;
 
@@ -63,14 +72,15 @@ export class MicroBatcher<I extends { ids: ArrayLike<unknown> }, O> {
     }
   }
 
-  submit(items: I[]): Promise<O[]> {
+  submit(items: I[], priority: Priority = 'foreground'): Promise<O[]> {
     if (items.length === 0) return Promise.resolve([]);
     this.assertCapacity(items.length);
     this.outstanding += items.length;
     return new Promise<O[]>((resolve, reject) => {
       const request: Request<O> = { results: new Array<O>(items.length), remaining: items.length, failed: false, resolve, reject };
       const at = performance.now();
-      items.forEach((item, index) => this.waiting.push({ item, index, request, at }));
+      const queue = priority === 'background' ? this.background : this.waiting;
+      items.forEach((item, index) => queue.push({ item, index, request, at }));
       void this.pump();
     });
   }
@@ -79,7 +89,14 @@ export class MicroBatcher<I extends { ids: ArrayLike<unknown> }, O> {
     if (this.running) return;
     this.running = true;
     try {
-      while (this.waiting.length > 0) {
+      while (this.waiting.length > 0 || this.background.length > 0) {
+        if (this.waiting.length === 0) {
+          // Background work one small batch at a time, so foreground inputs that
+          // arrive meanwhile are taken at the next turn of the loop.
+          const size = Math.min(this.options.backgroundBatch ?? this.options.maxBatch, this.options.maxBatch);
+          await this.runBatch(this.background.splice(0, size));
+          continue;
+        }
         const round = this.waiting;
         this.waiting = [];
         round.sort((a, b) => a.item.ids.length - b.item.ids.length);

@@ -25,6 +25,8 @@ export class EmbeddingModels {
   private readonly active = new Map<string, Embedder>();
   /** Warmed but not yet active, keyed alias@version (a switch warms, then swaps). */
   private readonly warmed = new Map<string, Promise<Embedder>>();
+  /** The warmed ones that finished opening, for a lookup without awaiting. */
+  private readonly ready = new Map<string, Embedder>();
 
   constructor(
     private readonly loader: ModelLoader,
@@ -61,6 +63,7 @@ export class EmbeddingModels {
         const embedder = await openEmbedder(folder, manifest, this.options);
         modelMetrics.model_loads_total++;
         this.logger?.info({ model: key, ms: Math.round(performance.now() - started) }, 'embedding model loaded');
+        if (this.warmed.get(key) === pending) this.ready.set(key, embedder);
         return embedder;
       })();
       this.warmed.set(key, pending);
@@ -73,14 +76,48 @@ export class EmbeddingModels {
     return pending;
   }
 
+  /**
+   * A version other than the active one, opened on demand and kept open beside it:
+   * the re-index writes a new version's vectors, and ingest writes every version
+   * still live (active, previous, being built), while queries keep the active one.
+   */
+  pinned(manifest: ModelManifest): Promise<Embedder> {
+    return this.warm(manifest);
+  }
+
+  /** The open embedder of alias@version if there is one, without loading anything. */
+  peek(alias: string, version: string): Embedder | undefined {
+    const active = this.active.get(alias);
+    if (active?.version === version) return active;
+    return this.ready.get(`${alias}@${version}`);
+  }
+
+  /** Closes a non-active version (its collection was deleted). */
+  async release(alias: string, version: string): Promise<void> {
+    const key = `${alias}@${version}`;
+    const pending = this.warmed.get(key);
+    if (!pending || this.active.get(alias)?.version === version) return;
+    this.warmed.delete(key);
+    this.ready.delete(key);
+    const embedder = await pending.catch(() => null);
+    if (embedder) await this.retire(embedder);
+  }
+
   /** Warms `manifest`, then makes it the version served for its alias. */
   async activate(manifest: ModelManifest): Promise<{ alias: string; version: string; previous: string | null }> {
     const embedder = await this.warm(manifest);
     this.warmed.delete(`${manifest.alias}@${manifest.version}`);
+    this.ready.delete(`${manifest.alias}@${manifest.version}`);
     const previous = this.active.get(manifest.alias) ?? null;
     if (previous === embedder) return { alias: manifest.alias, version: manifest.version, previous: manifest.version };
     this.active.set(manifest.alias, embedder);
-    if (previous) void this.retire(previous);
+    // The replaced version stays open beside the new one: ingest keeps writing its
+    // collection (rollback is instant) until it is deleted.
+    if (previous) {
+      const key = `${previous.alias}@${previous.version}`;
+      this.warmed.set(key, Promise.resolve(previous));
+      this.ready.set(key, previous);
+    }
     return { alias: manifest.alias, version: manifest.version, previous: previous?.version ?? null };
   }
 
@@ -92,11 +129,12 @@ export class EmbeddingModels {
   }
 
   async close(): Promise<void> {
-    const all = [...this.active.values()];
+    const all = new Set(this.active.values());
     this.active.clear();
     const warmed = await Promise.allSettled([...this.warmed.values()]);
     this.warmed.clear();
-    for (const w of warmed) if (w.status === 'fulfilled') all.push(w.value);
-    await Promise.all(all.map((e) => e.close().catch(() => undefined)));
+    this.ready.clear();
+    for (const w of warmed) if (w.status === 'fulfilled') all.add(w.value);
+    await Promise.all([...all].map((e) => e.close().catch(() => undefined)));
   }
 }

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { MicroBatcher } from './batcher.ts';
+import { MicroBatcher, type Priority } from './batcher.ts';
 import { DEFAULT_NGRAM_CONFIG, HashedNgramEncoder, type HashedNgramConfig } from './hashed-ngrams.ts';
 import type { ModelManifest } from './manifest.ts';
 import { OnnxSentenceEncoder, type Encoded, type TextKind } from './onnx-embedder.ts';
@@ -13,6 +13,8 @@ export interface EmbedderOptions {
   queueLimit: number;
   /** The process's metrics, when it exports them. */
   metrics?: Pick<Metrics, 'embBatchSize' | 'embQueueWait'>;
+  /** Largest batch of background (re-index) inputs; defaults to maxBatch. */
+  backgroundBatch?: number;
 }
 
 /** One loaded, verified version of an embedding model, ready to serve. */
@@ -21,7 +23,7 @@ export interface Embedder {
   readonly version: string;
   readonly dimension: number;
   readonly manifest: ModelManifest;
-  embed(texts: string[], kind: TextKind): Promise<Float32Array[]>;
+  embed(texts: string[], kind: TextKind, priority?: Priority): Promise<Float32Array[]>;
   /** Inputs accepted and not yet answered (for draining before close, and metrics). */
   readonly depth: number;
   close(): Promise<void>;
@@ -56,6 +58,7 @@ class OnnxEmbedder implements Embedder {
     this.batcher = new MicroBatcher((batch) => encoder.run(batch), {
       maxBatch: options.maxBatch,
       queueLimit: options.queueLimit,
+      ...(options.backgroundBatch ? { backgroundBatch: options.backgroundBatch } : {}),
       name: `embedding model ${manifest.alias}`,
       onBatch: options.metrics
         ? (size, waited) => {
@@ -71,11 +74,11 @@ class OnnxEmbedder implements Embedder {
     return this.batcher.depth;
   }
 
-  async embed(texts: string[], kind: TextKind): Promise<Float32Array[]> {
+  async embed(texts: string[], kind: TextKind, priority: Priority = 'foreground'): Promise<Float32Array[]> {
     // Refuse before tokenizing when the queue is already full: cheap rejection is the
     // point of backpressure. (submit() checks again, exactly, after tokenizing.)
     this.batcher.assertCapacity(texts.length);
-    return this.batcher.submit(texts.map((t) => this.encoder.encode(t, kind)));
+    return this.batcher.submit(texts.map((t) => this.encoder.encode(t, kind)), priority);
   }
 
   close(): Promise<void> {
@@ -100,7 +103,9 @@ class NgramEmbedder implements Embedder {
     this.dimension = encoder.spec.dimension;
   }
 
-  async embed(texts: string[], kind: TextKind): Promise<Float32Array[]> {
+  async embed(texts: string[], kind: TextKind, priority: Priority = 'foreground'): Promise<Float32Array[]> {
+    // Cheap CPU work with no queue: background callers only yield more often.
+    const yieldEvery = priority === 'background' ? 16 : 64;
     if (texts.length > this.queueLimit) throw appError('BATCH_TOO_LARGE', `embedding model ${this.alias}: at most ${this.queueLimit} inputs per call (got ${texts.length})`);
     if (this.depth + texts.length > this.queueLimit) throw overloaded(`embedding model ${this.alias} is overloaded`, 1);
     this.depth += texts.length;
@@ -112,7 +117,7 @@ class NgramEmbedder implements Embedder {
       for (let i = 0; i < texts.length; i++) {
         out.push(this.encoder.embed(this.encoder.encode(texts[i]!, kind)));
         // Pure CPU work: yield now and then so one big call cannot starve the process.
-        if (i % 64 === 63) await new Promise((resolve) => setImmediate(resolve));
+        if (i % yieldEvery === yieldEvery - 1) await new Promise((resolve) => setImmediate(resolve));
       }
       return out;
     } finally {

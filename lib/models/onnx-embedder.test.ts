@@ -93,6 +93,28 @@ describe('MicroBatcher', () => {
     assert.equal(batcher.depth, 0);
   });
 
+  it('runs background inputs in small batches only while no foreground input waits', async () => {
+    const batches: string[][] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const batcher = new MicroBatcher<{ ids: number[]; tag: string }, string>(
+      async (batch) => {
+        batches.push(batch.map((b) => b.tag));
+        if (batches.length === 1) await gate;
+        return batch.map((b) => b.tag);
+      },
+      { maxBatch: 4, backgroundBatch: 2, queueLimit: 100, name: 'test' },
+    );
+    const background = batcher.submit(['b1', 'b2', 'b3', 'b4', 'b5'].map((tag) => ({ ids: [1], tag })), 'background');
+    // b1+b2 are running; a query arriving now goes before b3..b5.
+    const query = batcher.submit([{ ids: [1], tag: 'q' }]);
+    release();
+    assert.deepEqual(await query, ['q']);
+    assert.deepEqual(await background, ['b1', 'b2', 'b3', 'b4', 'b5']);
+    assert.deepEqual(batches, [['b1', 'b2'], ['q'], ['b3', 'b4'], ['b5']]);
+    assert.equal(batcher.depth, 0);
+  });
+
   it('rejects with the retryable OVERLOADED error when the wait queue is full', async () => {
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));

@@ -15,6 +15,15 @@ export interface ModelsSwitchedPayload {
   previous: string | null;
 }
 
+/** Broadcast after a version was deleted: processes close it if they had it open. */
+export const MODELS_DELETED_EVENT = 'models.deleted';
+
+export interface ModelsDeletedPayload {
+  alias: string;
+  kind: string;
+  version: string;
+}
+
 export async function modelsRepository(runtime: Pick<Runtime, 'stores'>): Promise<ModelsRepository> {
   return new ModelsRepository((await runtime.stores.db()).knex);
 }

@@ -69,6 +69,12 @@ export interface VectorStore {
   count(scope: TenantScope, collection: string): Promise<number>;
   /** Every document with at least one point in the collection: the orphan sweeper compares it with the documents table. */
   documentIds(scope: TenantScope, collection: string): Promise<string[]>;
+  /**
+   * Points the store-side name `alias` at `collection` in one atomic step (Qdrant's
+   * collection aliases), so tools reading the store directly follow a switch. Stores
+   * without aliases leave it out; search always names the version's own collection.
+   */
+  activate?(alias: string, collection: string): Promise<void>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -112,6 +112,55 @@ export class ModelsRepository {
     return trx ? run(trx) : this.knex.transaction(run);
   }
 
+  /**
+   * Embedding versions whose collections are kept current: the active and previous
+   * version of each alias (rollback must find every document) and any version being
+   * re-indexed or built beside them. Ingest writes a document's vectors to all of them.
+   */
+  async liveEmbedVersions(alias?: string): Promise<Array<{ alias: string; version: string }>> {
+    const flags = this.knex('model_flags as f')
+      .join('models as m', (j) => j.on('m.alias', 'f.alias').andOn('m.version', 'f.active_version'))
+      .where('m.kind', 'embed')
+      .select('f.alias', 'f.active_version', 'f.previous_version');
+    if (alias) flags.where('f.alias', alias);
+    const building = this.knex('model_reindex as r')
+      .join('models as m', (j) => j.on('m.alias', 'r.alias').andOn('m.version', 'r.version'))
+      .whereIn('r.state', ['running', 'done'])
+      .distinct('r.alias', 'r.version');
+    if (alias) building.where('r.alias', alias);
+    const registered = this.knex('models').where({ kind: 'embed' }).select('alias', 'version');
+    if (alias) registered.where({ alias });
+    const [flagRows, buildingRows, registeredRows] = await Promise.all([flags, building, registered]);
+    const exists = new Set(registeredRows.map((r: { alias: string; version: string }) => `${r.alias}\u0000${r.version}`));
+    const out = new Map<string, { alias: string; version: string }>();
+    const add = (a: string, v: string | null) => {
+      if (v && exists.has(`${a}\u0000${v}`)) out.set(`${a}\u0000${v}`, { alias: a, version: v });
+    };
+    for (const f of flagRows as Array<{ alias: string; active_version: string; previous_version: string | null }>) {
+      add(f.alias, f.active_version);
+      add(f.alias, f.previous_version);
+    }
+    for (const b of buildingRows as Array<{ alias: string; version: string }>) add(b.alias, b.version);
+    return [...out.values()];
+  }
+
+  /**
+   * Removes a version from the registry. The active version is refused; deleting the
+   * previous one clears it (there is then nothing to roll back to).
+   */
+  async remove(alias: string, version: string, trx: Knex): Promise<ModelVersionRow> {
+    const row = await trx('models').where({ alias, version }).forUpdate().first();
+    if (!row) throw appError('MODEL_VERSION_NOT_FOUND', `${alias}@${version} is not registered`);
+    const flag = await trx('model_flags').where({ alias }).forUpdate().first();
+    if (flag?.active_version === version) {
+      throw appError('MODEL_VERSION_ACTIVE', `${alias}@${version} is the active version; switch ${alias} to another version first`, { alias, version });
+    }
+    if (flag?.previous_version === version) await trx('model_flags').where({ alias }).update({ previous_version: null });
+    await trx('model_reindex').where({ alias, version }).delete();
+    await trx('models').where({ alias, version }).delete();
+    return toVersion(row);
+  }
+
   /** The version rollback would switch to, or a 409 when there is none. */
   async rollbackTarget(alias: string): Promise<string> {
     const flag = await this.getFlag(alias);

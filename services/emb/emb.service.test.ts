@@ -11,7 +11,7 @@ import { publishRandomBert } from '../../test/support/models.ts';
 import { ModelsRepository } from '../../lib/repositories/models.ts';
 import { Stores } from '../../lib/runtime/stores.ts';
 import type { Runtime } from '../../lib/runtime/service-kit.ts';
-import { modelActions } from '../maintenance/models.actions.ts';
+import maintenanceService from '../maintenance/maintenance.service.ts';
 import embService, { type EmbedResult } from './emb.service.ts';
 
 const norm = (v: number[]) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
@@ -39,7 +39,7 @@ describe('emb service with model flags (PGlite + fs object store)', () => {
     repo = new ModelsRepository((await runtime.stores.db()).knex);
     broker = new ServiceBroker({ logger: false });
     broker.createService(embService(runtime));
-    broker.createService({ name: 'maintenance', actions: modelActions(runtime) });
+    broker.createService(maintenanceService(runtime));
     await broker.start();
     await publishTiny('1');
     await publishTiny('2');
@@ -74,8 +74,11 @@ describe('emb service with model flags (PGlite + fs object store)', () => {
     await broker.call('maintenance.models.switch', { alias: 'tiny', version: '2' });
     await waitFor(async () => (await broker.call<EmbedResult, object>('emb.embed', { alias: 'tiny', texts: ['a'] })).version === '2');
     assert.deepEqual(await repo.getFlag('tiny').then((f) => [f?.activeVersion, f?.previousVersion]), ['2', '1']);
-    // A caller that pinned the old version is refused rather than given mixed vectors.
-    await assert.rejects(broker.call('emb.embed', { alias: 'tiny', texts: ['a'], version: '1' }), (err: Error & { type?: string }) => err.type === 'MODEL_VERSION_MISMATCH');
+    // A caller that pinned the previous version gets exactly that version: it stays live
+    // beside the new one (ingest keeps its collection current, so rollback is instant).
+    assert.equal((await broker.call<EmbedResult, object>('emb.embed', { alias: 'tiny', texts: ['a'], version: '1' })).version, '1');
+    // A version that is neither active, previous nor being built is refused.
+    await assert.rejects(broker.call('emb.embed', { alias: 'tiny', texts: ['a'], version: '9' }), (err: Error & { type?: string }) => err.type === 'MODEL_VERSION_MISMATCH');
 
     const back = await broker.call<{ from: string | null; to: string }, object>('maintenance.models.rollback', { alias: 'tiny' });
     assert.deepEqual([back.from, back.to], ['2', '1']);

@@ -1,6 +1,8 @@
 import type { ServiceSchema } from 'moleculer';
 import { appError } from '../../lib/errors.ts';
 import { EmbeddingModels, type LoadedModelInfo } from '../../lib/models/embed-runtime.ts';
+import type { Embedder } from '../../lib/models/embedder.ts';
+import { MODELS_DELETED_EVENT, type ModelsDeletedPayload } from '../../lib/models/runtime-access.ts';
 import { ensureBundledModels } from '../../lib/models/publish.ts';
 import { MODELS_SWITCHED_EVENT, modelLoader, modelsRepository, type ModelsSwitchedPayload } from '../../lib/models/runtime-access.ts';
 import type { TextKind } from '../../lib/models/onnx-embedder.ts';
@@ -10,8 +12,14 @@ export interface EmbedParams {
   alias: string;
   texts: string[];
   kind?: TextKind;
-  /** When set, the call fails instead of answering with another version (an index built with it must not get mixed vectors). */
+  /**
+   * When set, the answer comes from exactly this version (an index built with it must
+   * not get mixed vectors): the active one, or one still live beside it (previous,
+   * being re-indexed), opened on demand. Any other version fails.
+   */
   version?: string;
+  /** `background` (the re-index) runs only while no query or ingest input waits. */
+  priority?: 'foreground' | 'background';
 }
 
 export interface EmbedResult {
@@ -53,6 +61,20 @@ export default function embService(runtime: Runtime): ServiceSchema {
     }
   }
 
+  /** The embedder of one exact version, opened beside the active one if it is still live. */
+  async function pinned(alias: string, version: string): Promise<Embedder> {
+    const open = loaded().peek(alias, version);
+    if (open) return open;
+    if (!serves(alias)) throw appError('MODEL_NOT_LOADED', `this emb node does not serve alias "${alias}"`);
+    const repo = await modelsRepository(runtime);
+    const [row, live] = await Promise.all([repo.get(alias, version), repo.liveEmbedVersions(alias)]);
+    if (!row || !live.some((v) => v.version === version)) {
+      const serving = loaded().list().find((m) => m.alias === alias)?.version ?? null;
+      throw appError('MODEL_VERSION_MISMATCH', `${alias} serves version ${serving}; ${version} is neither active nor being built`, { alias, serving, requested: version });
+    }
+    return loaded().pinned(row.manifest);
+  }
+
   /** Loads every active embed version this node serves. */
   async function syncWithFlags(): Promise<void> {
     const repo = await modelsRepository(runtime);
@@ -85,14 +107,12 @@ export default function embService(runtime: Runtime): ServiceSchema {
           texts: { type: 'array', items: 'string', min: 1 },
           kind: { type: 'enum', values: ['query', 'passage'], optional: true },
           version: { type: 'string', optional: true },
+          priority: { type: 'enum', values: ['foreground', 'background'], optional: true },
         },
         async handler(ctx: RagmeshContext<EmbedParams>): Promise<EmbedResult> {
-          const { alias, texts, kind = 'passage', version } = ctx.params;
-          const embedder = loaded().get(alias);
-          if (version !== undefined && version !== embedder.version) {
-            throw appError('MODEL_VERSION_MISMATCH', `${alias} serves version ${embedder.version}, not ${version}`, { alias, serving: embedder.version, requested: version });
-          }
-          const vectors = await embedder.embed(texts, kind);
+          const { alias, texts, kind = 'passage', version, priority = 'foreground' } = ctx.params;
+          const embedder = version === undefined ? loaded().get(alias) : await pinned(alias, version);
+          const vectors = await embedder.embed(texts, kind, priority);
           return { alias, version: embedder.version, dimension: embedder.dimension, vectors: vectors.map((v) => Array.from(v)) };
         },
       },
@@ -117,6 +137,11 @@ export default function embService(runtime: Runtime): ServiceSchema {
     },
 
     events: {
+      [MODELS_DELETED_EVENT]: {
+        async handler(ctx: RagmeshContext<ModelsDeletedPayload>): Promise<void> {
+          if (ctx.params.kind === 'embed') await models?.release(ctx.params.alias, ctx.params.version);
+        },
+      },
       [MODELS_SWITCHED_EVENT]: {
         async handler(ctx: RagmeshContext<ModelsSwitchedPayload>): Promise<void> {
           const { alias, kind, version } = ctx.params;
@@ -129,7 +154,7 @@ export default function embService(runtime: Runtime): ServiceSchema {
     },
 
     async started() {
-      models = new EmbeddingModels(await modelLoader(runtime), { threads: cfg.embThreads, maxBatch: cfg.embMaxBatch, queueLimit: cfg.embQueueLimit, metrics: runtime.metrics }, runtime.logger);
+      models = new EmbeddingModels(await modelLoader(runtime), { threads: cfg.embThreads, maxBatch: cfg.embMaxBatch, queueLimit: cfg.embQueueLimit, backgroundBatch: cfg.embBackgroundBatch, metrics: runtime.metrics }, runtime.logger);
       try {
         const repo = await modelsRepository(runtime);
         const bootstrap = await ensureBundledModels(await runtime.stores.models(), repo);

@@ -220,13 +220,16 @@ async function stepEmbed(
   resumable: boolean,
 ): Promise<Embeddings[]> {
   const keys = artifactKeys(scope.tenantId, payload.documentId, payload.version);
-  const active = await new ModelsRepository(deps.db.knex).listActive('embed');
-  if (active.length === 0) throw appError('NO_EMBEDDING_MODEL', 'No embedding model is active');
+  // Every live version: the active one, the previous one (rollback finds this document
+  // too) and any being re-indexed beside them (a switch finds it without a gap).
+  const live = await new ModelsRepository(deps.db.knex).liveEmbedVersions();
+  if (live.length === 0) throw appError('NO_EMBEDDING_MODEL', 'No embedding model is active');
   const results: Embeddings[] = [];
   let done = 0;
-  const total = active.length * chunks.length;
+  const total = live.length * chunks.length;
   await progress('embed', 0);
-  for (const { flag } of active) {
+  for (const { alias, version } of live) {
+    const flag = { alias, activeVersion: version };
     const collection = collectionFor(flag.alias, flag.activeVersion);
     const meta = resumable ? await readJson<{ dimension: number; count: number }>(deps.objects, keys.embeddingsMeta(collection)) : null;
     if (meta && meta.count === chunks.length) {
@@ -349,8 +352,8 @@ async function stepIndex(
 async function finishCanceled(deps: PipelineDeps, scope: TenantScope, job: JobRow, payload: IngestPayload): Promise<void> {
   const jobs = new JobsRepository(deps.db.knex);
   // Vectors written for this version before the cancel are not searchable (no chunk rows) but must not linger.
-  for (const { flag } of await new ModelsRepository(deps.db.knex).listActive('embed')) {
-    await deps.vectors.deleteByDocument(scope, collectionFor(flag.alias, flag.activeVersion), [payload.documentId], { only: payload.version }).catch(() => undefined);
+  for (const { alias, version } of await new ModelsRepository(deps.db.knex).liveEmbedVersions()) {
+    await deps.vectors.deleteByDocument(scope, collectionFor(alias, version), [payload.documentId], { only: payload.version }).catch(() => undefined);
   }
   const canceled = await jobs.transition(scope, job.id, 'canceled', { error: null, errorCode: null });
   await settleDocumentStatus(deps, scope, payload, 'canceled');

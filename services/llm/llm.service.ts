@@ -91,10 +91,15 @@ export default function llmService(runtime: Runtime): ServiceSchema {
     throw appError('LLM_MODEL_NOT_READY', loadError ? `The llm model failed to load: ${loadError}` : 'The llm model is still loading');
   };
 
+  /** Loaded by llm.warm before a switch, swapped in when the switch event arrives. */
+  let warmed: { version: string; backend: Promise<LlamaCppBackend> } | null = null;
+
   /** Loads a llama version and only then swaps it in; the previous one finishes its generations. */
   async function activateLlama(version?: string): Promise<void> {
     try {
-      const next = await loadLlama(runtime, version);
+      const ready = version !== undefined && warmed?.version === version ? warmed.backend : null;
+      if (ready) warmed = null;
+      const next = await (ready ?? loadLlama(runtime, version));
       const previous = backend as LlamaCppBackend | null;
       backend = next;
       loadError = null;
@@ -117,6 +122,30 @@ export default function llmService(runtime: Runtime): ServiceSchema {
           const ok = backend !== null;
           const checks = { ...base.checks, model: { ok, ms: 0, ...(ok ? {} : { error: loadError ?? 'loading' }) } };
           return { ...base, ready: base.ready && ok, checks };
+        },
+      },
+
+      /**
+       * The first half of an llm switch, on every llm node: load the version (verified
+       * file by file) and open it, without serving it yet. A node that cannot load it
+       * fails the call, and the maintenance service then leaves the flag where it was.
+       */
+      warm: {
+        params: { alias: 'string', version: 'string' },
+        async handler(ctx: RagmeshContext<{ alias: string; version: string }>): Promise<{ nodeID: string; loaded: boolean; model: string | null }> {
+          const { alias, version } = ctx.params;
+          const nodeID = ctx.broker.nodeID;
+          if (!usesModelFile || alias !== runtime.config.llm.model) return { nodeID, loaded: false, model: null };
+          if (backend?.version === `${alias}@${version}`) return { nodeID, loaded: true, model: backend.version };
+          if (warmed?.version !== version) {
+            const previous = warmed;
+            const pending = loadLlama(runtime, version);
+            warmed = { version, backend: pending };
+            pending.catch(() => warmed?.backend === pending && (warmed = null));
+            if (previous) void previous.backend.then((b) => b.dispose()).catch(() => undefined);
+          }
+          const loaded = await warmed!.backend;
+          return { nodeID, loaded: true, model: loaded.version };
         },
       },
 

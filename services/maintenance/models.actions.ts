@@ -1,10 +1,23 @@
-import type { ServiceSchema } from 'moleculer';
-import { appError } from '../../lib/errors.ts';
-import { MODELS_SWITCHED_EVENT, modelLoader, modelsRepository, type ModelsSwitchedPayload } from '../../lib/models/runtime-access.ts';
+import type { ServiceBroker, ServiceSchema } from 'moleculer';
+import { appError, RagmeshError } from '../../lib/errors.ts';
+import { validateManifest, type ModelManifest } from '../../lib/models/manifest.ts';
+import { ReindexWorker } from '../../lib/models/reindex.ts';
+import {
+  MODELS_DELETED_EVENT,
+  MODELS_SWITCHED_EVENT,
+  modelLoader,
+  modelsRepository,
+  type ModelsDeletedPayload,
+  type ModelsSwitchedPayload,
+} from '../../lib/models/runtime-access.ts';
+import { collectionFor } from '../../lib/ports/vector-store.ts';
+import { tenantScope } from '../../lib/ports/tenant-scope.ts';
 import { AuditRepository } from '../../lib/repositories/audit.ts';
+import { ModelReindexRepository, type ReindexRow } from '../../lib/repositories/model-reindex.ts';
 import type { FlagChange, ModelFlag, ModelVersionRow } from '../../lib/repositories/models.ts';
 import { currentRequest } from '../../lib/logging.ts';
 import type { RagmeshContext, Runtime } from '../../lib/runtime/service-kit.ts';
+import type { EmbedParams, EmbedResult } from '../emb/emb.service.ts';
 
 export interface ModelListEntry {
   alias: string;
@@ -17,25 +30,195 @@ export interface ModelListEntry {
 export interface SwitchResult extends FlagChange {
   kind: string;
   warmedOn: string;
+  /** Embedding switches: the coverage the target version had when it was switched to. */
+  coverage?: TenantCoverage[];
+  forced?: boolean;
+}
+
+export interface TenantCoverage {
+  tenantId: string;
+  chunks: number;
+  vectors: number;
+  /** vectors / chunks, 1 for a tenant with no chunks; never above 1. */
+  coverage: number;
+}
+
+export interface ReindexView {
+  alias: string;
+  version: string;
+  tenantId: string;
+  state: ReindexRow['state'];
+  done: number;
+  total: number;
+  progress: number;
+  pass: 'first' | 'sweep';
+  error: string | null;
+  startedBy: string | null;
+  startedAt: string;
+  updatedAt: string;
+  finishedAt: string | null;
+}
+
+export interface StatusResult {
+  models: ModelListEntry[];
+  reindexes: ReindexView[];
+  /** Per live embedding version: how much of each tenant's chunks its collection holds. */
+  coverage: Array<{ alias: string; version: string; role: 'active' | 'previous' | 'building'; tenants: TenantCoverage[] }>;
+}
+
+export interface CompareResult {
+  alias: string;
+  tenantId: string;
+  versions: [string, string];
+  queries: Array<{ query: string; overlapAt10: number; ms: [number, number]; hits: [number, number] }>;
+  /** Mean over the queries. */
+  overlapAt10: number;
+  latencyMs: Array<{ version: string; mean: number; p95: number }>;
+}
+
+/** Broadcast on every stored re-index batch and at each end: SSE streams and the CLI follow it. */
+export const REINDEX_PROGRESS_EVENT = 'models.reindex.progress';
+/** Broadcast when a re-index is started or canceled, so idle workers look at once. */
+export const REINDEX_CHANGED_EVENT = 'models.reindex.changed';
+
+export function reindexView(row: ReindexRow): ReindexView {
+  return {
+    alias: row.alias,
+    version: row.version,
+    tenantId: row.tenantId,
+    state: row.state,
+    done: row.done,
+    total: row.total,
+    progress: row.total === 0 ? (row.state === 'done' ? 1 : 0) : Math.min(1, row.done / row.total),
+    pass: row.passes === 0 ? 'first' : 'sweep',
+    error: row.error,
+    startedBy: row.startedBy,
+    startedAt: row.startedAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+    finishedAt: row.finishedAt?.toISOString() ?? null,
+  };
+}
+
+interface Actor {
+  id: string;
+  /** tenant_admin reads only its own tenant's re-index and coverage. */
+  tenantId: string | null;
 }
 
 /**
- * Model flag actions of the maintenance service: `models.list`, `models.switch` and
- * `models.rollback`. A switch first warms the target version where it will serve
- * (emb.warm / ingest.ocrWarm verify every file and open the model), and only if that
- * succeeds flips the flag in Postgres — in one transaction with its audit row — and
- * broadcasts `models.switched`, on which every serving process loads the new version
- * while the old one keeps answering, then swaps. A version that fails verification
- * never becomes active. Wired by the lead: `actions: { ...modelActions(runtime) }`.
+ * Model actions of the maintenance service, the one place model versions change:
+ * list, status, register (publish), reindex/cancel, coverage, compare, switch,
+ * rollback, delete. The CLI (`npm run models`) and the admin routes under
+ * /api/v1/admin/models both land here, so the embedded default and the mesh behave
+ * the same. Every change is audited with who, from, to and the request id.
+ *
+ * A switch first warms the target where it will serve (emb.warm; llm.warm on every
+ * llm node, any of which can veto; ingest.ocrWarm) and, for an embedding alias,
+ * refuses a version whose collection does not hold a vector for every chunk of every
+ * tenant (the re-index builds it beside the live one); only then does it flip the
+ * flag in one transaction with its audit row and broadcast `models.switched`.
  */
-export function modelActions(runtime: Runtime): NonNullable<ServiceSchema['actions']> {
-  async function switchTo(ctx: RagmeshContext, alias: string, version: string, action: 'models.switch' | 'models.rollback'): Promise<SwitchResult> {
+export interface ModelActions {
+  actions: NonNullable<ServiceSchema['actions']>;
+  events: NonNullable<ServiceSchema['events']>;
+  /** Starts this process's re-index worker. */
+  started(broker: ServiceBroker): Promise<void>;
+  stopped(): Promise<void>;
+}
+
+export function modelActions(runtime: Runtime): ModelActions {
+  let worker: ReindexWorker | null = null;
+
+  async function audit(ctx: RagmeshContext, actor: string, action: string, target: string, details: Record<string, unknown>, trx?: Parameters<AuditRepository['record']>[2]): Promise<void> {
+    const db = await runtime.stores.db();
+    await new AuditRepository(db.knex).record(null, { actor, action, target, details, requestId: currentRequest()?.requestId ?? ctx.requestID ?? null }, trx);
+  }
+
+  async function reindexRepo(): Promise<ModelReindexRepository> {
+    return new ModelReindexRepository((await runtime.stores.db()).knex);
+  }
+
+  async function coverageOf(alias: string, version: string, onlyTenant?: string): Promise<TenantCoverage[]> {
+    const repo = await reindexRepo();
+    const vectors = await runtime.stores.vectors();
+    const collection = collectionFor(alias, version);
+    const tenants = onlyTenant ? [onlyTenant] : await repo.tenantsWithChunks();
+    const out: TenantCoverage[] = [];
+    for (const tenantId of tenants) {
+      const scope = tenantScope(tenantId);
+      const chunks = await repo.countChunks(scope);
+      const stored = chunks === 0 ? 0 : await vectors.count(scope, collection).catch(() => 0);
+      out.push({ tenantId, chunks, vectors: stored, coverage: chunks === 0 ? 1 : Math.min(1, stored / chunks) });
+    }
+    return out;
+  }
+
+  async function list(): Promise<ModelListEntry[]> {
+    const repo = await modelsRepository(runtime);
+    const versions = await repo.listVersions();
+    const flags = new Map<string, ModelFlag>();
+    for (const alias of new Set(versions.map((v) => v.alias))) {
+      const flag = await repo.getFlag(alias);
+      if (flag) flags.set(alias, flag);
+    }
+    const byAlias = new Map<string, ModelListEntry>();
+    for (const v of versions) {
+      const entry = byAlias.get(v.alias) ?? {
+        alias: v.alias,
+        kind: v.kind,
+        activeVersion: flags.get(v.alias)?.activeVersion ?? null,
+        previousVersion: flags.get(v.alias)?.previousVersion ?? null,
+        versions: [],
+      };
+      entry.versions.push({ version: v.version, status: v.status, createdAt: v.createdAt });
+      byAlias.set(v.alias, entry);
+    }
+    return [...byAlias.values()];
+  }
+
+  async function requireVersion(alias: string, version: string): Promise<ModelVersionRow> {
+    const row = await (await modelsRepository(runtime)).get(alias, version);
+    if (!row) throw appError('MODEL_VERSION_NOT_FOUND', `${alias}@${version} is not registered; publish it first (npm run models -- publish <folder>)`);
+    return row;
+  }
+
+  /** Every node serving `service`, each of which must accept the version. */
+  async function warmEverywhere(ctx: RagmeshContext, service: string, alias: string, version: string): Promise<string[]> {
+    const nodes = new Set<string>();
+    for (const s of ctx.broker.registry.getServiceList({ onlyAvailable: true, skipInternal: true }) as Array<{ name: string; nodeID: string }>) {
+      if (s.name === service) nodes.add(s.nodeID);
+    }
+    if (nodes.size === 0) throw appError('MODEL_NO_NODE', `No ${service} node is running to load ${alias}@${version}`, { service });
+    const results = await Promise.allSettled([...nodes].map((nodeID) => ctx.call(`${service}.warm`, { alias, version }, { nodeID, timeout: 600_000 })));
+    const vetoes = results.flatMap((r, i) => (r.status === 'rejected' ? [`${[...nodes][i]}: ${(r.reason as Error).message}`] : []));
+    if (vetoes.length > 0) {
+      throw appError('MODEL_SWITCH_VETOED', `${alias}@${version} was not switched: ${vetoes.length} of ${nodes.size} ${service} node(s) could not load it — ${vetoes.join('; ')}`, { vetoes });
+    }
+    return [...nodes];
+  }
+
+  async function switchTo(ctx: RagmeshContext, alias: string, version: string, action: 'models.switch' | 'models.rollback', force: boolean): Promise<SwitchResult> {
     const actor = requireAdmin(ctx);
     const repo = await modelsRepository(runtime);
-    const row = await repo.get(alias, version);
-    if (!row) throw appError('MODEL_VERSION_NOT_FOUND', `${alias}@${version} is not registered; publish it first (npm run models -- publish <folder>)`);
+    const row = await requireVersion(alias, version);
+    if (row.kind === 'rerank') throw refuseRerank(alias, version);
 
-    // Warm-up: where the model will serve, so a broken or tampered version fails here.
+    let coverage: TenantCoverage[] | undefined;
+    let incomplete: TenantCoverage[] = [];
+    const current = await repo.getFlag(alias);
+    if (action === 'models.switch' && row.kind === 'embed' && current && current.activeVersion !== version) {
+      coverage = await coverageOf(alias, version);
+      incomplete = coverage.filter((c) => c.coverage < 1);
+      if (incomplete.length > 0 && !force) {
+        throw appError(
+          'MODEL_COVERAGE_INCOMPLETE',
+          `${alias}@${version} holds vectors for only part of the chunks — ${incomplete.map((c) => `${c.tenantId}: ${(c.coverage * 100).toFixed(1)} % (${c.vectors}/${c.chunks})`).join(', ')}; run \`npm run models -- reindex ${alias} ${version}\` and wait for it, or pass --force`,
+          { coverage },
+        );
+      }
+    }
+
+    // Warm-up where the model will serve, so a broken or tampered version fails here.
     let warmedOn: string;
     if (row.kind === 'embed') {
       await ctx.call('emb.warm', { alias, version });
@@ -44,80 +227,305 @@ export function modelActions(runtime: Runtime): NonNullable<ServiceSchema['actio
       await ctx.call('ingest.ocrWarm', { alias, version });
       warmedOn = 'ingest';
     } else {
-      // No runtime serves llm/rerank files yet: verifying them is the warm-up.
-      await (await modelLoader(runtime)).materialize(row.manifest);
-      warmedOn = 'maintenance';
+      const nodes = await warmEverywhere(ctx, 'llm', alias, version);
+      warmedOn = `llm (${nodes.length} node${nodes.length === 1 ? '' : 's'})`;
     }
 
+    const forced = force && incomplete.length > 0;
     const db = await runtime.stores.db();
     const change = await db.knex.transaction(async (trx) => {
       const flip = await repo.switchTo(alias, version, actor, trx);
-      await new AuditRepository(db.knex).record(
-        null,
-        { actor, action, target: `${alias}@${version}`, details: { from: flip.from, to: flip.to, kind: row.kind }, requestId: currentRequest()?.requestId ?? ctx.requestID ?? null },
-        trx,
-      );
+      await audit(ctx, actor, forced ? 'models.switch.forced' : action, `${alias}@${version}`, { from: flip.from, to: flip.to, kind: row.kind, ...(coverage ? { coverage } : {}) }, trx);
       return flip;
     });
     if (change.from !== change.to) {
+      // Qdrant: the alias named after the model alias points at the version's collection, in one call.
+      if (row.kind === 'embed') {
+        const vectors = await runtime.stores.vectors();
+        await vectors.activate?.(alias, collectionFor(alias, version)).catch((err: unknown) => runtime.logger.warn({ err, alias, version }, 'vector store alias not updated'));
+      }
       const payload: ModelsSwitchedPayload = { alias, kind: row.kind, version, previous: change.from };
       await ctx.broadcast(MODELS_SWITCHED_EVENT, payload);
     }
-    return { ...change, kind: row.kind, warmedOn };
+    return { ...change, kind: row.kind, warmedOn, ...(coverage ? { coverage } : {}), ...(forced ? { forced } : {}) };
   }
 
-  return {
+  async function status(ctx: RagmeshContext, alias?: string): Promise<StatusResult> {
+    const reader = requireReader(ctx);
+    const models = (await list()).filter((m) => !alias || m.alias === alias);
+    const repo = await modelsRepository(runtime);
+    const rows = await (await reindexRepo()).list({ ...(alias ? { alias } : {}), ...(reader.tenantId ? { tenantId: reader.tenantId } : {}) });
+    const coverage: StatusResult['coverage'] = [];
+    for (const live of await repo.liveEmbedVersions(alias)) {
+      const entry = models.find((m) => m.alias === live.alias);
+      const role = entry?.activeVersion === live.version ? 'active' : entry?.previousVersion === live.version ? 'previous' : 'building';
+      coverage.push({ ...live, role, tenants: await coverageOf(live.alias, live.version, reader.tenantId ?? undefined) });
+    }
+    return { models, reindexes: rows.map(reindexView), coverage };
+  }
+
+  const actions: NonNullable<ServiceSchema['actions']> = {
     'models.list': {
       async handler(ctx: RagmeshContext): Promise<ModelListEntry[]> {
-        requireAdmin(ctx);
+        requireReader(ctx);
+        return list();
+      },
+    },
+
+    'models.status': {
+      params: { alias: { type: 'string', optional: true } },
+      handler(ctx: RagmeshContext<{ alias?: string }>): Promise<StatusResult> {
+        return status(ctx, ctx.params.alias);
+      },
+    },
+
+    /**
+     * Registers a version whose files are already in the models bucket (the CLI
+     * uploads them first): the bucket copy is fetched and verified file by file
+     * against the manifest before the version exists for anyone.
+     */
+    'models.register': {
+      params: { manifest: { type: 'object' } },
+      async handler(ctx: RagmeshContext<{ manifest: ModelManifest }>): Promise<{ alias: string; version: string; kind: string; created: boolean }> {
+        const actor = requireAdmin(ctx);
+        const manifest = validateManifest(ctx.params.manifest);
+        if (manifest.kind === 'rerank') throw refuseRerank(manifest.alias, manifest.version);
+        await (await modelLoader(runtime)).materialize(manifest);
         const repo = await modelsRepository(runtime);
-        const versions = await repo.listVersions();
-        const flags = new Map<string, ModelFlag>();
-        for (const alias of new Set(versions.map((v) => v.alias))) {
-          const flag = await repo.getFlag(alias);
-          if (flag) flags.set(alias, flag);
+        const existed = await repo.get(manifest.alias, manifest.version);
+        await repo.register(manifest);
+        if (!existed) await audit(ctx, actor, 'models.publish', `${manifest.alias}@${manifest.version}`, { kind: manifest.kind, files: manifest.files.length });
+        return { alias: manifest.alias, version: manifest.version, kind: manifest.kind, created: !existed };
+      },
+    },
+
+    'models.reindex': {
+      params: { alias: { type: 'string', min: 1 }, version: { type: 'string', min: 1 }, tenantId: { type: 'string', optional: true } },
+      async handler(ctx: RagmeshContext<{ alias: string; version: string; tenantId?: string }>): Promise<{ started: ReindexView[] }> {
+        const actor = requireAdmin(ctx);
+        const { alias, version, tenantId } = ctx.params;
+        const row = await requireVersion(alias, version);
+        if (row.kind !== 'embed') throw appError('NOT_AN_EMBEDDING_MODEL', `${alias}@${version} is a ${row.kind} model; only embedding versions are re-indexed`);
+        // Opened on emb first: a version that cannot load fails here, not in the worker.
+        await ctx.call('emb.warm', { alias, version });
+        const repo = await reindexRepo();
+        const tenants = tenantId ? [tenantScope(tenantId).tenantId] : await repo.tenantsWithChunks();
+        const db = await runtime.stores.db();
+        const started = await db.knex.transaction(async (trx) => {
+          const rows: ReindexRow[] = [];
+          for (const t of tenants) rows.push(await repo.start(alias, version, tenantScope(t), actor, trx));
+          const active = (await (await modelsRepository(runtime)).getFlag(alias))?.activeVersion ?? null;
+          await audit(ctx, actor, 'models.reindex.start', `${alias}@${version}`, { from: active, to: version, tenants }, trx);
+          return rows;
+        });
+        await ctx.broadcast(REINDEX_CHANGED_EVENT, { alias, version });
+        return { started: started.map(reindexView) };
+      },
+    },
+
+    'models.reindexCancel': {
+      params: { alias: { type: 'string', min: 1 }, version: { type: 'string', min: 1 }, tenantId: { type: 'string', optional: true } },
+      async handler(ctx: RagmeshContext<{ alias: string; version: string; tenantId?: string }>): Promise<{ canceled: number }> {
+        const actor = requireAdmin(ctx);
+        const { alias, version, tenantId } = ctx.params;
+        await requireVersion(alias, version);
+        const db = await runtime.stores.db();
+        const canceled = await db.knex.transaction(async (trx) => {
+          const n = await (await reindexRepo()).cancel(alias, version, tenantId, trx);
+          await audit(ctx, actor, 'models.reindex.cancel', `${alias}@${version}`, { tenantId: tenantId ?? null, canceled: n }, trx);
+          return n;
+        });
+        await ctx.broadcast(REINDEX_CHANGED_EVENT, { alias, version });
+        for (const r of await (await reindexRepo()).list({ alias, version, ...(tenantId ? { tenantId } : {}) })) await ctx.broadcast(REINDEX_PROGRESS_EVENT, reindexView(r));
+        return { canceled };
+      },
+    },
+
+    'models.coverage': {
+      params: { alias: { type: 'string', min: 1 }, version: { type: 'string', min: 1 } },
+      async handler(ctx: RagmeshContext<{ alias: string; version: string }>): Promise<{ alias: string; version: string; tenants: TenantCoverage[] }> {
+        const reader = requireReader(ctx);
+        await requireVersion(ctx.params.alias, ctx.params.version);
+        return { alias: ctx.params.alias, version: ctx.params.version, tenants: await coverageOf(ctx.params.alias, ctx.params.version, reader.tenantId ?? undefined) };
+      },
+    },
+
+    /**
+     * The same queries against two versions of an alias in one tenant: overlap of
+     * their top 10 and the latency (query embedding + vector search) of each. With no
+     * queries given, the tenant's most recent chat questions are used.
+     */
+    'models.compare': {
+      params: {
+        alias: { type: 'string', min: 1 },
+        v1: { type: 'string', min: 1 },
+        v2: { type: 'string', min: 1 },
+        tenantId: { type: 'string', min: 1 },
+        queries: { type: 'array', items: { type: 'string', min: 1, max: 2000 }, optional: true, max: 200 },
+        sample: { type: 'number', integer: true, min: 1, max: 200, optional: true },
+      },
+      async handler(ctx: RagmeshContext<{ alias: string; v1: string; v2: string; tenantId: string; queries?: string[]; sample?: number }>): Promise<CompareResult> {
+        requireAdmin(ctx);
+        const { alias, v1, v2 } = ctx.params;
+        const scope = tenantScope(ctx.params.tenantId);
+        for (const v of [v1, v2]) {
+          const row = await requireVersion(alias, v);
+          if (row.kind !== 'embed') throw appError('NOT_AN_EMBEDDING_MODEL', `${alias}@${v} is not an embedding model`);
         }
-        const byAlias = new Map<string, ModelListEntry>();
-        for (const v of versions) {
-          const entry = byAlias.get(v.alias) ?? {
-            alias: v.alias,
-            kind: v.kind,
-            activeVersion: flags.get(v.alias)?.activeVersion ?? null,
-            previousVersion: flags.get(v.alias)?.previousVersion ?? null,
-            versions: [],
-          };
-          entry.versions.push({ version: v.version, status: v.status, createdAt: v.createdAt });
-          byAlias.set(v.alias, entry);
+        let queries = ctx.params.queries ?? [];
+        if (queries.length === 0) {
+          const { knex } = await runtime.stores.db();
+          const recent = await knex('messages').where({ tenant_id: scope.tenantId, role: 'user' }).orderBy('created_at', 'desc').limit(ctx.params.sample ?? 20).select('content');
+          queries = [...new Set(recent.map((r: { content: string }) => r.content.trim()).filter(Boolean))] as string[];
         }
-        return [...byAlias.values()];
+        if (queries.length === 0) throw appError('NO_SAMPLE_QUERIES', `tenant ${scope.tenantId} has no recent questions; pass queries (--query "...")`);
+        const vectors = await runtime.stores.vectors();
+        const one = async (version: string, query: string) => {
+          const started = performance.now();
+          const res = (await ctx.call('emb.embed', { alias, version, texts: [query], kind: 'query' } satisfies EmbedParams)) as EmbedResult;
+          const hits = await vectors.search(scope, collectionFor(alias, version), res.vectors[0]!, { limit: 10 });
+          return { ids: hits.map((h) => h.payload.chunk_id), ms: performance.now() - started };
+        };
+        const rows: CompareResult['queries'] = [];
+        for (const query of queries) {
+          const a = await one(v1, query);
+          const b = await one(v2, query);
+          const common = a.ids.filter((id) => b.ids.includes(id)).length;
+          const denominator = Math.max(1, Math.min(10, Math.max(a.ids.length, b.ids.length)));
+          rows.push({ query, overlapAt10: common / denominator, ms: [round(a.ms), round(b.ms)], hits: [a.ids.length, b.ids.length] });
+        }
+        const latency = (i: 0 | 1, version: string) => {
+          const ms = rows.map((r) => r.ms[i]).sort((x, y) => x - y);
+          return { version, mean: round(ms.reduce((s, x) => s + x, 0) / ms.length), p95: ms[Math.min(ms.length - 1, Math.ceil(ms.length * 0.95) - 1)]! };
+        };
+        return {
+          alias,
+          tenantId: scope.tenantId,
+          versions: [v1, v2],
+          queries: rows,
+          overlapAt10: round(rows.reduce((s, r) => s + r.overlapAt10, 0) / rows.length, 3),
+          latencyMs: [latency(0, v1), latency(1, v2)],
+        };
       },
     },
 
     'models.switch': {
-      params: { alias: { type: 'string', min: 1 }, version: { type: 'string', min: 1 } },
-      handler(ctx: RagmeshContext<{ alias: string; version: string }>): Promise<SwitchResult> {
-        return switchTo(ctx, ctx.params.alias, ctx.params.version, 'models.switch');
+      params: { alias: { type: 'string', min: 1 }, version: { type: 'string', min: 1 }, force: { type: 'boolean', optional: true } },
+      handler(ctx: RagmeshContext<{ alias: string; version: string; force?: boolean }>): Promise<SwitchResult> {
+        return switchTo(ctx, ctx.params.alias, ctx.params.version, 'models.switch', ctx.params.force === true);
       },
     },
 
+    /** Back to the previous version, whose collection ingest kept current: nothing to rebuild. */
     'models.rollback': {
       params: { alias: { type: 'string', min: 1 } },
       async handler(ctx: RagmeshContext<{ alias: string }>): Promise<SwitchResult> {
+        requireAdmin(ctx);
         const target = await (await modelsRepository(runtime)).rollbackTarget(ctx.params.alias);
-        return switchTo(ctx, ctx.params.alias, target, 'models.rollback');
+        return switchTo(ctx, ctx.params.alias, target, 'models.rollback', false);
       },
+    },
+
+    /**
+     * Removes a version: its re-index rows, its registry row and (embedding models)
+     * its collection. The active version is refused; deleting the previous one ends
+     * the possibility to roll back to it.
+     */
+    'models.delete': {
+      params: { alias: { type: 'string', min: 1 }, version: { type: 'string', min: 1 } },
+      async handler(ctx: RagmeshContext<{ alias: string; version: string }>): Promise<{ alias: string; version: string; kind: string; droppedCollection: string | null }> {
+        const actor = requireAdmin(ctx);
+        const { alias, version } = ctx.params;
+        const repo = await modelsRepository(runtime);
+        const db = await runtime.stores.db();
+        const removed = await db.knex.transaction(async (trx) => {
+          const row = await repo.remove(alias, version, trx);
+          const flag = await trx('model_flags').where({ alias }).first();
+          await audit(ctx, actor, 'models.delete', `${alias}@${version}`, { from: version, to: null, active: flag?.active_version ?? null, kind: row.kind }, trx);
+          return row;
+        });
+        let dropped: string | null = null;
+        if (removed.kind === 'embed') {
+          dropped = collectionFor(alias, version);
+          await (await runtime.stores.vectors()).dropCollection(dropped);
+        }
+        const payload: ModelsDeletedPayload = { alias, kind: removed.kind, version };
+        await ctx.broadcast(MODELS_DELETED_EVENT, payload);
+        await ctx.broadcast(REINDEX_CHANGED_EVENT, { alias, version });
+        return { alias, version, kind: removed.kind, droppedCollection: dropped };
+      },
+    },
+  };
+
+  const events: NonNullable<ServiceSchema['events']> = {
+    [REINDEX_CHANGED_EVENT]: {
+      handler() {
+        worker?.poke();
+      },
+    },
+  };
+
+  return {
+    actions,
+    events,
+    async started(broker) {
+      const { models } = runtime.config;
+      let lastSent = 0;
+      worker = new ReindexWorker({
+        repo: await reindexRepo(),
+        vectors: () => runtime.stores.vectors(),
+        owner: `${broker.nodeID ?? 'node'}:${process.pid}`,
+        batch: models.reindexBatch,
+        leaseMs: models.reindexLeaseMs,
+        logger: runtime.logger,
+        embed: async (alias, version, texts) =>
+          (await broker.call('emb.embed', { alias, version, texts, kind: 'passage', priority: 'background' } satisfies EmbedParams, { timeout: 600_000 })) as EmbedResult,
+        onProgress(row) {
+          // At most a few events a second; the ends always.
+          const now = Date.now();
+          if (row.state === 'running' && now - lastSent < 250) return;
+          lastSent = now;
+          void Promise.resolve(broker.broadcast(REINDEX_PROGRESS_EVENT, reindexView(row))).catch(() => undefined);
+        },
+      });
+      worker.start();
+    },
+    async stopped() {
+      await worker?.stop();
+      worker = null;
     },
   };
 }
 
+function round(x: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+function refuseRerank(alias: string, version: string): RagmeshError {
+  return appError(
+    'RERANK_NOT_SUPPORTED',
+    `${alias}@${version} is a rerank model: ragmesh has no cross-encoder stage yet, so a rerank model cannot be published or switched to (it would be stored but never used)`,
+  );
+}
+
 /**
  * Model flags are deployment-wide: only an admin may change them. A call with no
- * principal comes from inside the mesh (the CLI, a test broker), which is trusted
- * the way the transporter is; the api always attaches the caller's principal.
+ * principal comes from inside the mesh (a test broker, the CLI over the broker),
+ * which is trusted the way the transporter is; the api always attaches the caller's principal.
  */
 function requireAdmin(ctx: RagmeshContext): string {
   const auth = ctx.meta.auth;
   if (!auth) return 'system';
   if (!auth.roles.includes('admin')) throw appError('ADMIN_ONLY', 'only an admin can change model versions');
   return auth.userId;
+}
+
+/** Admins read everything; a tenant_admin reads the models and its own tenant's re-index. */
+function requireReader(ctx: RagmeshContext): Actor {
+  const auth = ctx.meta.auth;
+  if (!auth) return { id: 'system', tenantId: null };
+  if (auth.roles.includes('admin')) return { id: auth.userId, tenantId: null };
+  if (auth.roles.includes('tenant_admin')) return { id: auth.userId, tenantId: auth.tenantId };
+  throw appError('ADMIN_ONLY', 'only an admin or a tenant admin can read model state');
 }
