@@ -52,8 +52,8 @@ export class ModelReindexRepository {
     return rows.map((r: { tenant_id: string }) => r.tenant_id);
   }
 
-  async countChunks(scope: TenantScope): Promise<number> {
-    const row = await this.knex('chunks').where({ tenant_id: scope.tenantId }).count<{ n: string | number }>({ n: '*' }).first();
+  async countChunks(scope: TenantScope, trx: Knex = this.knex): Promise<number> {
+    const row = await trx('chunks').where({ tenant_id: scope.tenantId }).count<{ n: string | number }>({ n: '*' }).first();
     return Number(row?.n ?? 0);
   }
 
@@ -62,7 +62,7 @@ export class ModelReindexRepository {
    * canceled row starts over from the beginning; a running one is left as it is.
    */
   async start(alias: string, version: string, scope: TenantScope, actor: string, trx: Knex = this.knex): Promise<ReindexRow> {
-    const total = await this.countChunks(scope);
+    const total = await this.countChunks(scope, trx);
     await trx('model_reindex')
       .insert({ alias, version, tenant_id: scope.tenantId, state: 'running', total, started_by: actor })
       .onConflict(['alias', 'version', 'tenant_id'])

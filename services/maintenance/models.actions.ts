@@ -206,7 +206,7 @@ export function modelActions(runtime: Runtime): ModelActions {
     let coverage: TenantCoverage[] | undefined;
     let incomplete: TenantCoverage[] = [];
     const current = await repo.getFlag(alias);
-    if (action === 'models.switch' && row.kind === 'embed' && current && current.activeVersion !== version) {
+    if (action === 'models.switch' && row.kind === 'embed' && current?.activeVersion !== version) {
       coverage = await coverageOf(alias, version);
       incomplete = coverage.filter((c) => c.coverage < 1);
       if (incomplete.length > 0 && !force) {
@@ -314,7 +314,7 @@ export function modelActions(runtime: Runtime): ModelActions {
         const started = await db.knex.transaction(async (trx) => {
           const rows: ReindexRow[] = [];
           for (const t of tenants) rows.push(await repo.start(alias, version, tenantScope(t), actor, trx));
-          const active = (await (await modelsRepository(runtime)).getFlag(alias))?.activeVersion ?? null;
+          const active = ((await trx('model_flags').where({ alias }).first()) as { active_version?: string } | undefined)?.active_version ?? null;
           await audit(ctx, actor, 'models.reindex.start', `${alias}@${version}`, { from: active, to: version, tenants }, trx);
           return rows;
         });
