@@ -1,6 +1,6 @@
 import { copyFile, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { badRequest } from '../errors.ts';
+import { appError } from '../errors.ts';
 import { openEmbedder } from './embedder.ts';
 import { buildManifest, verifyFolder, writeManifest, type ModelManifest, type OnnxEmbedSpec } from './manifest.ts';
 
@@ -278,7 +278,7 @@ async function planGguf(file: string, given: ImportAnswers): Promise<ImportPlan>
  */
 export async function buildImport(plan: ImportPlan, dest: string): Promise<ModelManifest> {
   const still = plan.missing.filter((q) => plan.answers[q.field] === undefined);
-  if (still.length > 0) throw badRequest('IMPORT_INCOMPLETE', `missing ${still.map((q) => `${q.field} (${q.flag})`).join(', ')}`);
+  if (still.length > 0) throw appError('IMPORT_INCOMPLETE', `missing ${still.map((q) => `${q.field} (${q.flag})`).join(', ')}`);
   const a = plan.answers;
   await rm(dest, { recursive: true, force: true });
   for (const f of plan.files) {
@@ -308,7 +308,7 @@ export async function buildImport(plan: ImportPlan, dest: string): Promise<Model
   }
   await writeManifest(dest, manifest);
   const problems = await verifyFolder(dest, manifest);
-  if (problems.length > 0) throw badRequest('MODEL_FOLDER_MISMATCH', `copied files do not match: ${problems.map((p) => p.path).join(', ')}`);
+  if (problems.length > 0) throw appError('MODEL_FOLDER_MISMATCH', `copied files do not match: ${problems.map((p) => p.path).join(', ')}`);
   if (manifest.kind === 'embed') {
     let embedder;
     try {

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Role } from '../../../lib/auth/jwt.ts';
-import { forbidden } from '../../../lib/errors.ts';
+import { appError } from '../../../lib/errors.ts';
 import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
 import { REINDEX_PROGRESS_EVENT, type ReindexView } from '../../maintenance/models.actions.ts';
 import { openSse } from '../sse.ts';
@@ -44,7 +44,7 @@ export function modelRoutes(_runtime: Runtime): ApiRouteModule {
         const auth = req.$ctx.meta.auth;
         const roles = auth?.roles ?? [];
         if (!READERS.some((r) => roles.includes(r))) {
-          this.sendError(req, res, forbidden('FORBIDDEN', `This needs one of the roles: ${READERS.join(', ')}`));
+          this.sendError(req, res, appError('FORBIDDEN', `This needs one of the roles: ${READERS.join(', ')}`));
           return;
         }
         const own = roles.includes('admin') ? null : auth!.tenantId;
@@ -69,6 +69,8 @@ export function modelRoutes(_runtime: Runtime): ApiRouteModule {
       'DELETE admin/models/:alias/:version': 'api.models.delete',
     },
 
+    // Comparing reads both collections and changes nothing: allowed in maintenance mode.
+    reads: ['POST admin/models/:alias/compare'],
     roles: {
       'api.models.list': READERS,
       'api.models.status': READERS,
