@@ -402,8 +402,11 @@ async function follow(config: Config, alias: string | undefined, cli: Cli): Prom
   if (!res.ok || !res.body) throw new ApiError(res.status, 'SSE', `cannot follow: HTTP ${res.status}`);
   const decoder = new TextDecoder();
   let buffered = '';
-  for await (const chunk of res.body) {
-    buffered += decoder.decode(chunk as Uint8Array, { stream: true });
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buffered += decoder.decode(value, { stream: true });
     let end: number;
     while ((end = buffered.indexOf('\n\n')) >= 0) {
       const block = buffered.slice(0, end);
