@@ -8,6 +8,8 @@ import { degradations, whenUp } from './dependency-health.ts';
 import { degradable } from './kv/degradable.ts';
 import { RedisKeyValueStore } from './kv/redis.ts';
 import { S3ObjectStore } from './objects/s3.ts';
+import { registerDependencyMetrics } from '../metrics/dependencies.ts';
+import { Metrics } from '../metrics/metrics.ts';
 
 /**
  * Each adapter facing its server gone: the failure is a retryable 503 with a stable
@@ -74,6 +76,11 @@ describe('outages at the adapters', () => {
     const after = degradations.snapshot();
     assert.equal((after['kv:test-cache'] ?? 0) - (before['kv:test-cache'] ?? 0), 2);
     assert.equal((after['kv:test-cap'] ?? 0) - (before['kv:test-cap'] ?? 0), 4);
+    // The same counts, as the metric /metrics exposes.
+    const metrics = new Metrics({ service: 'test' });
+    registerDependencyMetrics(metrics);
+    const { body } = await metrics.render();
+    assert.match(body, new RegExp(`ragmesh_degraded_operations_total\\{[^}]*dependency="kv",use="test-cap"[^}]*\\} ${after['kv:test-cap']}`));
 
     server = startRedis(port);
     await whenUp([kv.health], async () => undefined);

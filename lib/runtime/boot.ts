@@ -7,6 +7,7 @@ import { resolveJwtSecret } from '../auth/jwt.ts';
 import type { Config } from '../config/env.ts';
 import { actionMetricsMiddleware } from '../metrics/action-middleware.ts';
 import { Metrics } from '../metrics/metrics.ts';
+import { registerDependencyMetrics } from '../metrics/dependencies.ts';
 import { registerModelMetrics } from '../metrics/models.ts';
 import { startHealthServer } from './health-server.ts';
 import { storesNeededBy, type Runtime } from './service-kit.ts';
@@ -37,7 +38,10 @@ export async function bootNode(config: Config, logger: Logger, env: NodeJS.Proce
   }
 
   const metrics = config.metrics ? new Metrics({ service: config.services.join(',') }) : undefined;
-  if (metrics) registerModelMetrics(metrics);
+  if (metrics) {
+    registerModelMetrics(metrics);
+    registerDependencyMetrics(metrics);
+  }
   const runtime: Runtime = {
     config,
     stores,

@@ -23,6 +23,15 @@ export function searchRoutes(runtime: Runtime): ApiRouteModule {
     logger: runtime.logger,
   });
 
+  // While emb does not answer (killed, partitioned), the query embedding is not waited
+  // for: after one call timed out or found no emb, searches skip the dense leg at once
+  // (answering lexical-only, `degraded`) and a single call in the background checks
+  // whether emb is back; its success ends the skipping. Without this every search
+  // would wait the whole leg timeout until the broker notices the node is gone.
+  let embDown = false;
+  let probing = false;
+  const embGone = (err: unknown) => ['RequestTimeoutError', 'ServiceNotAvailableError', 'ServiceNotFoundError'].includes((err as Error)?.name);
+
   return {
     aliases: { 'POST search': 'api.search' },
     reads: ['POST search'],
@@ -54,8 +63,24 @@ export function searchRoutes(runtime: Runtime): ApiRouteModule {
           if (!auth) throw appError('MISSING_TOKEN', 'search needs an authenticated caller');
           const calls: EmbedCalls = {
             async embedQuery(alias, text) {
-              const res = (await ctx.call('emb.embed', { alias, texts: [text], kind: 'query' } satisfies EmbedParams, { timeout: runtime.config.search.legTimeoutMs })) as EmbedResult;
-              return { alias: res.alias, version: res.version, vector: res.vectors[0]! };
+              const embed = () => ctx.call('emb.embed', { alias, texts: [text], kind: 'query' } satisfies EmbedParams, { timeout: runtime.config.search.legTimeoutMs }) as Promise<EmbedResult>;
+              if (embDown) {
+                if (!probing) {
+                  probing = true;
+                  void embed().then(
+                    () => (embDown = false),
+                    () => undefined,
+                  ).finally(() => (probing = false));
+                }
+                throw appError('SERVICE_UNAVAILABLE', 'emb did not answer a moment ago; the dense leg is skipped until it does');
+              }
+              try {
+                const res = await embed();
+                return { alias: res.alias, version: res.version, vector: res.vectors[0]! };
+              } catch (err) {
+                if (embGone(err)) embDown = true;
+                throw err;
+              }
             },
             async embedPassages(alias, version, texts) {
               const res = (await ctx.call('emb.embed', { alias, version, texts, kind: 'passage' } satisfies EmbedParams, { timeout: runtime.config.search.legTimeoutMs })) as EmbedResult;
