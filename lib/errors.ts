@@ -138,7 +138,10 @@ export const ERROR_CATALOGUE = {
   OVERLOADED: { status: 503, retryable: true, summary: 'Capacity is exhausted right now; retry after `Retry-After` seconds.' },
   MAINTENANCE: { status: 503, retryable: true, summary: 'ragmesh is in maintenance mode: reads and search work, changes are refused until it ends.' },
   SERVICE_UNAVAILABLE: { status: 503, retryable: true, summary: 'The service behind the route is not running right now.' },
-  UPSTREAM_TIMEOUT: { status: 504, retryable: true, summary: 'A service did not answer in time.' },
+  UPSTREAM_TIMEOUT: { status: 504, retryable: true, summary: 'A service did not answer in time (from nginx: no api replica answered within its read timeout).' },
+  // Sent by nginx at the edge (nginx/nginx.conf), in the same shape
+  RATE_LIMITED: { status: 429, retryable: true, summary: 'nginx: too many requests (20/s, bursts of 40) or open event streams (10) from one client address; retry after `Retry-After` seconds.' },
+  UPSTREAM_UNAVAILABLE: { status: 502, retryable: true, summary: 'nginx: no api replica could be reached (all down or restarting).' },
   INTERNAL: { status: 500, retryable: true, summary: 'An unexpected failure; `request_id` finds it in the logs. The message is never echoed.' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -183,3 +183,20 @@ describe('nginx when the api fails', { skip: NGINX_BIN ? false : 'nginx is not i
     }
   });
 });
+
+describe('nginx.conf error codes', () => {
+  it('sends only catalogued codes, with the catalogue\'s status and retryable', async () => {
+    const { ERROR_CATALOGUE } = await import('../lib/errors.ts');
+    const conf = await readFile(`${ROOT}/nginx/nginx.conf`, 'utf8');
+    const bodies = [...conf.matchAll(/return (\d{3}) '(\{"error".*\})';/g)];
+    assert.ok(bodies.length >= 5);
+    for (const [, status, body] of bodies) {
+      const { error } = JSON.parse(body!.replace('$rid', 'r')) as { error: { code: keyof typeof ERROR_CATALOGUE; status: number; retryable: boolean } };
+      const spec = ERROR_CATALOGUE[error.code];
+      assert.ok(spec, `${error.code} is in lib/errors.ts`);
+      assert.equal(error.status, Number(status));
+      assert.equal(spec.status, error.status, error.code);
+      assert.equal(spec.retryable, error.retryable, error.code);
+    }
+  });
+});
