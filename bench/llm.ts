@@ -136,8 +136,8 @@ async function main(): Promise<void> {
 
   // The mesh first: its processes boot while nothing else runs.
   const mesh = await TestMesh.create();
-  const embedded = await startEmbeddedNode(llmEnv);
-  const raw = await Raw.load(model.modelPath);
+  let embedded: Awaited<ReturnType<typeof startEmbeddedNode>> | null = null;
+  let raw: Raw | null = null;
   try {
     // The test S3 server (s3rver) cannot take multipart uploads, which a 500 MB file
     // needs: the mesh's llm reads its model from a shared folder instead (OBJECTS_DRIVER=fs).
@@ -153,15 +153,19 @@ async function main(): Promise<void> {
     } finally {
       await stores.close();
     }
-    const [llmNode] = await Promise.all([mesh.start('llm', 'llm', { ...llmEnv, ...modelStore }), mesh.start('gateway', 'api')]);
+    // One at a time, before anything else loads: on a busy machine boots in parallel time out.
+    const llmNode = await mesh.start('llm', 'llm', { ...llmEnv, ...modelStore });
+    await mesh.start('gateway', 'api');
     const meshLoaded = await llmNode.waitForLog((e) => e.msg === 'llm model loaded', 300_000);
     const meshToken = await mesh.token('bench', 'user', 'editor');
+    const node = (embedded = await startEmbeddedNode(llmEnv));
+    raw = await Raw.load(model.modelPath);
 
     await publishFolder(await embedded.node.stores.models(), model.folder);
     await new ModelsRepository((await embedded.node.stores.db()).knex).register(model.manifest);
     const admin = { meta: { auth: { tenantId: 'ops', userId: 'ops', roles: ['admin'] } }, timeout: 600_000 };
     await embedded.node.broker.call('maintenance.models.switch', { alias: ALIAS, version: '1' }, admin);
-    await waitFor('the embedded llm to load the model', async () => ((await embedded.node.broker.call('llm.readiness')) as { ready: boolean }).ready, 300_000);
+    await waitFor('the embedded llm to load the model', async () => ((await node.node.broker.call('llm.readiness')) as { ready: boolean }).ready, 300_000);
     const embeddedInfo = (await embedded.node.broker.call('llm.info')) as { threads?: number };
     const embeddedToken = await embedded.token(['editor']);
     await waitFor('the mesh gateway to reach the llm', async () => (await overHttp(mesh.apiUrl, meshToken, 1).catch(() => null)) !== null, 600_000);
@@ -217,8 +221,8 @@ async function main(): Promise<void> {
       }),
     );
   } finally {
-    await raw.dispose();
-    await embedded.stop();
+    await raw?.dispose();
+    await embedded?.stop();
     await mesh.stop();
   }
 }

@@ -77,6 +77,8 @@ async function main(): Promise<void> {
     DB_DRIVER: dbDriver,
     ...(process.env.DATABASE_URL && { DATABASE_URL: process.env.DATABASE_URL }),
     VECTORS_DRIVER: process.env.VECTORS_DRIVER ?? (dbDriver === 'pg' ? 'postgres' : 'usearch'),
+    // An exact scan of plain arrays can outlast the default leg timeout: measured, not dropped.
+    SEARCH_LEG_TIMEOUT_MS: process.env.SEARCH_LEG_TIMEOUT_MS ?? '60000',
   };
   const config = loadConfig(env);
   const stores = new Stores(config, createLogger('warn'));
