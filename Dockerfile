@@ -20,8 +20,9 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 FROM ${NODE_IMAGE} AS runtime
 # tini reaps children and forwards SIGTERM so a rolling update drains instead of being killed.
 # OCR language data from Debian (Apache-2.0); verified against the model manifest at load.
+# pg_dump/pg_restore for backups (major 15, as the stack's PostgreSQL).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends tini tesseract-ocr-eng tesseract-ocr-rus ca-certificates \
+ && apt-get install -y --no-install-recommends tini tesseract-ocr-eng tesseract-ocr-rus ca-certificates postgresql-client \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed uid/gid, so volume ownership survives image rebuilds and host bind mounts can match it.
