@@ -25,3 +25,21 @@ describe('answer cache keys', () => {
     assert.notEqual(await answerCacheKey(kv, A, input), before);
   });
 });
+
+describe('answers of a document', () => {
+  it('are removed with it: no answer citing it and no key of it stay behind', async () => {
+    const { forgetDocumentAnswers, storeAnswer } = await import('./answer-cache.ts');
+    const kv = new MemoryKeyValueStore();
+    const A = tenantScope('acme');
+    const both = await answerCacheKey(kv, A, { question: 'q1', chunkIds: ['c1', 'c3'], documentIds: ['d1', 'd3'], modelVersion: 'm' });
+    const other = await answerCacheKey(kv, A, { question: 'q2', chunkIds: ['c3'], documentIds: ['d3'], modelVersion: 'm' });
+    await storeAnswer(kv, A, both, ['d1', 'd3'], '{"content":"a"}');
+    await storeAnswer(kv, A, other, ['d3'], '{"content":"b"}');
+    await invalidateAnswersForDocuments(kv, A, ['d1']);
+    assert.equal(await kv.get(both), null, 'an answer citing the changed document is gone');
+    assert.equal(await kv.get(other), '{"content":"b"}');
+    await forgetDocumentAnswers(kv, A, ['d1']);
+    assert.deepEqual(await kv.deleteByPrefix('answers-gen:acme:d1'), [], 'no generation key of a deleted document');
+    assert.deepEqual(await kv.deleteByPrefix('answers-of:acme:d1:'), []);
+  });
+});

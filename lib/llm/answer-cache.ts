@@ -7,6 +7,8 @@ export const ANSWER_TTL_MS = 24 * 60 * 60 * 1000;
 const GENERATION_TTL_MS = 30 * 24 * 60 * 60 * 1000;
 
 const generationKey = (scope: TenantScope, documentId: string) => `answers-gen:${scope.tenantId}:${documentId}`;
+/** One marker per (document, cached answer citing it): the key family a document's answers are found by. */
+const citedByPrefix = (scope: TenantScope, documentId: string) => `answers-of:${scope.tenantId}:${documentId}:`;
 
 /**
  * Every document has a generation in the KV store; a cached answer's key includes the
@@ -16,6 +18,31 @@ const generationKey = (scope: TenantScope, documentId: string) => `answers-gen:$
  */
 export async function invalidateAnswersForDocuments(kv: KeyValueStore, scope: TenantScope, documentIds: string[]): Promise<void> {
   await Promise.all(documentIds.map((id) => kv.set(generationKey(scope, id), randomUUID(), GENERATION_TTL_MS)));
+  await purgeAnswersCiting(kv, scope, documentIds);
+}
+
+/**
+ * A deleted document leaves no key behind: the answers that cited it and its
+ * generation are removed (a new generation is not needed — ids are never reused).
+ */
+export async function forgetDocumentAnswers(kv: KeyValueStore, scope: TenantScope, documentIds: string[]): Promise<void> {
+  await purgeAnswersCiting(kv, scope, documentIds);
+  await Promise.all(documentIds.map((id) => kv.delete(generationKey(scope, id))));
+}
+
+/** Stores a RAG answer, with a marker under each cited document so the document's answers can be found and removed. */
+export async function storeAnswer(kv: KeyValueStore, scope: TenantScope, key: string, documentIds: string[], value: string): Promise<void> {
+  await kv.set(key, value, ANSWER_TTL_MS);
+  const digest = key.slice(key.lastIndexOf(':') + 1);
+  await Promise.all([...new Set(documentIds)].map((id) => kv.set(`${citedByPrefix(scope, id)}${digest}`, key, ANSWER_TTL_MS)));
+}
+
+async function purgeAnswersCiting(kv: KeyValueStore, scope: TenantScope, documentIds: string[]): Promise<void> {
+  for (const id of documentIds) {
+    for (const marker of await kv.deleteByPrefix(citedByPrefix(scope, id))) {
+      await kv.delete(`answers:${scope.tenantId}:${marker.slice(marker.lastIndexOf(':') + 1)}`);
+    }
+  }
 }
 
 export async function documentGenerations(kv: KeyValueStore, scope: TenantScope, documentIds: string[]): Promise<string[]> {

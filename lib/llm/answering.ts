@@ -6,7 +6,7 @@ import type { SearchFilters, SearchHit, SearchResult } from '../search/types.ts'
 import type { RagmeshContext } from '../runtime/service-kit.ts';
 import { appError, isErrorCode } from '../errors.ts';
 import { degradable } from '../adapters/kv/degradable.ts';
-import { ANSWER_TTL_MS, answerCacheKey } from './answer-cache.ts';
+import { answerCacheKey, storeAnswer } from './answer-cache.ts';
 import { LLM_ABORT_EVENT, type ChatMessage, type GenerateEvent, type LlmSource, type Usage } from './types.ts';
 
 export interface Citation {
@@ -134,7 +134,7 @@ export async function answer(
       citations: done.citations.map((n) => citationOf(hits[n - 1]!, n)),
       finishReason: done.finishReason,
     };
-    if (cacheKey) await kv.set(cacheKey, JSON.stringify(result), ANSWER_TTL_MS);
+    if (cacheKey) await storeAnswer(kv, scope, cacheKey, sources.map((src) => src.documentId), JSON.stringify(result));
     return { ...result, cached: false, sources };
   } finally {
     signal.removeEventListener('abort', abort);

@@ -12,6 +12,8 @@ export interface KeyValueStore {
   /** Deletes only when the stored value equals `expected`, so a lock holder never frees someone else's lock. */
   deleteIfEquals(key: string, expected: string): Promise<boolean>;
   delete(key: string): Promise<void>;
+  /** Deletes every key that starts with `prefix`; returns the keys it deleted. For indexes kept as key families (e.g. a document's cached answers). */
+  deleteByPrefix(prefix: string): Promise<string[]>;
   /** Adds one to a counter that expires `windowMs` after its first increment; returns the new count. */
   incrementInWindow(key: string, windowMs: number): Promise<number>;
   ping(): Promise<void>;

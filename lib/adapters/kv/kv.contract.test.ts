@@ -47,6 +47,19 @@ function keyValueContract(name: string, open: () => Promise<KeyValueStore>, onCl
       assert.equal(await kv.incrementInWindow('rate', 150), 1);
     });
 
+    it('deletes a key family by prefix, and nothing outside it', async () => {
+      await kv.set('fam:a:1', 'x');
+      await kv.set('fam:a:2', 'y', 60_000);
+      await kv.set('fam:ab', 'z');
+      await kv.set('fam:b:1', 'w');
+      assert.deepEqual((await kv.deleteByPrefix('fam:a:')).sort(), ['fam:a:1', 'fam:a:2']);
+      assert.equal(await kv.get('fam:a:1'), null);
+      assert.equal(await kv.get('fam:ab'), 'z');
+      assert.equal(await kv.get('fam:b:1'), 'w');
+      assert.deepEqual(await kv.deleteByPrefix('fam:a:'), []);
+      assert.deepEqual(await kv.deleteByPrefix('fam:*'), [], 'glob characters are literal');
+    });
+
     it('answers ping', async () => {
       await kv.ping();
     });

@@ -44,6 +44,12 @@ export class MemoryKeyValueStore implements KeyValueStore {
     this.entries.delete(key);
   }
 
+  async deleteByPrefix(prefix: string): Promise<string[]> {
+    const keys = [...this.entries.keys()].filter((k) => k.startsWith(prefix) && this.live(k));
+    for (const key of keys) this.entries.delete(key);
+    return keys;
+  }
+
   async incrementInWindow(key: string, windowMs: number): Promise<number> {
     const entry = this.live(key);
     if (!entry) {

@@ -16,7 +16,10 @@ export class RedisKeyValueStore implements KeyValueStore {
   readonly backend = 'redis' as const;
   readonly health: DependencyHealth;
 
-  private constructor(private readonly redis: Redis) {
+  private constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {
     this.health = new DependencyHealth('kv', async () => {
       await this.redis.ping();
     });
@@ -49,7 +52,7 @@ export class RedisKeyValueStore implements KeyValueStore {
       redis.disconnect();
       throw err;
     }
-    return new RedisKeyValueStore(redis);
+    return new RedisKeyValueStore(redis, prefix);
   }
 
   async get(key: string): Promise<string | null> {
@@ -70,6 +73,23 @@ export class RedisKeyValueStore implements KeyValueStore {
 
   async delete(key: string): Promise<void> {
     await this.command(() => this.redis.del(key));
+  }
+
+  /** SCAN, not KEYS: it never blocks Redis. ioredis's keyPrefix does not apply to SCAN patterns, so it is added and stripped here. */
+  async deleteByPrefix(prefix: string): Promise<string[]> {
+    const pattern = `${this.prefix}${prefix}`.replace(/[*?[\]\\]/g, '\\$&') + '*';
+    const deleted: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, found] = await this.command(() => this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000));
+      cursor = next;
+      const keys = found.map((k) => k.slice(this.prefix.length));
+      if (keys.length > 0) {
+        await this.command(() => this.redis.del(...keys));
+        deleted.push(...keys);
+      }
+    } while (cursor !== '0');
+    return deleted;
   }
 
   async incrementInWindow(key: string, windowMs: number): Promise<number> {

@@ -12,7 +12,7 @@ import { DocumentsRepository } from '../../../lib/repositories/documents.ts';
 import { JobsRepository, JOB_STATUSES, type JobRow, type JobStatus } from '../../../lib/repositories/jobs.ts';
 import { ModelsRepository } from '../../../lib/repositories/models.ts';
 import { currentRequest } from '../../../lib/logging.ts';
-import { invalidateAnswersForDocuments } from '../../../lib/llm/answer-cache.ts';
+import { forgetDocumentAnswers } from '../../../lib/llm/answer-cache.ts';
 import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
 import { JOB_CANCEL_EVENT, JOB_UPDATED_EVENT, jobView, type JobView } from '../../ingest/job-model.ts';
 import { openSse } from '../sse.ts';
@@ -472,7 +472,7 @@ async function purgeDocument(runtime: Runtime, scope: TenantScope, documentId: s
     if (key) await objects.delete(key).catch(() => undefined);
   }
   for await (const item of objects.list(`tenants/${scope.tenantId}/documents/${documentId}/`)) await objects.delete(item.key);
-  await invalidateAnswersForDocuments(kv, scope, [documentId]).catch(() => undefined);
+  await forgetDocumentAnswers(kv, scope, [documentId]).catch(() => undefined);
 }
 
 
