@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { textPdf } from '../../test/fixtures/documents.ts';
 import { startEmbeddedNode, type EmbeddedNode } from '../../test/support/embedded.ts';
@@ -92,5 +94,46 @@ describe('analyze jobs (embedded profile)', () => {
     assert.equal((await post('documents/00000000-0000-4000-8000-000000000000/analyses')).status, 404);
     const viewer = await embedded.token(['viewer'], 'an-viewer', 'an-acme');
     assert.equal((await post('documents/00000000-0000-4000-8000-000000000000/analyses', viewer)).status, 403);
+  });
+});
+
+describe('analyze with an LLM backend configured', () => {
+  let embedded: EmbeddedNode;
+  let upstream: Server;
+  const asked: string[] = [];
+
+  before(async () => {
+    // An OpenAI-compatible server that answers every request with one fixed summary.
+    upstream = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        asked.push(body);
+        res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+        for (const piece of ['The memo ', 'says Anna ', 'visited Berlin.']) {
+          res.write(`data: ${JSON.stringify({ id: 'x', object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: piece }, finish_reason: null }] })}\n\n`);
+        }
+        res.write(`data: ${JSON.stringify({ id: 'x', object: 'chat.completion.chunk', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n`);
+        res.end('data: [DONE]\n\n');
+      });
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    embedded = await startEmbeddedNode({ LLM_BACKEND: 'openai', LLM_URL: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/v1`, LLM_MODEL: 'summary' });
+  });
+  after(async () => {
+    await embedded?.stop();
+    upstream?.closeAllConnections();
+    await new Promise((r) => upstream?.close(r));
+  });
+
+  it('takes the summary from the LLM, the rest from the document', async () => {
+    const token = await embedded.token(['editor'], 'llm-alice', 'llm-acme');
+    const doc = await upload(embedded.base, token, { name: 'memo.txt', content: 'Dr. Anna Lee visited Berlin on 2 June 2024 to meet Globex Inc.' }, { analyze: 'true' });
+    assert.equal((await waitForJob(embedded.base, token, doc.body.analysis.id)).status, 'ready');
+    const analysis = (await httpJson(`${embedded.base}/api/v1/documents/${doc.body.document.id}/analysis`, { token })).body;
+    assert.deepEqual(analysis.summary, { method: 'llm', text: 'The memo says Anna visited Berlin.' });
+    assert.deepEqual(analysis.entities.people.map((p: { text: string }) => p.text), ['Anna Lee']);
+    // The model was shown the document's text.
+    assert.ok(asked.some((b) => b.includes('Anna Lee visited Berlin')));
   });
 });
