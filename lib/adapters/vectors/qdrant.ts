@@ -118,6 +118,24 @@ export class QdrantVectorStore implements VectorStore {
     return [...ids].sort();
   }
 
+  /**
+   * Re-points the Qdrant alias `alias` at `collection`: the delete of the old alias and
+   * the create of the new one go in one update_aliases request, which Qdrant applies
+   * atomically, so a reader of the alias never finds it missing or half switched.
+   */
+  async activate(alias: string, collection: string): Promise<void> {
+    const name = assertCollectionName(alias);
+    const { aliases } = await this.client.getAliases();
+    const current = aliases.find((a) => a.alias_name === name);
+    if (current?.collection_name === collection) return;
+    await this.client.updateCollectionAliases({
+      actions: [
+        ...(current ? [{ delete_alias: { alias_name: name } }] : []),
+        { create_alias: { collection_name: assertCollectionName(collection), alias_name: name } },
+      ],
+    });
+  }
+
   async ping(): Promise<void> {
     await this.client.versionInfo();
   }

@@ -53,6 +53,26 @@ function vectorStoreContract(name: string, open: () => Promise<{ store: VectorSt
       await dispose();
     });
 
+    it('an alias (where the store has them) follows activate() from one collection to another', async (t) => {
+      if (!store.activate) return t.skip(`${store.backend} has no collection aliases; search names the version's collection`);
+      const other = `${collection}_b`;
+      const alias = `alias_${randomUUID().slice(0, 8)}`;
+      await store.ensureCollection({ name: other, dimension: 3 });
+      try {
+        const scope = tenantScope('t-alias');
+        const point = (id: string, doc: string) => ({ id, vector: [1, 0, 0], payload: payload(doc) });
+        await store.upsert(scope, collection, [point(randomUUID(), docA)]);
+        await store.upsert(scope, other, [point(randomUUID(), docB)]);
+        await store.activate(alias, collection);
+        assert.deepEqual((await store.search(scope, alias, [1, 0, 0], { limit: 5 })).map((h) => h.payload.document_id), [docA]);
+        await store.activate(alias, other);
+        assert.deepEqual((await store.search(scope, alias, [1, 0, 0], { limit: 5 })).map((h) => h.payload.document_id), [docB]);
+        await store.deleteByDocument(scope, collection, [docA]);
+      } finally {
+        await store.dropCollection(other).catch(() => undefined);
+      }
+    });
+
     it('refuses to reuse a collection with another dimension', async () => {
       await assert.rejects(() => store.ensureCollection({ name: collection, dimension: 4 }), /dimension/);
     });
