@@ -16,6 +16,35 @@ export interface BatcherOptions {
    * that arrives while one runs waits for less.
    */
   backgroundBatch?: number;
+  /** Process-wide: background batches wait while any model runs foreground inputs. */
+  gate?: ForegroundGate;
+}
+
+/**
+ * Shared by every model of a process: foreground model runs in progress. Background
+ * batches of any model wait until none is running, so a query on the active version
+ * does not share the CPU with a re-index of another version.
+ */
+export class ForegroundGate {
+  private active = 0;
+  private waiters: Array<() => void> = [];
+
+  enter(): void {
+    this.active++;
+  }
+
+  leave(): void {
+    if (--this.active > 0) return;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Resolves when no foreground run is in progress. */
+  idle(): Promise<void> {
+    if (this.active === 0) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
 }
 
 /** Interactive callers (queries, ingest) go first; background work (re-index) runs only when nothing else waits. */
@@ -93,6 +122,8 @@ export class MicroBatcher<I extends { ids: ArrayLike<unknown> }, O> {
         if (this.waiting.length === 0) {
           // Background work one small batch at a time, so foreground inputs that
           // arrive meanwhile are taken at the next turn of the loop.
+          await this.options.gate?.idle();
+          if (this.waiting.length > 0) continue;
           const size = Math.min(this.options.backgroundBatch ?? this.options.maxBatch, this.options.maxBatch);
           await this.runBatch(this.background.splice(0, size));
           continue;
@@ -100,8 +131,13 @@ export class MicroBatcher<I extends { ids: ArrayLike<unknown> }, O> {
         const round = this.waiting;
         this.waiting = [];
         round.sort((a, b) => a.item.ids.length - b.item.ids.length);
-        for (let start = 0; start < round.length; start += this.options.maxBatch) {
-          await this.runBatch(round.slice(start, start + this.options.maxBatch));
+        this.options.gate?.enter();
+        try {
+          for (let start = 0; start < round.length; start += this.options.maxBatch) {
+            await this.runBatch(round.slice(start, start + this.options.maxBatch));
+          }
+        } finally {
+          this.options.gate?.leave();
         }
       }
     } finally {

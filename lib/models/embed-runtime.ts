@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { appError } from '../errors.ts';
+import { ForegroundGate } from './batcher.ts';
 import { openEmbedder, type Embedder, type EmbedderOptions } from './embedder.ts';
 import type { ModelLoader } from './loader.ts';
 import type { ModelManifest } from './manifest.ts';
@@ -28,11 +29,16 @@ export class EmbeddingModels {
   /** The warmed ones that finished opening, for a lookup without awaiting. */
   private readonly ready = new Map<string, Embedder>();
 
+  private readonly options: EmbedderOptions;
+
   constructor(
     private readonly loader: ModelLoader,
-    private readonly options: EmbedderOptions,
+    options: EmbedderOptions,
     private readonly logger?: Log,
-  ) {}
+  ) {
+    // One gate for every model of the process: a re-index of one version yields to queries on another.
+    this.options = { ...options, gate: options.gate ?? new ForegroundGate() };
+  }
 
   get(alias: string): Embedder {
     const embedder = this.active.get(alias);

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { MicroBatcher, type Priority } from './batcher.ts';
+import { MicroBatcher, type ForegroundGate, type Priority } from './batcher.ts';
 import { DEFAULT_NGRAM_CONFIG, HashedNgramEncoder, type HashedNgramConfig } from './hashed-ngrams.ts';
 import type { ModelManifest } from './manifest.ts';
 import { OnnxSentenceEncoder, type Encoded, type TextKind } from './onnx-embedder.ts';
@@ -15,6 +15,8 @@ export interface EmbedderOptions {
   metrics?: Pick<Metrics, 'embBatchSize' | 'embQueueWait'>;
   /** Largest batch of background (re-index) inputs; defaults to maxBatch. */
   backgroundBatch?: number;
+  /** Shared by the models of a process (EmbeddingModels makes one). */
+  gate?: ForegroundGate;
 }
 
 /** One loaded, verified version of an embedding model, ready to serve. */
@@ -59,6 +61,7 @@ class OnnxEmbedder implements Embedder {
       maxBatch: options.maxBatch,
       queueLimit: options.queueLimit,
       ...(options.backgroundBatch ? { backgroundBatch: options.backgroundBatch } : {}),
+      ...(options.gate ? { gate: options.gate } : {}),
       name: `embedding model ${manifest.alias}`,
       onBatch: options.metrics
         ? (size, waited) => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { MicroBatcher } from './batcher.ts';
+import { ForegroundGate, MicroBatcher } from './batcher.ts';
 import { openEmbedder, type Embedder } from './embedder.ts';
 import { buildManifest } from './manifest.ts';
 import { ensureRandomBert, TEST_MODEL_CACHE, TINY_BERT } from './tiny-bert.ts';
@@ -97,15 +97,21 @@ describe('MicroBatcher', () => {
     const batches: string[][] = [];
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
+    let firstStarted!: () => void;
+    const started = new Promise<void>((resolve) => (firstStarted = resolve));
     const batcher = new MicroBatcher<{ ids: number[]; tag: string }, string>(
       async (batch) => {
         batches.push(batch.map((b) => b.tag));
-        if (batches.length === 1) await gate;
+        if (batches.length === 1) {
+          firstStarted();
+          await gate;
+        }
         return batch.map((b) => b.tag);
       },
       { maxBatch: 4, backgroundBatch: 2, queueLimit: 100, name: 'test' },
     );
     const background = batcher.submit(['b1', 'b2', 'b3', 'b4', 'b5'].map((tag) => ({ ids: [1], tag })), 'background');
+    await started;
     // b1+b2 are running; a query arriving now goes before b3..b5.
     const query = batcher.submit([{ ids: [1], tag: 'q' }]);
     release();
@@ -113,6 +119,34 @@ describe('MicroBatcher', () => {
     assert.deepEqual(await background, ['b1', 'b2', 'b3', 'b4', 'b5']);
     assert.deepEqual(batches, [['b1', 'b2'], ['q'], ['b3', 'b4'], ['b5']]);
     assert.equal(batcher.depth, 0);
+  });
+
+  it('background batches of one model wait while another model runs foreground inputs (one gate per process)', async () => {
+    const shared = new ForegroundGate();
+    const order: string[] = [];
+    let release!: () => void;
+    const hold = new Promise<void>((resolve) => (release = resolve));
+    let queryStarted!: () => void;
+    const started = new Promise<void>((resolve) => (queryStarted = resolve));
+    const active = new MicroBatcher<{ ids: number[] }, number>(async (batch) => {
+      order.push('query');
+      queryStarted();
+      await hold;
+      return batch.map(() => 1);
+    }, { maxBatch: 4, queueLimit: 10, name: 'v1', gate: shared });
+    const building = new MicroBatcher<{ ids: number[] }, number>(async (batch) => {
+      order.push('reindex');
+      return batch.map(() => 2);
+    }, { maxBatch: 4, queueLimit: 10, name: 'v2', gate: shared });
+    const query = active.submit([{ ids: [1] }]);
+    await started;
+    const reindex = building.submit([{ ids: [1] }], 'background');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(order, ['query'], 'the re-index batch waits for the query on the other model');
+    release();
+    assert.deepEqual(await query, [1]);
+    assert.deepEqual(await reindex, [2]);
+    assert.deepEqual(order, ['query', 'reindex']);
   });
 
   it('rejects with the retryable OVERLOADED error when the wait queue is full', async () => {
