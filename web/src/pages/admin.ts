@@ -1,4 +1,5 @@
 import { api, ApiError, optional } from '../api.ts';
+import { followEvents as follow } from './documents.ts';
 import { append, clear, h } from '../dom.ts';
 import { formatDate, t, type Key } from '../i18n.ts';
 import type { PageContext } from '../main.ts';
@@ -107,11 +108,30 @@ export async function adminPage(ctx: PageContext): Promise<void> {
     }
   };
 
+  type Reindex = { alias: string; version: string; tenantId: string; state: string; done: number; total: number; progress: number; error: string | null };
+  const reindexes = new Map<string, Reindex>();
+  const reindexBox = h('div');
+  let following = false;
+  const drawReindexes = () => {
+    clear(reindexBox);
+    if (!reindexes.size) return void reindexBox.append(h('p', { class: 'muted' }, '—'));
+    reindexBox.append(
+      table(
+        [t('alias'), t('version'), t('status'), t('progress')],
+        [...reindexes.values()].map((r) =>
+          h('tr', { 'data-reindex': `${r.alias}@${r.version}` }, h('td', null, r.alias), h('td', null, `${r.version} · ${r.tenantId}`), h('td', null, r.state, r.error ? h('div', { class: 'error small' }, r.error) : null), h('td', null, h('progress', { max: 1, value: r.progress, 'aria-label': `${t('reindex')} ${r.alias} ${r.version}` }), ` ${r.done}/${r.total}`)),
+        ),
+      ),
+    );
+  };
+
   const loadModels = async () => {
     try {
       const list = itemsOf(await optional<ModelEntry[] | { items: ModelEntry[] }>('GET', 'admin/models'));
       clear(models);
       if (!list) return void models.append(h('p', { class: 'muted' }, t('notAvailable')));
+      const status = await optional<{ reindexes: Reindex[] }>('GET', 'admin/models/status').catch(() => null);
+      for (const r of status?.reindexes ?? []) reindexes.set(`${r.alias}@${r.version}@${r.tenantId}`, r);
       models.append(
         table(
           [t('alias'), t('kind'), t('version'), ''],
@@ -137,11 +157,24 @@ export async function adminPage(ctx: PageContext): Promise<void> {
                 { class: 'actions' },
                 h('button', { type: 'button', onclick: () => void run(`admin/models/${encodeURIComponent(m.alias)}/switch`, { version: pick.value })() }, t('switch')),
                 m.previousVersion ? h('button', { type: 'button', onclick: () => void run(`admin/models/${encodeURIComponent(m.alias)}/rollback`)() }, t('rollback')) : null,
+                m.kind === 'embed' && status ? h('button', { type: 'button', onclick: () => void run(`admin/models/${encodeURIComponent(m.alias)}/${encodeURIComponent(pick.value)}/reindex`)() }, t('reindex')) : null,
               ),
             );
           }),
         ),
       );
+      if (status) {
+        models.append(h('h3', null, t('reindex')), reindexBox);
+        drawReindexes();
+        if (!following) {
+          following = true;
+          follow('admin/models/events', ctx.signal, 'progress', (r) => {
+            const view = r as Reindex;
+            reindexes.set(`${view.alias}@${view.version}@${view.tenantId}`, view);
+            drawReindexes();
+          });
+        }
+      }
     } catch (err) {
       failed(models, err);
     }
@@ -149,29 +182,77 @@ export async function adminPage(ctx: PageContext): Promise<void> {
 
   const loadAudit = async () => {
     try {
-      const list = itemsOf(await optional<Array<{ actor: string; action: string; target: string | null; createdAt: string }> | { items: Array<{ actor: string; action: string; target: string | null; createdAt: string }> }>('GET', 'admin/audit?limit=50'));
+      type AuditRow = { actor: string; action: string; target: string | null; at?: string; createdAt?: string };
+      const list = itemsOf(await optional<AuditRow[] | { items: AuditRow[] }>('GET', 'audit?limit=50'));
       clear(audit);
       if (!list) return void audit.append(h('p', { class: 'muted' }, t('notAvailable')));
-      audit.append(table([t('when'), t('actor'), t('action'), t('target')], list.map((a) => h('tr', null, h('td', { class: 'nowrap' }, formatDate(a.createdAt)), h('td', null, a.actor), h('td', null, a.action), h('td', null, a.target ?? '')))));
+      audit.append(table([t('when'), t('actor'), t('action'), t('target')], list.map((a) => h('tr', null, h('td', { class: 'nowrap' }, formatDate(a.at ?? a.createdAt)), h('td', null, a.actor), h('td', null, a.action), h('td', null, a.target ?? '')))));
     } catch (err) {
       failed(audit, err);
     }
   };
 
+  const ROLE_NAMES = ['viewer', 'editor', 'tenant_admin', 'admin'];
+  const roleSelect = (label: string, current?: string) =>
+    h('select', { 'aria-label': label }, ROLE_NAMES.map((r) => h('option', { value: r, selected: r === current }, r)));
+
   const loadKeys = async () => {
     try {
-      type KeyRow = { id: string; name?: string; userId?: string; roles?: string[]; createdAt: string; revokedAt?: string | null };
+      type KeyRow = { id: string; name?: string; userId?: string; roles?: string[]; createdAt: string; lastUsedAt?: string | null; revokedAt?: string | null };
       const list = itemsOf(await optional<KeyRow[] | { items: KeyRow[] }>('GET', 'api-keys'));
       clear(keys);
       if (!list) return void keys.append(h('p', { class: 'muted' }, t('notAvailable')));
-      keys.append(
+      const name = h('input', { id: 'key-name', 'aria-label': t('name'), placeholder: t('name') });
+      const role = roleSelect(t('role'), 'viewer');
+      const shown = h('p', { class: 'notice', role: 'status' });
+      append(keys, [
+        h('form', { class: 'row wrap', onsubmit: async (e: Event) => {
+          e.preventDefault();
+          try {
+            const created = await api<{ key: string }>('POST', 'api-keys', { name: name.value.trim() || 'ui', roles: [role.value] });
+            await loadKeys();
+            keys.prepend(h('p', { class: 'notice', role: 'status' }, `${t('newKeyShown')} `, h('code', { class: 'mono', 'data-new-key': '' }, created.key)));
+          } catch (err) {
+            shown.textContent = err instanceof ApiError ? `${err.code}: ${err.message}` : String(err);
+          }
+        } }, name, role, h('button', { type: 'submit' }, t('create'))),
+        shown,
+        table(
+          [t('name'), t('users'), t('role'), t('when'), ''],
+          list.map((k) => h('tr', { 'data-key': k.id }, h('td', null, k.name ?? k.id.slice(0, 8)), h('td', null, k.userId ?? ''), h('td', null, (k.roles ?? []).join(', ')), h('td', { class: 'nowrap' }, formatDate(k.createdAt)), h('td', null, k.revokedAt ? `${t('revoke')}: ${formatDate(k.revokedAt)}` : h('button', { type: 'button', onclick: async () => { await api('DELETE', `api-keys/${k.id}`); await loadKeys(); } }, t('revoke'))))),
+        ),
+      ]);
+    } catch (err) {
+      failed(keys, err);
+    }
+  };
+
+  const users = h('div');
+  const loadUsers = async () => {
+    try {
+      type UserRow = { userId: string; roles: string[]; memberSince: string };
+      const list = itemsOf(await optional<UserRow[] | { items: UserRow[] }>('GET', 'users'));
+      clear(users);
+      if (!list) return void users.append(h('p', { class: 'muted' }, t('notAvailable')));
+      users.append(
         table(
           [t('name'), t('role'), t('when'), ''],
-          list.map((k) => h('tr', null, h('td', null, k.name ?? k.id.slice(0, 8)), h('td', null, (k.roles ?? []).join(', ')), h('td', { class: 'nowrap' }, formatDate(k.createdAt)), h('td', null, k.revokedAt ? '—' : h('button', { type: 'button', onclick: async () => { await api('DELETE', `api-keys/${k.id}`); await loadKeys(); } }, t('revoke'))))),
+          list.map((u) => {
+            const role = roleSelect(`${t('role')} ${u.userId}`, u.roles[0]);
+            return h('tr', { 'data-user': u.userId }, h('td', null, u.userId), h('td', null, role), h('td', { class: 'nowrap' }, formatDate(u.memberSince)), h('td', null, h('button', { type: 'button', onclick: async () => {
+              try {
+                await api('PUT', `users/${encodeURIComponent(u.userId)}/roles`, { roles: [role.value] });
+                note.textContent = t('done');
+              } catch (err) {
+                note.textContent = err instanceof ApiError ? `${err.code}: ${err.message}` : String(err);
+              }
+              await loadUsers();
+            } }, t('save'))));
+          }),
         ),
       );
     } catch (err) {
-      failed(keys, err);
+      failed(users, err);
     }
   };
 
@@ -209,7 +290,8 @@ export async function adminPage(ctx: PageContext): Promise<void> {
     section('dead-letters', 'deadLetters', letters, loadLetters),
     section('models', 'models', models, loadModels),
     section('audit', 'auditLog', audit, loadAudit),
+    section('users', 'users', users, loadUsers),
     section('keys', 'apiKeys', keys, loadKeys),
   );
-  await Promise.all([loadMaintenance(), loadStatus(), loadLetters(), loadModels(), loadAudit(), loadKeys()]);
+  await Promise.all([loadMaintenance(), loadStatus(), loadLetters(), loadModels(), loadAudit(), loadUsers(), loadKeys()]);
 }

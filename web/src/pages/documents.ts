@@ -4,14 +4,21 @@ import { formatDate, statusLabel, t } from '../i18n.ts';
 import { canWrite, type PageContext } from '../main.ts';
 
 /** Keeps a live SSE subscription open until the page is left, reconnecting after a drop. */
-export function follow(path: string, signal: AbortSignal, onJob: (job: Job) => void): void {
+export function followEvents(path: string, signal: AbortSignal, name: string, onEvent: (data: unknown) => void): void {
   const run = async () => {
     while (!signal.aborted) {
-      await streamEvents('GET', path, undefined, ({ event, data }) => event === 'job' && onJob(data as Job), signal).catch(() => undefined);
+      const ok = await streamEvents('GET', path, undefined, ({ event, data }) => event === name && onEvent(data), signal).then(() => true, (err: unknown) => !(err instanceof ApiError && err.status >= 400 && err.status < 500));
+      // A route this server lacks, or a role it refuses, will not change by trying again.
+      if (!ok) return;
       if (!signal.aborted) await new Promise((r) => setTimeout(r, 1000));
     }
   };
   void run();
+}
+
+/** Job updates of an SSE job stream. */
+export function follow(path: string, signal: AbortSignal, onJob: (job: Job) => void): void {
+  followEvents(path, signal, 'job', (data) => onJob(data as Job));
 }
 
 export function statusBadge(status: string, progress?: number, step?: string | null): HTMLElement {
