@@ -66,6 +66,8 @@ export const VARIABLES: VarSpec[] = [
   { name: 'CHUNK_OVERLAP_TOKENS', default: '32', doc: 'Tokens repeated between consecutive chunks of a page.' },
   { name: 'SEARCH_LEG_TIMEOUT_MS', default: '2000', doc: 'How long search waits for each leg (lexical, dense incl. embedding the query); a leg that fails or takes longer is dropped and the answer says `degraded`.' },
   { name: 'SEARCH_CANDIDATES', default: '100', doc: 'Hits each search leg contributes to Reciprocal Rank Fusion (at least the requested limit).' },
+  { name: 'SEARCH_CONCURRENCY', default: '8', doc: 'Searches one api process runs at once (RAG retrieval included); more wait in a queue.' },
+  { name: 'SEARCH_QUEUE_LIMIT', default: '32', doc: 'Searches waiting for a turn; beyond that a search is refused at once with 503 OVERLOADED and Retry-After, instead of waiting into the leg timeout.' },
   { name: 'SEARCH_LEXICAL_POSTINGS', default: '20000', doc: 'Lexical search scores every chunk holding any query word while the query words occur in at most this many chunks together; beyond it the commonest words still score but no longer bring in candidates of their own (bounds latency on large tenants).' },
   { name: 'LLM_BACKEND', default: 'extractive', doc: '`extractive` (offline default, no weights: answers with the best-matching sentences of the sources, cited), `llama` (a GGUF model from the models bucket, alias LLM_MODEL, run on CPU by node-llama-cpp) or `openai` (an OpenAI-compatible server inside your network: vLLM, llama.cpp server, Ollama).' },
   { name: 'LLM_URL', doc: 'Base URL of the OpenAI-compatible server, `http://vllm:8000/v1`. Required when LLM_BACKEND=openai.' },
@@ -131,7 +133,7 @@ export interface Config {
   vectors: { driver: 'usearch' | 'pgvector' | 'postgres' | 'qdrant'; qdrantUrl: string | null; qdrantApiKey: string | null };
   queue: { driver: 'memory' | 'amqp'; url: string | null; prefix: string; maxAttempts: number; backoffMs: number; lockTtlMs: number };
   ingest: { concurrency: number; uploadMaxBytes: number; uploadMaxFiles: number; chunkTargetTokens: number; chunkOverlapTokens: number };
-  search: { legTimeoutMs: number; candidates: number; lexicalPostings: number };
+  search: { legTimeoutMs: number; candidates: number; lexicalPostings: number; concurrency: number; queueLimit: number };
   auth: { jwtSecret: string | null; issuer: string; ttlSeconds: number };
   llm: { backend: 'extractive' | 'llama' | 'openai'; url: string | null; model: string; apiKey: string | null; concurrency: number; queueLimit: number; maxTokens: number; contextSize: number; threads: number };
   chat: { streamsPerUser: number };
@@ -387,6 +389,8 @@ export function loadConfig(givenEnv: Env = process.env): Config {
       legTimeoutMs: r.int('SEARCH_LEG_TIMEOUT_MS', 10, 600_000),
       candidates: r.int('SEARCH_CANDIDATES', 10, 1000),
       lexicalPostings: r.int('SEARCH_LEXICAL_POSTINGS', 100, 100_000_000),
+      concurrency: r.int('SEARCH_CONCURRENCY', 1, 10_000),
+      queueLimit: r.int('SEARCH_QUEUE_LIMIT', 0, 100_000),
     },
     llm: {
       backend: llmBackend,

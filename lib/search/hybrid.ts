@@ -6,6 +6,7 @@ import { collectionFor, type VectorFilter, type VectorStore } from '../ports/vec
 import type { TenantScope } from '../ports/tenant-scope.ts';
 import type { ActiveModel } from '../repositories/models.ts';
 import { FT_CONFIGS, SearchRepository, type FtConfig, type LexicalPlan, type SearchRowFilters } from '../repositories/search.ts';
+import { Gate } from '../llm/gate.ts';
 import { withTimeout } from '../runtime/stores.ts';
 import { maximalMarginalRelevance } from './mmr.ts';
 import { parseQuery, type ParsedQuery } from './query.ts';
@@ -41,6 +42,10 @@ export interface SearchSettings {
   legTimeoutMs: number;
   candidates: number;
   lexicalPostings: number;
+  /** Searches run at once by this process; absent = no limit (benches, tests). */
+  concurrency?: number;
+  /** Searches waiting for a turn; past it a search is refused at once (OVERLOADED). */
+  queueLimit?: number;
 }
 
 export interface QueryEmbedding {
@@ -92,10 +97,29 @@ interface DenseOutcome {
 export class HybridSearch {
   private readonly ensured = new Set<string>();
   private modelsCache: { at: number; value: Promise<ActiveModel[]> } | null = null;
+  /**
+   * Admission control: past `concurrency` running and `queueLimit` waiting, a search
+   * gets 503 OVERLOADED with Retry-After at once, instead of joining a queue whose
+   * every member would run into the leg timeout (the 2 s cascade under overload).
+   */
+  private readonly gate: Gate | null;
 
-  constructor(private readonly deps: HybridSearchDeps) {}
+  constructor(private readonly deps: HybridSearchDeps) {
+    const { concurrency, queueLimit } = deps.settings;
+    this.gate = concurrency ? new Gate(concurrency, queueLimit ?? 0, 'search') : null;
+  }
 
   async search(scope: TenantScope, params: SearchParams, calls: EmbedCalls): Promise<SearchResult> {
+    validateParams(params);
+    const release = this.gate ? await this.gate.acquire() : null;
+    try {
+      return await this.admitted(scope, params, calls);
+    } finally {
+      release?.();
+    }
+  }
+
+  private async admitted(scope: TenantScope, params: SearchParams, calls: EmbedCalls): Promise<SearchResult> {
     const started = performance.now();
     const request = validateParams(params);
     const parsed = parseQuery(params.query);
