@@ -87,12 +87,6 @@ export const ERROR_CATALOGUE = {
   // Search
   EMPTY_QUERY: { status: 400, retryable: false, summary: 'The query has no searchable words.' },
   QUERY_TOO_LONG: { status: 400, retryable: false, summary: 'The query is longer than the search accepts.' },
-  INVALID_LIMIT: { status: 400, retryable: false, summary: '`limit` is out of range.' },
-  INVALID_MODE: { status: 400, retryable: false, summary: '`mode` is not hybrid, lexical or dense.' },
-  INVALID_RRF_K: { status: 400, retryable: false, summary: '`rrfK` is out of range.' },
-  INVALID_WEIGHT: { status: 400, retryable: false, summary: 'A leg weight is out of range.' },
-  INVALID_MMR: { status: 400, retryable: false, summary: '`mmr.lambda` is not between 0 and 1.' },
-  INVALID_FILTER: { status: 400, retryable: false, summary: 'A filter is not a list of valid values.' },
   UNKNOWN_EMBEDDING_ALIAS: { status: 400, retryable: false, summary: 'No active embedding model under that alias.' },
   SEARCH_UNAVAILABLE: { status: 503, retryable: true, summary: 'No search leg answered in time.' },
 
@@ -100,7 +94,6 @@ export const ERROR_CATALOGUE = {
   CHAT_NOT_FOUND: { status: 404, retryable: false, summary: 'No such chat of the caller.' },
   EMPTY_MESSAGE: { status: 400, retryable: false, summary: 'The message is empty.' },
   MESSAGE_TOO_LONG: { status: 400, retryable: false, summary: 'The message is longer than 8000 characters.' },
-  INVALID_MESSAGES: { status: 400, retryable: false, summary: '`messages` is not a non-empty list of {role, content}.' },
   TOO_MANY_STREAMS: { status: 429, retryable: true, summary: 'The user already holds CHAT_STREAMS_PER_USER answer streams.' },
   LLM_PROMPT_TOO_LONG: { status: 400, retryable: false, summary: 'The conversation and the answer budget exceed the model\'s context.' },
   LLM_BUSY: { status: 503, retryable: true, summary: 'Every generation slot of the model is taken.' },

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { parseSse } from '../lib/streams.ts';
 
 /**
  * Post-deploy smoke test against a running ragmesh (embedded or mesh, direct or through
@@ -149,11 +150,7 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeReport> {
     });
     if (res.status !== 200) throw new CheckFailed(`POST /api/v1/chats/:id/messages: HTTP ${res.status}: ${(await res.text()).slice(0, 300)}`);
     if (!res.headers.get('content-type')?.startsWith('text/event-stream')) throw new CheckFailed(`content-type ${res.headers.get('content-type')}`);
-    const events = (await res.text())
-      .split('\n\n')
-      .map((block) => ({ event: /^event: (.*)$/m.exec(block)?.[1], data: /^data: (.*)$/m.exec(block)?.[1] }))
-      .filter((e) => e.event && e.data)
-      .map((e) => ({ event: e.event!, data: JSON.parse(e.data!) }));
+    const events = parseSse(await res.text());
     const error = events.find((e) => e.event === 'error');
     if (error) throw new CheckFailed(`error event: ${JSON.stringify(error.data)}`);
     const tokens = events.filter((e) => e.event === 'token').length;

@@ -9,6 +9,7 @@ import { startEmbeddedNode, type EmbeddedNode } from './support/embedded.ts';
 import { upload } from './support/ingest.ts';
 import { NGINX_BIN, startNginx, type RunningNginx } from './support/nginx.ts';
 import { freePort, ROOT } from './support/processes.ts';
+import { parseSse } from '../lib/streams.ts';
 
 const MiB = 1024 * 1024;
 
@@ -102,7 +103,7 @@ describe('nginx in front of the api', { skip: NGINX_BIN ? false : 'nginx is not 
         body: JSON.stringify({ content: 'How do events pass?' }),
       });
       assert.equal(res.headers.get('content-encoding'), null);
-      const events = (await res.text()).split('\n\n').map((b) => /^event: (.*)$/m.exec(b)?.[1]).filter(Boolean);
+      const events = parseSse(await res.text()).map((e) => e.event);
       return events;
     };
     const [direct, proxied] = [await ask(`http://127.0.0.1:${node.node.httpPort}`), await ask(nginx.url)];

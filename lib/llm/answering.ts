@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { ndjson } from '../streams.ts';
 import type { Readable } from 'node:stream';
 import type { KeyValueStore } from '../ports/key-value.ts';
 import type { TenantScope } from '../ports/tenant-scope.ts';
@@ -114,7 +115,7 @@ export async function answer(
     begin();
     let content = '';
     let done: Extract<GenerateEvent, { type: 'done' }> | null = null;
-    for await (const line of ndjson(stream)) {
+    for await (const line of ndjson<Line>(stream)) {
       if (signal.aborted) {
         stream.destroy();
         return null;
@@ -163,15 +164,3 @@ function citationOf(hit: SearchHit, n: number): Citation {
 
 type Line = GenerateEvent | { type: 'error'; code: string; message: string };
 
-export async function* ndjson(stream: Readable): AsyncIterable<Line> {
-  let buffer = '';
-  for await (const chunk of stream) {
-    buffer += chunk.toString();
-    let newline: number;
-    while ((newline = buffer.indexOf('\n')) >= 0) {
-      const line = buffer.slice(0, newline);
-      buffer = buffer.slice(newline + 1);
-      if (line.trim()) yield JSON.parse(line) as Line;
-    }
-  }
-}

@@ -8,7 +8,7 @@ import { createLogger } from '../logging.ts';
 import { Stores } from '../runtime/stores.ts';
 import llmService, { type GenerateParams, type LlmInfo } from '../../services/llm/llm.service.ts';
 import { startEmbeddedNode, type EmbeddedNode } from '../../test/support/embedded.ts';
-import { ndjson } from './answering.ts';
+import { ndjson } from '../streams.ts';
 import { NO_MODEL_ANSWER } from './extractive.ts';
 import { OpenAiCompatibleBackend } from './openai.ts';
 import type { GenerateEvent } from './types.ts';

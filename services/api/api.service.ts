@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { ServiceSchema } from 'moleculer';
+import type { ServiceBroker, ServiceSchema } from 'moleculer';
 import ApiGateway from 'moleculer-web';
 import { verifyAccessToken, type Principal, type Role } from '../../lib/auth/jwt.ts';
 import { appError } from '../../lib/errors.ts';
@@ -15,7 +15,9 @@ import { MaintenanceGate } from './maintenance-gate.ts';
 import { MAINTENANCE_CHANGED_EVENT } from '../maintenance/mode.actions.ts';
 import type { MaintenanceMode } from '../../lib/repositories/system.ts';
 import { API_ROUTE_MODULES } from './routes/index.ts';
-import type { ApiRouteModule } from './routes/module.ts';
+import { buildGateway, routeKey } from './gateway.ts';
+import { healthEndpoints } from './routes/health.ts';
+import type { ApiRouteModule, Endpoint, GatewayRequest } from './routes/module.ts';
 
 /**
  * The token of a request: the Authorization header, or — for GET only, because
@@ -60,33 +62,8 @@ class KnownMembers {
   }
 }
 
-type MergedPart = 'roles' | 'aliases' | 'actions' | 'events' | 'methods';
-
-/**
- * One part of every route module, as one object. Two modules claiming the same alias,
- * action, event or method would silently replace each other: refuse it at boot.
- */
-function merged<K extends MergedPart>(modules: ApiRouteModule[], part: K): NonNullable<ApiRouteModule[K]> {
-  const out: Record<string, unknown> = {};
-  for (const module of modules) {
-    for (const [key, value] of Object.entries(module[part] ?? {})) {
-      if (key in out) throw new Error(`Two api route modules define the same ${part.replace(/s$/, '')} "${key}"`);
-      out[key] = value;
-    }
-  }
-  return out as NonNullable<ApiRouteModule[K]>;
-}
-
 /** A client-sent X-Request-ID is kept only if it is short and plain, so it is safe in logs. */
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
-
-interface GatewayRequest extends IncomingMessage {
-  $action?: { name: string };
-  $startTime?: [number, number];
-  originalUrl?: string;
-  $ctx?: RagmeshContext;
-  $route?: { logging?: boolean };
-}
 
 /**
  * The gateway: REST under /api/v1, health and version at the root. It verifies the
@@ -97,13 +74,12 @@ interface GatewayRequest extends IncomingMessage {
 export default function apiService(runtime: Runtime): ServiceSchema {
   const { config } = runtime;
   const modules = API_ROUTE_MODULES.map((factory) => factory(runtime));
-  /** Who may call an action through the gateway; actions not listed need only a valid token. */
-  const actionRoles: Record<string, Role[]> = merged(modules, 'roles');
+  let broker: ServiceBroker | null = null;
+  const endpoints: Endpoint[] = [...healthEndpoints(runtime, () => maintenance, () => endpoints), ...modules.flatMap((m) => m.endpoints)];
+  const gateway = buildGateway(endpoints, () => broker!, true);
+  const quiet = new Set(endpoints.filter((e) => e.quiet).map((e) => routeKey(e.method, e.path)));
   const members = new KnownMembers(runtime);
-  const maintenance = new MaintenanceGate(
-    runtime,
-    new Set(modules.flatMap((m) => m.reads ?? []).map((r) => (/^[A-Z]+ \//.test(r) ? r : r.replace(' ', ' /api/v1/')))),
-  );
+  const maintenance: MaintenanceGate = new MaintenanceGate(runtime, gateway.openInMaintenance);
   return {
     name: 'api',
     mixins: [ApiGateway],
@@ -119,32 +95,7 @@ export default function apiService(runtime: Runtime): ServiceSchema {
         options.requestID = typeof given === 'string' && CLIENT_REQUEST_ID.test(given) ? given : randomUUID();
         void req;
       },
-      routes: [
-        {
-          name: 'health',
-          path: '/',
-          logging: false,
-          mappingPolicy: 'restrict',
-          authentication: false,
-          aliases: {
-            'GET healthz': 'api.healthz',
-            'GET readyz': 'api.readyz',
-            'GET api/version': 'api.version',
-            // Prometheus scrapes each replica here; nginx does not pass it from outside.
-            'GET metrics': 'api.metrics',
-          },
-        },
-        {
-          name: 'v1',
-          path: '/api/v1',
-          mappingPolicy: 'restrict',
-          authentication: true,
-          authorization: true,
-          bodyParsers: { json: { limit: '1mb' }, urlencoded: false },
-          aliases: merged(modules, 'aliases'),
-        },
-        ...modules.flatMap((m) => m.routes ?? []),
-      ],
+      routes: gateway.routes,
       onError(
         this: { logger: { error: (...a: unknown[]) => void }; logResponse: (req: GatewayRequest, res: ServerResponse) => void },
         req: GatewayRequest,
@@ -162,45 +113,19 @@ export default function apiService(runtime: Runtime): ServiceSchema {
     } as ServiceSchema['settings'],
 
     actions: {
-      healthz: {
-        handler: () => ({ status: 'ok' }),
-      },
-
-      /** Ready when this node's own dependencies answer; 503 otherwise, so a load balancer skips it. */
-      readyz: {
-        async handler(ctx: RagmeshContext): Promise<Readiness> {
-          const readiness = (await ctx.call('api.readiness', {}, { nodeID: ctx.broker.nodeID })) as Readiness;
-          if (!readiness.ready) ctx.meta.$statusCode = 503;
-          return readiness;
-        },
-      },
-
       readiness: readinessAction('api', runtime),
-
-      version: {
-        handler: async () => ({ ...buildInfo(config), maintenance: await maintenance.current() }),
-      },
-
-      metrics: {
-        async handler(ctx: RagmeshContext): Promise<string> {
-          if (!runtime.metrics) throw appError('ROUTE_NOT_FOUND', 'This process exports no metrics');
-          const { contentType, body } = await runtime.metrics.render();
-          ctx.meta.$responseType = contentType;
-          return body;
-        },
-      },
-
-      ...merged(modules, 'actions'),
+      ...gateway.actions,
     },
 
     events: {
-      ...merged(modules, 'events'),
+      ...mergedEvents(modules),
       [MAINTENANCE_CHANGED_EVENT]: {
         handler: (ctx: RagmeshContext<MaintenanceMode>) => maintenance.changed(ctx.params),
       },
     },
 
     created() {
+      broker = (this as unknown as { broker: ServiceBroker }).broker;
       const server = (this as unknown as { server?: Server }).server;
       if (runtime.metrics && server) {
         instrumentHttpServer(server, runtime.metrics);
@@ -217,7 +142,6 @@ export default function apiService(runtime: Runtime): ServiceSchema {
     },
 
     methods: {
-      ...merged(modules, 'methods'),
 
       async authenticate(ctx: RagmeshContext, _route: unknown, req: GatewayRequest): Promise<Principal> {
         const principal = await verifyAccessToken(bearerToken(req), runtime.jwtSecret, config.auth.issuer);
@@ -227,7 +151,7 @@ export default function apiService(runtime: Runtime): ServiceSchema {
       },
 
       async authorize(ctx: RagmeshContext, _route: unknown, req: GatewayRequest, _res: unknown, alias?: { method: string; fullPath: string }): Promise<void> {
-        const needed = actionRoles[req.$action?.name ?? ''];
+        const needed = gateway.roles.get(routeKey(req.method ?? 'GET', alias?.fullPath ?? ''));
         const held = ctx.meta.auth?.roles ?? [];
         if (needed?.length && !needed.some((role) => held.includes(role))) {
           throw appError('FORBIDDEN', `This needs one of the roles: ${needed.join(', ')}`);
@@ -237,7 +161,7 @@ export default function apiService(runtime: Runtime): ServiceSchema {
 
       /** One structured access-log line per request instead of moleculer-web's coloured text. */
       logResponse(this: { logger: { info: (o: object, m: string) => void } }, req: GatewayRequest, res: ServerResponse) {
-        if (req.$route && req.$route.logging === false) return;
+        if (quiet.has(routeKey(req.method ?? 'GET', req.$alias?.fullPath ?? ''))) return;
         const [s, ns] = process.hrtime(req.$startTime ?? process.hrtime());
         this.logger.info(
           { request_id: res.getHeader('X-Request-ID'), method: req.method, url: loggedUrl(req.originalUrl ?? req.url ?? ''), status: res.statusCode, ms: Math.round((s * 1e3 + ns / 1e6) * 10) / 10 },
@@ -246,4 +170,16 @@ export default function apiService(runtime: Runtime): ServiceSchema {
       },
     },
   };
+}
+
+/** Event handlers of every route module; two modules handling the same event would replace each other: refused at boot. */
+function mergedEvents(modules: ApiRouteModule[]): NonNullable<ServiceSchema['events']> {
+  const out: Record<string, unknown> = {};
+  for (const module of modules) {
+    for (const [key, value] of Object.entries(module.events ?? {})) {
+      if (key in out) throw new Error(`Two api route modules handle the event "${key}"`);
+      out[key] = value;
+    }
+  }
+  return out as NonNullable<ServiceSchema['events']>;
 }

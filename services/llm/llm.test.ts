@@ -8,7 +8,7 @@ import { NO_MODEL_ANSWER, NOT_FOUND_ANSWER } from '../../lib/llm/extractive.ts';
 import { Gate } from '../../lib/llm/gate.ts';
 import { createLogger } from '../../lib/logging.ts';
 import { Stores } from '../../lib/runtime/stores.ts';
-import { ndjson } from '../../lib/llm/answering.ts';
+import { ndjson } from '../../lib/streams.ts';
 import { LLM_ABORT_EVENT } from '../../lib/llm/types.ts';
 import llmService, { type GenerateParams, type StreamLine } from './llm.service.ts';
 

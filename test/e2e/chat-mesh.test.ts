@@ -5,6 +5,7 @@ import { textPdf } from '../fixtures/documents.ts';
 import { httpJson } from '../support/http.ts';
 import { readSse, upload } from '../support/ingest.ts';
 import { TestMesh } from '../support/mesh.ts';
+import { parseSse } from '../../lib/streams.ts';
 
 /**
  * A user's whole path over the mesh (api, models + llm, ingest worker: three processes
@@ -42,11 +43,7 @@ describe('chat over the mesh', () => {
       headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
       body: JSON.stringify({ content: 'Within how many days are invoices paid?' }),
     });
-    const events = (await answer.text())
-      .split('\n\n')
-      .map((b) => [/^event: (.*)$/m.exec(b)?.[1], /^data: (.*)$/m.exec(b)?.[1]] as const)
-      .filter(([e, d]) => e && d)
-      .map(([e, d]) => ({ event: e!, data: JSON.parse(d!) }));
+    const events = parseSse(await answer.text());
     assert.deepEqual([...new Set(events.map((e) => e.event))], ['meta', 'sources', 'token', 'done']);
     const text = events.filter((e) => e.event === 'token').map((e) => e.data.text).join('');
     assert.match(text, /Invoices are paid within thirty days of receipt\./);

@@ -1,5 +1,6 @@
 import { httpJson, type JsonResponse } from './http.ts';
 import { waitFor } from './processes.ts';
+import { sseEvents } from '../../lib/streams.ts';
 
 export interface UploadFile {
   name: string;
@@ -45,18 +46,8 @@ export async function readSse(
   try {
     const res = await fetch(url, { headers: { Authorization: `Bearer ${token}`, Accept: 'text/event-stream' }, signal: controller.signal });
     if (res.status !== 200) throw new Error(`SSE ${url}: ${res.status} ${await res.text()}`);
-    const decoder = new TextDecoder();
-    let buffer = '';
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      buffer += decoder.decode(chunk, { stream: true });
-      let end: number;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const event = /^event: (.*)$/m.exec(block)?.[1];
-        const data = /^data: (.*)$/m.exec(block)?.[1];
-        if (event && data !== undefined) events.push({ event, data: JSON.parse(data) });
-      }
+    for await (const event of sseEvents(res.body as unknown as AsyncIterable<Uint8Array>)) {
+      events.push(event);
       if (until(events)) break;
     }
     return events;

@@ -1,51 +1,66 @@
 import type { MaintenanceMode } from '../../../lib/repositories/system.ts';
 import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
-import type { ApiRouteModule } from './module.ts';
+import { endpoint, type ApiRouteModule } from './module.ts';
 
 /**
  * Deployment-wide administration: maintenance mode and backups. The work is done by
  * the maintenance service; these routes hand it the caller's principal.
  */
 export function adminRoutes(_runtime: Runtime): ApiRouteModule {
+  const MODE = { type: 'object', required: ['enabled'], properties: { enabled: { type: 'boolean' }, reason: { type: ['string', 'null'] }, since: { type: ['string', 'null'] } } };
   return {
-    aliases: {
-      'GET admin/maintenance': 'api.admin.maintenance.get',
-      'PUT admin/maintenance': 'api.admin.maintenance.set',
-      'GET admin/backups': 'api.admin.backups.list',
-      'POST admin/backups': 'api.admin.backups.create',
-      'POST admin/sweeps': 'api.admin.sweeps.run',
-    },
-    // Leaving maintenance mode must work while it is on.
-    reads: ['PUT admin/maintenance'],
-    roles: {
-      'api.admin.maintenance.get': ['admin', 'tenant_admin'],
-      'api.admin.maintenance.set': ['admin'],
-      'api.admin.backups.list': ['admin'],
-      'api.admin.backups.create': ['admin'],
-      'api.admin.sweeps.run': ['admin'],
-    },
-    actions: {
-      'admin.maintenance.get': {
+    endpoints: [
+      endpoint({
+        method: 'GET',
+        path: '/api/v1/admin/maintenance',
+        summary: 'Whether maintenance (read-only) mode is on',
+        roles: ['admin', 'tenant_admin'],
+        response: { schema: MODE },
+        action: 'admin.maintenance.get',
         handler: (ctx: RagmeshContext): Promise<MaintenanceMode> => ctx.call('maintenance.mode.get'),
-      },
-      'admin.maintenance.set': {
+      }),
+      endpoint<{ enabled: boolean; reason?: string }>({
+        method: 'PUT',
+        path: '/api/v1/admin/maintenance',
+        summary: 'Turn maintenance mode on or off (audited)',
+        roles: ['admin'],
+        // Leaving maintenance mode must work while it is on.
+        duringMaintenance: true,
         params: { enabled: 'boolean', reason: { type: 'string', optional: true, max: 500 } },
-        handler: (ctx: RagmeshContext<{ enabled: boolean; reason?: string }>): Promise<MaintenanceMode> => ctx.call('maintenance.mode.set', ctx.params),
-      },
-      'admin.backups.list': {
+        response: { schema: MODE },
+        action: 'admin.maintenance.set',
+        handler: (ctx): Promise<MaintenanceMode> => ctx.call('maintenance.mode.set', ctx.params),
+      }),
+      endpoint({
+        method: 'GET',
+        path: '/api/v1/admin/backups',
+        summary: 'The backups, newest first',
+        roles: ['admin'],
+        response: { schema: { type: 'object' } },
+        action: 'admin.backups.list',
         handler: (ctx: RagmeshContext) => ctx.call('maintenance.backup.list'),
-      },
-      'admin.sweeps.run': {
+      }),
+      endpoint({
+        method: 'POST',
+        path: '/api/v1/admin/sweeps',
+        summary: 'Run the orphan and retention sweepers now; counts of what each removed',
+        roles: ['admin'],
+        response: { schema: { type: 'object' } },
+        action: 'admin.sweeps.run',
         handler: (ctx: RagmeshContext) => ctx.call('maintenance.sweep.run', {}, { timeout: 0 }),
-      },
-      'admin.backups.create': {
+      }),
+      endpoint({
+        method: 'POST',
+        path: '/api/v1/admin/backups',
+        summary: 'Take a backup now (database, objects, vectors), checksummed',
+        roles: ['admin'],
+        response: { status: 201, schema: { type: 'object' } },
+        action: 'admin.backups.create',
         async handler(ctx: RagmeshContext) {
           // A backup takes as long as the data is big: no call timeout.
-          const result = await ctx.call('maintenance.backup.create', {}, { timeout: 0 });
-          ctx.meta.$statusCode = 201;
-          return result;
+          return ctx.call('maintenance.backup.create', {}, { timeout: 0 });
         },
-      },
-    },
+      }),
+    ],
   };
 }

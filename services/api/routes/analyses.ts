@@ -8,10 +8,10 @@ import { JobsRepository } from '../../../lib/repositories/jobs.ts';
 import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
 import { ANALYZE_QUEUE, analysisKeys, analyzeMessage } from '../../analyze/job.ts';
 import { JOB_UPDATED_EVENT, jobView, type JobView } from '../../ingest/job-model.ts';
-import type { ApiRouteModule } from './module.ts';
+import { endpoint, type ApiRouteModule } from './module.ts';
+import { isUuid } from '../../../lib/ids.ts';
 
 const WRITERS: Role[] = ['editor', 'admin', 'tenant_admin'];
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Queues an analysis of the document's current version, or answers the one already
@@ -50,26 +50,34 @@ export async function queueAnalysis(
  */
 export function analysisRoutes(runtime: Runtime): ApiRouteModule {
   const documentId = (raw: unknown) => {
-    if (typeof raw !== 'string' || !UUID.test(raw)) throw appError('DOCUMENT_NOT_FOUND', `No document ${String(raw).slice(0, 64)}`);
+    if (!isUuid(raw)) throw appError('DOCUMENT_NOT_FOUND', `No document ${String(raw).slice(0, 64)}`);
     return raw;
   };
   return {
-    aliases: {
-      'POST documents/:id/analyses': 'api.analyses.create',
-      'GET documents/:id/analysis': 'api.analyses.get',
-    },
-    roles: { 'api.analyses.create': WRITERS },
-    actions: {
-      'analyses.create': {
+    endpoints: [
+      endpoint<{ id: string }>({
+        method: 'POST',
+        path: '/api/v1/documents/:id/analyses',
+        summary: 'Queue an analysis of a document: 202 queued, 200 when one is already queued or running',
+        roles: WRITERS,
         params: { id: 'string' },
+        response: { status: 202, schema: { type: 'object', required: ['id', 'status'] } },
+        errors: ['DOCUMENT_NOT_FOUND'],
+        action: 'analyses.create',
         async handler(ctx: RagmeshContext<{ id: string }>) {
           const auth = ctx.meta.auth!;
           const result = await queueAnalysis(runtime, (e, p) => ctx.broadcast(e, p), tenantScope(auth.tenantId), auth, documentId(ctx.params.id));
           ctx.meta.$statusCode = result.created ? 202 : 200;
           return result.job;
         },
-      },
-      'analyses.get': {
+      }),
+      endpoint<{ id: string; format?: 'json' | 'markdown' | 'md' }>({
+        method: 'GET',
+        path: '/api/v1/documents/:id/analysis',
+        summary: 'The latest analysis of a document, as JSON or Markdown (format=markdown)',
+        response: { schema: { type: 'object' } },
+        errors: ['DOCUMENT_NOT_FOUND', 'ANALYSIS_NOT_FOUND'],
+        action: 'analyses.get',
         params: { id: 'string', format: { type: 'enum', values: ['json', 'markdown', 'md'], optional: true } },
         async handler(ctx: RagmeshContext<{ id: string; format?: 'json' | 'markdown' | 'md' }>) {
           const scope = tenantScope(ctx.meta.auth!.tenantId);
@@ -88,7 +96,7 @@ export function analysisRoutes(runtime: Runtime): ApiRouteModule {
           }
           return JSON.parse(body);
         },
-      },
-    },
+      }),
+    ],
   };
 }

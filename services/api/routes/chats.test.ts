@@ -8,6 +8,7 @@ import { textPdf } from '../../../test/fixtures/documents.ts';
 import { httpJson } from '../../../test/support/http.ts';
 import { upload, waitForJob } from '../../../test/support/ingest.ts';
 import { STREAMS_PER_USER } from './chats.ts';
+import { parseSse } from '../../../lib/streams.ts';
 
 /** Reads an SSE answer to the end: [event, data] pairs. */
 async function ask(url: string, token: string, body: unknown, init: { method?: string; signal?: AbortSignal } = {}) {
@@ -18,11 +19,7 @@ async function ask(url: string, token: string, body: unknown, init: { method?: s
     signal: init.signal,
   });
   const text = await res.text();
-  const events = text
-    .split('\n\n')
-    .map((block) => [/^event: (.*)$/m.exec(block)?.[1], /^data: (.*)$/m.exec(block)?.[1]] as const)
-    .filter(([e, d]) => e && d)
-    .map(([e, d]) => ({ event: e!, data: JSON.parse(d!) }));
+  const events = parseSse(text);
   return { res, events, text };
 }
 

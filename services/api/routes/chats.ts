@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { degradable } from '../../../lib/adapters/kv/degradable.ts';
 import { appError } from '../../../lib/errors.ts';
 import { answer, forgetLlmInfo, type AnswerOptions } from '../../../lib/llm/answering.ts';
@@ -8,9 +7,9 @@ import { tenantScope } from '../../../lib/ports/tenant-scope.ts';
 import { ChatsRepository, type ChatRow, type MessageRow } from '../../../lib/repositories/chats.ts';
 import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
 import { openSse, type SseStream } from '../sse.ts';
-import type { ApiRouteModule } from './module.ts';
+import { endpoint, type ApiRouteModule, type StreamCall } from './module.ts';
+import { isUuid } from '../../../lib/ids.ts';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAX_QUESTION = 8000;
 /** Concurrent answer streams one user may hold across every api replica, unless CHAT_STREAMS_PER_USER says otherwise. */
 export const STREAMS_PER_USER = 3;
@@ -18,23 +17,37 @@ const STREAM_SLOT_TTL_MS = 60_000;
 /** Earlier turns given to the model as context. */
 const HISTORY = 10;
 
-interface GatewayReq extends IncomingMessage {
-  $ctx: RagmeshContext;
-  $params: Record<string, string>;
-  body?: Record<string, unknown>;
-}
-
-interface GatewayThis {
-  sendError(req: IncomingMessage, res: ServerResponse, err: unknown): void;
-}
-
 interface AskParams {
+  id: string;
   content: string;
   rag: boolean;
   tags?: string[];
   sourceIds?: string[];
   maxTokens?: number;
 }
+
+/** The question, in a JSON body (POST) or the query string (EventSource can only GET). */
+const ASK_PARAMS = {
+  id: 'string',
+  // Blank once trimmed is EMPTY_MESSAGE, too long MESSAGE_TOO_LONG: meaning, checked by the route.
+  content: { type: 'string', default: '' },
+  rag: { type: 'boolean', convert: true, default: true },
+  tags: { type: 'array', optional: true, convert: true, items: { type: 'string', min: 1, max: 64 }, max: 32 },
+  sourceIds: { type: 'array', optional: true, convert: true, items: { type: 'string', min: 1, max: 256 }, max: 100 },
+  maxTokens: { type: 'number', optional: true, convert: true, integer: true, positive: true },
+};
+const ASK_ERRORS = ['CHAT_NOT_FOUND', 'EMPTY_MESSAGE', 'MESSAGE_TOO_LONG', 'TOO_MANY_STREAMS', 'LLM_BUSY', 'LLM_MODEL_NOT_READY', 'LLM_PROMPT_TOO_LONG'] as const;
+const SSE = { contentType: 'text/event-stream' } as const;
+const CHAT = {
+  type: 'object',
+  required: ['id', 'title', 'createdAt', 'updatedAt'],
+  properties: { id: { type: 'string' }, title: { type: ['string', 'null'] }, createdAt: { type: 'string' }, updatedAt: { type: 'string' } },
+};
+const MESSAGE = {
+  type: 'object',
+  required: ['id', 'role', 'content', 'createdAt'],
+  properties: { id: { type: 'string' }, role: { enum: ['user', 'assistant'] }, content: { type: 'string' }, sources: {}, usage: {}, createdAt: { type: 'string' } },
+};
 
 /**
  * Chats: create, list, rename, delete; messages persisted with the sources used. Asking
@@ -46,7 +59,7 @@ export function chatRoutes(runtime: Runtime): ApiRouteModule {
   const chats = async () => new ChatsRepository((await runtime.stores.db()).knex);
   const chatOf = async (ctx: RagmeshContext, rawId: unknown): Promise<ChatRow> => {
     const auth = ctx.meta.auth!;
-    const id = typeof rawId === 'string' && UUID.test(rawId) ? rawId : null;
+    const id = isUuid(rawId) ? rawId : null;
     const chat = id ? await (await chats()).get(tenantScope(auth.tenantId), auth.userId, id) : null;
     if (!chat) throw appError('CHAT_NOT_FOUND', `No chat ${String(rawId).slice(0, 64)}`);
     return chat;
@@ -71,8 +84,7 @@ export function chatRoutes(runtime: Runtime): ApiRouteModule {
     throw appError('TOO_MANY_STREAMS', `At most ${cap} answers may stream at once per user`, { retryAfterSeconds: 2 });
   };
 
-  const ask = async function (this: GatewayThis, req: GatewayReq, res: ServerResponse, params: AskParams): Promise<void> {
-    const ctx = req.$ctx;
+  const ask = async ({ req, res, ctx, params }: StreamCall<AskParams>): Promise<void> => {
     const auth = ctx.meta.auth!;
     const scope = tenantScope(auth.tenantId);
     const content = params.content.trim();
@@ -81,9 +93,9 @@ export function chatRoutes(runtime: Runtime): ApiRouteModule {
     const repo = await chats();
     // Ownership, the stream slot and the context are independent reads: one round trip of latency, not three.
     const [chatResult, slotResult, historyResult] = await Promise.allSettled([
-      chatOf(ctx, req.$params.id),
+      chatOf(ctx, params.id),
       takeStreamSlot(auth.tenantId, auth.userId),
-      UUID.test(req.$params.id ?? '') ? repo.listRecentMessages(scope, req.$params.id!, HISTORY) : Promise.resolve([]),
+      isUuid(params.id) ? repo.listRecentMessages(scope, params.id, HISTORY) : Promise.resolve([]),
     ]);
     if (chatResult.status === 'rejected' || slotResult.status === 'rejected' || historyResult.status === 'rejected') {
       if (slotResult.status === 'fulfilled') await slotResult.value();
@@ -146,31 +158,94 @@ export function chatRoutes(runtime: Runtime): ApiRouteModule {
     }
   };
 
-  const raw = (handler: (this: GatewayThis, req: GatewayReq, res: ServerResponse) => Promise<void>) =>
-    function (this: GatewayThis, req: GatewayReq, res: ServerResponse) {
-      handler.call(this, req, res).catch((err: unknown) => {
-        if (!res.headersSent) this.sendError(req, res, err);
-        else res.end();
-      });
-    };
-
   return {
-    aliases: {
-      'POST chats': 'api.chats.create',
-      'GET chats': 'api.chats.list',
-      'GET chats/:id': 'api.chats.get',
-      'PATCH chats/:id': 'api.chats.rename',
-      'DELETE chats/:id': 'api.chats.delete',
-      'POST chats/:id/messages': raw(async function (req, res) {
-        const body = req.body ?? {};
-        await ask.call(this, req, res, askParams(body));
+    endpoints: [
+      endpoint<{ title?: string }>({
+        method: 'POST',
+        path: '/api/v1/chats',
+        summary: 'Start a chat',
+        params: { title: { type: 'string', min: 1, max: 200, optional: true } },
+        response: { status: 201, schema: CHAT },
+        action: 'chats.create',
+        async handler(ctx) {
+          const auth = ctx.meta.auth!;
+          const chat = await (await chats()).create(tenantScope(auth.tenantId), auth.userId, ctx.params.title);
+          ctx.meta.$location = `/api/v1/chats/${chat.id}`;
+          return chatView(chat);
+        },
       }),
-      // EventSource can only GET: the question rides in the query string.
-      'GET chats/:id/messages/stream': raw(async function (req, res) {
-        const query = Object.fromEntries(new URL(req.url ?? '/', 'http://x').searchParams);
-        await ask.call(this, req, res, askParams({ ...query, rag: query.rag !== 'false', tags: query.tags?.split(','), maxTokens: query.maxTokens ? Number(query.maxTokens) : undefined }));
+      endpoint({
+        method: 'GET',
+        path: '/api/v1/chats',
+        summary: "The caller's chats",
+        response: { schema: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: CHAT } } } },
+        action: 'chats.list',
+        async handler(ctx: RagmeshContext) {
+          const auth = ctx.meta.auth!;
+          return { items: (await (await chats()).list(tenantScope(auth.tenantId), auth.userId)).map(chatView) };
+        },
       }),
-    },
+      endpoint<{ id: string }>({
+        method: 'GET',
+        path: '/api/v1/chats/:id',
+        summary: 'One chat with its messages',
+        params: { id: 'string' },
+        response: { schema: { ...CHAT, required: [...CHAT.required, 'messages'], properties: { ...CHAT.properties, messages: { type: 'array', items: MESSAGE } } } },
+        errors: ['CHAT_NOT_FOUND'],
+        action: 'chats.get',
+        async handler(ctx) {
+          const chat = await chatOf(ctx, ctx.params.id);
+          const messages = await (await chats()).listMessages(tenantScope(chat.tenantId), chat.id, 1000);
+          return { ...chatView(chat), messages: messages.map(messageView) };
+        },
+      }),
+      endpoint<{ id: string; title: string }>({
+        method: 'PATCH',
+        path: '/api/v1/chats/:id',
+        summary: 'Rename a chat',
+        params: { id: 'string', title: { type: 'string', min: 1, max: 200 } },
+        response: { schema: CHAT },
+        errors: ['CHAT_NOT_FOUND'],
+        action: 'chats.rename',
+        async handler(ctx) {
+          const chat = await chatOf(ctx, ctx.params.id);
+          const renamed = await (await chats()).rename(tenantScope(chat.tenantId), chat.userId, chat.id, ctx.params.title);
+          return chatView(renamed!);
+        },
+      }),
+      endpoint<{ id: string }>({
+        method: 'DELETE',
+        path: '/api/v1/chats/:id',
+        summary: 'Delete a chat and its messages',
+        params: { id: 'string' },
+        response: { schema: { type: 'object', required: ['id', 'deleted'], properties: { id: { type: 'string' }, deleted: { const: true } } } },
+        errors: ['CHAT_NOT_FOUND'],
+        action: 'chats.delete',
+        async handler(ctx) {
+          const chat = await chatOf(ctx, ctx.params.id);
+          await (await chats()).delete(tenantScope(chat.tenantId), chat.userId, chat.id);
+          return { id: chat.id, deleted: true };
+        },
+      }),
+      endpoint<AskParams>({
+        method: 'POST',
+        path: '/api/v1/chats/:id/messages',
+        summary: 'Ask: the answer streams over SSE (meta, sources, token…, done | error)',
+        params: ASK_PARAMS,
+        response: SSE,
+        errors: ASK_ERRORS,
+        stream: ask,
+      }),
+      endpoint<AskParams>({
+        method: 'GET',
+        path: '/api/v1/chats/:id/messages/stream',
+        summary: 'Ask with the question in the query string, for EventSource (tags comma-separated)',
+        params: ASK_PARAMS,
+        response: SSE,
+        errors: ASK_ERRORS,
+        stream: (call) => ask({ ...call, params: { ...call.params, tags: splitList(call.params.tags), sourceIds: splitList(call.params.sourceIds) } }),
+      }),
+    ],
 
     events: {
       // A new llm model version makes new answers: cache keys must not keep the old version.
@@ -181,56 +256,12 @@ export function chatRoutes(runtime: Runtime): ApiRouteModule {
       },
     },
 
-    actions: {
-      'chats.create': {
-        params: { title: { type: 'string', min: 1, max: 200, optional: true } },
-        async handler(ctx: RagmeshContext<{ title?: string }>) {
-          const auth = ctx.meta.auth!;
-          const chat = await (await chats()).create(tenantScope(auth.tenantId), auth.userId, ctx.params.title);
-          ctx.meta.$statusCode = 201;
-          ctx.meta.$location = `/api/v1/chats/${chat.id}`;
-          return chatView(chat);
-        },
-      },
-      'chats.list': {
-        async handler(ctx: RagmeshContext) {
-          const auth = ctx.meta.auth!;
-          return { items: (await (await chats()).list(tenantScope(auth.tenantId), auth.userId)).map(chatView) };
-        },
-      },
-      'chats.get': {
-        params: { id: 'string' },
-        async handler(ctx: RagmeshContext<{ id: string }>) {
-          const chat = await chatOf(ctx, ctx.params.id);
-          const messages = await (await chats()).listMessages(tenantScope(chat.tenantId), chat.id, 1000);
-          return { ...chatView(chat), messages: messages.map(messageView) };
-        },
-      },
-      'chats.rename': {
-        params: { id: 'string', title: { type: 'string', min: 1, max: 200 } },
-        async handler(ctx: RagmeshContext<{ id: string; title: string }>) {
-          const chat = await chatOf(ctx, ctx.params.id);
-          const renamed = await (await chats()).rename(tenantScope(chat.tenantId), chat.userId, chat.id, ctx.params.title);
-          return chatView(renamed!);
-        },
-      },
-      'chats.delete': {
-        params: { id: 'string' },
-        async handler(ctx: RagmeshContext<{ id: string }>) {
-          const chat = await chatOf(ctx, ctx.params.id);
-          await (await chats()).delete(tenantScope(chat.tenantId), chat.userId, chat.id);
-          return { id: chat.id, deleted: true };
-        },
-      },
-    },
   };
 }
 
-function askParams(body: Record<string, unknown>): AskParams {
-  if (typeof body.content !== 'string') throw appError('EMPTY_MESSAGE', 'Send { "content": "your question" }');
-  const list = (v: unknown) => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? (v as string[]) : undefined);
-  const maxTokens = typeof body.maxTokens === 'number' && Number.isInteger(body.maxTokens) && body.maxTokens > 0 ? body.maxTokens : undefined;
-  return { content: body.content, rag: body.rag !== false, tags: list(body.tags), sourceIds: list(body.sourceIds), maxTokens };
+/** `tags=a,b` in a query string arrives as one string: a list, as a JSON body sends it. */
+function splitList(value: string[] | undefined): string[] | undefined {
+  return value?.flatMap((v) => v.split(',')).filter(Boolean);
 }
 
 const chatView = (c: ChatRow) => ({ id: c.id, title: c.title, createdAt: c.createdAt.toISOString(), updatedAt: c.updatedAt.toISOString() });

@@ -1,7 +1,7 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Principal, Role } from '../../../lib/auth/jwt.ts';
+import type { Role } from '../../../lib/auth/jwt.ts';
 import { appError } from '../../../lib/errors.ts';
 import { collectionFor } from '../../../lib/ports/vector-store.ts';
 import { JOB_QUEUES, type JobQueueName } from '../../../lib/ports/job-queue.ts';
@@ -17,21 +17,28 @@ import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.t
 import { JOB_CANCEL_EVENT, JOB_UPDATED_EVENT, jobView, type JobView } from '../../ingest/job-model.ts';
 import { openSse } from '../sse.ts';
 import { documentView, measureStored, parseFields, receiveMultipart, registerUpload, storeStream, tooLarge, uploadKey, type RegisterDeps } from '../uploads.ts';
-import type { ApiRouteModule } from './module.ts';
 import { queueAnalysis } from './analyses.ts';
 import { ANALYZE_QUEUE } from '../../analyze/job.ts';
+import { endpoint, type ApiRouteModule, type GatewayRequest, type JsonSchema, type StreamCall } from './module.ts';
+import { isUuid } from '../../../lib/ids.ts';
+import type { ErrorCode } from '../../../lib/errors.ts';
+
+const list = (item: JsonSchema): JsonSchema => ({ type: 'object', required: ['items'], properties: { items: { type: 'array', items: item } } });
+const JOB: JsonSchema = {
+  type: 'object',
+  required: ['id', 'status', 'attempts'],
+  properties: { id: { type: 'string' }, status: { enum: ['queued', 'running', 'ready', 'failed', 'canceled'] }, step: { type: ['string', 'null'] }, progress: { type: ['number', 'null'] }, attempts: { type: 'integer' } },
+};
+const DOCUMENT: JsonSchema = { type: 'object', required: ['id', 'status'], properties: { id: { type: 'string' }, status: { type: 'string' } } };
+const DELETED: JsonSchema = { type: 'object', required: ['id', 'deleted'], properties: { id: { type: 'string' }, deleted: { const: true } } };
+const ONE_UPLOAD: JsonSchema = { type: 'object', required: ['document', 'job', 'duplicate'], properties: { document: DOCUMENT, job: JOB, duplicate: { type: 'boolean' } } };
+const UPLOAD_RESULT: JsonSchema = { oneOf: [ONE_UPLOAD, list(ONE_UPLOAD)] };
+const UPLOAD_ERRORS: ErrorCode[] = ['EXPECTED_MULTIPART', 'MALFORMED_MULTIPART', 'NO_FILE', 'TOO_MANY_FILES', 'FILE_TOO_LARGE', 'EMPTY_FILE', 'UNSUPPORTED_TYPE', 'INVALID_SOURCE_ID', 'INVALID_TAGS', 'UPLOAD_ABORTED'];
 
 const WRITERS: Role[] = ['editor', 'admin', 'tenant_admin'];
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const PRESIGN_TTL_SECONDS = 15 * 60;
 
-interface GatewayReq extends IncomingMessage {
-  $ctx: RagmeshContext;
-  $params: Record<string, string>;
-}
-
-interface GatewayThis {
-  sendError(req: IncomingMessage, res: ServerResponse, err: unknown): void;
+interface RawThis {
   broker: RagmeshContext['broker'];
 }
 
@@ -52,7 +59,7 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
   /** Job updates of the whole mesh, fanned out to this node's SSE streams. */
   const jobEvents = new EventEmitter().setMaxListeners(0);
 
-  const registerDeps = async (broker: GatewayThis['broker']): Promise<RegisterDeps> => ({
+  const registerDeps = async (broker: RawThis['broker']): Promise<RegisterDeps> => ({
     db: await runtime.stores.db(),
     objects: await runtime.stores.objects(),
     queue: await runtime.stores.queue(),
@@ -65,25 +72,16 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
   };
   const scopeOf = (ctx: RagmeshContext) => tenantScope(ctx.meta.auth!.tenantId);
   const requireId = (id: unknown, what: 'job' | 'document' | 'upload') => {
-    if (typeof id !== 'string' || !UUID.test(id)) throw appError(`${what.toUpperCase() as Uppercase<typeof what>}_NOT_FOUND`, `No ${what} ${String(id).slice(0, 64)}`);
+    if (!isUuid(id)) throw appError(`${what.toUpperCase() as Uppercase<typeof what>}_NOT_FOUND`, `No ${what} ${String(id).slice(0, 64)}`);
     return id;
   };
 
-  /** A raw handler: errors go through the gateway's error format; a client gone mid-way is no crash. */
-  const raw = (handler: (this: GatewayThis, req: GatewayReq, res: ServerResponse) => Promise<void>) =>
-    function (this: GatewayThis, req: GatewayReq, res: ServerResponse) {
-      handler.call(this, req, res).catch((err: unknown) => {
-        if (!res.headersSent) this.sendError(req, res, err);
-        else res.destroy();
-      });
-    };
+  /** A streaming route's function, written against (req, res) with the broker as `this`. */
+  const raw = (handler: (this: RawThis, req: GatewayRequest, res: ServerResponse) => Promise<void>) => (call: StreamCall<unknown>) =>
+    handler.call({ broker: call.broker }, call.req, call.res);
   const sendJson = (res: ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8' });
     res.end(JSON.stringify(body));
-  };
-  const requireWriter = (auth: Principal | undefined) => {
-    if (!auth || !auth.roles.some((r) => WRITERS.includes(r))) throw appError('FORBIDDEN', `This needs one of the roles: ${WRITERS.join(', ')}`);
-    return auth;
   };
 
   /** The caller's job or document by id, with the repositories; a foreign or unknown id is a 404. */
@@ -107,10 +105,8 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
   const uploadSecret = () => createHmac('sha256', runtime.jwtSecret).update('ragmesh-upload-url').digest();
   const signUpload = (id: string, expiresAt: string) => createHmac('sha256', uploadSecret()).update(`${id}|${expiresAt}`).digest('base64url');
 
-  return {
-    aliases: {
-      'POST documents': raw(async function (req, res) {
-        const auth = requireWriter(req.$ctx.meta.auth);
+  const uploadDocuments = raw(async function (req, res) {
+        const auth = req.$ctx.meta.auth!;
         const scope = tenantScope(auth.tenantId);
         const deps = await registerDeps(this.broker);
         const { files, fields } = await receiveMultipart(req, {
@@ -137,56 +133,28 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
         }
         const fresh = results.some((r) => !r.duplicate);
         sendJson(res, fresh ? 202 : 200, answers.length === 1 ? answers[0] : { items: answers });
-      }),
-      'GET documents': 'api.documents.list',
-      'GET documents/:id': 'api.documents.get',
-      'GET documents/:id/chunks': 'api.documents.chunks',
-      'DELETE documents/:id': 'api.documents.delete',
-      'GET documents/:id/events': raw(async function (req, res) {
+      });
+  const documentEvents = raw(async function (req, res) {
         const scope = scopeOf(req.$ctx);
         const documentId = requireId(req.$params.id, 'document');
         const { documents, jobs } = await repos();
         if (!(await documents.get(scope, documentId))) throw appError('DOCUMENT_NOT_FOUND', `No document ${documentId}`);
         streamJobs(req, res, jobEvents, (job) => job.tenantId === scope.tenantId && job.documentId === documentId, await jobs.list(scope, { documentId, limit: 20 }));
-      }),
-
-      'POST uploads': 'api.uploads.create',
-      'POST uploads/:id/complete': 'api.uploads.complete',
-
-      'GET jobs': 'api.jobs.list',
-      'GET jobs/events': raw(async function (req, res) {
+      });
+  const myJobEvents = raw(async function (req, res) {
         const auth = req.$ctx.meta.auth!;
         const scope = tenantScope(auth.tenantId);
         const { jobs } = await repos();
         const mine = (await jobs.list(scope, { limit: 50 })).filter((j) => j.createdBy === auth.userId && (j.status === 'queued' || j.status === 'running'));
         streamJobs(req, res, jobEvents, (job) => job.tenantId === scope.tenantId && job.createdBy === auth.userId, mine);
-      }),
-      'GET jobs/:id': 'api.jobs.get',
-      'POST jobs/:id/cancel': 'api.jobs.cancel',
-      'POST jobs/:id/retry': 'api.jobs.retry',
-
-      'GET admin/dead-letters': 'api.deadLetters.list',
-      'POST admin/dead-letters/:jobId/replay': 'api.deadLetters.replay',
-    },
-
-    routes: [
-      {
-        // The presigned-PUT target of the filesystem store: authorised by the signed URL, not a JWT.
-        name: 'upload-put',
-        path: '/api/v1/uploads',
-        authentication: false,
-        // No roles to check: this runs the maintenance-mode gate on the upload PUT.
-        authorization: true,
-        mappingPolicy: 'restrict',
-        bodyParsers: false,
-        aliases: {
-          'PUT :id': raw(async function (req, res) {
+      });
+  const putUpload = raw(async function (req, res) {
             const id = req.$params.id ?? '';
             const url = new URL(req.url ?? '/', 'http://x');
             const expires = url.searchParams.get('expires') ?? '';
             const signature = Buffer.from(url.searchParams.get('signature') ?? '');
             const expected = Buffer.from(signUpload(id, expires));
-            if (!UUID.test(id) || signature.length !== expected.length || !timingSafeEqual(signature, expected)) {
+            if (!isUuid(id) || signature.length !== expected.length || !timingSafeEqual(signature, expected)) {
               throw appError('INVALID_UPLOAD_URL', 'The upload URL is invalid');
             }
             if (Date.parse(expires) < Date.now()) throw appError('UPLOAD_URL_EXPIRED', 'The upload URL has expired');
@@ -197,30 +165,9 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
             if (declared > config.ingest.uploadMaxBytes) throw tooLarge(config.ingest.uploadMaxBytes);
             await storeStream(await runtime.stores.objects(), session.objectKey, req, config.ingest.uploadMaxBytes);
             res.writeHead(200).end();
-          }),
-        },
-      },
-    ],
+          });
 
-    roles: {
-      'api.documents.delete': WRITERS,
-      'api.uploads.create': WRITERS,
-      'api.uploads.complete': WRITERS,
-      'api.jobs.cancel': WRITERS,
-      'api.jobs.retry': WRITERS,
-      'api.deadLetters.list': ['admin'],
-      'api.deadLetters.replay': ['admin'],
-    },
-
-    events: {
-      [JOB_UPDATED_EVENT]: {
-        handler(ctx: RagmeshContext<JobView>) {
-          jobEvents.emit('job', ctx.params);
-        },
-      },
-    },
-
-    actions: {
+  const actions: Record<string, { params?: Record<string, unknown>; handler: (ctx: RagmeshContext<any>) => unknown }> = {
       'documents.list': {
         params: { limit: { type: 'number', convert: true, integer: true, min: 1, max: 500, optional: true }, before: { type: 'date', convert: true, optional: true } },
         async handler(ctx: RagmeshContext<{ limit?: number; before?: Date }>) {
@@ -429,6 +376,40 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
           return { job: jobView(queued), replayed: { reason: letter.reason, deadAt: letter.deadAt } };
         },
       },
+  };
+
+  const act = (name: string) => {
+    const action = actions[name];
+    if (!action) throw new Error(`no action ${name}`);
+    return action;
+  };
+
+  return {
+    endpoints: [
+      endpoint({ method: 'POST', path: '/api/v1/documents', summary: 'Upload one or more files (multipart `file` parts, optional source_id, tags, title): 202 queued, 200 duplicate', roles: WRITERS, body: 'multipart', response: { status: 202, schema: UPLOAD_RESULT }, errors: UPLOAD_ERRORS, stream: uploadDocuments }),
+      endpoint({ method: 'GET', path: '/api/v1/documents', summary: 'Documents, newest first', response: { schema: list(DOCUMENT) }, action: 'documents.list', ...act('documents.list') }),
+      endpoint({ method: 'GET', path: '/api/v1/documents/:id', summary: 'One document and its latest job', response: { schema: DOCUMENT }, errors: ['DOCUMENT_NOT_FOUND'], action: 'documents.get', ...act('documents.get') }),
+      endpoint({ method: 'GET', path: '/api/v1/documents/:id/chunks', summary: 'The indexed chunks of a document', response: { schema: list({ type: 'object', required: ['id', 'ord', 'text'] }) }, errors: ['DOCUMENT_NOT_FOUND'], action: 'documents.chunks', ...act('documents.chunks') }),
+      endpoint({ method: 'DELETE', path: '/api/v1/documents/:id', summary: 'Delete a document: its running job stopped, file, chunks and vectors removed', roles: WRITERS, response: { schema: DELETED }, errors: ['DOCUMENT_NOT_FOUND'], action: 'documents.delete', ...act('documents.delete') }),
+      endpoint({ method: 'GET', path: '/api/v1/documents/:id/events', summary: "SSE: the document's job as it moves", params: { id: 'string' }, response: { contentType: 'text/event-stream' }, errors: ['DOCUMENT_NOT_FOUND'], stream: documentEvents }),
+      endpoint({ method: 'POST', path: '/api/v1/uploads', summary: 'Presigned upload, step 1: where to PUT the bytes', roles: WRITERS, response: { status: 201, schema: { type: 'object', required: ['uploadId', 'method', 'url', 'expiresAt', 'maxBytes'] } }, action: 'uploads.create', ...act('uploads.create') }),
+      endpoint({ method: 'PUT', path: '/api/v1/uploads/:id', summary: 'Presigned upload, step 2: the raw bytes to the signed URL (no token)', public: true, body: 'binary', response: { contentType: 'none' }, errors: ['INVALID_UPLOAD_URL', 'UPLOAD_URL_EXPIRED', 'UPLOAD_NOT_FOUND', 'FILE_TOO_LARGE'], stream: putUpload }),
+      endpoint({ method: 'POST', path: '/api/v1/uploads/:id/complete', summary: 'Presigned upload, step 3: record the document and queue its job', roles: WRITERS, response: { status: 202, schema: UPLOAD_RESULT }, errors: ['UPLOAD_NOT_FOUND', 'UPLOAD_MISSING', 'EMPTY_FILE', 'FILE_TOO_LARGE', 'UNSUPPORTED_TYPE', 'INVALID_SOURCE_ID', 'INVALID_TAGS'], action: 'uploads.complete', ...act('uploads.complete') }),
+      endpoint({ method: 'GET', path: '/api/v1/jobs', summary: "The tenant's jobs, newest first", response: { schema: list(JOB) }, action: 'jobs.list', ...act('jobs.list') }),
+      endpoint({ method: 'GET', path: '/api/v1/jobs/events', summary: 'SSE: every job the caller started, live', response: { contentType: 'text/event-stream' }, stream: myJobEvents }),
+      endpoint({ method: 'GET', path: '/api/v1/jobs/:id', summary: 'One job', response: { schema: JOB }, errors: ['JOB_NOT_FOUND'], action: 'jobs.get', ...act('jobs.get') }),
+      endpoint({ method: 'POST', path: '/api/v1/jobs/:id/cancel', summary: 'Cancel a job: 200 when queued, 202 while its worker stops it', roles: WRITERS, response: { schema: JOB }, errors: ['JOB_NOT_FOUND', 'JOB_FINISHED'], action: 'jobs.cancel', ...act('jobs.cancel') }),
+      endpoint({ method: 'POST', path: '/api/v1/jobs/:id/retry', summary: 'Queue a failed or canceled job again', roles: WRITERS, response: { status: 202, schema: JOB }, errors: ['JOB_NOT_FOUND', 'JOB_NOT_RETRYABLE', 'DOCUMENT_DELETED'], action: 'jobs.retry', ...act('jobs.retry') }),
+      endpoint({ method: 'GET', path: '/api/v1/admin/dead-letters', summary: "Jobs that failed for good, of the admin's tenant, and the queue depths", roles: ['admin'], response: { schema: { type: 'object', required: ['items', 'depth'] } }, action: 'deadLetters.list', ...act('deadLetters.list') }),
+      endpoint({ method: 'POST', path: '/api/v1/admin/dead-letters/:jobId/replay', summary: 'Queue a dead-lettered job again (audited)', roles: ['admin'], response: { schema: { type: 'object', required: ['job', 'replayed'] } }, errors: ['JOB_NOT_FOUND', 'JOB_NOT_RETRYABLE', 'DEAD_LETTER_NOT_FOUND'], action: 'deadLetters.replay', ...act('deadLetters.replay') }),
+    ],
+
+    events: {
+      [JOB_UPDATED_EVENT]: {
+        handler(ctx: RagmeshContext<JobView>) {
+          jobEvents.emit('job', ctx.params);
+        },
+      },
     },
   };
 }
@@ -441,7 +422,7 @@ function queueOf(job: JobRow): JobQueueName {
 /** Sends the current jobs, then every matching update, until the client goes. */
 function streamJobs(req: IncomingMessage, res: ServerResponse, events: EventEmitter, match: (job: JobView) => boolean, initial: JobRow[]): void {
   const sse = openSse(req, res);
-  const request = (req as GatewayReq).$ctx;
+  const request = (req as GatewayRequest).$ctx;
   sse.send('meta', { requestId: request?.requestID ?? null });
   for (const job of initial) sse.send('job', jobView(job));
   const listener = (job: JobView) => {

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { appError } from '../../../lib/errors.ts';
 import { approximateTokens } from '../../../lib/chunking/index.ts';
 import { answer, type AnswerResult } from '../../../lib/llm/answering.ts';
@@ -8,19 +7,40 @@ import { tenantScope } from '../../../lib/ports/tenant-scope.ts';
 import { ModelsRepository } from '../../../lib/repositories/models.ts';
 import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
 import type { EmbedResult } from '../../emb/emb.service.ts';
-import type { ApiRouteModule } from './module.ts';
+import { endpoint, type ApiRouteModule, type StreamCall } from './module.ts';
 
 /** `ragmesh`: answers grounded in the caller's documents; `ragmesh-chat`: the model alone. */
 const CHAT_MODELS = { ragmesh: { rag: true }, 'ragmesh-chat': { rag: false } } as const;
 
-interface GatewayReq extends IncomingMessage {
-  $ctx: RagmeshContext;
-  body?: Record<string, unknown>;
+interface CompletionParams {
+  model: string;
+  messages: Array<{ role: ChatMessage['role']; content: string | Array<{ text?: string }> }>;
+  stream?: boolean;
+  max_tokens?: number;
+  max_completion_tokens?: number;
+  stream_options?: { include_usage?: boolean };
 }
 
-interface GatewayThis {
-  sendError(req: IncomingMessage, res: ServerResponse, err: unknown): void;
-}
+/** The part of OpenAI's request ragmesh reads; other fields (temperature, …) pass unread. */
+const COMPLETION_PARAMS = {
+  model: 'string',
+  messages: {
+    type: 'array',
+    min: 1,
+    max: 200,
+    items: {
+      type: 'object',
+      props: {
+        role: { type: 'enum', values: ['system', 'user', 'assistant'] },
+        content: [{ type: 'string' }, { type: 'array', items: { type: 'object', props: { text: { type: 'string', optional: true } } } }],
+      },
+    },
+  },
+  stream: { type: 'boolean', optional: true },
+  max_tokens: { type: 'number', integer: true, positive: true, optional: true },
+  max_completion_tokens: { type: 'number', integer: true, positive: true, optional: true },
+  stream_options: { type: 'object', optional: true, props: { include_usage: { type: 'boolean', optional: true } } },
+};
 
 /**
  * The OpenAI-compatible API under /v1, authenticated with the same JWT as a bearer
@@ -29,15 +49,12 @@ interface GatewayThis {
  * stays inside the caller's tenant: retrieval and answers go through `api.search`.
  */
 export function openAiRoutes(runtime: Runtime): ApiRouteModule {
-  const completions = function (this: GatewayThis, req: GatewayReq, res: ServerResponse) {
-    void (async () => {
-      const ctx = req.$ctx;
-      const body = req.body ?? {};
-      const model = typeof body.model === 'string' ? body.model : '';
+  const completions = async ({ res, ctx, params: body }: StreamCall<CompletionParams>): Promise<void> => {
+      const model = body.model;
       const mode = CHAT_MODELS[model as keyof typeof CHAT_MODELS];
       if (!mode) throw appError('MODEL_NOT_FOUND', `Unknown model "${model.slice(0, 64)}"; use ${Object.keys(CHAT_MODELS).join(' or ')}`);
-      const messages = chatMessages(body.messages);
-      const maxTokens = typeof body.max_tokens === 'number' ? body.max_tokens : typeof body.max_completion_tokens === 'number' ? body.max_completion_tokens : undefined;
+      const messages: ChatMessage[] = body.messages.map(({ role, content }) => ({ role, content: typeof content === 'string' ? content : content.map((p) => p.text ?? '').join('') }));
+      const maxTokens = body.max_tokens ?? body.max_completion_tokens;
       const id = `chatcmpl-${randomUUID()}`;
       const created = Math.floor(Date.now() / 1000);
       const abort = new AbortController();
@@ -60,8 +77,7 @@ export function openAiRoutes(runtime: Runtime): ApiRouteModule {
           const result = await answer(ctx, kv, scope, messages, { rag: mode.rag, maxTokens }, { ready, sources: () => undefined, token: (text) => chunk({ content: text }, null) }, abort.signal);
           if (!result) return;
           chunk({}, result.finishReason, { ragmesh: { citations: result.citations, cached: result.cached } });
-          const options = body.stream_options as { include_usage?: boolean } | undefined;
-          if (options?.include_usage) res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices: [], usage: usageOf(result) })}\n\n`);
+          if (body.stream_options?.include_usage) res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices: [], usage: usageOf(result) })}\n\n`);
           res.end('data: [DONE]\n\n');
         } catch (err) {
           if (!started) throw err;
@@ -85,32 +101,16 @@ export function openAiRoutes(runtime: Runtime): ApiRouteModule {
           ragmesh: { citations: result.citations, cached: result.cached },
         }),
       );
-    })().catch((err: unknown) => {
-      if (!res.headersSent) this.sendError(req, res, err);
-      else res.end();
-    });
   };
 
   return {
-    routes: [
-      {
-        name: 'openai',
-        path: '/v1',
-        authentication: true,
-        authorization: true,
-        mappingPolicy: 'restrict',
-        bodyParsers: { json: { limit: '2mb' }, urlencoded: false },
-        aliases: {
-          'GET models': 'api.openai.models',
-          'POST embeddings': 'api.openai.embeddings',
-          'POST chat/completions': completions,
-        },
-      },
-    ],
-    // Answers and embeddings are computed, not stored.
-    reads: ['POST /v1/embeddings', 'POST /v1/chat/completions'],
-    actions: {
-      'openai.models': {
+    endpoints: [
+      endpoint({
+        method: 'GET',
+        path: '/v1/models',
+        summary: 'OpenAI-compatible: the chat models and active embedding aliases',
+        response: { schema: { type: 'object', required: ['object', 'data'], properties: { object: { const: 'list' }, data: { type: 'array', items: { type: 'object', required: ['id', 'object'], properties: { id: { type: 'string' }, object: { const: 'model' } } } } } } },
+        action: 'openai.models',
         async handler() {
           const embed = await new ModelsRepository((await runtime.stores.db()).knex).listActive('embed');
           const data = [
@@ -119,10 +119,18 @@ export function openAiRoutes(runtime: Runtime): ApiRouteModule {
           ];
           return { object: 'list', data };
         },
-      },
-      'openai.embeddings': {
+      }),
+      endpoint<{ model: string; input: string | string[] }>({
+        method: 'POST',
+        path: '/v1/embeddings',
+        summary: 'OpenAI-compatible embeddings with an active embedding alias as the model',
+        // Embeddings are computed, not stored.
+        duringMaintenance: true,
         params: { model: 'string', input: [{ type: 'string', max: 100_000 }, { type: 'array', items: { type: 'string', max: 100_000 }, min: 1, max: 2048 }] },
-        async handler(ctx: RagmeshContext<{ model: string; input: string | string[] }>) {
+        response: { schema: { type: 'object', required: ['object', 'data', 'model', 'usage'], properties: { object: { const: 'list' }, model: { type: 'string' }, data: { type: 'array', items: { type: 'object', required: ['embedding', 'index'], properties: { embedding: { type: 'array', items: { type: 'number' } }, index: { type: 'integer' } } } }, usage: { type: 'object' } } } },
+        errors: ['MODEL_NOT_LOADED', 'EMB_STARTING', 'BATCH_TOO_LARGE'],
+        action: 'openai.embeddings',
+        async handler(ctx) {
           const texts = Array.isArray(ctx.params.input) ? ctx.params.input : [ctx.params.input];
           const result = (await ctx.call('emb.embed', { alias: ctx.params.model, texts, kind: 'passage' })) as EmbedResult;
           const tokens = texts.reduce((sum, t) => sum + approximateTokens(t), 0);
@@ -133,21 +141,20 @@ export function openAiRoutes(runtime: Runtime): ApiRouteModule {
             usage: { prompt_tokens: tokens, total_tokens: tokens },
           };
         },
-      },
-    },
+      }),
+      endpoint<CompletionParams>({
+        method: 'POST',
+        path: '/v1/chat/completions',
+        summary: 'OpenAI-compatible chat completions (stream or not); `ragmesh` answers from the documents, `ragmesh-chat` is the model alone',
+        // Answers are computed, not stored.
+        duringMaintenance: true,
+        params: COMPLETION_PARAMS,
+        response: { schema: { type: 'object', required: ['id', 'object', 'choices'], properties: { id: { type: 'string' }, object: { enum: ['chat.completion', 'chat.completion.chunk'] }, choices: { type: 'array' }, usage: { type: 'object' } } } },
+        errors: ['MODEL_NOT_FOUND', 'LLM_BUSY', 'LLM_MODEL_NOT_READY', 'LLM_PROMPT_TOO_LONG'],
+        stream: completions,
+      }),
+    ],
   };
-}
-
-function chatMessages(raw: unknown): ChatMessage[] {
-  if (!Array.isArray(raw) || raw.length === 0 || raw.length > 200) throw appError('INVALID_MESSAGES', '`messages` must be a non-empty array');
-  return raw.map((m) => {
-    const { role, content } = (m ?? {}) as { role?: unknown; content?: unknown };
-    const text = typeof content === 'string' ? content : Array.isArray(content) ? content.map((p) => (p as { text?: string }).text ?? '').join('') : null;
-    if ((role !== 'system' && role !== 'user' && role !== 'assistant') || text === null) {
-      throw appError('INVALID_MESSAGES', 'Each message needs a role (system, user, assistant) and text content');
-    }
-    return { role, content: text };
-  });
 }
 
 const usageOf = (r: AnswerResult) => ({ prompt_tokens: r.usage.promptTokens, completion_tokens: r.usage.completionTokens, total_tokens: r.usage.promptTokens + r.usage.completionTokens });

@@ -5,9 +5,45 @@ import { ModelsRepository } from '../../../lib/repositories/models.ts';
 import { HybridSearch, MAX_LIMIT, type EmbedCalls } from '../../../lib/search/hybrid.ts';
 import type { SearchParams, SearchResult } from '../../../lib/search/types.ts';
 import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
-import type { ApiRouteModule } from './module.ts';
+import { endpoint, type ApiRouteModule } from './module.ts';
+import { UUID_PATTERN } from '../../../lib/ids.ts';
 
-const stringList = { type: 'array', items: 'string', optional: true, max: 100 } as const;
+const stringList = { type: 'array', optional: true, max: 100, items: { type: 'string', min: 1, max: 256 } } as const;
+
+/** The search request: validated here only; lib/search trusts it. */
+export const SEARCH_PARAMS = {
+  // Length and emptiness are checked by the query parser, with stable codes.
+  query: { type: 'string' },
+  limit: { type: 'number', integer: true, min: 1, max: MAX_LIMIT, optional: true },
+  mode: { type: 'enum', values: ['hybrid', 'lexical', 'dense'], optional: true },
+  rrfK: { type: 'number', min: 0, max: 10_000, optional: true },
+  weights: {
+    type: 'object',
+    optional: true,
+    strict: 'remove',
+    props: { lexical: { type: 'number', min: 0, max: 100, optional: true }, dense: { type: 'number', min: 0, max: 100, optional: true } },
+  },
+  mmr: { type: 'object', optional: true, strict: 'remove', props: { lambda: { type: 'number', min: 0, max: 1 } } },
+  alias: { type: 'string', optional: true, max: 128 },
+  filters: {
+    type: 'object',
+    optional: true,
+    strict: 'remove',
+    props: {
+      tags: stringList,
+      sourceIds: stringList,
+      documentIds: { type: 'array', optional: true, max: 100, items: { type: 'string', pattern: UUID_PATTERN } },
+      langs: stringList,
+      mimes: stringList,
+    },
+  },
+};
+
+const HIT = {
+  type: 'object',
+  required: ['chunkId', 'documentId', 'score', 'text'],
+  properties: { chunkId: { type: 'string' }, documentId: { type: 'string' }, score: { type: 'number' }, text: { type: 'string' } },
+};
 
 /**
  * POST /api/v1/search: hybrid search over the caller's tenant (any role). Other
@@ -33,31 +69,16 @@ export function searchRoutes(runtime: Runtime): ApiRouteModule {
   const embGone = (err: unknown) => ['RequestTimeoutError', 'ServiceNotAvailableError', 'ServiceNotFoundError'].includes((err as Error)?.name);
 
   return {
-    aliases: { 'POST search': 'api.search' },
-    reads: ['POST search'],
-    actions: {
-      search: {
-        params: {
-          // Length and emptiness are checked by the search itself, with stable codes.
-          query: { type: 'string' },
-          limit: { type: 'number', integer: true, min: 1, max: MAX_LIMIT, optional: true },
-          mode: { type: 'enum', values: ['hybrid', 'lexical', 'dense'], optional: true },
-          rrfK: { type: 'number', min: 0, max: 10_000, optional: true },
-          weights: {
-            type: 'object',
-            optional: true,
-            strict: 'remove',
-            props: { lexical: { type: 'number', min: 0, max: 100, optional: true }, dense: { type: 'number', min: 0, max: 100, optional: true } },
-          },
-          mmr: { type: 'object', optional: true, strict: 'remove', props: { lambda: { type: 'number', min: 0, max: 1 } } },
-          alias: { type: 'string', optional: true, max: 128 },
-          filters: {
-            type: 'object',
-            optional: true,
-            strict: 'remove',
-            props: { tags: stringList, sourceIds: stringList, documentIds: stringList, langs: stringList, mimes: stringList },
-          },
-        },
+    endpoints: [
+      endpoint<SearchParams>({
+        method: 'POST',
+        path: '/api/v1/search',
+        summary: 'Hybrid (lexical + dense) search over the caller\'s tenant',
+        duringMaintenance: true,
+        params: SEARCH_PARAMS,
+        response: { schema: { type: 'object', required: ['hits'], properties: { hits: { type: 'array', items: HIT }, degraded: {} } } },
+        errors: ['EMPTY_QUERY', 'QUERY_TOO_LONG', 'UNKNOWN_EMBEDDING_ALIAS', 'SEARCH_UNAVAILABLE'],
+        action: 'search',
         async handler(ctx: RagmeshContext<SearchParams>): Promise<SearchResult> {
           const auth = ctx.meta.auth;
           if (!auth) throw appError('MISSING_TOKEN', 'search needs an authenticated caller');
@@ -89,7 +110,7 @@ export function searchRoutes(runtime: Runtime): ApiRouteModule {
           };
           return search.search(tenantScope(auth.tenantId), ctx.params, calls);
         },
-      },
-    },
+      }),
+    ],
   };
 }

@@ -4,29 +4,35 @@ import { tenantScope } from '../../../lib/ports/tenant-scope.ts';
 import { TenantsRepository } from '../../../lib/repositories/tenants.ts';
 import { SystemRepository } from '../../../lib/repositories/system.ts';
 import type { RagmeshContext, Readiness, Runtime } from '../../../lib/runtime/service-kit.ts';
-import type { ApiRouteModule } from './module.ts';
+import { endpoint, type ApiRouteModule } from './module.ts';
 
 /** Who am I, and is the whole mesh well. */
 export function systemRoutes(runtime: Runtime): ApiRouteModule {
   return {
-    aliases: {
-      'GET me': 'api.me',
-      'GET status': 'api.status',
-    },
-    roles: { 'api.status': ['admin', 'tenant_admin'] },
-    actions: {
+    endpoints: [
       /** Who the token says the caller is; records the tenant, user and roles on the way. */
-      me: {
+      endpoint({
+        method: 'GET',
+        path: '/api/v1/me',
+        summary: 'The caller as the token says: tenant, user, roles, and since when a member',
+        response: { schema: { type: 'object', required: ['tenantId', 'userId', 'roles', 'memberSince'], properties: { tenantId: { type: 'string' }, userId: { type: 'string' }, roles: { type: 'array', items: { type: 'string' } }, memberSince: { type: 'string', format: 'date-time' } } } },
+        action: 'me',
         async handler(ctx: RagmeshContext): Promise<Principal & { memberSince: string }> {
           const auth = ctx.meta.auth!;
           const tenants = new TenantsRepository((await runtime.stores.db()).knex);
           const membership = await tenants.recordMember(tenantScope(auth.tenantId), auth.userId, auth.roles);
           return { ...auth, memberSince: membership.memberSince.toISOString() };
         },
-      },
+      }),
 
       /** Readiness of every service instance in the mesh, asked over the transporter. */
-      status: {
+      endpoint({
+        method: 'GET',
+        path: '/api/v1/status',
+        summary: 'Readiness of every service instance of the mesh (admins)',
+        roles: ['admin', 'tenant_admin'],
+        response: { schema: { type: 'object', required: ['ready', 'missing', 'services'], properties: { ready: { type: 'boolean' }, missing: { type: 'array', items: { type: 'string' } }, services: { type: 'array', items: { type: 'object' } } } } },
+        action: 'status',
         async handler(ctx: RagmeshContext) {
           const instances = (ctx.broker.registry.getServiceList({ onlyAvailable: true }) as Array<{ name: string; nodeID: string }>)
             .filter((s) => (SERVICE_NAMES as readonly string[]).includes(s.name))
@@ -44,7 +50,7 @@ export function systemRoutes(runtime: Runtime): ApiRouteModule {
           const maintenance = await new SystemRepository((await runtime.stores.db()).knex).maintenance();
           return { ready: missing.length === 0 && services.every((s) => s.ready), missing, maintenance, services };
         },
-      },
-    },
+      }),
+    ],
   };
 }

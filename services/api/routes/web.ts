@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { brotliCompressSync, gzipSync, constants as zlib } from 'node:zlib';
-import type { ApiRouteModule } from './module.ts';
+import { endpoint, type ApiRouteModule } from './module.ts';
 
 /** The built UI (committed; `npm run build:web` refreshes it). */
 const DIST = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'web', 'dist');
@@ -98,20 +98,20 @@ export function webRoutes(): ApiRouteModule {
     };
 
   return {
-    routes: [
-      {
-        name: 'web',
-        path: '/',
-        authentication: false,
-        mappingPolicy: 'restrict',
-        logging: false,
-        bodyParsers: false,
-        aliases: {
-          'GET /': serve('index.html'),
-          'GET assets/app.js': serve('app.js'),
-          'GET assets/app.css': serve('app.css'),
-        },
-      },
-    ],
+    endpoints: [
+      ['/', 'index.html', 'text/html'],
+      ['/assets/app.js', 'app.js', 'text/javascript'],
+      ['/assets/app.css', 'app.css', 'text/css'],
+    ].map(([path, name, type]) =>
+      endpoint({
+        method: 'GET',
+        path: path!,
+        summary: `The web UI: ${name}`,
+        public: true,
+        quiet: true,
+        response: { contentType: type!, schema: { type: 'string' } },
+        stream: async ({ req, res }) => serve(name!)(req, res),
+      }),
+    ),
   };
 }

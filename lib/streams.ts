@@ -1,0 +1,68 @@
+/**
+ * The one reader of ragmesh's line protocols: Server-Sent Events (the api's answers and
+ * job updates, read by tests, the smoke script and benches) and NDJSON (the llm
+ * service's token stream over the transporter).
+ */
+
+export interface SseEvent {
+  /** `message` when the block names no event. */
+  event: string;
+  /** The data lines joined; parsed JSON when it is JSON, else the text. */
+  data: any;
+}
+
+/** One SSE block (between blank lines) as an event; null for comments and empty blocks. */
+export function parseSseBlock(block: string): SseEvent | null {
+  let event = 'message';
+  const data: string[] = [];
+  for (const line of block.split(/\r?\n/)) {
+    if (line.startsWith(':') || line === '') continue;
+    const colon = line.indexOf(':');
+    const field = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+    if (field === 'event') event = value;
+    else if (field === 'data') data.push(value);
+  }
+  if (data.length === 0) return null;
+  const text = data.join('\n');
+  try {
+    return { event, data: JSON.parse(text) };
+  } catch {
+    return { event, data: text };
+  }
+}
+
+/** Every event of a complete SSE text. */
+export function parseSse(text: string): SseEvent[] {
+  return text.split(/\r?\n\r?\n/).map(parseSseBlock).filter((e): e is SseEvent => e !== null);
+}
+
+/** Splits a byte or text stream into its lines' separated blocks as they arrive. */
+async function* blocks(stream: AsyncIterable<Uint8Array | string>, separator: RegExp): AsyncIterable<string> {
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const chunk of stream) {
+    buffer += typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true });
+    let match: RegExpExecArray | null;
+    while ((match = separator.exec(buffer))) {
+      yield buffer.slice(0, match.index);
+      buffer = buffer.slice(match.index + match[0].length);
+    }
+  }
+  if (buffer.trim()) yield buffer;
+}
+
+/** SSE events as they arrive on a stream (a fetch body, a Node response). */
+export async function* sseEvents(stream: AsyncIterable<Uint8Array | string>): AsyncIterable<SseEvent> {
+  for await (const block of blocks(stream, /\r?\n\r?\n/)) {
+    const event = parseSseBlock(block);
+    if (event) yield event;
+  }
+}
+
+/** One JSON value per line, as they arrive; blank lines skipped. */
+export async function* ndjson<T = any>(stream: AsyncIterable<Uint8Array | string | Buffer>): AsyncIterable<T> {
+  for await (const line of blocks(stream as AsyncIterable<Uint8Array | string>, /\n/)) {
+    if (line.trim()) yield JSON.parse(line) as T;
+  }
+}
