@@ -133,6 +133,21 @@ describe('/api/openapi.json describes every route, and every route answers as it
     await call('POST', '/api/v1/documents/{id}/analyses', `/api/v1/documents/${documentId}/analyses`, { token: viewer });
     await call('POST', '/api/v1/documents/{id}/analyses', `/api/v1/documents/${missing}/analyses`, { token: editor });
     await call('POST', '/api/v1/admin/sweeps', '/api/v1/admin/sweeps', { token: viewer });
+    await call('GET', '/api/v1/admin/models', '/api/v1/admin/models', { token: admin });
+    await call('GET', '/api/v1/admin/models/status', '/api/v1/admin/models/status', { token: admin });
+    await call('GET', '/api/v1/admin/models/events', '/api/v1/admin/models/events', { token: admin });
+    await call('GET', '/api/v1/admin/models/{alias}/{version}/coverage', '/api/v1/admin/models/starter-ngram/1/coverage', { token: viewer });
+    for (const [method, template, path] of [
+      ['POST', '/api/v1/admin/models', '/api/v1/admin/models'],
+      ['POST', '/api/v1/admin/models/{alias}/switch', '/api/v1/admin/models/x/switch'],
+      ['POST', '/api/v1/admin/models/{alias}/rollback', '/api/v1/admin/models/x/rollback'],
+      ['POST', '/api/v1/admin/models/{alias}/compare', '/api/v1/admin/models/x/compare'],
+      ['POST', '/api/v1/admin/models/{alias}/{version}/reindex', '/api/v1/admin/models/x/1/reindex'],
+      ['POST', '/api/v1/admin/models/{alias}/{version}/reindex/cancel', '/api/v1/admin/models/x/1/reindex/cancel'],
+      ['DELETE', '/api/v1/admin/models/{alias}/{version}', '/api/v1/admin/models/x/1'],
+    ] as const) {
+      assert.equal((await call(method, template, path, { token: editor, body: {} })).status, 403);
+    }
     await call('GET', '/', '/');
     await call('GET', '/assets/app.js', '/assets/app.js');
     await call('GET', '/assets/app.css', '/assets/app.css');

@@ -1,24 +1,13 @@
 import { EventEmitter } from 'node:events';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Role } from '../../../lib/auth/jwt.ts';
-import { appError } from '../../../lib/errors.ts';
 import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
 import { REINDEX_PROGRESS_EVENT, type ReindexView } from '../../maintenance/models.actions.ts';
 import { openSse } from '../sse.ts';
-import type { ApiRouteModule } from './module.ts';
+import { endpoint, type ApiRouteModule, type Endpoint } from './module.ts';
 
 const ADMINS: Role[] = ['admin'];
 const READERS: Role[] = ['admin', 'tenant_admin'];
 const name = { type: 'string', min: 1, max: 128, pattern: /^[A-Za-z0-9._=+@,-]+$/ } as const;
-
-interface GatewayReq extends IncomingMessage {
-  $ctx: RagmeshContext;
-  $params: Record<string, string>;
-}
-
-interface GatewayThis {
-  sendError(req: IncomingMessage, res: ServerResponse, err: unknown): void;
-}
 
 /**
  * /api/v1/admin/models: the operator's model lifecycle over HTTP — what
@@ -31,74 +20,47 @@ export function modelRoutes(_runtime: Runtime): ApiRouteModule {
   const progress = new EventEmitter().setMaxListeners(0);
 
   const forward = (action: string, pick: (p: Record<string, unknown>) => Record<string, unknown> = (p) => p) => ({
+    action: `models.${action}`,
     handler(ctx: RagmeshContext<Record<string, unknown>>) {
       return ctx.call(`maintenance.models.${action}`, pick(ctx.params));
     },
   });
+  const OBJECT = { schema: { type: 'object' } };
+  const route = (method: Endpoint['method'], path: string, summary: string, roles: Role[], rest: Partial<Endpoint> & ReturnType<typeof forward>): Endpoint =>
+    endpoint({ method, path: `/api/v1/admin/models${path}`, summary, roles, response: OBJECT, ...rest } as Endpoint);
+  const tenant = { type: 'string', min: 1, max: 64, optional: true } as const;
 
   return {
-    aliases: {
-      'GET admin/models': 'api.models.list',
-      'GET admin/models/status': 'api.models.status',
-      'GET admin/models/events': function (this: GatewayThis, req: GatewayReq, res: ServerResponse) {
-        const auth = req.$ctx.meta.auth;
-        const roles = auth?.roles ?? [];
-        if (!READERS.some((r) => roles.includes(r))) {
-          this.sendError(req, res, appError('FORBIDDEN', `This needs one of the roles: ${READERS.join(', ')}`));
-          return;
-        }
-        const own = roles.includes('admin') ? null : auth!.tenantId;
-        const url = new URL(req.url ?? '/', 'http://x');
-        const alias = url.searchParams.get('alias');
-        const sse = openSse(req, res);
-        sse.send('meta', { requestId: req.$ctx.requestID ?? null });
-        const listener = (view: ReindexView) => {
-          if ((own && view.tenantId !== own) || (alias && view.alias !== alias)) return;
-          sse.send('progress', view);
-        };
-        progress.on('progress', listener);
-        void sse.closed.then(() => progress.off('progress', listener));
-      },
-      'POST admin/models': 'api.models.register',
-      'POST admin/models/:alias/switch': 'api.models.switch',
-      'POST admin/models/:alias/rollback': 'api.models.rollback',
-      'POST admin/models/:alias/compare': 'api.models.compare',
-      'POST admin/models/:alias/:version/reindex': 'api.models.reindex',
-      'POST admin/models/:alias/:version/reindex/cancel': 'api.models.reindexCancel',
-      'GET admin/models/:alias/:version/coverage': 'api.models.coverage',
-      'DELETE admin/models/:alias/:version': 'api.models.delete',
-    },
-
-    // Comparing reads both collections and changes nothing: allowed in maintenance mode.
-    reads: ['POST admin/models/:alias/compare'],
-    roles: {
-      'api.models.list': READERS,
-      'api.models.status': READERS,
-      'api.models.coverage': READERS,
-      'api.models.register': ADMINS,
-      'api.models.switch': ADMINS,
-      'api.models.rollback': ADMINS,
-      'api.models.compare': ADMINS,
-      'api.models.reindex': ADMINS,
-      'api.models.reindexCancel': ADMINS,
-      'api.models.delete': ADMINS,
-    },
-
-    events: {
-      [REINDEX_PROGRESS_EVENT]: {
-        handler(ctx: RagmeshContext<ReindexView>) {
-          progress.emit('progress', ctx.params);
+    endpoints: [
+      route('GET', '', 'Every model version and alias', READERS, forward('list', () => ({}))),
+      route('GET', '/status', 'What each emb node serves, per alias', READERS, { params: { alias: { ...name, optional: true } }, ...forward('status') }),
+      endpoint({
+        method: 'GET',
+        path: '/api/v1/admin/models/events',
+        summary: 'SSE: re-index progress (a tenant_admin sees its own tenant)',
+        roles: READERS,
+        params: { alias: { ...name, optional: true } },
+        response: { contentType: 'text/event-stream' },
+        stream: async ({ req, res, ctx, params }: { req: Parameters<typeof openSse>[0]; res: Parameters<typeof openSse>[1]; ctx: RagmeshContext; params: { alias?: string } }) => {
+          const roles = ctx.meta.auth?.roles ?? [];
+          const own = roles.includes('admin') ? null : ctx.meta.auth!.tenantId;
+          const alias = params.alias;
+          const sse = openSse(req, res);
+          sse.send('meta', { requestId: ctx.requestID ?? null });
+          const listener = (view: ReindexView) => {
+            if ((own && view.tenantId !== own) || (alias && view.alias !== alias)) return;
+            sse.send('progress', view);
+          };
+          progress.on('progress', listener);
+          void sse.closed.then(() => progress.off('progress', listener));
         },
-      },
-    },
-
-    actions: {
-      'models.list': forward('list', () => ({})),
-      'models.status': { params: { alias: { ...name, optional: true } }, ...forward('status') },
-      'models.register': { params: { manifest: { type: 'object' } }, ...forward('register') },
-      'models.switch': { params: { alias: name, version: name, force: { type: 'boolean', optional: true, convert: true } }, ...forward('switch') },
-      'models.rollback': { params: { alias: name }, ...forward('rollback') },
-      'models.compare': {
+      }),
+      route('POST', '', 'Register a model version from its manifest', ADMINS, { params: { manifest: { type: 'object' } }, errors: ['INVALID_MANIFEST', 'MODEL_VERSION_EXISTS'], ...forward('register') }),
+      route('POST', '/:alias/switch', 'Make a version the active one of its alias (warmed first)', ADMINS, { params: { alias: name, version: name, force: { type: 'boolean', optional: true, convert: true } }, errors: ['MODEL_VERSION_NOT_FOUND'], ...forward('switch') }),
+      route('POST', '/:alias/rollback', 'Switch back to the previous version', ADMINS, { params: { alias: name }, errors: ['MODEL_ALIAS_NOT_FOUND', 'NOTHING_TO_ROLL_BACK'], ...forward('rollback') }),
+      route('POST', '/:alias/compare', 'Compare two versions on sample queries (changes nothing)', ADMINS, {
+        // Comparing reads both collections and changes nothing: allowed in maintenance mode.
+        duringMaintenance: true,
         params: {
           alias: name,
           v1: name,
@@ -108,11 +70,19 @@ export function modelRoutes(_runtime: Runtime): ApiRouteModule {
           sample: { type: 'number', integer: true, min: 1, max: 200, optional: true, convert: true },
         },
         ...forward('compare'),
+      }),
+      route('POST', '/:alias/:version/reindex', 'Re-index documents with a version (a job per tenant)', ADMINS, { params: { alias: name, version: name, tenantId: tenant }, errors: ['MODEL_VERSION_NOT_FOUND'], ...forward('reindex') }),
+      route('POST', '/:alias/:version/reindex/cancel', 'Cancel a re-index', ADMINS, { params: { alias: name, version: name, tenantId: tenant }, ...forward('reindexCancel') }),
+      route('GET', '/:alias/:version/coverage', 'How many documents a version has indexed', READERS, { params: { alias: name, version: name }, ...forward('coverage') }),
+      route('DELETE', '/:alias/:version', 'Delete a version that is not active', ADMINS, { params: { alias: name, version: name }, errors: ['MODEL_VERSION_NOT_FOUND'], ...forward('delete') }),
+    ],
+
+    events: {
+      [REINDEX_PROGRESS_EVENT]: {
+        handler(ctx: RagmeshContext<ReindexView>) {
+          progress.emit('progress', ctx.params);
+        },
       },
-      'models.reindex': { params: { alias: name, version: name, tenantId: { type: 'string', min: 1, max: 64, optional: true } }, ...forward('reindex') },
-      'models.reindexCancel': { params: { alias: name, version: name, tenantId: { type: 'string', min: 1, max: 64, optional: true } }, ...forward('reindexCancel') },
-      'models.coverage': { params: { alias: name, version: name }, ...forward('coverage') },
-      'models.delete': { params: { alias: name, version: name }, ...forward('delete') },
     },
   };
 }
