@@ -32,7 +32,10 @@ export function modelRoutes(_runtime: Runtime): ApiRouteModule {
 
   return {
     endpoints: [
-      route('GET', '', 'Every model version and alias', READERS, forward('list', () => ({}))),
+      route('GET', '', 'Every model alias with its versions', READERS, {
+        response: { schema: { type: 'array', items: { type: 'object', required: ['alias', 'kind', 'versions'], properties: { alias: { type: 'string' }, kind: { type: 'string' }, versions: { type: 'array' } } } } },
+        ...forward('list', () => ({})),
+      }),
       route('GET', '/status', 'What each emb node serves, per alias', READERS, { params: { alias: { ...name, optional: true } }, ...forward('status') }),
       endpoint({
         method: 'GET',
