@@ -3,7 +3,7 @@ import os from 'node:os';
 import type { Readable } from 'node:stream';
 import type { ServiceSchema } from 'moleculer';
 import { appError } from '../../lib/errors.ts';
-import { ndjson } from '../../lib/llm/answering.ts';
+import { ndjson } from '../../lib/streams.ts';
 import { LLM_ABORT_EVENT } from '../../lib/llm/types.ts';
 import type { Consumer } from '../../lib/ports/job-queue.ts';
 import { JobsRepository, type JobRow } from '../../lib/repositories/jobs.ts';
