@@ -110,7 +110,6 @@ export class HybridSearch {
   }
 
   async search(scope: TenantScope, params: SearchParams, calls: EmbedCalls): Promise<SearchResult> {
-    validateParams(params);
     const release = this.gate ? await this.gate.acquire() : null;
     try {
       return await this.admitted(scope, params, calls);
