@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { statSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { freePort, ROOT, waitFor } from './support/processes.ts';
 
@@ -45,7 +46,19 @@ describe('Dockerfile', () => {
  * read-only (this checkout, owned by root), DATA_DIR and MODELS_CACHE_DIR owned by the
  * image's uid — and the service is started as that uid with the image's environment.
  */
-describe('the service as the image\'s unprivileged user', { skip: process.getuid?.() === 0 ? false : 'needs root to switch to the image\'s uid' }, () => {
+/** Why the service cannot run as another uid from this checkout, if it cannot. */
+function cannotSwitchUser(): string | false {
+  if (process.getuid?.() !== 0) return 'needs root to switch to the image\'s uid';
+  // The image's code is world-readable under /app; a checkout under a private home is not.
+  for (const dir of [ROOT, process.execPath]) {
+    for (let d = dir; d !== '/'; d = d.slice(0, d.lastIndexOf('/')) || '/') {
+      if ((statSync(d).mode & 0o001) === 0) return `${d} is not readable by other users, as /app is in the image`;
+    }
+  }
+  return false;
+}
+
+describe('the service as the image\'s unprivileged user', { skip: cannotSwitchUser() }, () => {
   let prefix: string;
   let child: ReturnType<typeof spawn> | null = null;
   let output = '';
