@@ -61,8 +61,13 @@ describe('ingest (embedded profile)', () => {
 
   it("pushes every job of the user over one SSE stream, and nobody else's", async () => {
     const bob = await token(['editor'], 'acme', 'bob');
-    const mine = readSse(`${base}/api/v1/jobs/events`, editor, (evs) => evs.some((e) => e.event === 'job' && e.data.status === 'ready'));
-    await new Promise((r) => setTimeout(r, 200)); // the stream is open before the uploads
+    let opened!: () => void;
+    const open = new Promise<void>((resolve) => (opened = resolve));
+    const mine = readSse(`${base}/api/v1/jobs/events`, editor, (evs) => {
+      if (evs.some((e) => e.event === 'meta')) opened();
+      return evs.some((e) => e.event === 'job' && e.data.status === 'ready');
+    });
+    await open; // the stream is open (its first event came) before the uploads
     const theirs = await upload(base, bob, { name: 'bob.txt', content: 'Bob writes about quarterly budgets.' });
     const res = await upload(base, editor, { name: 'stream.txt', content: 'Alice writes about the live status stream.' });
     const events = (await mine).filter((e) => e.event === 'job');
