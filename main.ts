@@ -1,7 +1,7 @@
 import { loadConfig, type Config } from './lib/config/env.ts';
 import { ConfigError } from './lib/errors.ts';
 import { createLogger } from './lib/logging.ts';
-import { bootNode } from './lib/runtime/boot.ts';
+import { bootNode } from './boot.ts';
 
 /**
  * One ragmesh process: validate the environment, then boot the services named by

@@ -21,7 +21,7 @@ import path from 'node:path';
 import { signAccessToken } from '../lib/auth/jwt.ts';
 import { loadConfig } from '../lib/config/env.ts';
 import { createLogger } from '../lib/logging.ts';
-import { bootNode } from '../lib/runtime/boot.ts';
+import { bootNode } from '../boot.ts';
 import type { SearchResult } from '../lib/search/types.ts';
 import { tempDir } from '../test/support/services.ts';
 import { datasetDir } from './support.ts';

@@ -4,7 +4,7 @@ import type { Role } from '../../lib/auth/jwt.ts';
 import { tenantScope } from '../../lib/ports/tenant-scope.ts';
 import { collectionFor } from '../../lib/ports/vector-store.ts';
 import { ModelsRepository } from '../../lib/repositories/models.ts';
-import type { RunningNode } from '../../lib/runtime/boot.ts';
+import type { RunningNode } from '../../boot.ts';
 import { startEmbeddedNode, type EmbeddedNode } from '../../test/support/embedded.ts';
 import { httpJson } from '../../test/support/http.ts';
 import { chunksOf, readSse, upload, waitForJob } from '../../test/support/ingest.ts';

@@ -6,7 +6,7 @@ import { signAccessToken } from '../../lib/auth/jwt.ts';
 import { loadConfig } from '../../lib/config/env.ts';
 import { createLogger } from '../../lib/logging.ts';
 import { ModelsRepository } from '../../lib/repositories/models.ts';
-import { bootNode, type RunningNode } from '../../lib/runtime/boot.ts';
+import { bootNode, type RunningNode } from '../../boot.ts';
 import { textPdf } from '../fixtures/documents.ts';
 import { captureState, type DeploymentState } from '../support/deployment-state.ts';
 import { httpJson } from '../support/http.ts';

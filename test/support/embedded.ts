@@ -1,7 +1,7 @@
 import { signAccessToken, type Role } from '../../lib/auth/jwt.ts';
 import { loadConfig } from '../../lib/config/env.ts';
 import { createLogger } from '../../lib/logging.ts';
-import { bootNode, type RunningNode } from '../../lib/runtime/boot.ts';
+import { bootNode, type RunningNode } from '../../boot.ts';
 import { tempDir } from './services.ts';
 
 export interface EmbeddedNode {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Role } from '../../../lib/auth/jwt.ts';
 import { NO_MODEL_ANSWER, NOT_FOUND_ANSWER } from '../../../lib/llm/extractive.ts';
-import type { RunningNode } from '../../../lib/runtime/boot.ts';
+import type { RunningNode } from '../../../boot.ts';
 import { startEmbeddedNode, type EmbeddedNode } from '../../../test/support/embedded.ts';
 import { textPdf } from '../../../test/fixtures/documents.ts';
 import { httpJson } from '../../../test/support/http.ts';

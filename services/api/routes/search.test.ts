@@ -4,7 +4,7 @@ import { signAccessToken, type Role } from '../../../lib/auth/jwt.ts';
 import { loadConfig } from '../../../lib/config/env.ts';
 import { createLogger } from '../../../lib/logging.ts';
 import { tenantScope } from '../../../lib/ports/tenant-scope.ts';
-import { bootNode, type RunningNode } from '../../../lib/runtime/boot.ts';
+import { bootNode, type RunningNode } from '../../../boot.ts';
 import { indexFixture, type FixtureDocument } from '../../../lib/search/test-fixtures.ts';
 import type { SearchResult } from '../../../lib/search/types.ts';
 import { httpJson } from '../../../test/support/http.ts';

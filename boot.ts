@@ -1,17 +1,17 @@
 import type { Server } from 'node:http';
 import { ServiceBroker } from 'moleculer';
 import type { Logger } from 'pino';
-import { brokerOptions } from '../../moleculer.config.ts';
-import { SERVICE_FACTORIES } from '../../services/index.ts';
-import { resolveJwtSecret } from '../auth/jwt.ts';
-import type { Config } from '../config/env.ts';
-import { actionMetricsMiddleware } from '../metrics/action-middleware.ts';
-import { Metrics } from '../metrics/metrics.ts';
-import { registerDependencyMetrics } from '../metrics/dependencies.ts';
-import { registerModelMetrics } from '../metrics/models.ts';
-import { startHealthServer } from './health-server.ts';
-import { storesNeededBy, type Runtime } from './service-kit.ts';
-import { Stores } from './stores.ts';
+import { brokerOptions } from './moleculer.config.ts';
+import { SERVICE_FACTORIES } from './services/index.ts';
+import { resolveJwtSecret } from './lib/auth/jwt.ts';
+import type { Config } from './lib/config/env.ts';
+import { actionMetricsMiddleware } from './lib/metrics/action-middleware.ts';
+import { Metrics } from './lib/metrics/metrics.ts';
+import { registerDependencyMetrics } from './lib/metrics/dependencies.ts';
+import { registerModelMetrics } from './lib/metrics/models.ts';
+import { startHealthServer } from './lib/runtime/health-server.ts';
+import { storesNeededBy, type Runtime } from './lib/runtime/service-kit.ts';
+import { Stores } from './lib/runtime/stores.ts';
 
 export interface RunningNode {
   broker: ServiceBroker;
