@@ -75,6 +75,11 @@ export const ERROR_CATALOGUE = {
   ANALYSIS_NOT_FOUND: { status: 404, retryable: false, summary: 'The document has not been analyzed yet.' },
   DOCUMENT_NOT_READY: { status: 409, retryable: false, summary: 'The document\'s text failed to index or was canceled: there is nothing to analyze (an analyze job\'s `errorCode`).' },
   NO_EXTRACTED_TEXT: { status: 409, retryable: false, summary: 'The extracted text of the document\'s version is gone; upload it again (an analyze job\'s `errorCode`).' },
+  INVALID_JOB_PAYLOAD: { status: 500, retryable: false, summary: 'A job\'s payload does not match its type (a job\'s `errorCode`; a bug, never the caller\'s input).' },
+  UNKNOWN_JOB_TYPE: { status: 500, retryable: false, summary: 'A job names a type this deployment does not define (a job\'s `errorCode`).' },
+  ATTEMPTS_EXHAUSTED: { status: 500, retryable: false, summary: 'Every attempt of the job ended without an outcome (its workers died); a job\'s `errorCode`.' },
+  LEASE_EXPIRED: { status: 500, retryable: true, summary: 'The worker running the job stopped heart-beating; the sweeper queued it again or, with no attempts left, failed it (a job\'s `errorCode`).' },
+  DEAD_LETTERED: { status: 500, retryable: false, summary: 'RabbitMQ dead-lettered the job\'s message by itself (its delivery limit: workers died holding it); a job\'s `errorCode`, replayable by an admin.' },
   QUEUE_CLOSED: { status: 503, retryable: true, summary: 'The job queue of this process is closing.' },
   QUEUE_UNAVAILABLE: { status: 503, retryable: true, summary: 'The job queue (RabbitMQ) cannot be reached.' },
 

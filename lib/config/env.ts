@@ -58,7 +58,9 @@ export const VARIABLES: VarSpec[] = [
   { name: 'QUEUE_PREFIX', default: 'ragmesh', doc: 'Prefix of the RabbitMQ exchanges and queues of the job queues.' },
   { name: 'JOB_MAX_ATTEMPTS', default: '5', doc: 'Attempts of a job step before its message goes to the dead-letter queue.' },
   { name: 'JOB_BACKOFF_MS', default: '1000', doc: 'First retry delay of a failed job; each further retry waits 4× longer (capped at 10 minutes).' },
-  { name: 'JOB_LOCK_TTL_MS', default: '30000', doc: 'How long a job stays locked to a worker that stopped renewing it (died); another worker takes it over after that.' },
+  { name: 'JOB_LEASE_MS', default: '30000', doc: 'A running job\'s lease: its worker renews it every third of this while it works; once it lapses (the worker died or lost the database) a redelivery or the maintenance sweeper takes the job over.' },
+  { name: 'JOB_SWEEP_INTERVAL_MS', default: '60000', doc: 'How often the maintenance service sweeps jobs: expired leases re-queued or failed, queued jobs without a message re-published, messages RabbitMQ dead-lettered by itself reconciled with their rows.' },
+  { name: 'JOB_STALE_AFTER_MS', default: '600000', doc: 'A queued job whose message was due this long ago is taken to have lost it, and its message is published again (a duplicate is harmless).' },
   { name: 'INGEST_CONCURRENCY', default: '4', doc: 'Jobs one ingest process works on at once (the queue prefetch).' },
   { name: 'UPLOAD_MAX_BYTES', default: '104857600', doc: 'Largest accepted upload in bytes (100 MiB); larger ones get 413 and nothing is kept.' },
   { name: 'UPLOAD_MAX_FILES', default: '10', doc: 'Files accepted in one multipart upload request.' },
@@ -131,7 +133,7 @@ export interface Config {
   kv: { driver: 'memory' | 'redis'; url: string | null; prefix: string };
   objects: { driver: 'fs' | 's3'; s3: S3Config | null; bucket: string; modelsBucket: string };
   vectors: { driver: 'usearch' | 'pgvector' | 'postgres' | 'qdrant'; qdrantUrl: string | null; qdrantApiKey: string | null };
-  queue: { driver: 'memory' | 'amqp'; url: string | null; prefix: string; maxAttempts: number; backoffMs: number; lockTtlMs: number };
+  queue: { driver: 'memory' | 'amqp'; url: string | null; prefix: string; maxAttempts: number; backoffMs: number; leaseMs: number; sweepIntervalMs: number; staleAfterMs: number };
   ingest: { concurrency: number; uploadMaxBytes: number; uploadMaxFiles: number; chunkTargetTokens: number; chunkOverlapTokens: number };
   search: { legTimeoutMs: number; candidates: number; lexicalPostings: number; concurrency: number; queueLimit: number };
   auth: { jwtSecret: string | null; issuer: string; ttlSeconds: number };
@@ -376,7 +378,9 @@ export function loadConfig(givenEnv: Env = process.env): Config {
       prefix: r.string('QUEUE_PREFIX') ?? 'ragmesh',
       maxAttempts: r.int('JOB_MAX_ATTEMPTS', 1, 100),
       backoffMs: r.int('JOB_BACKOFF_MS', 10, 600_000),
-      lockTtlMs: r.int('JOB_LOCK_TTL_MS', 1000, 3_600_000),
+      leaseMs: r.int('JOB_LEASE_MS', 1000, 3_600_000),
+      sweepIntervalMs: r.int('JOB_SWEEP_INTERVAL_MS', 100, 86_400_000),
+      staleAfterMs: r.int('JOB_STALE_AFTER_MS', 1000, 86_400_000),
     },
     ingest: {
       concurrency: r.int('INGEST_CONCURRENCY', 1, 64),

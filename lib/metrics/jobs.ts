@@ -1,5 +1,4 @@
-import { JOB_QUEUES } from '../ports/job-queue.ts';
-import { JobsRepository } from '../repositories/jobs.ts';
+import { jobQueues } from '../jobs/types/index.ts';
 import type { Stores } from '../runtime/stores.ts';
 import type { Metrics } from './metrics.ts';
 
@@ -11,16 +10,16 @@ export const STUCK_AFTER_MS = 10 * 60_000;
  * queue) and the jobs table when Prometheus scrapes. Registered by the api, which has
  * both stores; every api replica reports the same numbers, so dashboards take max().
  */
-export function registerJobGauges(metrics: Metrics, stores: Pick<Stores, 'db' | 'queue'>): void {
+export function registerJobGauges(metrics: Metrics, stores: Pick<Stores, 'repos' | 'queue'>): void {
   metrics.gaugeFromScrape('ragmesh_queue_depth', 'Messages waiting in a job queue', ['queue'], async () => {
     const queue = await stores.queue();
-    return Promise.all(JOB_QUEUES.map(async (name) => ({ labels: { queue: name }, value: (await queue.depth(name)).ready })));
+    return Promise.all(jobQueues().map(async (name) => ({ labels: { queue: name }, value: (await queue.depth(name)).ready })));
   });
   metrics.gaugeFromScrape('ragmesh_queue_dead_letters', 'Messages parked in the dead-letter queue of a job queue', ['queue'], async () => {
     const queue = await stores.queue();
-    return Promise.all(JOB_QUEUES.map(async (name) => ({ labels: { queue: name }, value: (await queue.depth(name)).dead })));
+    return Promise.all(jobQueues().map(async (name) => ({ labels: { queue: name }, value: (await queue.depth(name)).dead })));
   });
-  const openJobs = async () => new JobsRepository((await stores.db()).knex).countOpen(new Date(Date.now() - STUCK_AFTER_MS));
+  const openJobs = async () => (await stores.repos()).jobs.countOpen(new Date(Date.now() - STUCK_AFTER_MS));
   metrics.gaugeFromScrape('ragmesh_jobs_open', 'Jobs queued or running, by job type and status (all tenants)', ['type', 'status'], async () =>
     (await openJobs()).map((r) => ({ labels: { type: r.type, status: r.status }, value: r.count })),
   );

@@ -5,7 +5,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
  * (and its own Registry), so two nodes in one test process never share series and
  * nothing outlives the node. Every label here has a bounded set of values: routes are
  * the declared alias patterns, actions the declared action names, job types and
- * stages come from code, queues from JOB_QUEUES, models from the operator's aliases.
+ * stages come from code, queues from the job types (lib/jobs/types), models from the operator's aliases.
  * No ids, tenants or users.
  */
 export class Metrics {
@@ -54,6 +54,13 @@ export class Metrics {
     name: 'ragmesh_jobs_started_total',
     help: 'Job attempts a worker of this process started, by job type',
     labelNames: ['type'] as const,
+    registers: [this.registry],
+  });
+
+  readonly jobSweeps = new Counter({
+    name: 'ragmesh_job_sweep_total',
+    help: 'What the job sweepers did, by action (requeued: lease expired; failed: lease expired with no attempts left; republished: queued without a message; reconciled: dead-lettered by RabbitMQ; relayed: outbox messages)',
+    labelNames: ['action'] as const,
     registers: [this.registry],
   });
 

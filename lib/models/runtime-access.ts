@@ -1,4 +1,4 @@
-import { ModelsRepository } from '../repositories/models.ts';
+import type { ModelsRepository } from '../repositories/models.ts';
 import type { Runtime } from '../runtime/service-kit.ts';
 import { ModelLoader } from './loader.ts';
 
@@ -25,7 +25,7 @@ export interface ModelsDeletedPayload {
 }
 
 export async function modelsRepository(runtime: Pick<Runtime, 'stores'>): Promise<ModelsRepository> {
-  return new ModelsRepository((await runtime.stores.db()).knex);
+  return (await runtime.stores.repos()).models;
 }
 
 export async function modelLoader(runtime: Pick<Runtime, 'stores' | 'config' | 'logger'>): Promise<ModelLoader> {

@@ -43,16 +43,25 @@ export interface JobQueue {
   deadLetter(queue: string, message: JobMessage, reason: string): Promise<void>;
   /**
    * Runs `handler` for each message. The message is acknowledged when the handler
-   * resolves. When it throws, the message goes back to the queue (the handler decides
-   * retries and dead-lettering itself, so a throw means "could not even record that").
+   * resolves. When it throws (it could not even record an outcome: a dependency is
+   * down), the message comes back after a growing delay, through the delay queues:
+   * never at once, and never counted against the broker's delivery limit, which is
+   * kept for workers that die holding a message.
    */
   consume(queue: string, handler: (delivery: JobDelivery) => Promise<void>, options: ConsumeOptions): Promise<Consumer>;
   listDeadLetters(queue: string, limit: number): Promise<DeadLetter[]>;
-  /** Moves the dead letter of `jobId` back to the queue; false if there is none. */
+  /** Moves the dead letter of `jobId` back to the queue; null if there is none. */
   replayDeadLetter(queue: string, jobId: string): Promise<DeadLetter | null>;
+  /** Removes the dead letter of `jobId` and returns it; null if there is none. */
+  takeDeadLetter(queue: string, jobId: string): Promise<DeadLetter | null>;
   depth(queue: string): Promise<{ ready: number; dead: number }>;
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** How long a message whose handler threw waits before it comes back: 1 s, 2 s, 4 s … 60 s. */
+export function redeliveryDelayMs(failures: number): number {
+  return Math.min(1000 * 2 ** Math.max(0, failures - 1), 60_000);
 }
 
 export const JOB_QUEUES = ['ingest', 'analyze'] as const;

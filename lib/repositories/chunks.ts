@@ -70,6 +70,11 @@ export class ChunksRepository {
     return rows.map(toChunk);
   }
 
+  async countByDocument(scope: TenantScope, documentId: string, trx: Knex = this.knex): Promise<number> {
+    const [row] = await trx('chunks').where({ tenant_id: scope.tenantId, document_id: documentId }).count<{ count: string | number }[]>({ count: '*' });
+    return Number(row?.count ?? 0);
+  }
+
   async deleteByDocument(scope: TenantScope, documentId: string, trx: Knex = this.knex): Promise<number> {
     return trx('chunks').where({ tenant_id: scope.tenantId, document_id: documentId }).delete();
   }

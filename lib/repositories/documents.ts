@@ -68,13 +68,40 @@ export class DocumentsRepository {
     return row ? toDocument(row) : null;
   }
 
-  async findByContentHash(scope: TenantScope, contentHash: string): Promise<DocumentRow | null> {
-    const row = await this.knex('documents').where({ tenant_id: scope.tenantId, content_hash: contentHash }).first();
+  async findByContentHash(scope: TenantScope, contentHash: string, trx: Knex = this.knex): Promise<DocumentRow | null> {
+    const row = await trx('documents').where({ tenant_id: scope.tenantId, content_hash: contentHash }).first();
     return row ? toDocument(row) : null;
   }
 
   async findBySource(scope: TenantScope, sourceId: string): Promise<DocumentRow | null> {
     const row = await this.knex('documents').where({ tenant_id: scope.tenantId, source_id: sourceId }).first();
+    return row ? toDocument(row) : null;
+  }
+
+  /** The document of a source, locked until the transaction ends: a new version of it is being registered. */
+  async lockBySource(scope: TenantScope, sourceId: string, trx: Knex): Promise<DocumentRow | null> {
+    const row = await trx('documents').where({ tenant_id: scope.tenantId, source_id: sourceId }).forUpdate().first();
+    return row ? toDocument(row) : null;
+  }
+
+  /** Inserts inside the caller's transaction; null when the tenant already has this content (a racing identical upload won). */
+  async insertIfNewContent(scope: TenantScope, input: NewDocument, trx: Knex): Promise<DocumentRow | null> {
+    const [row] = await trx('documents')
+      .insert({
+        tenant_id: scope.tenantId,
+        source_id: input.sourceId,
+        title: input.title ?? null,
+        filename: input.filename ?? null,
+        mime: input.mime,
+        size_bytes: input.sizeBytes,
+        content_hash: input.contentHash,
+        object_key: input.objectKey ?? null,
+        tags: input.tags ?? [],
+        created_by: input.createdBy ?? null,
+      })
+      .onConflict(['tenant_id', 'content_hash'])
+      .ignore()
+      .returning('*');
     return row ? toDocument(row) : null;
   }
 

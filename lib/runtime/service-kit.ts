@@ -56,7 +56,8 @@ export function storesNeededBy(service: ServiceName, config: Config): StoreName[
     case 'analyze':
       return ['db', 'objects'];
     case 'maintenance':
-      return ['db'];
+      // The job sweepers and the outbox relay publish to the queue.
+      return ['db', 'queue'];
   }
 }
 

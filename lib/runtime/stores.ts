@@ -5,6 +5,7 @@ import type { KeyValueStore } from '../ports/key-value.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import type { VectorStore } from '../ports/vector-store.ts';
 import type { JobQueue } from '../ports/job-queue.ts';
+import { Repositories } from '../repositories/index.ts';
 import type { Logger } from 'pino';
 import { degradations, type DependencyHealth } from '../adapters/dependency-health.ts';
 
@@ -17,6 +18,7 @@ export type StoreName = 'db' | 'kv' | 'objects' | 'models' | 'vectors' | 'queue'
  */
 export class Stores {
   private readonly opened = new Map<StoreName, Promise<unknown>>();
+  private repositories: Promise<Repositories> | null = null;
 
   private readonly stopLoggingDegradations: () => void;
 
@@ -37,6 +39,14 @@ export class Stores {
       }
       return db;
     });
+  }
+
+  /** The repositories over `db()`, made once for the process and shared. */
+  repos(): Promise<Repositories> {
+    this.repositories ??= this.db().then((db) => new Repositories(db.knex));
+    // A failed open must not stick: the next call tries again.
+    this.repositories.catch(() => (this.repositories = null));
+    return this.repositories;
   }
 
   kv(): Promise<KeyValueStore> {
@@ -128,6 +138,7 @@ export class Stores {
 
   async close(): Promise<void> {
     this.stopLoggingDegradations();
+    this.repositories = null;
     // The vector store may sit on the database, so it closes first.
     const order: StoreName[] = ['queue', 'vectors', 'objects', 'models', 'backups', 'kv', 'db'];
     for (const name of order) {

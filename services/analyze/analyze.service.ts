@@ -52,7 +52,7 @@ export default function analyzeService(runtime: Runtime): ServiceSchema {
         workerId: `${broker.nodeID}:${process.pid}:${os.hostname()}:analyze`,
         maxAttempts: config.queue.maxAttempts,
         backoffMs: config.queue.backoffMs,
-        lockTtlMs: config.queue.lockTtlMs,
+        lockTtlMs: config.queue.leaseMs,
         publishJob: (job: JobRow) => {
           // Stage timings and outcomes are read off every job update (lib/metrics/job-observer.ts).
           observer?.observe(job);

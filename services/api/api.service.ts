@@ -9,7 +9,6 @@ import { registerJobGauges } from '../../lib/metrics/jobs.ts';
 import { buildInfo } from '../../lib/runtime/build-info.ts';
 import { readinessAction, type CallMeta, type RagmeshContext, type Readiness, type Runtime } from '../../lib/runtime/service-kit.ts';
 import { tenantScope } from '../../lib/ports/tenant-scope.ts';
-import { TenantsRepository } from '../../lib/repositories/tenants.ts';
 import { errorBody } from './error-body.ts';
 import { MaintenanceGate } from './maintenance-gate.ts';
 import { MAINTENANCE_CHANGED_EVENT } from '../maintenance/mode.actions.ts';
@@ -55,8 +54,8 @@ class KnownMembers {
   async record(principal: Principal): Promise<void> {
     const key = `${principal.tenantId}\u0000${principal.userId}\u0000${principal.roles.join(',')}`;
     if (this.seen.has(key)) return;
-    const { knex } = await this.runtime.stores.db();
-    await new TenantsRepository(knex).recordMember(tenantScope(principal.tenantId), principal.userId, principal.roles);
+    const { tenants } = await this.runtime.stores.repos();
+    await tenants.recordMember(tenantScope(principal.tenantId), principal.userId, principal.roles);
     if (this.seen.size > 100_000) this.seen.clear();
     this.seen.add(key);
   }

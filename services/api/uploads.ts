@@ -5,13 +5,14 @@ import busboy from 'busboy';
 import type { Principal } from '../../lib/auth/jwt.ts';
 import { appError, RagmeshError } from '../../lib/errors.ts';
 import { sniffType } from '../../lib/extract/sniff.ts';
-import type { Database } from '../../lib/adapters/db/database.ts';
-import type { JobQueue } from '../../lib/ports/job-queue.ts';
+import { relaySoon, stageJob } from '../../lib/jobs/commands.ts';
+import type { JobsContext } from '../../lib/jobs/context.ts';
+import { jobView, type JobView } from '../../lib/jobs/model.ts';
+import type { IngestPayload } from '../../lib/jobs/types/ingest.ts';
 import type { ObjectStore } from '../../lib/ports/object-store.ts';
 import type { TenantScope } from '../../lib/ports/tenant-scope.ts';
-import { DocumentsRepository, type DocumentRow } from '../../lib/repositories/documents.ts';
-import { JobsRepository, type JobRow } from '../../lib/repositories/jobs.ts';
-import { ingestIdempotencyKey, jobView, type IngestPayload, type JobView } from '../ingest/job-model.ts';
+import type { DocumentRow } from '../../lib/repositories/documents.ts';
+import type { JobRow } from '../../lib/repositories/jobs.ts';
 
 const HEAD_BYTES = 64 * 1024;
 
@@ -213,65 +214,50 @@ export function documentView(d: DocumentRow) {
   };
 }
 
-export interface RegisterDeps {
-  db: Database;
-  objects: ObjectStore;
-  queue: JobQueue;
-  maxAttempts: number;
-  publishJob: (job: JobRow) => void;
-}
-
 /**
  * Turns a stored upload into a document (or a new version of one, by source id) and
- * a queued ingest job, in one transaction, then queues the job. The same content for
- * the same tenant is answered with the existing document and nothing is stored.
- * Returns once the job is recorded and its message confirmed by the queue.
+ * a queued ingest job, in one transaction with the job's message (outbox), then
+ * relays the message. The same content for the same tenant is answered with the
+ * existing document and nothing is stored. Returns once the document, the job and
+ * its message are durable; the queue gets the message now or when it is back.
  */
-export async function registerUpload(deps: RegisterDeps, scope: TenantScope, principal: Principal, file: StoredUpload, fields: UploadFields): Promise<UploadResult> {
+export async function registerUpload(jobs: JobsContext, scope: TenantScope, principal: Principal, file: StoredUpload, fields: UploadFields): Promise<UploadResult> {
+  const objects = await jobs.objects();
   let type: { kind: string; mime: string };
   try {
     type = sniffType(file.head, file.filename ?? undefined);
   } catch (err) {
-    await deps.objects.delete(file.objectKey).catch(() => undefined);
+    await objects.delete(file.objectKey).catch(() => undefined);
     throw err;
   }
-  const documents = new DocumentsRepository(deps.db.knex);
-  const jobs = new JobsRepository(deps.db.knex);
+  const { documents } = jobs.repos;
   const sourceId = fields.sourceId ?? `sha256:${file.sha256}`;
 
-  const outcome: { duplicateOf?: string; documentId?: string; job?: JobRow } = await deps.db.knex.transaction(async (trx) => {
-    const sameContent = await trx('documents').where({ tenant_id: scope.tenantId, content_hash: file.sha256 }).first('id');
-    if (sameContent) return { duplicateOf: sameContent.id as string };
+  const outcome: { duplicateOf?: string; documentId?: string; job?: JobRow } = await jobs.repos.transaction(async (trx) => {
+    const sameContent = await documents.findByContentHash(scope, file.sha256, trx);
+    if (sameContent) return { duplicateOf: sameContent.id };
 
-    const existing = await trx('documents').where({ tenant_id: scope.tenantId, source_id: sourceId }).forUpdate().first('id', 'version');
+    const existing = await documents.lockBySource(scope, sourceId, trx);
     let documentId: string;
     let version: number;
     if (existing) {
-      documentId = existing.id as string;
-      version = (existing.version as number) + 1;
+      documentId = existing.id;
+      version = existing.version + 1;
     } else {
-      const [row] = await trx('documents')
-        .insert({
-          tenant_id: scope.tenantId,
-          source_id: sourceId,
-          title: fields.title ?? file.filename,
-          filename: file.filename,
-          mime: type.mime,
-          size_bytes: file.sizeBytes,
-          content_hash: file.sha256,
-          object_key: file.objectKey,
-          tags: fields.tags ?? [],
-          created_by: principal.userId,
-        })
-        .onConflict(['tenant_id', 'content_hash'])
-        .ignore()
-        .returning('id');
+      const inserted = await documents.insertIfNewContent(scope, {
+        sourceId,
+        title: fields.title ?? file.filename,
+        filename: file.filename,
+        mime: type.mime,
+        sizeBytes: file.sizeBytes,
+        contentHash: file.sha256,
+        objectKey: file.objectKey,
+        tags: fields.tags ?? [],
+        createdBy: principal.userId,
+      }, trx);
       // Lost a race with an identical upload: that one is the document.
-      if (!row) {
-        const winner = await trx('documents').where({ tenant_id: scope.tenantId, content_hash: file.sha256 }).first('id');
-        return { duplicateOf: winner.id as string };
-      }
-      documentId = row.id as string;
+      if (!inserted) return { duplicateOf: (await documents.findByContentHash(scope, file.sha256, trx))!.id };
+      documentId = inserted.id;
       version = 1;
     }
     const payload: IngestPayload = {
@@ -286,28 +272,21 @@ export async function registerUpload(deps: RegisterDeps, scope: TenantScope, pri
       filename: file.filename,
       tags: fields.tags ?? [],
     };
-    const { job, created } = await jobs.create(scope, {
-      type: 'ingest',
-      idempotencyKey: ingestIdempotencyKey(documentId, sourceId, file.sha256),
-      documentId,
-      payload: payload as unknown as Record<string, unknown>,
-      maxAttempts: deps.maxAttempts,
-      createdBy: principal.userId,
-    }, trx);
+    const { job, created } = await stageJob(jobs, scope, { type: 'ingest', payload, createdBy: principal.userId }, trx);
     if (!created) return { duplicateOf: documentId, job };
     await documents.setStatus(scope, documentId, 'queued', trx);
     return { documentId, job };
   });
 
   if (outcome.duplicateOf !== undefined) {
-    await deps.objects.delete(file.objectKey).catch(() => undefined);
+    await objects.delete(file.objectKey).catch(() => undefined);
     const document = (await documents.get(scope, outcome.duplicateOf))!;
-    const job = outcome.job ?? (await jobs.list(scope, { documentId: document.id, limit: 1 }))[0] ?? null;
+    const job = outcome.job ?? (await jobs.repos.jobs.list(scope, { documentId: document.id, limit: 1 }))[0] ?? null;
     return { document: documentView(document), job: job ? jobView(job) : null, duplicate: true };
   }
   const job = outcome.job!;
-  await deps.queue.publish('ingest', { jobId: job.id, tenantId: scope.tenantId, type: 'ingest', attempt: 1, enqueuedAt: new Date().toISOString() });
-  deps.publishJob(job);
+  relaySoon(jobs, [job.id]);
+  jobs.notify.updated(job);
   const document = (await documents.get(scope, outcome.documentId!))!;
   return { document: documentView(document), job: jobView(job), duplicate: false };
 }

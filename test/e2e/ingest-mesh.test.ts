@@ -15,7 +15,7 @@ describe('ingest over the mesh', () => {
   let editor: string;
 
   before(async () => {
-    mesh = await TestMesh.create({ JOB_LOCK_TTL_MS: '3000', CHUNK_TARGET_TOKENS: '64', CHUNK_OVERLAP_TOKENS: '8', INGEST_CONCURRENCY: '1' });
+    mesh = await TestMesh.create({ JOB_LEASE_MS: '3000', CHUNK_TARGET_TOKENS: '64', CHUNK_OVERLAP_TOKENS: '8', INGEST_CONCURRENCY: '1' });
     await Promise.all([mesh.start('gateway', 'api'), mesh.start('models', 'emb,llm,analyze,maintenance')]);
     const admin = await mesh.token('acme', 'ops', 'admin');
     editor = await mesh.token('acme', 'alice', 'editor');

@@ -1,6 +1,9 @@
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Message } from 'amqplib';
 import { appError } from '../../errors.ts';
-import type { Consumer, ConsumeOptions, DeadLetter, JobDelivery, JobMessage, JobQueue } from '../../ports/job-queue.ts';
+import { redeliveryDelayMs, type Consumer, type ConsumeOptions, type DeadLetter, type JobDelivery, type JobMessage, type JobQueue } from '../../ports/job-queue.ts';
+
+/** Header counting how often handlers threw on a message (it travels through the delay queues). */
+const FAILURES_HEADER = 'x-ragmesh-failures';
 
 type Log = { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
 
@@ -51,6 +54,8 @@ export class AmqpJobQueue implements JobQueue {
   }
 
   async publish(queue: string, message: JobMessage, options: { delayMs?: number } = {}): Promise<void> {
+    // Delay queues are made per distinct delay: round to keep their number small.
+    if (options.delayMs && options.delayMs > 0) options = { delayMs: roundDelay(options.delayMs) };
     const channel = await this.publishChannel();
     await this.declare(channel, queue);
     const body = Buffer.from(JSON.stringify(message));
@@ -98,6 +103,16 @@ export class AmqpJobQueue implements JobQueue {
    */
   async listDeadLetters(queue: string, limit: number): Promise<DeadLetter[]> {
     return this.withDeadLetters(queue, limit, () => false);
+  }
+
+  async takeDeadLetter(queue: string, jobId: string): Promise<DeadLetter | null> {
+    let found: DeadLetter | null = null;
+    await this.withDeadLetters(queue, 10_000, (letter) => {
+      if (found || letter.message.jobId !== jobId) return false;
+      found = letter;
+      return true;
+    });
+    return found;
   }
 
   async replayDeadLetter(queue: string, jobId: string): Promise<DeadLetter | null> {
@@ -265,14 +280,41 @@ export class AmqpJobQueue implements JobQueue {
       try {
         await registration.handler({ message, redelivered: msg.fields.redelivered || deliveries > 0 });
         channel.ack(msg);
-      } catch {
-        channel.nack(msg, false, true);
+      } catch (err) {
+        await this.redeliverLater(registration, channel, msg, err);
       }
     } catch {
       // The channel died under us: the broker will deliver the message again.
     } finally {
       registration.inFlight--;
       if (registration.inFlight === 0) registration.idle.splice(0).forEach((resolve) => resolve());
+    }
+  }
+
+  /**
+   * The handler could not record any outcome (a dependency is down). A nack with
+   * requeue would bring the message straight back and burn the quorum queue's delivery
+   * limit within milliseconds; instead a copy waits in a delay queue (1 s, 2 s … 60 s by
+   * the failures so far) and the original is acknowledged once the copy is confirmed.
+   * If even that fails (the broker is going away), the message stays unacknowledged
+   * until its channel closes and the broker delivers it again.
+   */
+  private async redeliverLater(registration: Registration, channel: Channel, msg: ConsumeMessage, err: unknown): Promise<void> {
+    const failures = Number(msg.properties.headers?.[FAILURES_HEADER] ?? 0) + 1;
+    const delayMs = redeliveryDelayMs(failures);
+    this.logger?.warn({ err, queue: registration.queue, failures, retryInMs: delayMs }, 'job handler failed; the message comes back after a delay');
+    try {
+      const publisher = await this.publishChannel();
+      const delayQueue = await this.declareDelay(publisher, registration.queue, delayMs);
+      const headers: Record<string, unknown> = { ...(msg.properties.headers ?? {}), [FAILURES_HEADER]: failures };
+      delete headers['x-delivery-count'];
+      delete headers['x-death'];
+      await confirm(publisher, (cb) =>
+        publisher.sendToQueue(delayQueue, msg.content, { persistent: true, contentType: 'application/json', messageId: msg.properties.messageId, headers }, cb),
+      );
+      channel.ack(msg);
+    } catch (publishErr) {
+      this.logger?.warn({ err: publishErr, queue: registration.queue }, 'could not park a failed message for later; it stays unacknowledged');
     }
   }
 
@@ -315,6 +357,12 @@ export class AmqpJobQueue implements JobQueue {
       await channel.close().catch(() => undefined);
     }
   }
+}
+
+/** Delays rounded to 2 significant digits (1234 → 1200 ms), so retries do not spawn a queue per millisecond. */
+function roundDelay(ms: number): number {
+  const magnitude = 10 ** Math.max(0, Math.floor(Math.log10(ms)) - 1);
+  return Math.max(1, Math.round(ms / magnitude) * magnitude);
 }
 
 function confirm(channel: ConfirmChannel, send: (cb: (err: unknown) => void) => boolean): Promise<void> {

@@ -1,4 +1,4 @@
-import type { Consumer, ConsumeOptions, DeadLetter, JobDelivery, JobMessage, JobQueue } from '../../ports/job-queue.ts';
+import { redeliveryDelayMs, type Consumer, type ConsumeOptions, type DeadLetter, type JobDelivery, type JobMessage, type JobQueue } from '../../ports/job-queue.ts';
 
 interface QueueState {
   ready: JobMessage[];
@@ -16,6 +16,8 @@ export class MemoryJobQueue implements JobQueue {
   readonly backend = 'memory' as const;
   private readonly queues = new Map<string, QueueState>();
   private closed = false;
+  /** How often handlers threw on a message, for its redelivery backoff. */
+  private readonly failures = new WeakMap<JobMessage, number>();
 
   async publish(queue: string, message: JobMessage, options: { delayMs?: number } = {}): Promise<void> {
     const state = this.state(queue);
@@ -55,13 +57,17 @@ export class MemoryJobQueue implements JobQueue {
     return this.state(queue).dead.slice(0, limit);
   }
 
-  async replayDeadLetter(queue: string, jobId: string): Promise<DeadLetter | null> {
+  async takeDeadLetter(queue: string, jobId: string): Promise<DeadLetter | null> {
     const state = this.state(queue);
     const index = state.dead.findIndex((d) => d.message.jobId === jobId);
     if (index < 0) return null;
-    const [letter] = state.dead.splice(index, 1);
-    await this.publish(queue, { ...letter!.message, attempt: 1, enqueuedAt: new Date().toISOString() });
-    return letter!;
+    return state.dead.splice(index, 1)[0]!;
+  }
+
+  async replayDeadLetter(queue: string, jobId: string): Promise<DeadLetter | null> {
+    const letter = await this.takeDeadLetter(queue, jobId);
+    if (letter) await this.publish(queue, { ...letter.message, attempt: 1, enqueuedAt: new Date().toISOString() });
+    return letter;
   }
 
   async depth(queue: string): Promise<{ ready: number; dead: number }> {
@@ -96,12 +102,14 @@ export class MemoryJobQueue implements JobQueue {
         void consumer
           .handler({ message, redelivered: false })
           .catch(() => {
-            // Not acknowledged: like a broker, deliver it again, after a breath.
+            // Not acknowledged: deliver it again after a growing delay, like the AMQP adapter.
+            const failures = (this.failures.get(message) ?? 0) + 1;
+            this.failures.set(message, failures);
             const timer = setTimeout(() => {
               state.timers.delete(timer);
               state.ready.push(message);
               this.dispatch(queue);
-            }, 1000);
+            }, redeliveryDelayMs(failures));
             timer.unref();
             state.timers.add(timer);
           })

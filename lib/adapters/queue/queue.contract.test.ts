@@ -101,6 +101,12 @@ function jobQueueContract(name: string, open: () => Promise<{ queue: JobQueue; d
       assert.equal(got[0]!.jobId, b.jobId);
       assert.equal(got[0]!.attempt, 1);
       assert.deepEqual((await queue.listDeadLetters(q, 10)).map((d) => d.message.jobId), [a.jobId]);
+
+      const taken = await queue.takeDeadLetter(q, a.jobId);
+      assert.equal(taken?.reason, 'UNREADABLE_FILE: the PDF is truncated');
+      assert.equal(await queue.takeDeadLetter(q, a.jobId), null);
+      assert.equal((await queue.depth(q)).dead, 0, 'taken, not replayed');
+      assert.equal((await queue.depth(q)).ready, 0);
     });
   });
 }
@@ -143,23 +149,50 @@ describe('AmqpJobQueue on a real RabbitMQ', () => {
     assert.equal(deliveries[0]!.redelivered, true);
   });
 
-  it('dead-letters a message whose worker keeps failing to acknowledge it (delivery limit)', async () => {
+  it('brings back a message whose handler keeps throwing after a growing delay, without using up the delivery limit', async () => {
     const queue = await AmqpJobQueue.connect(v.value, { prefix: 'rmtest', deliveryLimit: 2 });
-    const q = 'poison';
+    const q = 'outage';
     const m = message();
-    let deliveries = 0;
+    const seen: number[] = [];
     const consumer = await queue.consume(q, async () => {
-      deliveries++;
-      throw new Error('crashes every time');
+      seen.push(Date.now());
+      // The database is down for the first four deliveries.
+      if (seen.length <= 4) throw new Error('the database system is shutting down');
     }, { prefetch: 1 });
     await queue.publish(q, m);
-    await waitFor('the broker to dead-letter it', async () => (await queue.depth(q)).dead === 1, 15_000);
+    await waitFor('the fifth delivery', async () => seen.length === 5, 30_000);
     await consumer.close();
-    const [letter] = await queue.listDeadLetters(q, 10);
+    assert.deepEqual(await queue.depth(q), { ready: 0, dead: 0 }, 'handled, and never dead-lettered despite a delivery limit of 2');
+    // 1 s, 2 s, 4 s, 8 s between deliveries: each gap at least the previous one's delay.
+    const gaps = seen.slice(1).map((t, i) => t - seen[i]!);
+    assert.ok(gaps.every((g, i) => g >= 1000 * 2 ** i * 0.9), `gaps ${gaps.join(', ')}`);
+    await queue.close();
+  });
+
+  it('dead-letters a message whose worker dies holding it on every delivery (delivery limit)', async () => {
+    const q = 'poison';
+    const m = message();
+    const publisher = await AmqpJobQueue.connect(v.value, { prefix: 'rmtest', deliveryLimit: 2 });
+    await publisher.publish(q, m);
+    let deliveries = 0;
+    // Each worker takes the message and its connection drops without an ack, like a SIGKILL.
+    while ((await publisher.depth(q)).dead === 0 && deliveries < 6) {
+      const worker = await AmqpJobQueue.connect(v.value, { prefix: 'rmtest', deliveryLimit: 2 });
+      let got = false;
+      await worker.consume(q, async () => {
+        got = true;
+        await new Promise(() => undefined);
+      }, { prefetch: 1 });
+      await waitFor('a delivery or the dead letter', async () => got || (await publisher.depth(q)).dead === 1, 15_000);
+      if (got) deliveries++;
+      await worker.close();
+    }
+    await waitFor('the broker to dead-letter it', async () => (await publisher.depth(q)).dead === 1, 15_000);
+    const [letter] = await publisher.listDeadLetters(q, 10);
     assert.equal(letter?.message.jobId, m.jobId);
     assert.match(letter!.reason, /delivery limit/);
     assert.equal(deliveries, 3);
-    await queue.close();
+    await publisher.close();
   });
 
   it('reconnects after the broker drops its connections, and keeps consuming', async () => {

@@ -74,6 +74,14 @@ export class PgVectorStore implements VectorStore {
       return;
     }
     await this.knex.transaction(async (trx) => {
+      // Two first jobs of a new model version (in two processes) would race on
+      // `create table if not exists` (a duplicate pg_type row): one waits for the other.
+      await trx.raw('select pg_advisory_xact_lock(?)', [DDL_LOCK]);
+      const created = await trx('vector_collections').where({ name: spec.name }).first();
+      if (created) {
+        if (created.dimension !== spec.dimension) throw new Error(`Collection ${spec.name} has dimension ${created.dimension}, not ${spec.dimension}`);
+        return;
+      }
       await trx.raw(`
         create table if not exists ?? (
           id uuid primary key,
@@ -188,17 +196,21 @@ export class PgVectorStore implements VectorStore {
   async close(): Promise<void> {}
 
   private init(): Promise<void> {
-    this.ready ??= (async () => {
-      if (this.backend === 'pgvector') await this.knex.raw('create extension if not exists vector');
-      await this.knex.raw(`create table if not exists vector_collections (
+    this.ready ??= this.knex.transaction(async (trx) => {
+      await trx.raw('select pg_advisory_xact_lock(?)', [DDL_LOCK]);
+      if (this.backend === 'pgvector') await trx.raw('create extension if not exists vector');
+      await trx.raw(`create table if not exists vector_collections (
         name text primary key, dimension integer not null, created_at timestamptz not null default now())`);
-    })().catch((err) => {
+    }).catch((err) => {
       this.ready = null;
       throw err;
     });
     return this.ready;
   }
 }
+
+/** Advisory lock key serialising this store's DDL across processes (any fixed 64-bit number). */
+const DDL_LOCK = 0x7261676d_657368n.toString();
 
 function tableOf(collection: string): string {
   return `vec_${assertCollectionName(collection).replaceAll('-', '_')}`;

@@ -37,8 +37,9 @@ export class QdrantVectorStore implements VectorStore {
     try {
       await this.client.createCollection(name, { vectors: { size: spec.dimension, distance: 'Cosine' } });
     } catch (err) {
-      if ((await this.client.collectionExists(name)).exists) return; // created concurrently
-      throw err;
+      // Created concurrently by another first job: the payload indexes below are
+      // idempotent, so this one makes sure they exist too instead of assuming the other got that far.
+      if (!(await this.client.collectionExists(name)).exists) throw err;
     }
     await this.client.createPayloadIndex(name, {
       field_name: 'tenant_id',

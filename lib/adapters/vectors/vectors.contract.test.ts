@@ -166,3 +166,23 @@ if (qdrantUrl) {
     it('runs when QDRANT_URL points at a Qdrant server', { skip: 'QDRANT_URL is not set (no Qdrant server can run on this machine)' }, () => {});
   });
 }
+
+describe('first use of a collection by concurrent jobs (real PostgreSQL)', () => {
+  it('creates the store and a new collection once, without a duplicate-type race, from many stores at once', async () => {
+    const t = await postgres.open();
+    try {
+      // Separate stores stand for separate processes: none knows what the others created.
+      const stores = Array.from({ length: 8 }, () => new PgVectorStore(t.db, 'postgres'));
+      const name = `race_${randomUUID().slice(0, 8)}`;
+      const results = await Promise.allSettled(stores.map((s) => s.ensureCollection({ name, dimension: 3 })));
+      assert.deepEqual(results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason)), []);
+      const [row] = await t.db.knex('vector_collections').where({ name }).select('dimension');
+      assert.equal(row.dimension, 3);
+      await stores[0]!.upsert(A, name, [{ id: randomUUID(), vector: unit([1, 0, 0]), payload: payload(randomUUID()) }]);
+      assert.equal(await stores[7]!.count(A, name), 1);
+      await stores[0]!.dropCollection(name);
+    } finally {
+      await t.dispose();
+    }
+  });
+});

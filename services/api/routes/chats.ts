@@ -4,7 +4,7 @@ import { appError } from '../../../lib/errors.ts';
 import { answer, forgetLlmInfo, type AnswerOptions } from '../../../lib/llm/answering.ts';
 import type { ChatMessage } from '../../../lib/llm/types.ts';
 import { tenantScope } from '../../../lib/ports/tenant-scope.ts';
-import { ChatsRepository, type ChatRow, type MessageRow } from '../../../lib/repositories/chats.ts';
+import type { ChatRow, MessageRow } from '../../../lib/repositories/chats.ts';
 import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
 import { openSse, type SseStream } from '../sse.ts';
 import { endpoint, type ApiRouteModule, type StreamCall } from './module.ts';
@@ -56,7 +56,7 @@ const MESSAGE = {
  * generation upstream.
  */
 export function chatRoutes(runtime: Runtime): ApiRouteModule {
-  const chats = async () => new ChatsRepository((await runtime.stores.db()).knex);
+  const chats = async () => (await runtime.stores.repos()).chats;
   const chatOf = async (ctx: RagmeshContext, rawId: unknown): Promise<ChatRow> => {
     const auth = ctx.meta.auth!;
     const id = isUuid(rawId) ? rawId : null;

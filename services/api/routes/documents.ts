@@ -3,22 +3,17 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Role } from '../../../lib/auth/jwt.ts';
 import { appError } from '../../../lib/errors.ts';
-import { collectionFor } from '../../../lib/ports/vector-store.ts';
-import { JOB_QUEUES, type JobQueueName } from '../../../lib/ports/job-queue.ts';
-import { tenantScope, type TenantScope } from '../../../lib/ports/tenant-scope.ts';
-import { AuditRepository } from '../../../lib/repositories/audit.ts';
-import { ChunksRepository } from '../../../lib/repositories/chunks.ts';
-import { DocumentsRepository } from '../../../lib/repositories/documents.ts';
-import { JobsRepository, JOB_STATUSES, type JobRow, type JobStatus } from '../../../lib/repositories/jobs.ts';
-import { ModelsRepository } from '../../../lib/repositories/models.ts';
+import { cancelJob, deleteDocument, getJob, replayDeadLetter, retryJob } from '../../../lib/jobs/commands.ts';
+import { jobsContext, type JobsContext } from '../../../lib/jobs/context.ts';
+import { JOB_CANCEL_EVENT, JOB_UPDATED_EVENT, jobView, type JobView } from '../../../lib/jobs/model.ts';
+import { jobQueues } from '../../../lib/jobs/types/index.ts';
+import { tenantScope } from '../../../lib/ports/tenant-scope.ts';
+import { JOB_STATUSES, type JobRow, type JobStatus } from '../../../lib/repositories/jobs.ts';
 import { currentRequest } from '../../../lib/logging.ts';
-import { forgetDocumentAnswers } from '../../../lib/llm/answer-cache.ts';
 import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
-import { JOB_CANCEL_EVENT, JOB_UPDATED_EVENT, jobView, type JobView } from '../../ingest/job-model.ts';
 import { openSse } from '../sse.ts';
-import { documentView, measureStored, parseFields, receiveMultipart, registerUpload, storeStream, tooLarge, uploadKey, type RegisterDeps } from '../uploads.ts';
+import { documentView, measureStored, parseFields, receiveMultipart, registerUpload, storeStream, tooLarge, uploadKey } from '../uploads.ts';
 import { queueAnalysis } from './analyses.ts';
-import { ANALYZE_QUEUE } from '../../analyze/job.ts';
 import { endpoint, type ApiRouteModule, type GatewayRequest, type JsonSchema, type StreamCall } from './module.ts';
 import { isUuid } from '../../../lib/ids.ts';
 import type { ErrorCode } from '../../../lib/errors.ts';
@@ -59,17 +54,19 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
   /** Job updates of the whole mesh, fanned out to this node's SSE streams. */
   const jobEvents = new EventEmitter().setMaxListeners(0);
 
-  const registerDeps = async (broker: RawThis['broker']): Promise<RegisterDeps> => ({
-    db: await runtime.stores.db(),
-    objects: await runtime.stores.objects(),
-    queue: await runtime.stores.queue(),
-    maxAttempts: config.queue.maxAttempts,
-    publishJob: (job: JobRow) => void broker.broadcast(JOB_UPDATED_EVENT, jobView(job)).catch(() => undefined),
-  });
-  const repos = async () => {
-    const { knex } = await runtime.stores.db();
-    return { documents: new DocumentsRepository(knex), jobs: new JobsRepository(knex), chunks: new ChunksRepository(knex), audit: new AuditRepository(knex) };
+  /** The jobs context of this api node: the lifecycle commands (lib/jobs), job changes broadcast to the mesh. */
+  let jobsCtx: Promise<JobsContext> | null = null;
+  let jobsBroker: RawThis['broker'] | null = null;
+  const jobsFor = (broker: RawThis['broker']): Promise<JobsContext> => {
+    jobsBroker = broker;
+    jobsCtx ??= jobsContext(runtime, {
+      updated: (job) => void jobsBroker?.broadcast(JOB_UPDATED_EVENT, jobView(job)).catch(() => undefined),
+      cancelRequested: (jobId) => void jobsBroker?.broadcast(JOB_CANCEL_EVENT, { jobId }).catch(() => undefined),
+    });
+    jobsCtx.catch(() => (jobsCtx = null));
+    return jobsCtx;
   };
+  const repos = () => runtime.stores.repos();
   const scopeOf = (ctx: RagmeshContext) => tenantScope(ctx.meta.auth!.tenantId);
   const requireId = (id: unknown, what: 'job' | 'document' | 'upload') => {
     if (!isUuid(id)) throw appError(`${what.toUpperCase() as Uppercase<typeof what>}_NOT_FOUND`, `No ${what} ${String(id).slice(0, 64)}`);
@@ -84,15 +81,7 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
     res.end(JSON.stringify(body));
   };
 
-  /** The caller's job or document by id, with the repositories; a foreign or unknown id is a 404. */
-  const jobOf = async (ctx: RagmeshContext, rawId: unknown) => {
-    const scope = scopeOf(ctx);
-    const id = requireId(rawId, 'job');
-    const r = await repos();
-    const job = await r.jobs.get(scope, id);
-    if (!job) throw appError('JOB_NOT_FOUND', `No job ${id}`);
-    return { ...r, scope, id, job };
-  };
+  /** The caller's document by id, with the repositories; a foreign or unknown id is a 404. */
   const documentOf = async (ctx: RagmeshContext, rawId: unknown) => {
     const scope = scopeOf(ctx);
     const id = requireId(rawId, 'document');
@@ -108,9 +97,10 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
   const uploadDocuments = raw(async function (req, res) {
         const auth = req.$ctx.meta.auth!;
         const scope = tenantScope(auth.tenantId);
-        const deps = await registerDeps(this.broker);
+        const jobs = await jobsFor(this.broker);
+        const objects = await jobs.objects();
         const { files, fields } = await receiveMultipart(req, {
-          objects: deps.objects,
+          objects,
           scope,
           maxBytes: config.ingest.uploadMaxBytes,
           maxFiles: config.ingest.uploadMaxFiles,
@@ -118,10 +108,10 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
         const results = [];
         for (const [i, file] of files.entries()) {
           try {
-            results.push(await registerUpload(deps, scope, auth, file, fields));
+            results.push(await registerUpload(jobs, scope, auth, file, fields));
           } catch (err) {
             // One bad file fails the request; those not yet registered are removed.
-            await Promise.all(files.slice(i + 1).map((f) => deps.objects.delete(f.objectKey).catch(() => undefined)));
+            await Promise.all(files.slice(i + 1).map((f) => objects.delete(f.objectKey).catch(() => undefined)));
             throw err;
           }
         }
@@ -199,22 +189,8 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
       'documents.delete': {
         params: { id: 'string' },
         async handler(ctx: RagmeshContext<{ id: string }>) {
-          const scope = scopeOf(ctx);
           const id = requireId(ctx.params.id, 'document');
-          const { documents, jobs, audit } = await repos();
-          const db = await runtime.stores.db();
-          const open: JobRow[] = [];
-          const removed = await db.knex.transaction(async (trx) => {
-            for (const job of await jobs.listOpen(scope, id, trx)) {
-              await jobs.requestCancel(scope, job.id, trx);
-              open.push(job);
-            }
-            return documents.delete(scope, id, trx);
-          });
-          if (!removed) throw appError('DOCUMENT_NOT_FOUND', `No document ${id}`);
-          for (const job of open) void ctx.broadcast(JOB_CANCEL_EVENT, { jobId: job.id });
-          await purgeDocument(runtime, scope, id, removed.objectKey, open);
-          await audit.record(scope, { actor: ctx.meta.auth!.userId, action: 'document.delete', target: id, details: { sourceId: removed.sourceId }, requestId: currentRequest()?.requestId });
+          await deleteDocument(await jobsFor(ctx.broker), scopeOf(ctx), id, { userId: ctx.meta.auth!.userId, requestId: currentRequest()?.requestId });
           return { id, deleted: true };
         },
       },
@@ -253,21 +229,22 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
           const kv = await runtime.stores.kv();
           const session = JSON.parse((await kv.get(`upload:${id}`)) ?? 'null') as UploadSession | null;
           if (!session || session.tenantId !== scope.tenantId || session.userId !== auth.userId) throw appError('UPLOAD_NOT_FOUND', 'No such upload');
-          const deps = await registerDeps(ctx.broker);
-          const info = await deps.objects.stat(session.objectKey);
+          const jobs = await jobsFor(ctx.broker);
+          const objects = await jobs.objects();
+          const info = await objects.stat(session.objectKey);
           if (!info) throw appError('UPLOAD_MISSING', 'Nothing was uploaded to the URL yet');
           if (info.size > config.ingest.uploadMaxBytes) {
-            await deps.objects.delete(session.objectKey);
+            await objects.delete(session.objectKey);
             throw tooLarge(config.ingest.uploadMaxBytes);
           }
           if (info.size === 0) {
-            await deps.objects.delete(session.objectKey);
+            await objects.delete(session.objectKey);
             throw appError('EMPTY_FILE', 'The uploaded file is empty');
           }
           // Hash what is really stored (the client's word is not proof) by reading it once.
-          const measured = await measureStored(deps.objects, session.objectKey);
+          const measured = await measureStored(objects, session.objectKey);
           const fields = parseFields({ source_id: ctx.params.source_id, tags: ctx.params.tags, title: ctx.params.title });
-          const result = await registerUpload(deps, scope, auth, { ...measured, objectKey: session.objectKey, filename: ctx.params.filename ? ctx.params.filename.split(/[\\/]/).pop()!.slice(0, 255) : null }, fields);
+          const result = await registerUpload(jobs, scope, auth, { ...measured, objectKey: session.objectKey, filename: ctx.params.filename ? ctx.params.filename.split(/[\\/]/).pop()!.slice(0, 255) : null }, fields);
           await kv.delete(`upload:${id}`);
           ctx.meta.$statusCode = result.duplicate ? 200 : 202;
           return result;
@@ -291,7 +268,7 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
       'jobs.get': {
         params: { id: 'string' },
         async handler(ctx: RagmeshContext<{ id: string }>) {
-          return jobView((await jobOf(ctx, ctx.params.id)).job);
+          return jobView(await getJob(await jobsFor(ctx.broker), scopeOf(ctx), requireId(ctx.params.id, 'job')));
         },
       },
 
@@ -299,21 +276,9 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
       'jobs.cancel': {
         params: { id: 'string' },
         async handler(ctx: RagmeshContext<{ id: string }>) {
-          const { scope, id, job, jobs } = await jobOf(ctx, ctx.params.id);
-          if (job.status !== 'queued' && job.status !== 'running') throw appError('JOB_FINISHED', `The job is already ${job.status}`, { status: job.status });
-          await jobs.requestCancel(scope, id);
-          void ctx.broadcast(JOB_CANCEL_EVENT, { jobId: id });
-          if (job.status === 'queued') {
-            // Nobody is working on it: cancel right here, so the answer is final.
-            const canceled = await jobs.transition(scope, id, 'canceled');
-            if (canceled) {
-              if (canceled.documentId && queueOf(canceled) === 'ingest') await settleCanceled(runtime, scope, canceled);
-              void ctx.broadcast(JOB_UPDATED_EVENT, jobView(canceled));
-              return jobView(canceled);
-            }
-          }
-          ctx.meta.$statusCode = 202;
-          return jobView((await jobs.get(scope, id))!);
+          const { job, final } = await cancelJob(await jobsFor(ctx.broker), scopeOf(ctx), requireId(ctx.params.id, 'job'));
+          if (!final) ctx.meta.$statusCode = 202;
+          return jobView(job);
         },
       },
 
@@ -321,31 +286,19 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
       'jobs.retry': {
         params: { id: 'string' },
         async handler(ctx: RagmeshContext<{ id: string }>) {
-          const { scope, id, job, jobs, documents } = await jobOf(ctx, ctx.params.id);
-          if (!job.documentId || !(await documents.get(scope, job.documentId))) throw appError('DOCUMENT_DELETED', 'The document of this job was deleted');
-          const queued = await jobs.transition(scope, id, 'queued', { attempts: 0, error: null, errorCode: null });
-          if (!queued) throw appError('JOB_NOT_RETRYABLE', `A ${job.status} job cannot be retried`, { status: job.status });
-          const queueName = queueOf(job);
-          // An analysis does not change whether the document's text is indexed.
-          if (queueName === 'ingest') await documents.setStatus(scope, job.documentId, 'queued');
-          const queue = await runtime.stores.queue();
-          // A dead letter of this job would run it a second time after a replay: take it out.
-          if (!(await queue.replayDeadLetter(queueName, id))) {
-            await queue.publish(queueName, { jobId: id, tenantId: scope.tenantId, type: job.type, attempt: 1, enqueuedAt: new Date().toISOString() });
-          }
-          void ctx.broadcast(JOB_UPDATED_EVENT, jobView(queued));
+          const job = await retryJob(await jobsFor(ctx.broker), scopeOf(ctx), requireId(ctx.params.id, 'job'));
           ctx.meta.$statusCode = 202;
-          return jobView(queued);
+          return jobView(job);
         },
       },
 
       'deadLetters.list': {
-        params: { queue: { type: 'enum', values: [...JOB_QUEUES], optional: true }, limit: { type: 'number', convert: true, integer: true, min: 1, max: 1000, optional: true } },
-        async handler(ctx: RagmeshContext<{ queue?: JobQueueName; limit?: number }>) {
+        params: { queue: { type: 'enum', values: jobQueues(), optional: true }, limit: { type: 'number', convert: true, integer: true, min: 1, max: 1000, optional: true } },
+        async handler(ctx: RagmeshContext<{ queue?: string; limit?: number }>) {
           const scope = scopeOf(ctx);
           const queue = await runtime.stores.queue();
           // Without ?queue=, the dead letters of every job queue (ingest first, for older clients).
-          const names = ctx.params.queue ? [ctx.params.queue] : [...JOB_QUEUES];
+          const names = ctx.params.queue ? [ctx.params.queue] : jobQueues();
           const letters = (await Promise.all(names.map((name) => queue.listDeadLetters(name, ctx.params.limit ?? 100)))).flat();
           // Dead letters of every tenant share one queue; an admin sees those of their tenant.
           return {
@@ -361,19 +314,11 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
       'deadLetters.replay': {
         params: { jobId: 'string' },
         async handler(ctx: RagmeshContext<{ jobId: string }>) {
-          const { scope, id, job, jobs, documents, audit } = await jobOf(ctx, ctx.params.jobId);
-          // The job row is the truth: queued first, so the replayed message finds work to do.
-          const queued = await jobs.transition(scope, id, 'queued', { attempts: 0, error: null, errorCode: null });
-          if (!queued) throw appError('JOB_NOT_RETRYABLE', `A ${job.status} job cannot be replayed`, { status: job.status });
-          const letter = await (await runtime.stores.queue()).replayDeadLetter(queueOf(job), id);
-          if (!letter) {
-            await jobs.transition(scope, id, 'failed', { error: job.error, errorCode: job.errorCode });
-            throw appError('DEAD_LETTER_NOT_FOUND', `No dead letter for job ${id}`);
-          }
-          if (job.documentId && queueOf(job) === 'ingest') await documents.setStatus(scope, job.documentId, 'queued');
-          await audit.record(scope, { actor: ctx.meta.auth!.userId, action: 'dead-letter.replay', target: id, details: { reason: letter.reason }, requestId: currentRequest()?.requestId });
-          void ctx.broadcast(JOB_UPDATED_EVENT, jobView(queued));
-          return { job: jobView(queued), replayed: { reason: letter.reason, deadAt: letter.deadAt } };
+          const result = await replayDeadLetter(await jobsFor(ctx.broker), scopeOf(ctx), requireId(ctx.params.jobId, 'job'), {
+            userId: ctx.meta.auth!.userId,
+            requestId: currentRequest()?.requestId,
+          });
+          return { job: jobView(result.job), replayed: result.replayed };
         },
       },
   };
@@ -414,11 +359,6 @@ export function documentRoutes(runtime: Runtime): ApiRouteModule {
   };
 }
 
-/** The queue a job's messages go to: its type's own (ingest, analyze). */
-function queueOf(job: JobRow): JobQueueName {
-  return job.type === ANALYZE_QUEUE ? 'analyze' : 'ingest';
-}
-
 /** Sends the current jobs, then every matching update, until the client goes. */
 function streamJobs(req: IncomingMessage, res: ServerResponse, events: EventEmitter, match: (job: JobView) => boolean, initial: JobRow[]): void {
   const sse = openSse(req, res);
@@ -431,29 +371,3 @@ function streamJobs(req: IncomingMessage, res: ServerResponse, events: EventEmit
   events.on('job', listener);
   void sse.closed.then(() => events.off('job', listener));
 }
-
-async function settleCanceled(runtime: Runtime, scope: TenantScope, job: JobRow): Promise<void> {
-  const { knex } = await runtime.stores.db();
-  const documents = new DocumentsRepository(knex);
-  const document = await documents.get(scope, job.documentId!);
-  const payload = job.payload as { contentHash?: string };
-  if (document) await documents.setStatus(scope, document.id, document.contentHash !== payload.contentHash ? 'ready' : 'canceled');
-}
-
-/** Everything a deleted document left outside the database. */
-async function purgeDocument(runtime: Runtime, scope: TenantScope, documentId: string, objectKey: string | null, openJobs: JobRow[]): Promise<void> {
-  const [vectors, objects, kv, { knex }] = await Promise.all([runtime.stores.vectors(), runtime.stores.objects(), runtime.stores.kv(), runtime.stores.db()]);
-  const versions = (await new ModelsRepository(knex).listVersions()).filter((v) => v.kind === 'embed');
-  for (const v of versions) {
-    await vectors.deleteByDocument(scope, collectionFor(v.alias, v.version), [documentId]).catch(() => undefined);
-  }
-  if (objectKey) await objects.delete(objectKey).catch(() => undefined);
-  for (const job of openJobs) {
-    const key = (job.payload as { objectKey?: string }).objectKey;
-    if (key) await objects.delete(key).catch(() => undefined);
-  }
-  for await (const item of objects.list(`tenants/${scope.tenantId}/documents/${documentId}/`)) await objects.delete(item.key);
-  await forgetDocumentAnswers(kv, scope, [documentId]).catch(() => undefined);
-}
-
-

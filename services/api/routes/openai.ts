@@ -4,7 +4,6 @@ import { approximateTokens } from '../../../lib/chunking/index.ts';
 import { answer, type AnswerResult } from '../../../lib/llm/answering.ts';
 import type { ChatMessage } from '../../../lib/llm/types.ts';
 import { tenantScope } from '../../../lib/ports/tenant-scope.ts';
-import { ModelsRepository } from '../../../lib/repositories/models.ts';
 import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
 import type { EmbedResult } from '../../emb/emb.service.ts';
 import { endpoint, type ApiRouteModule, type StreamCall } from './module.ts';
@@ -112,7 +111,7 @@ export function openAiRoutes(runtime: Runtime): ApiRouteModule {
         response: { schema: { type: 'object', required: ['object', 'data'], properties: { object: { const: 'list' }, data: { type: 'array', items: { type: 'object', required: ['id', 'object'], properties: { id: { type: 'string' }, object: { const: 'model' } } } } } } },
         action: 'openai.models',
         async handler() {
-          const embed = await new ModelsRepository((await runtime.stores.db()).knex).listActive('embed');
+          const embed = await (await runtime.stores.repos()).models.listActive('embed');
           const data = [
             ...Object.keys(CHAT_MODELS).map((id) => ({ id, object: 'model', created: 0, owned_by: 'ragmesh' })),
             ...embed.map(({ flag }) => ({ id: flag.alias, object: 'model', created: 0, owned_by: 'ragmesh' })),

@@ -1,7 +1,6 @@
 import { appError } from '../../../lib/errors.ts';
 import type { EmbedParams, EmbedResult } from '../../emb/emb.service.ts';
 import { tenantScope } from '../../../lib/ports/tenant-scope.ts';
-import { ModelsRepository } from '../../../lib/repositories/models.ts';
 import { HybridSearch, MAX_LIMIT, type EmbedCalls } from '../../../lib/search/hybrid.ts';
 import type { SearchParams, SearchResult } from '../../../lib/search/types.ts';
 import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
@@ -54,7 +53,7 @@ export function searchRoutes(runtime: Runtime): ApiRouteModule {
   const search = new HybridSearch({
     knex: async () => (await runtime.stores.db()).knex,
     vectors: () => runtime.stores.vectors(),
-    activeEmbedModels: async () => new ModelsRepository((await runtime.stores.db()).knex).listActive('embed'),
+    activeEmbedModels: async () => (await runtime.stores.repos()).models.listActive('embed'),
     settings: runtime.config.search,
     logger: runtime.logger,
   });

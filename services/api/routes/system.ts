@@ -1,8 +1,6 @@
 import type { Principal } from '../../../lib/auth/jwt.ts';
 import { SERVICE_NAMES } from '../../../lib/config/env.ts';
 import { tenantScope } from '../../../lib/ports/tenant-scope.ts';
-import { TenantsRepository } from '../../../lib/repositories/tenants.ts';
-import { SystemRepository } from '../../../lib/repositories/system.ts';
 import type { RagmeshContext, Readiness, Runtime } from '../../../lib/runtime/service-kit.ts';
 import { endpoint, type ApiRouteModule } from './module.ts';
 
@@ -19,7 +17,7 @@ export function systemRoutes(runtime: Runtime): ApiRouteModule {
         action: 'me',
         async handler(ctx: RagmeshContext): Promise<Principal & { memberSince: string }> {
           const auth = ctx.meta.auth!;
-          const tenants = new TenantsRepository((await runtime.stores.db()).knex);
+          const { tenants } = await runtime.stores.repos();
           const membership = await tenants.recordMember(tenantScope(auth.tenantId), auth.userId, auth.roles);
           return { ...auth, memberSince: membership.memberSince.toISOString() };
         },
@@ -47,7 +45,7 @@ export function systemRoutes(runtime: Runtime): ApiRouteModule {
             }),
           );
           const missing = SERVICE_NAMES.filter((name) => !instances.some((s) => s.name === name));
-          const maintenance = await new SystemRepository((await runtime.stores.db()).knex).maintenance();
+          const maintenance = await (await runtime.stores.repos()).system.maintenance();
           return { ready: missing.length === 0 && services.every((s) => s.ready), missing, maintenance, services };
         },
       }),
