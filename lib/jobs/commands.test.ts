@@ -88,8 +88,8 @@ for (const backend of DATABASE_BACKENDS) {
       assert.equal((await h.ctx.repos.documents.get(scope, document.id))!.status, 'queued');
       assert.equal((await h.memoryQueue.listDeadLetters('ingest', 100)).some((l) => l.message.jobId === job.id), false);
       // The message is relayed after the answer (the outbox holds it): exactly one new one.
-      await waitFor('the retried job\'s message', async () => (await h.memoryQueue.depth('ingest')).ready === readyBefore + 1, 10_000);
-      assert.equal((await h.ctx.repos.outbox.listForJob(scope, job.id)).length, 0);
+      await waitFor('the retried job\'s message, out of the outbox', async () => (await h.ctx.repos.outbox.listForJob(scope, job.id)).length === 0, 10_000);
+      assert.equal((await h.memoryQueue.depth('ingest')).ready, readyBefore + 1);
       await assert.rejects(() => retryJob(h.ctx, scope, job.id), { code: 409, type: 'JOB_NOT_RETRYABLE' });
     });
 
@@ -145,7 +145,7 @@ for (const backend of DATABASE_BACKENDS) {
       ]);
       await h.objects.put(document.objectKey!, Buffer.from('hello'));
       await h.objects.put(`tenants/acme/documents/${document.id}/v1/extracted.json`, Buffer.from('{}'));
-      await storeAnswer(h.kv, scope, `answer:${document.id}`, [document.id], 'a cached answer citing it');
+      await storeAnswer(h.kv, scope, `answers:acme:d${document.id.replaceAll('-', '')}`, [document.id], 'a cached answer citing it');
 
       const result = await deleteDocument(h.ctx, scope, document.id, { userId: 'alice' });
       assert.deepEqual(result.removed, { chunks: 2, objects: 2, collections: 0, canceledJobs: 1 });
@@ -155,7 +155,7 @@ for (const backend of DATABASE_BACKENDS) {
       let left = 0;
       for await (const _ of h.objects.list(`tenants/acme/documents/${document.id}/`)) left++;
       assert.equal(left, 0);
-      assert.equal(await h.kv.get(`answer:${document.id}`), null, 'cached answers citing it are gone');
+      assert.equal(await h.kv.get(`answers:acme:d${document.id.replaceAll('-', '')}`), null, 'cached answers citing it are gone');
       assert.ok(h.notify.cancels.includes(job.id));
       assert.equal((await h.ctx.repos.jobs.get(scope, job.id))!.cancelRequested, true);
       assert.equal((await h.ctx.repos.audit.list(scope, 1))[0]!.action, 'document.delete');
