@@ -167,7 +167,8 @@ async function main(): Promise<void> {
     await embedded.node.broker.call('maintenance.models.switch', { alias: ALIAS, version: '1' }, admin);
     await waitFor('the embedded llm to load the model', async () => ((await node.node.broker.call('llm.readiness')) as { ready: boolean }).ready, 300_000);
     const embeddedInfo = (await embedded.node.broker.call('llm.info')) as { threads?: number };
-    const embeddedToken = await embedded.token(['editor']);
+    // Minted per request: the thread sweep can outlast a token's 10 minutes on a busy machine.
+    const embeddedToken = () => node.token(['editor']);
     await waitFor('the mesh gateway to reach the llm', async () => (await overHttp(mesh.apiUrl, meshToken, 1).catch(() => null)) !== null, 600_000);
 
     // Raw node-llama-cpp at every thread count: the best is the baseline.
@@ -183,12 +184,13 @@ async function main(): Promise<void> {
     const best = Number(Object.entries(sweep).sort((a, b) => b[1].tokens_per_s - a[1].tokens_per_s)[0]![0]);
     await raw.useThreads(best);
 
-    await overHttp(embedded.base, embeddedToken); // warm-up
+    const meshToken2 = await mesh.token('bench', 'user', 'editor'); // the first may have expired during the sweep
+    await overHttp(node.base, await embeddedToken()); // warm-up
     const sides = { raw: [] as Sample[], embedded: [] as Sample[], mesh: [] as Sample[] };
     for (let i = 0; i < SAMPLES; i++) {
       sides.raw.push(await raw.generate());
-      sides.embedded.push(await overHttp(embedded.base, embeddedToken));
-      sides.mesh.push(await overHttp(mesh.apiUrl, meshToken));
+      sides.embedded.push(await overHttp(node.base, await embeddedToken()));
+      sides.mesh.push(await overHttp(mesh.apiUrl, meshToken2));
     }
     const r = summary(sides.raw);
     const e = summary(sides.embedded);
