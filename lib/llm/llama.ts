@@ -1,4 +1,4 @@
-import type { ChatHistoryItem, Llama, LlamaContext, LlamaModel } from 'node-llama-cpp';
+import type { ChatHistoryItem, ChatWrapper, Llama, LlamaContext, LlamaModel } from 'node-llama-cpp';
 import { appError } from '../errors.ts';
 import { citationsIn, ragMessages } from './prompt.ts';
 import { pickThreads, readCpuBudget } from './threads.ts';
@@ -55,6 +55,8 @@ export class LlamaCppBackend implements LlmBackend {
     private readonly model: LlamaModel,
     private readonly context: LlamaContext,
     private readonly options: LlamaBackendOptions,
+    /** Resolved once: a LlamaChat left to resolve it renders the model's Jinja template anew for every answer. */
+    private readonly chatWrapper: ChatWrapper,
   ) {
     this.version = `llama:${options.model}`;
     this.threads = context.idealThreads;
@@ -71,7 +73,8 @@ export class LlamaCppBackend implements LlmBackend {
         // spin-waiting threads as soon as anything else runs on those cores.
         threads: options.threads > 0 ? options.threads : pickThreads(readCpuBudget()),
       });
-      return new LlamaCppBackend(model, context, options);
+      const { resolveChatWrapper } = await import('node-llama-cpp');
+      return new LlamaCppBackend(model, context, options, resolveChatWrapper(model));
     } catch (err) {
       await model.dispose();
       throw err;
@@ -99,7 +102,7 @@ export class LlamaCppBackend implements LlmBackend {
     const { LlamaChat } = await import('node-llama-cpp');
     if (this.context.sequencesLeft === 0) throw appError('LLM_BUSY', 'Every generation slot of the model is taken');
     const sequence = this.context.getSequence();
-    const chat = new LlamaChat({ contextSequence: sequence });
+    const chat = new LlamaChat({ contextSequence: sequence, chatWrapper: this.chatWrapper });
     this.active++;
 
     // Aborted by the caller, or here when the consumer stops pulling (client gone).
