@@ -16,7 +16,7 @@ export interface Principal {
   roles: Role[];
 }
 
-const USER_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
+export const USER_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
 
 export function parseRole(value: string): Role {
   if ((ROLES as readonly string[]).includes(value)) return value as Role;
@@ -40,7 +40,11 @@ export async function signAccessToken(
     .sign(new TextEncoder().encode(secret));
 }
 
-/** Verifies signature, algorithm, issuer and expiry, then the claims' shape. Any failure is a 401. */
+/**
+ * HS256 tokens of existing setups (JWT_SECRET). New code signs with lib/auth/tokens.ts
+ * (EdDSA, kid); AccessTokens.verify accepts both. Verifies signature, algorithm,
+ * issuer and expiry, then the claims' shape. Any failure is a 401.
+ */
 export async function verifyAccessToken(token: string, secret: string, issuer: string): Promise<Principal> {
   let payload;
   try {
@@ -49,6 +53,11 @@ export async function verifyAccessToken(token: string, secret: string, issuer: s
     if (err instanceof joseErrors.JWTExpired) throw appError('TOKEN_EXPIRED', 'The access token has expired');
     throw appError('INVALID_TOKEN', 'The access token is invalid');
   }
+  return principalOf(payload);
+}
+
+/** The caller a verified token's claims name; claims of the wrong shape are a 401. */
+export function principalOf(payload: object): Principal {
   const { tid, roles, sub } = payload as { tid?: unknown; roles?: unknown; sub?: unknown };
   if (typeof tid !== 'string' || !TENANT_ID_PATTERN.test(tid)) throw appError('INVALID_TOKEN', 'The token has no valid tenant');
   if (typeof sub !== 'string' || !USER_ID_PATTERN.test(sub)) throw appError('INVALID_TOKEN', 'The token has no valid subject');

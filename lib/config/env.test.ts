@@ -73,10 +73,20 @@ describe('loadConfig', () => {
     assert.match(problemsOf({ TRANSPORTER: 'nats://127.0.0.1:4222' })[0]!, /^TRANSPORTER: must use amqp: or amqps:/);
   });
 
-  it('requires JWT_SECRET in the mesh and a long one anywhere', () => {
+  it('requires JWT_SECRET or a signing keyset in the mesh and a long secret anywhere', () => {
     const mesh = { RAGMESH_PROFILE: 'mesh', TRANSPORTER: 'amqp://h', DB_DRIVER: 'pglite', KV_DRIVER: 'memory', OBJECTS_DRIVER: 'fs', VECTORS_DRIVER: 'pgvector', QUEUE_DRIVER: 'memory' };
-    assert.deepEqual(problemsOf(mesh), ['JWT_SECRET: is required in the mesh profile (at least 32 characters)']);
+    assert.deepEqual(problemsOf(mesh), ['JWT_SECRET: or JWT_KEYS_FILE is required in the mesh profile (a secret of at least 32 characters, or a signing keyset from `npm run keys`)']);
+    assert.equal(loadConfig({ ...mesh, JWT_KEYS_FILE: '/run/secrets/jwt_keys' }).auth.keysFile, '/run/secrets/jwt_keys');
     assert.deepEqual(problemsOf({ JWT_SECRET: 'short' }), ['JWT_SECRET: must be at least 32 characters (got 5)']);
+  });
+
+  it('reads rate limits per class over the defaults and reports bad ones', () => {
+    const config = loadConfig({ RATE_LIMIT_PER_USER: 'search=5, chat=0', RATE_LIMIT_WINDOW_MS: '1000' });
+    assert.equal(config.rateLimits.perUser.search, 5);
+    assert.equal(config.rateLimits.perUser.chat, 0);
+    assert.equal(config.rateLimits.perUser.upload, 300);
+    assert.equal(config.rateLimits.windowMs, 1000);
+    assert.match(problemsOf({ RATE_LIMIT_PER_TENANT: 'bogus=3' })[0]!, /^RATE_LIMIT_PER_TENANT: "bogus=3" is not/);
   });
 
   it('rejects unknown drivers and bad bucket names', () => {

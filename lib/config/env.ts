@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from '../errors.ts';
 import { parseCron } from '../backup/cron.ts';
+import { DEFAULT_RATE_LIMITS, parseRateLimits, type RateLimitSettings } from '../auth/rate-limit.ts';
 
 /**
  * The one place that reads process.env. Every variable is declared here with its
@@ -81,7 +82,13 @@ export const VARIABLES: VarSpec[] = [
   { name: 'LLM_THREADS', default: '0', doc: 'With `llama`: CPU threads for generation; 0 = picked at model load: the CPUs the process may use (affinity, cgroup quota) minus the load other work puts on them, at least 1.' },
   { name: 'CHAT_STREAMS_PER_USER', default: '3', doc: 'Answers one user may have streaming at once, counted in the KV store across every api replica; the next gets 429 TOO_MANY_STREAMS.' },
   { name: 'LLM_MAX_TOKENS', default: '512', doc: 'Largest number of tokens one answer may generate (a request may ask for fewer).' },
-  { name: 'JWT_SECRET', doc: 'HS256 secret (at least 32 characters) that signs and verifies access tokens. Required in the mesh profile; the embedded profile creates one in DATA_DIR/secrets/jwt-secret on first start.', secret: true },
+  { name: 'JWT_SECRET', doc: 'HS256 secret (at least 32 characters) for existing setups: when set, HS256 tokens signed with it are accepted, and `npm run token` signs with it if no signing keyset exists. The embedded profile keeps one in DATA_DIR/secrets/jwt-secret (it also signs the filesystem store\'s upload URLs). The mesh needs JWT_SECRET or JWT_KEYS_FILE.', secret: true },
+  { name: 'JWT_KEYS_FILE', defaultDoc: 'DATA_DIR/secrets/signing-keys.json', doc: 'The signing keyset (JSON; EdDSA keys with kid: one active, one next, retiring ones until their tokens expire). In the mesh a Swarm secret; `npm run keys -- rotate` writes the next version. The embedded profile creates it on first start.' },
+  { name: 'JWT_AUDIENCE', default: 'ragmesh', doc: 'The `aud` every signed token must carry.' },
+  { name: 'RATE_LIMIT_WINDOW_MS', default: '60000', doc: 'The sliding window of the rate limits.' },
+  { name: 'RATE_LIMIT_PER_USER', defaultDoc: Object.entries(DEFAULT_RATE_LIMITS.perUser).map(([k, v]) => `${k}=${v}`).join(','), doc: 'Requests one user may make per window per class of route (read, search, chat, upload, admin, openai), as `class=n,…` over the defaults; 0 = unlimited. Past it: 429 RATE_LIMITED with Retry-After.' },
+  { name: 'RATE_LIMIT_PER_TENANT', defaultDoc: Object.entries(DEFAULT_RATE_LIMITS.perTenant).map(([k, v]) => `${k}=${v}`).join(','), doc: 'Requests all users of one tenant may make together per window per class, as `class=n,…` over the defaults; 0 = unlimited.' },
+  { name: 'EVENT_STREAMS_PER_USER', default: '8', doc: 'Job-event streams (SSE) one user may hold open at once across every api replica; the next gets 429 TOO_MANY_STREAMS.' },
   { name: 'JWT_ISSUER', default: 'ragmesh', doc: 'The `iss` every token must carry.' },
   { name: 'JWT_TTL_SECONDS', default: '86400', doc: 'Lifetime of tokens printed by `npm run token`.' },
   { name: 'REQUEST_TIMEOUT_MS', default: '30000', doc: 'Default timeout of a service call.' },
@@ -136,7 +143,9 @@ export interface Config {
   queue: { driver: 'memory' | 'amqp'; url: string | null; prefix: string; maxAttempts: number; backoffMs: number; leaseMs: number; sweepIntervalMs: number; staleAfterMs: number };
   ingest: { concurrency: number; uploadMaxBytes: number; uploadMaxFiles: number; chunkTargetTokens: number; chunkOverlapTokens: number };
   search: { legTimeoutMs: number; candidates: number; lexicalPostings: number; concurrency: number; queueLimit: number };
-  auth: { jwtSecret: string | null; issuer: string; ttlSeconds: number };
+  auth: { jwtSecret: string | null; keysFile: string; audience: string; issuer: string; ttlSeconds: number };
+  rateLimits: RateLimitSettings;
+  streams: { eventsPerUser: number };
   llm: { backend: 'extractive' | 'llama' | 'openai'; url: string | null; model: string; apiKey: string | null; concurrency: number; queueLimit: number; maxTokens: number; contextSize: number; threads: number };
   chat: { streamsPerUser: number };
   requestTimeoutMs: number;
@@ -334,8 +343,8 @@ export function loadConfig(givenEnv: Env = process.env): Config {
   r.url('LLM_URL', ['http:', 'https:'], llmUrl);
 
   const jwtSecret = r.string('JWT_SECRET');
-  if (jwtSecret === null && profile === 'mesh') {
-    r.fail('JWT_SECRET', 'is required in the mesh profile (at least 32 characters)');
+  if (jwtSecret === null && profile === 'mesh' && r.string('JWT_KEYS_FILE') === null) {
+    r.fail('JWT_SECRET', 'or JWT_KEYS_FILE is required in the mesh profile (a secret of at least 32 characters, or a signing keyset from `npm run keys`)');
   } else if (jwtSecret !== null && jwtSecret.length < 32) {
     r.fail('JWT_SECRET', `must be at least 32 characters (got ${jwtSecret.length})`);
   }
@@ -358,6 +367,12 @@ export function loadConfig(givenEnv: Env = process.env): Config {
     keepDaily: r.int('BACKUP_KEEP_DAILY', 0, 10_000),
     keepWeekly: r.int('BACKUP_KEEP_WEEKLY', 0, 10_000),
   };
+  const rateLimitsOf = (name: string, defaults: RateLimitSettings['perUser']) => {
+    const { limits, problems } = parseRateLimits(r.string(name) ?? '', defaults);
+    for (const problem of problems) r.fail(name, problem);
+    return limits;
+  };
+  const keysFileRaw = r.string('JWT_KEYS_FILE');
 
   const config = {
     profile,
@@ -408,7 +423,19 @@ export function loadConfig(givenEnv: Env = process.env): Config {
       threads: r.int('LLM_THREADS', 0, 1024),
     },
     chat: { streamsPerUser: r.int('CHAT_STREAMS_PER_USER', 1, 1000) },
-    auth: { jwtSecret, issuer: r.string('JWT_ISSUER') ?? 'ragmesh', ttlSeconds: r.int('JWT_TTL_SECONDS', 60, 31_536_000) },
+    auth: {
+      jwtSecret,
+      keysFile: path.resolve(keysFileRaw ?? path.join(r.string('DATA_DIR') ?? './data', 'secrets', 'signing-keys.json')),
+      audience: r.string('JWT_AUDIENCE') ?? 'ragmesh',
+      issuer: r.string('JWT_ISSUER') ?? 'ragmesh',
+      ttlSeconds: r.int('JWT_TTL_SECONDS', 60, 31_536_000),
+    },
+    rateLimits: {
+      windowMs: r.int('RATE_LIMIT_WINDOW_MS', 100, 86_400_000),
+      perUser: rateLimitsOf('RATE_LIMIT_PER_USER', DEFAULT_RATE_LIMITS.perUser),
+      perTenant: rateLimitsOf('RATE_LIMIT_PER_TENANT', DEFAULT_RATE_LIMITS.perTenant),
+    },
+    streams: { eventsPerUser: r.int('EVENT_STREAMS_PER_USER', 1, 1000) },
     requestTimeoutMs: r.int('REQUEST_TIMEOUT_MS', 100, 3_600_000),
     metrics: r.bool('METRICS'),
     logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const),

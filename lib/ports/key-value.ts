@@ -16,6 +16,19 @@ export interface KeyValueStore {
   deleteByPrefix(prefix: string): Promise<string[]>;
   /** Adds one to a counter that expires `windowMs` after its first increment; returns the new count. */
   incrementInWindow(key: string, windowMs: number): Promise<number>;
+  /**
+   * A sliding-window log over several keys at once, as one atomic step: a hit is
+   * counted in every key only when each stays within its limit over the last
+   * `windowMs`; otherwise nothing is counted and `retryAfterMs` says when the fullest
+   * key frees a slot. Rate limits rest on it (one user's and one tenant's window together).
+   */
+  hitWindows(keys: string[], limits: number[], windowMs: number): Promise<WindowVerdict>;
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface WindowVerdict {
+  allowed: boolean;
+  /** 0 when allowed. */
+  retryAfterMs: number;
 }

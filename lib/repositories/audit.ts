@@ -15,6 +15,17 @@ export interface AuditRow extends AuditEntry {
   createdAt: Date;
 }
 
+export interface AuditFilter {
+  actor?: string;
+  action?: string;
+  since?: Date;
+  until?: Date;
+  /** Entries older than this id: the next page. */
+  beforeId?: number;
+  limit?: number;
+  withDeploymentWide?: boolean;
+}
+
 /** Every admin action leaves a row. `null` scope = a deployment-wide action (e.g. a model switch). */
 export class AuditRepository {
   constructor(private readonly knex: Knex) {}
@@ -30,11 +41,23 @@ export class AuditRepository {
     });
   }
 
-  /** A tenant's entries; `null` lists the deployment-wide ones. */
-  async list(scope: TenantScope | null, limit = 100): Promise<AuditRow[]> {
-    const query = this.knex('audit_log').orderBy('id', 'desc').limit(Math.min(Math.max(limit, 1), 1000));
-    if (scope) query.where({ tenant_id: scope.tenantId });
-    else query.whereNull('tenant_id');
+  /**
+   * Entries newest first. `scope` = a tenant's entries, `null` = the deployment-wide
+   * ones; `withDeploymentWide` adds those to a tenant's (what an admin reads).
+   */
+  async list(scope: TenantScope | null, filter: AuditFilter | number = {}): Promise<AuditRow[]> {
+    const f: AuditFilter = typeof filter === 'number' ? { limit: filter } : filter;
+    const query = this.knex('audit_log').orderBy('id', 'desc').limit(Math.min(Math.max(f.limit ?? 100, 1), 1000));
+    query.where((q) => {
+      if (scope) q.where({ tenant_id: scope.tenantId });
+      else q.whereNull('tenant_id');
+      if (scope && f.withDeploymentWide) q.orWhereNull('tenant_id');
+    });
+    if (f.actor) query.andWhere({ actor: f.actor });
+    if (f.action) query.andWhere({ action: f.action });
+    if (f.since) query.andWhere('created_at', '>=', f.since);
+    if (f.until) query.andWhere('created_at', '<', f.until);
+    if (f.beforeId) query.andWhere('id', '<', f.beforeId);
     const rows = await query;
     return rows.map((row: Record<string, unknown>) => ({
       id: Number(row.id),

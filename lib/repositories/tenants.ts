@@ -35,6 +35,12 @@ export class TenantsRepository {
     return row ? toMembership(row) : null;
   }
 
+  /** Replaces a member's roles; null when the user is no member of the tenant. */
+  async setRoles(scope: TenantScope, userId: string, roles: Role[], trx: Knex = this.knex): Promise<Membership | null> {
+    const [row] = await trx('memberships').where({ tenant_id: scope.tenantId, user_id: userId }).update({ roles }).returning(['tenant_id', 'user_id', 'roles', 'created_at']);
+    return row ? toMembership(row) : null;
+  }
+
   async listMembers(scope: TenantScope): Promise<Membership[]> {
     const rows = await this.knex('memberships').where({ tenant_id: scope.tenantId }).orderBy('user_id');
     return rows.map(toMembership);

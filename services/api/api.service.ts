@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { ServiceBroker, ServiceSchema } from 'moleculer';
 import ApiGateway from 'moleculer-web';
-import { verifyAccessToken, type Principal, type Role } from '../../lib/auth/jwt.ts';
+import type { Principal } from '../../lib/auth/jwt.ts';
+import { ApiKeyAuthenticator, looksLikeApiKey } from '../../lib/auth/api-keys.ts';
+import { isAction, permissionOf, requirePermission, type RateClass } from '../../lib/auth/permissions.ts';
+import { RateLimiter } from '../../lib/auth/rate-limit.ts';
+import { AccessTokens, tokenSettings } from '../../lib/auth/tokens.ts';
+import { degradable } from '../../lib/adapters/kv/degradable.ts';
+import { accessRoutes } from './routes/access.ts';
 import { appError } from '../../lib/errors.ts';
 import { instrumentHttpServer } from '../../lib/metrics/http.ts';
 import { registerJobGauges } from '../../lib/metrics/jobs.ts';
@@ -72,10 +78,19 @@ const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
  */
 export default function apiService(runtime: Runtime): ServiceSchema {
   const { config } = runtime;
-  const modules = API_ROUTE_MODULES.map((factory) => factory(runtime));
+  let tokens: AccessTokens | null = null;
+  let limiter: RateLimiter | null = null;
+  const modules = [...API_ROUTE_MODULES.map((factory) => factory(runtime)), accessRoutes(runtime, () => tokens)];
+  const apiKeys = new ApiKeyAuthenticator(async () => (await runtime.stores.db()).knex);
+  // HS256 stays for existing setups: JWT_SECRET, or the embedded profile's own secret file.
+  const hsSecret = config.profile === 'mesh' ? config.auth.jwtSecret : runtime.jwtSecret || null;
   let broker: ServiceBroker | null = null;
   const endpoints: Endpoint[] = [...healthEndpoints(runtime, () => maintenance, () => endpoints), ...modules.flatMap((m) => m.endpoints)];
   const gateway = buildGateway(endpoints, () => broker!, true);
+  const byKey = new Map(endpoints.map((e) => [routeKey(e.method, e.path), e]));
+  for (const e of endpoints) {
+    if (e.permission !== undefined && !isAction(e.permission)) throw new Error(`Route ${e.method} ${e.path} names "${e.permission}", which the permission table lacks`);
+  }
   const quiet = new Set(endpoints.filter((e) => e.quiet).map((e) => routeKey(e.method, e.path)));
   const members = new KnownMembers(runtime);
   const maintenance: MaintenanceGate = new MaintenanceGate(runtime, gateway.openInMaintenance);
@@ -133,6 +148,9 @@ export default function apiService(runtime: Runtime): ServiceSchema {
     },
 
     async started() {
+      tokens = await AccessTokens.open(tokenSettings(config, hsSecret));
+      // Without Redis the limits are counted in this process only (logged and counted as degraded).
+      limiter = new RateLimiter(degradable(await runtime.stores.kv(), 'rate-limit'), config.rateLimits);
       for (const m of modules) await m.started?.();
     },
 
@@ -142,19 +160,38 @@ export default function apiService(runtime: Runtime): ServiceSchema {
 
     methods: {
 
+      /** A JWT (EdDSA with kid, or HS256 of existing setups) or an API key, as a Bearer token. */
       async authenticate(ctx: RagmeshContext, _route: unknown, req: GatewayRequest): Promise<Principal> {
-        const principal = await verifyAccessToken(bearerToken(req), runtime.jwtSecret, config.auth.issuer);
+        const token = bearerToken(req);
+        let principal: Principal;
+        if (looksLikeApiKey(token)) {
+          principal = await apiKeys.authenticate(token);
+        } else {
+          principal = await tokens!.verify(token);
+          // An API key's roles are the key's: only tokens (the identity provider's word) record roles.
+          await members.record(principal);
+        }
         (ctx.meta as CallMeta).auth = principal;
-        await members.record(principal);
         return principal;
       },
 
       async authorize(ctx: RagmeshContext, _route: unknown, req: GatewayRequest, _res: unknown, alias?: { method: string; fullPath: string }): Promise<void> {
-        const needed = gateway.roles.get(routeKey(req.method ?? 'GET', alias?.fullPath ?? ''));
-        const held = ctx.meta.auth?.roles ?? [];
-        if (needed?.length && !needed.some((role) => held.includes(role))) {
-          throw appError('FORBIDDEN', `This needs one of the roles: ${needed.join(', ')}`);
+        const key = routeKey(req.method ?? 'GET', alias?.fullPath ?? '');
+        const declared = byKey.get(key);
+        let rate: RateClass;
+        if (declared?.permission && isAction(declared.permission)) {
+          // The permission table decides (lib/auth/permissions.ts).
+          requirePermission(ctx.meta.auth, declared.permission);
+          rate = permissionOf(declared.permission).rate;
+        } else {
+          const needed = gateway.roles.get(key);
+          const held = ctx.meta.auth?.roles ?? [];
+          if (needed?.length && !needed.some((role) => held.includes(role))) {
+            throw appError('FORBIDDEN', `This needs one of the roles: ${needed.join(', ')}`);
+          }
+          rate = rateClassOf(req.method ?? 'GET', alias?.fullPath ?? '');
         }
+        await limiter!.hit(ctx.meta.auth!, rate);
         await maintenance.check(req.method ?? 'GET', alias?.fullPath ?? req.url ?? '');
       },
 
@@ -181,4 +218,13 @@ function mergedEvents(modules: ApiRouteModule[]): NonNullable<ServiceSchema['eve
     }
   }
   return out as NonNullable<ServiceSchema['events']>;
+}
+
+/** The rate-limit class of a route the permission table does not name yet, by its path. */
+function rateClassOf(method: string, path: string): RateClass {
+  if (path.startsWith('/v1/')) return 'openai';
+  if (path === '/api/v1/search') return 'search';
+  if (path.startsWith('/api/v1/chats')) return method === 'GET' ? 'read' : 'chat';
+  if (path.startsWith('/api/v1/admin') || path === '/api/v1/status') return 'admin';
+  return method === 'GET' ? 'read' : 'upload';
 }

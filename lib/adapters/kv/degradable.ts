@@ -20,6 +20,7 @@ const MISSING: KeyValueStore = {
   delete: async () => undefined,
   deleteByPrefix: async () => [],
   incrementInWindow: async () => 1,
+  hitWindows: async () => ({ allowed: true, retryAfterMs: 0 }),
   ping: async () => undefined,
   close: async () => undefined,
 };
@@ -56,6 +57,7 @@ export function degradable(kv: KeyValueStore, use: string, options: { cache?: bo
     delete: (key) => run((s) => s.delete(key)),
     deleteByPrefix: (prefix) => run((s) => s.deleteByPrefix(prefix)),
     incrementInWindow: (key, windowMs) => run((s) => s.incrementInWindow(key, windowMs)),
+    hitWindows: (keys, limits, windowMs) => run((s) => s.hitWindows(keys, limits, windowMs)),
     ping: () => kv.ping(),
     close: () => kv.close(),
   };

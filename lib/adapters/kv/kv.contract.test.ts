@@ -59,6 +59,22 @@ function keyValueContract(name: string, open: () => Promise<KeyValueStore>, onCl
       assert.deepEqual(await kv.deleteByPrefix('fam:*'), [], 'glob characters are literal');
     });
 
+    it('hitWindows counts a hit in every key or in none, and slides', async () => {
+      const windowMs = 400;
+      const verdicts = await Promise.all(Array.from({ length: 5 }, () => kv.hitWindows(['w:user', 'w:tenant'], [3, 10], windowMs)));
+      assert.equal(verdicts.filter((v) => v.allowed).length, 3, 'concurrent hits past the limit are refused atomically');
+      const refused = verdicts.find((v) => !v.allowed)!;
+      assert.ok(refused.retryAfterMs > 0 && refused.retryAfterMs <= windowMs, `retry after ${refused.retryAfterMs}`);
+      // The user's window is full, so the tenant's must not have counted the refused hits:
+      // another user of the tenant still has 10 - 3 = 7.
+      const other = [];
+      for (let i = 0; i < 8; i++) other.push((await kv.hitWindows(['w:user2', 'w:tenant'], [100, 10], windowMs)).allowed);
+      assert.deepEqual(other, [true, true, true, true, true, true, true, false]);
+      // Once the oldest hits leave the window, slots free up again.
+      await new Promise((resolve) => setTimeout(resolve, refused.retryAfterMs + 20));
+      assert.equal((await kv.hitWindows(['w:user'], [3], windowMs)).allowed, true);
+    });
+
     it('answers ping', async () => {
       await kv.ping();
     });

@@ -1,4 +1,4 @@
-import type { KeyValueStore } from '../../ports/key-value.ts';
+import type { KeyValueStore, WindowVerdict } from '../../ports/key-value.ts';
 
 interface Entry {
   value: string;
@@ -13,6 +13,8 @@ interface Entry {
 export class MemoryKeyValueStore implements KeyValueStore {
   readonly backend = 'memory' as const;
   private readonly entries = new Map<string, Entry>();
+  /** Sliding-window logs: hit times in ascending order, per key. */
+  private readonly windows = new Map<string, { hits: number[]; expiresAt: number }>();
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(sweepEveryMs = 30_000) {
@@ -61,11 +63,35 @@ export class MemoryKeyValueStore implements KeyValueStore {
     return next;
   }
 
+  async hitWindows(keys: string[], limits: number[], windowMs: number): Promise<WindowVerdict> {
+    const now = Date.now();
+    let retryAfterMs = 0;
+    const logs = keys.map((key, i) => {
+      let log = this.windows.get(key);
+      if (!log) {
+        log = { hits: [], expiresAt: 0 };
+        this.windows.set(key, log);
+      }
+      let drop = 0;
+      while (drop < log.hits.length && log.hits[drop]! <= now - windowMs) drop++;
+      if (drop) log.hits.splice(0, drop);
+      if (log.hits.length >= limits[i]!) retryAfterMs = Math.max(retryAfterMs, log.hits[0]! + windowMs - now, 1);
+      return log;
+    });
+    if (retryAfterMs > 0) return { allowed: false, retryAfterMs };
+    for (const log of logs) {
+      log.hits.push(now);
+      log.expiresAt = now + windowMs;
+    }
+    return { allowed: true, retryAfterMs: 0 };
+  }
+
   async ping(): Promise<void> {}
 
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     this.entries.clear();
+    this.windows.clear();
   }
 
   private live(key: string): Entry | undefined {
@@ -81,6 +107,9 @@ export class MemoryKeyValueStore implements KeyValueStore {
     const now = Date.now();
     for (const [key, entry] of this.entries) {
       if (entry.expiresAt !== null && entry.expiresAt <= now) this.entries.delete(key);
+    }
+    for (const [key, log] of this.windows) {
+      if (log.expiresAt <= now) this.windows.delete(key);
     }
   }
 }

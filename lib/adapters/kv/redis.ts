@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
+import { randomUUID } from 'node:crypto';
 import { appError, RagmeshError } from '../../errors.ts';
-import type { KeyValueStore } from '../../ports/key-value.ts';
+import type { KeyValueStore, WindowVerdict } from '../../ports/key-value.ts';
 import { DependencyHealth } from '../dependency-health.ts';
 
 // Compare-and-delete must be one atomic step, or a lock could expire and be taken by
@@ -11,6 +12,31 @@ const INCREMENT_IN_WINDOW = `local n = redis.call('incr', KEYS[1]) if n == 1 the
 
 /** How long one command may wait for Redis (a paused or stalled server) before it counts as unavailable. */
 export const REDIS_COMMAND_TIMEOUT_MS = 500;
+
+// A sliding-window log per key in a sorted set scored by Redis's own clock (replicas of
+// the api may disagree on time; the one Redis does not). Check every key first, then
+// count the hit in all or none, so a refused request never uses up anyone's window.
+// Returns 0 when the hit was counted, else the milliseconds until a slot frees.
+const HIT_WINDOWS = `
+local t = redis.call('time')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+local retry = 0
+for i, key in ipairs(KEYS) do
+  redis.call('zremrangebyscore', key, '-inf', now - window)
+  if redis.call('zcard', key) >= tonumber(ARGV[2 + i]) then
+    local oldest = redis.call('zrange', key, 0, 0, 'WITHSCORES')
+    local wait = tonumber(oldest[2]) + window - now
+    if wait < 1 then wait = 1 end
+    if wait > retry then retry = wait end
+  end
+end
+if retry > 0 then return retry end
+for i, key in ipairs(KEYS) do
+  redis.call('zadd', key, now, ARGV[2])
+  redis.call('pexpire', key, window)
+end
+return 0`;
 
 export class RedisKeyValueStore implements KeyValueStore {
   readonly backend = 'redis' as const;
@@ -94,6 +120,12 @@ export class RedisKeyValueStore implements KeyValueStore {
 
   async incrementInWindow(key: string, windowMs: number): Promise<number> {
     return Number(await this.command(() => this.redis.eval(INCREMENT_IN_WINDOW, 1, key, windowMs)));
+  }
+
+  async hitWindows(keys: string[], limits: number[], windowMs: number): Promise<WindowVerdict> {
+    if (keys.length === 0) return { allowed: true, retryAfterMs: 0 };
+    const retryAfterMs = Number(await this.command(() => this.redis.eval(HIT_WINDOWS, keys.length, ...keys, windowMs, randomUUID(), ...limits)));
+    return { allowed: retryAfterMs === 0, retryAfterMs };
   }
 
   async ping(): Promise<void> {

@@ -1,0 +1,67 @@
+import { appError } from '../errors.ts';
+import type { KeyValueStore } from '../ports/key-value.ts';
+import { RATE_CLASSES, type RateClass } from './permissions.ts';
+
+export interface RateLimitSettings {
+  windowMs: number;
+  /** Requests one user may make per window, per class; 0 = unlimited. */
+  perUser: Record<RateClass, number>;
+  /** Requests all users of one tenant may make together per window, per class; 0 = unlimited. */
+  perTenant: Record<RateClass, number>;
+}
+
+export const DEFAULT_RATE_LIMITS: Omit<RateLimitSettings, 'windowMs'> = {
+  perUser: { read: 1200, search: 600, chat: 60, upload: 300, admin: 120, openai: 300 },
+  perTenant: { read: 12000, search: 3000, chat: 300, upload: 1500, admin: 600, openai: 1500 },
+};
+
+/**
+ * Parses `search=120,chat=30` over the defaults; unknown classes and non-integers are
+ * problems for the config reader to report.
+ */
+export function parseRateLimits(spec: string, defaults: Record<RateClass, number>): { limits: Record<RateClass, number>; problems: string[] } {
+  const limits = { ...defaults };
+  const problems: string[] = [];
+  for (const part of spec.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const match = /^([a-z]+)=(\d+)$/.exec(part);
+    if (!match || !(RATE_CLASSES as readonly string[]).includes(match[1]!)) {
+      problems.push(`"${part}" is not <class>=<requests> with a class of ${RATE_CLASSES.join(', ')}`);
+      continue;
+    }
+    limits[match[1] as RateClass] = Number(match[2]);
+  }
+  return { limits, problems };
+}
+
+/**
+ * Per-user and per-tenant request limits per class of route, as one sliding window in
+ * the KV store (an atomic script in Redis, so every api replica shares the count).
+ * A refusal is 429 RATE_LIMITED with Retry-After.
+ */
+export class RateLimiter {
+  constructor(
+    private readonly kv: KeyValueStore,
+    private readonly settings: RateLimitSettings,
+  ) {}
+
+  async hit(who: { tenantId: string; userId: string }, rateClass: RateClass): Promise<void> {
+    const keys: string[] = [];
+    const limits: number[] = [];
+    const user = this.settings.perUser[rateClass];
+    const tenant = this.settings.perTenant[rateClass];
+    if (user > 0) {
+      keys.push(`rl:${rateClass}:u:${who.tenantId}:${who.userId}`);
+      limits.push(user);
+    }
+    if (tenant > 0) {
+      keys.push(`rl:${rateClass}:t:${who.tenantId}`);
+      limits.push(tenant);
+    }
+    if (keys.length === 0) return;
+    const verdict = await this.kv.hitWindows(keys, limits, this.settings.windowMs);
+    if (!verdict.allowed) {
+      const seconds = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000));
+      throw appError('RATE_LIMITED', `Too many ${rateClass} requests; retry in ${seconds} s`, { retryAfterSeconds: seconds });
+    }
+  }
+}
