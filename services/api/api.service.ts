@@ -191,7 +191,8 @@ export default function apiService(runtime: Runtime): ServiceSchema {
           }
           rate = rateClassOf(req.method ?? 'GET', alias?.fullPath ?? '');
         }
-        await limiter!.hit(ctx.meta.auth!, rate);
+        // Public routes (health, JWKS, signed upload URLs) have no caller to count.
+        if (ctx.meta.auth) await limiter!.hit(ctx.meta.auth, rate);
         await maintenance.check(req.method ?? 'GET', alias?.fullPath ?? req.url ?? '');
       },
 

@@ -154,6 +154,16 @@ describe('/api/openapi.json describes every route, and every route answers as it
 
     await call('DELETE', '/api/v1/documents/{id}', `/api/v1/documents/${documentId}`, { token: editor });
 
+    // Security: JWKS, API keys, users, audit.
+    await call('GET', '/.well-known/jwks.json', '/.well-known/jwks.json');
+    const created = await call('POST', '/api/v1/api-keys', '/api/v1/api-keys', { token: admin, body: { name: 'openapi' } });
+    assert.equal(created.status, 201);
+    await call('GET', '/api/v1/api-keys', '/api/v1/api-keys', { token: admin });
+    await call('DELETE', '/api/v1/api-keys/{id}', `/api/v1/api-keys/${created.body.id}`, { token: admin });
+    await call('GET', '/api/v1/users', '/api/v1/users', { token: admin });
+    await call('PUT', '/api/v1/users/{userId}/roles', '/api/v1/users/nobody-here/roles', { token: admin, body: { roles: ['viewer'] } });
+    await call('GET', '/api/v1/audit', '/api/v1/audit?action=api-key.create', { token: admin });
+
     // Every operation of the document was called above: a new route needs a call here.
     const all = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
     assert.deepEqual(all.filter((op) => !checked.has(op)), []);
