@@ -38,7 +38,7 @@ describe('backup and restore over the mesh (PostgreSQL, S3, Redis, RabbitMQ)', (
   };
 
   before(async () => {
-    mesh = await TestMesh.create({ LOG_LEVEL: 'warn' });
+    mesh = await TestMesh.create();
     admin = await mesh.token('acme', 'ops', 'admin,editor');
     await startAll();
     for (const [name, content] of [

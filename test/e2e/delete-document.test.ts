@@ -49,7 +49,7 @@ describe('deleting a document removes it from every store (mesh)', () => {
   };
 
   before(async () => {
-    mesh = await TestMesh.create({ LOG_LEVEL: 'warn' });
+    mesh = await TestMesh.create();
     const admin = await mesh.token('acme', 'ops', 'admin');
     editor = await mesh.token('acme', 'alice', 'editor');
     await Promise.all([mesh.start('gateway', 'api'), mesh.start('models', 'emb,llm,analyze,maintenance'), mesh.start('worker', 'ingest')]);

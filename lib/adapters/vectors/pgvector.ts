@@ -154,6 +154,10 @@ export class PgVectorStore implements VectorStore {
       .where('tenant_id', scope.tenantId)
       .orderByRaw(this.layout.distance, bindings)
       .limit(Math.max(1, Math.min(options.limit, 1000)));
+    // The exact scan breaks ties by id, so equally distant points always come in one
+    // order (a restored table must answer as the original did). pgvector's HNSW index
+    // serves only a single ORDER BY distance, so there ties stay in index order.
+    if (this.backend === 'postgres') query.orderBy('id');
     applyFilter(query, options.filter);
     const rows = await query;
     return rows.map((row: Record<string, unknown>) => ({ id: row.id as string, score: Number(row.score), payload: toPayload(row) }));
