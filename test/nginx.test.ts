@@ -142,7 +142,9 @@ describe('nginx in front of the api', { skip: NGINX_BIN ? false : 'nginx is not 
     const results = await Promise.all(Array.from({ length: 120 }, () => fetch(`${nginx.url}/healthz`).then(async (r) => ({ status: r.status, retry: r.headers.get('retry-after'), body: await r.text() }))));
     const ok = results.filter((r) => r.status === 200).length;
     const limited = results.filter((r) => r.status === 429);
-    assert.ok(ok >= 40, `${ok} served`);
+    // burst=40 plus the slot of the current 50 ms; the suite's earlier requests of the
+    // last two seconds still hold a few slots of the same per-client bucket.
+    assert.ok(ok >= 30 && ok <= 41, `${ok} served`);
     assert.ok(limited.length > 0, 'some were refused');
     assert.equal(ok + limited.length, results.length);
     for (const r of limited) {

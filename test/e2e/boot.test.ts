@@ -18,7 +18,7 @@ describe('booting main.ts', () => {
     });
     assert.equal(code, 2, stdout + stderr);
     assert.match(stderr, /TRANSPORTER: is not a valid URL/);
-    assert.match(stderr, /JWT_SECRET: is required in the mesh profile/);
+    assert.match(stderr, /JWT_SECRET: or JWT_KEYS_FILE is required in the mesh profile/);
     assert.equal(stdout, '', 'nothing started');
   });
 
