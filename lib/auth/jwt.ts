@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
 import type { Config } from '../config/env.ts';
@@ -82,12 +82,18 @@ export async function resolveJwtSecret(config: Config): Promise<string> {
   }
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   const secret = randomBytes(48).toString('base64url');
+  // Written whole under a temporary name, then linked into place: link() fails if the
+  // file exists, so a concurrent starter never reads a created-but-empty file.
+  const temporary = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  await writeFile(temporary, `${secret}\n`, { mode: 0o600, flag: 'wx' });
   try {
-    await writeFile(file, `${secret}\n`, { mode: 0o600, flag: 'wx' });
+    await link(temporary, file);
     return secret;
   } catch (err) {
-    // Another process created it between our read and write: theirs wins.
+    // Another starter linked its secret first: theirs wins.
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return (await readFile(file, 'utf8')).trim();
     throw err;
+  } finally {
+    await unlink(temporary).catch(() => undefined);
   }
 }
