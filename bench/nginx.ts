@@ -17,25 +17,13 @@ import { signAccessToken } from '../lib/auth/jwt.ts';
 import { NGINX_BIN, startNginx } from '../test/support/nginx.ts';
 import { freePort, startNode } from '../test/support/processes.ts';
 import { tempDir } from '../test/support/services.ts';
+import { firstTokenMs } from './support.ts';
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 150);
 const percentile = (values: number[], p: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor((p / 100) * values.length))]!;
 const round = (x: number) => Math.round(x * 100) / 100;
 
-async function firstToken(url: string, token: string): Promise<number> {
-  const started = performance.now();
-  const res = await fetch(url, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ content: `hello there ${randomUUID()}`, rag: false }) });
-  if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
-  const decoder = new TextDecoder();
-  let buffer = '';
-  let first = -1;
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    buffer += decoder.decode(chunk, { stream: true });
-    if (first < 0 && buffer.includes('event: token')) first = performance.now() - started;
-  }
-  if (first < 0) throw new Error(`no token: ${buffer.slice(0, 300)}`);
-  return first;
-}
+const firstToken = (url: string, token: string) => firstTokenMs(url, token, { content: `hello there ${randomUUID()}`, rag: false });
 
 async function main(): Promise<void> {
   if (!NGINX_BIN) throw new Error('nginx is not installed (apt-get install nginx)');

@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { ExtractiveBackend } from '../lib/llm/extractive.ts';
 import { httpJson } from '../test/support/http.ts';
 import { TestMesh } from '../test/support/mesh.ts';
+import { firstTokenMs } from './support.ts';
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 60);
 const percentile = (values: number[], p: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor((p / 100) * values.length))]!;
@@ -26,19 +27,7 @@ async function inProcessFirstToken(): Promise<number> {
   throw new Error('no token');
 }
 
-async function meshFirstToken(url: string, token: string): Promise<number> {
-  const started = performance.now();
-  const res = await fetch(url, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ content: `hello there ${randomUUID()}`, rag: false }) });
-  const decoder = new TextDecoder();
-  let buffer = '';
-  let first = -1;
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    buffer += decoder.decode(chunk, { stream: true });
-    if (first < 0 && buffer.includes('event: token')) first = performance.now() - started;
-  }
-  if (first < 0) throw new Error(`no token: ${buffer.slice(0, 300)}`);
-  return first;
-}
+const meshFirstToken = (url: string, token: string) => firstTokenMs(url, token, { content: `hello there ${randomUUID()}`, rag: false });
 
 async function main(): Promise<void> {
   const mesh = await TestMesh.create();

@@ -33,3 +33,27 @@ export async function publishBenchEncoder(stores: Stores, alias: string, maxToke
 export function datasetDir(name: string): string {
   return path.join(process.env.BENCH_DATASETS ?? path.resolve(import.meta.dirname, '../../shared/datasets'), name);
 }
+
+/**
+ * Milliseconds from POSTing a chat message (`url`: /api/v1/chats/:id/messages) to the
+ * first `token` event of its SSE answer, read to the end: what the SSE, nginx and UI
+ * benches compare their paths on.
+ */
+export async function firstTokenMs(url: string, token: string, body: { content: string; rag: boolean }): Promise<number> {
+  const started = performance.now();
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', Accept: 'text/event-stream' },
+    body: JSON.stringify(body),
+  });
+  if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+  const decoder = new TextDecoder();
+  let buffer = '';
+  let first = -1;
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true });
+    if (first < 0 && buffer.includes('event: token')) first = performance.now() - started;
+  }
+  if (first < 0) throw new Error(`no token: ${buffer.slice(0, 300)}`);
+  return first;
+}

@@ -18,25 +18,14 @@ import { launchBrowser } from '../test/support/browser.ts';
 import { startEmbeddedNode } from '../test/support/embedded.ts';
 import { httpJson } from '../test/support/http.ts';
 import { upload, waitForJob } from '../test/support/ingest.ts';
+import { firstTokenMs } from './support.ts';
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 20);
 const BUDGET_BYTES = 300 * 1024;
 const percentile = (values: number[], p: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor((p / 100) * values.length))]!;
 const round = (x: number) => Math.round(x * 100) / 100;
 
-async function clientFirstToken(url: string, token: string, question: string): Promise<number> {
-  const started = performance.now();
-  const res = await fetch(url, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', Accept: 'text/event-stream' }, body: JSON.stringify({ content: question, rag: true }) });
-  const decoder = new TextDecoder();
-  let buffer = '';
-  let first = -1;
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    buffer += decoder.decode(chunk, { stream: true });
-    if (first < 0 && buffer.includes('event: token')) first = performance.now() - started;
-  }
-  if (first < 0) throw new Error(`no token: ${buffer.slice(0, 300)}`);
-  return first;
-}
+const clientFirstToken = (url: string, token: string, question: string) => firstTokenMs(url, token, { content: question, rag: true });
 
 async function main(): Promise<void> {
   const node = await startEmbeddedNode({ LOG_LEVEL: 'error' });
