@@ -41,23 +41,8 @@ export class DocumentsRepository {
    * `created` says which, so an upload can answer "already exists" without a race.
    */
   async create(scope: TenantScope, input: NewDocument): Promise<{ document: DocumentRow; created: boolean }> {
-    const [row] = await this.knex('documents')
-      .insert({
-        tenant_id: scope.tenantId,
-        source_id: input.sourceId,
-        title: input.title ?? null,
-        filename: input.filename ?? null,
-        mime: input.mime,
-        size_bytes: input.sizeBytes,
-        content_hash: input.contentHash,
-        object_key: input.objectKey ?? null,
-        tags: input.tags ?? [],
-        created_by: input.createdBy ?? null,
-      })
-      .onConflict(['tenant_id', 'content_hash'])
-      .ignore()
-      .returning('*');
-    if (row) return { document: toDocument(row), created: true };
+    const inserted = await this.insertIfNewContent(scope, input, this.knex);
+    if (inserted) return { document: inserted, created: true };
     const existing = await this.findByContentHash(scope, input.contentHash);
     if (!existing) throw new Error('document insert conflicted on another key (source_id)');
     return { document: existing, created: false };
