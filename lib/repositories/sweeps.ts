@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { isUuid } from '../ids.ts';
 
 /**
  * What the maintenance sweepers read across tenants. They act for the deployment,
@@ -22,7 +23,7 @@ export class SweepsRepository {
   /** Current version of each document of `ids` that exists in the tenant. */
   async documentVersions(tenantId: string, ids: string[]): Promise<Map<string, number>> {
     const out = new Map<string, number>();
-    const uuids = ids.filter((id) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id));
+    const uuids = ids.filter(isUuid);
     for (let i = 0; i < uuids.length; i += 1000) {
       const rows = (await this.knex('documents')
         .where('tenant_id', tenantId)
