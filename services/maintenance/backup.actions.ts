@@ -3,8 +3,8 @@ import { createBackup, deleteBackup, listBackups, type BackupSummary } from '../
 import { parseCron } from '../../lib/backup/cron.ts';
 import { backupsToDelete } from '../../lib/backup/retention.ts';
 import { backupSources } from '../../lib/backup/sources.ts';
-import { appError } from '../../lib/errors.ts';
 import { currentRequest } from '../../lib/logging.ts';
+import { requireAdmin } from './admin.ts';
 import { AuditRepository } from '../../lib/repositories/audit.ts';
 import type { RagmeshContext, Runtime } from '../../lib/runtime/service-kit.ts';
 
@@ -122,12 +122,4 @@ export function backupActions(runtime: Runtime): {
       await running?.catch(() => undefined);
     },
   };
-}
-
-/** Backups copy every tenant's data: admins only. Calls without a principal come from inside the mesh. */
-export function requireAdmin(ctx: RagmeshContext): string {
-  const auth = ctx.meta.auth;
-  if (!auth) return 'system';
-  if (!auth.roles.includes('admin')) throw appError('ADMIN_ONLY', 'only an admin can do this');
-  return auth.userId;
 }

@@ -3,7 +3,7 @@ import { currentRequest } from '../../lib/logging.ts';
 import { AuditRepository } from '../../lib/repositories/audit.ts';
 import { SystemRepository, type MaintenanceMode } from '../../lib/repositories/system.ts';
 import type { RagmeshContext, Runtime } from '../../lib/runtime/service-kit.ts';
-import { requireAdmin } from './backup.actions.ts';
+import { requireAdmin } from './admin.ts';
 
 /** Broadcast when maintenance mode changes, so every api replica drops its cached copy at once. */
 export const MAINTENANCE_CHANGED_EVENT = 'maintenance.changed';

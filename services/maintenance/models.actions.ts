@@ -16,8 +16,11 @@ import { AuditRepository } from '../../lib/repositories/audit.ts';
 import { ModelReindexRepository, type ReindexRow } from '../../lib/repositories/model-reindex.ts';
 import type { FlagChange, ModelFlag, ModelVersionRow } from '../../lib/repositories/models.ts';
 import { currentRequest } from '../../lib/logging.ts';
+import { requireAdmin } from './admin.ts';
 import type { RagmeshContext, Runtime } from '../../lib/runtime/service-kit.ts';
 import type { EmbedParams, EmbedResult } from '../emb/emb.service.ts';
+
+const MODELS_REFUSAL = 'only an admin can change model versions';
 
 export interface ModelListEntry {
   alias: string;
@@ -198,7 +201,7 @@ export function modelActions(runtime: Runtime): ModelActions {
   }
 
   async function switchTo(ctx: RagmeshContext, alias: string, version: string, action: 'models.switch' | 'models.rollback', force: boolean): Promise<SwitchResult> {
-    const actor = requireAdmin(ctx);
+    const actor = requireAdmin(ctx, MODELS_REFUSAL);
     const repo = await modelsRepository(runtime);
     const row = await requireVersion(alias, version);
     if (row.kind === 'rerank') throw refuseRerank(alias, version);
@@ -287,7 +290,7 @@ export function modelActions(runtime: Runtime): ModelActions {
     'models.register': {
       params: { manifest: { type: 'object' } },
       async handler(ctx: RagmeshContext<{ manifest: ModelManifest }>): Promise<{ alias: string; version: string; kind: string; created: boolean }> {
-        const actor = requireAdmin(ctx);
+        const actor = requireAdmin(ctx, MODELS_REFUSAL);
         const manifest = validateManifest(ctx.params.manifest);
         if (manifest.kind === 'rerank') throw refuseRerank(manifest.alias, manifest.version);
         await (await modelLoader(runtime)).materialize(manifest);
@@ -302,7 +305,7 @@ export function modelActions(runtime: Runtime): ModelActions {
     'models.reindex': {
       params: { alias: { type: 'string', min: 1 }, version: { type: 'string', min: 1 }, tenantId: { type: 'string', optional: true } },
       async handler(ctx: RagmeshContext<{ alias: string; version: string; tenantId?: string }>): Promise<{ started: ReindexView[] }> {
-        const actor = requireAdmin(ctx);
+        const actor = requireAdmin(ctx, MODELS_REFUSAL);
         const { alias, version, tenantId } = ctx.params;
         const row = await requireVersion(alias, version);
         if (row.kind !== 'embed') throw appError('NOT_AN_EMBEDDING_MODEL', `${alias}@${version} is a ${row.kind} model; only embedding versions are re-indexed`);
@@ -326,7 +329,7 @@ export function modelActions(runtime: Runtime): ModelActions {
     'models.reindexCancel': {
       params: { alias: { type: 'string', min: 1 }, version: { type: 'string', min: 1 }, tenantId: { type: 'string', optional: true } },
       async handler(ctx: RagmeshContext<{ alias: string; version: string; tenantId?: string }>): Promise<{ canceled: number }> {
-        const actor = requireAdmin(ctx);
+        const actor = requireAdmin(ctx, MODELS_REFUSAL);
         const { alias, version, tenantId } = ctx.params;
         await requireVersion(alias, version);
         const db = await runtime.stores.db();
@@ -365,7 +368,7 @@ export function modelActions(runtime: Runtime): ModelActions {
         sample: { type: 'number', integer: true, min: 1, max: 200, optional: true },
       },
       async handler(ctx: RagmeshContext<{ alias: string; v1: string; v2: string; tenantId: string; queries?: string[]; sample?: number }>): Promise<CompareResult> {
-        requireAdmin(ctx);
+        requireAdmin(ctx, MODELS_REFUSAL);
         const { alias, v1, v2 } = ctx.params;
         const scope = tenantScope(ctx.params.tenantId);
         for (const v of [v1, v2]) {
@@ -420,7 +423,7 @@ export function modelActions(runtime: Runtime): ModelActions {
     'models.rollback': {
       params: { alias: { type: 'string', min: 1 } },
       async handler(ctx: RagmeshContext<{ alias: string }>): Promise<SwitchResult> {
-        requireAdmin(ctx);
+        requireAdmin(ctx, MODELS_REFUSAL);
         const target = await (await modelsRepository(runtime)).rollbackTarget(ctx.params.alias);
         return switchTo(ctx, ctx.params.alias, target, 'models.rollback', false);
       },
@@ -434,7 +437,7 @@ export function modelActions(runtime: Runtime): ModelActions {
     'models.delete': {
       params: { alias: { type: 'string', min: 1 }, version: { type: 'string', min: 1 } },
       async handler(ctx: RagmeshContext<{ alias: string; version: string }>): Promise<{ alias: string; version: string; kind: string; droppedCollection: string | null }> {
-        const actor = requireAdmin(ctx);
+        const actor = requireAdmin(ctx, MODELS_REFUSAL);
         const { alias, version } = ctx.params;
         const repo = await modelsRepository(runtime);
         const db = await runtime.stores.db();
@@ -507,18 +510,6 @@ function refuseRerank(alias: string, version: string): RagmeshError {
     'RERANK_NOT_SUPPORTED',
     `${alias}@${version} is a rerank model: ragmesh has no cross-encoder stage yet, so a rerank model cannot be published or switched to (it would be stored but never used)`,
   );
-}
-
-/**
- * Model flags are deployment-wide: only an admin may change them. A call with no
- * principal comes from inside the mesh (a test broker, the CLI over the broker),
- * which is trusted the way the transporter is; the api always attaches the caller's principal.
- */
-function requireAdmin(ctx: RagmeshContext): string {
-  const auth = ctx.meta.auth;
-  if (!auth) return 'system';
-  if (!auth.roles.includes('admin')) throw appError('ADMIN_ONLY', 'only an admin can change model versions');
-  return auth.userId;
 }
 
 /** Admins read everything; a tenant_admin reads the models and its own tenant's re-index. */
