@@ -19,7 +19,7 @@ import { errorBody } from './error-body.ts';
 import { MaintenanceGate } from './maintenance-gate.ts';
 import { MAINTENANCE_CHANGED_EVENT } from '../maintenance/mode.actions.ts';
 import type { MaintenanceMode } from '../../lib/repositories/system.ts';
-import { API_ROUTE_MODULES } from './routes/index.ts';
+import { apiRouteModules } from './routes/index.ts';
 import { buildGateway, routeKey } from './gateway.ts';
 import { healthEndpoints } from './routes/health.ts';
 import type { ApiRouteModule, Endpoint, GatewayRequest } from './routes/module.ts';
@@ -80,7 +80,7 @@ export default function apiService(runtime: Runtime): ServiceSchema {
   const { config } = runtime;
   let tokens: AccessTokens | null = null;
   let limiter: RateLimiter | null = null;
-  const modules = [...API_ROUTE_MODULES.map((factory) => factory(runtime)), accessRoutes(runtime, () => tokens)];
+  const modules = [...apiRouteModules(runtime), accessRoutes(runtime, () => tokens)];
   const apiKeys = new ApiKeyAuthenticator(async () => (await runtime.stores.db()).knex);
   // HS256 stays for existing setups: JWT_SECRET, or the embedded profile's own secret file.
   const hsSecret = config.profile === 'mesh' ? config.auth.jwtSecret : runtime.jwtSecret || null;

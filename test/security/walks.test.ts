@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { ROLES, type Role } from '../../lib/auth/jwt.ts';
 import { isAction, PERMISSIONS } from '../../lib/auth/permissions.ts';
 import { accessRoutes } from '../../services/api/routes/access.ts';
-import { API_ROUTE_MODULES } from '../../services/api/routes/index.ts';
+import { apiRouteModules } from '../../services/api/routes/index.ts';
 import type { Endpoint } from '../../services/api/routes/module.ts';
 import { startEmbeddedNode, type EmbeddedNode } from '../support/embedded.ts';
 
@@ -15,7 +15,7 @@ describe('route table × role walk (every authenticated route, every role)', () 
   let endpoints: Endpoint[];
   before(async () => {
     node = await startEmbeddedNode();
-    endpoints = [...API_ROUTE_MODULES.map((f) => f(node.node.runtime)), accessRoutes(node.node.runtime, () => null)].flatMap((m) => m.endpoints).filter((e) => !e.public);
+    endpoints = [...apiRouteModules(node.node.runtime), accessRoutes(node.node.runtime, () => null)].flatMap((m) => m.endpoints).filter((e) => !e.public);
   });
   after(() => node.stop());
 

@@ -38,7 +38,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ServiceBroker, ServiceSchema } from 'moleculer';
 import type { Role } from '../../../lib/auth/jwt.ts';
 import type { ErrorCode } from '../../../lib/errors.ts';
-import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
+import type { RagmeshContext } from '../../../lib/runtime/service-kit.ts';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 /** Moleculer's (fastest-validator) parameter schema. */
@@ -122,8 +122,6 @@ export interface ApiRouteModule {
   started?: () => Promise<void>;
   stopped?: () => Promise<void>;
 }
-
-export type ApiRouteFactory = (runtime: Runtime) => ApiRouteModule;
 
 /** The one pattern of ids ragmesh hands out (documents, jobs, chats, uploads). */
 export { UUID_PATTERN } from '../../../lib/ids.ts';
