@@ -18,6 +18,9 @@ export interface Citation {
   page: number | null;
 }
 
+/** A retrieved passage as the asker sees it: the citation, its snippet and the rank each search leg gave it. */
+export type ShownSource = Citation & { snippet: string; ranks: SearchHit['ranks'] };
+
 export interface AnswerOptions {
   rag: boolean;
   filters?: SearchFilters;
@@ -33,7 +36,7 @@ export interface AnswerEvents {
    * be an ordinary HTTP error with its status and Retry-After.
    */
   ready?(): void;
-  sources(sources: Array<Citation & { snippet: string; ranks: SearchHit['ranks'] }>, degraded: SearchResult['degraded']): void;
+  sources(sources: ShownSource[], degraded: SearchResult['degraded']): void;
   token(text: string): void;
 }
 
@@ -44,6 +47,8 @@ export interface AnswerResult {
   finishReason: 'stop' | 'length';
   cached: boolean;
   sources: LlmSource[];
+  /** What the `sources` event showed, kept with the answer so its sources can be inspected later. */
+  shown: ShownSource[];
 }
 
 /**
@@ -71,9 +76,10 @@ export async function answer(
     hits = result.hits;
     degraded = result.degraded;
   }
+  const shown: ShownSource[] = hits.map((h, i) => ({ ...citationOf(h, i + 1), snippet: h.snippet, ranks: h.ranks }));
   const begin = () => {
     events.ready?.();
-    if (options.rag) events.sources(hits.map((h, i) => ({ ...citationOf(h, i + 1), snippet: h.snippet, ranks: h.ranks })), degraded);
+    if (options.rag) events.sources(shown, degraded);
   };
   const sources: LlmSource[] = hits.map((h, i) => ({ n: i + 1, chunkId: h.chunkId, documentId: h.documentId, title: h.title, page: h.page, text: h.text }));
   const info = await llmInfo(ctx);
@@ -90,10 +96,10 @@ export async function answer(
     : null;
   const cached = cacheKey ? await kv.get(cacheKey) : null;
   if (cached) {
-    const hit = JSON.parse(cached) as Omit<AnswerResult, 'cached' | 'sources'>;
+    const hit = JSON.parse(cached) as Omit<AnswerResult, 'cached' | 'sources' | 'shown'>;
     begin();
     for (const piece of hit.content.match(/\S+\s*/g) ?? []) events.token(piece);
-    return { ...hit, cached: true, sources };
+    return { ...hit, cached: true, sources, shown };
   }
 
   const generationId = randomUUID();
@@ -136,7 +142,7 @@ export async function answer(
       finishReason: done.finishReason,
     };
     if (cacheKey) await storeAnswer(kv, scope, cacheKey, sources.map((src) => src.documentId), JSON.stringify(result));
-    return { ...result, cached: false, sources };
+    return { ...result, cached: false, sources, shown };
   } finally {
     signal.removeEventListener('abort', abort);
   }

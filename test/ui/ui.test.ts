@@ -148,6 +148,11 @@ describe('web UI in chromium (embedded profile)', () => {
       await page.locator('.chat-list a', { hasText: 'Rent' }).waitFor();
       await page.reload();
       await page.locator('.msg.assistant').waitFor();
+      // The sources are kept with the answer: the history shows both legs' ranks and the snippet too.
+      const kept = page.locator('.msg.assistant details.sources');
+      await kept.locator('summary').click();
+      assert.match((await kept.textContent()) ?? '', /lexical rank: \d+ · dense rank: (\d+|—)/);
+      assert.ok(await kept.locator('.snippet mark').count(), 'snippet with its matches');
       page.once('dialog', (d) => void d.accept());
       await page.getByRole('button', { name: 'Delete: Rent' }).click();
       await page.locator('.chat-list a', { hasText: 'Rent' }).waitFor({ state: 'detached' });

@@ -74,6 +74,9 @@ describe('chats and RAG answers over SSE (embedded profile)', () => {
     assert.deepEqual(stored.body.messages.map((m: { role: string }) => m.role), ['user', 'assistant']);
     assert.equal(stored.body.messages[1].content, answer);
     assert.equal(stored.body.messages[1].sources[0].page, 2);
+    // The stored sources are the ones the `sources` event showed: snippet and both legs' ranks included.
+    assert.deepEqual(stored.body.messages[1].sources, events.find((e) => e.event === 'sources')!.data.sources);
+    assert.ok(stored.body.messages[1].sources.every((s: { ranks: { lexical: unknown; dense: unknown } }) => 'lexical' in s.ranks && 'dense' in s.ranks));
 
     // The same question again: answered from the cache, same text.
     const again = await ask(`${base}/api/v1/chats/${chat.id}/messages`, alice, { content: 'до какого числа вносится арендная плата' });

@@ -139,7 +139,8 @@ export function chatRoutes(runtime: Runtime): ApiRouteModule {
       const saved = await repo.addMessage(scope, chat.id, {
         role: 'assistant',
         content: result.content,
-        sources: result.sources.map(({ text: _text, ...s }) => s),
+        // With snippet and both legs' ranks, as the live `sources` event had them.
+        sources: result.shown,
         usage: { ...result.usage, finishReason: result.finishReason, cached: result.cached },
       });
       stream().send('done', { messageId: saved.id, usage: result.usage, citations: result.citations, finishReason: result.finishReason, cached: result.cached });
