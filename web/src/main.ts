@@ -1,4 +1,4 @@
-import { api, optional, session, type Me } from './api.ts';
+import { api, session, type Me } from './api.ts';
 import { clear, h } from './dom.ts';
 import { currentLang, setLang, t, type Key, type Lang } from './i18n.ts';
 import { chatPage } from './pages/chat.ts';
@@ -80,14 +80,22 @@ export interface MaintenanceMode {
   since: string | null;
 }
 
-/** Admins read the mode; everyone else learns of it from a refused write (503 MAINTENANCE). */
-async function maintenanceState(user: Me): Promise<MaintenanceMode | null> {
-  if (!isAdmin(user)) return null;
-  return optional<MaintenanceMode>('GET', 'admin/maintenance').catch(() => null);
+/** Everyone sees the mode: /api/version is public and says it (a refused write says it too). */
+async function maintenanceState(): Promise<MaintenanceMode | null> {
+  const res = await fetch('/api/version').catch(() => null);
+  if (!res?.ok) return null;
+  return ((await res.json().catch(() => null)) as { maintenance?: MaintenanceMode } | null)?.maintenance ?? null;
 }
 
 function banner(reason: string | null): HTMLElement {
   return h('div', { class: 'banner', id: 'maintenance-banner', role: 'status' }, t('maintenanceOn'), reason ? ` (${reason})` : '');
+}
+
+/** The banner above the page while the mode is on, gone when it ends. */
+function showMode(mode: MaintenanceMode | null): void {
+  const main = document.getElementById('main');
+  document.getElementById('maintenance-banner')?.remove();
+  if (main && mode?.enabled) main.before(banner(mode.reason));
 }
 
 export async function render(): Promise<void> {
@@ -129,7 +137,7 @@ export async function render(): Promise<void> {
     ),
     main,
   );
-  void maintenanceState(me).then((mode) => mode?.enabled && !document.getElementById('maintenance-banner') && root.insertBefore(banner(mode.reason), main));
+  void maintenanceState().then(showMode);
   const ctx: PageContext = { root: main, me, params, signal: leave.signal };
   switch (name) {
     case 'documents':
@@ -151,6 +159,7 @@ window.addEventListener('ragmesh:maintenance', () => {
   const main = document.getElementById('main');
   if (main && !document.getElementById('maintenance-banner')) main.before(banner(null));
 });
+window.addEventListener('ragmesh:maintenance-mode', (e) => showMode((e as CustomEvent<MaintenanceMode>).detail));
 window.addEventListener('ragmesh:signed-out', () => {
   me = null;
   void render();
