@@ -173,3 +173,9 @@ export function analysisMarkdown(a: Analysis): string {
   }
   return `${lines.join('\n')}\n`;
 }
+
+/** Where a document's analysis lives: beside its versions, so deleting the document removes it. */
+export function analysisKeys(tenantId: string, documentId: string) {
+  const base = `tenants/${tenantId}/documents/${documentId}`;
+  return { json: `${base}/analysis.json`, markdown: `${base}/analysis.md` };
+}

@@ -66,6 +66,29 @@ describe('job worker: one delivery of a message (real PostgreSQL)', () => {
     assert.equal((await h.ctx.repos.jobs.get(scope, job.id))!.status, 'ready');
   });
 
+  it('a job that cannot start yet (notYet) stays queued, unclaimed, its message back after the delay; it runs once it can', async () => {
+    const { job } = await seedIngest(h.ctx, scope);
+    let wait: number | null = 250;
+    let runs = 0;
+    const work: JobHandler<'ingest'> = { ...handler(async () => void runs++), notYet: async ({ payload }) => (assert.equal(payload.documentId, job.documentId), wait) };
+    const publishedBefore = h.memoryQueue.published.length;
+    await runJobDelivery(h.ctx, work, delivery(job), opts());
+    const waiting = (await h.ctx.repos.jobs.get(scope, job.id))!;
+    assert.equal(runs, 0);
+    assert.equal(waiting.status, 'queued');
+    assert.equal(waiting.attempts, 0, 'no attempt counted while it waits');
+    assert.equal(waiting.leaseOwner, null);
+    assert.ok(waiting.availableAt!.getTime() > Date.now(), 'due again later: the sweeper does not take it for a lost message');
+    assert.deepEqual(h.memoryQueue.published.slice(publishedBefore).map((p) => [p.message.jobId, p.delayMs]), [[job.id, 250]]);
+
+    wait = null;
+    await runJobDelivery(h.ctx, work, delivery(job, true), opts());
+    assert.equal(runs, 1);
+    const done = (await h.ctx.repos.jobs.get(scope, job.id))!;
+    assert.equal(done.status, 'ready');
+    assert.equal(done.attempts, 1);
+  });
+
   it('a retryable failure queues the job with its error and a delayed message, in one transaction, then acks', async () => {
     const { job } = await seedIngest(h.ctx, scope);
     await relayOutbox(h.ctx, { jobIds: [job.id] });

@@ -54,6 +54,12 @@ export interface JobRun<T extends JobTypeName> {
 export interface JobHandler<T extends JobTypeName> {
   type: T;
   run(run: JobRun<T>): Promise<void>;
+  /**
+   * Asked before a queued job is claimed: a delay in ms when it cannot start yet (an
+   * analysis waits for its document's ingest), null when it can. A waiting job is not
+   * claimed and no attempt is counted; its message comes back after the delay.
+   */
+  notYet?(input: { scope: TenantScope; job: JobRow; payload: JobPayloads[T] }): Promise<number | null>;
   /** Cleans what a canceled run wrote (e.g. its vectors), before the job is marked canceled. */
   onCanceled?(run: Pick<JobRun<T>, 'scope' | 'job' | 'payload'>): Promise<void>;
 }
@@ -89,6 +95,20 @@ export async function runJobDelivery<T extends JobTypeName>(ctx: JobsContext, ha
   if (found.cancelRequested) {
     await finishCanceled(ctx, handler, scope, found, null);
     return;
+  }
+  if (found.status === 'queued' && handler.notYet) {
+    let parsed: JobPayloads[T] | null = null;
+    try {
+      parsed = definition.parse(found.payload) as JobPayloads[T];
+    } catch {
+      // A payload that does not parse is the claimed run's to fail, below.
+    }
+    const waitMs = parsed ? await handler.notYet({ scope, job: found, payload: parsed }) : null;
+    if (waitMs !== null) {
+      await jobs.postpone(scope, found.id, new Date(Date.now() + waitMs));
+      await (await ctx.queue()).publish(definition.queue, jobMessage(found, found.attempts + 1), { delayMs: waitMs });
+      return;
+    }
   }
   const claimed = await jobs.claim(scope, found.id, options.workerId, ctx.settings.leaseMs);
   if (!claimed) {

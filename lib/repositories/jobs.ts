@@ -270,6 +270,15 @@ export class JobsRepository {
   }
 
   /**
+   * A queued job that cannot start yet (it waits for another job) is due again at
+   * `availableAt`: its row says so, so the sweeper does not take it for a lost message.
+   */
+  async postpone(scope: TenantScope, id: string, availableAt: Date): Promise<boolean> {
+    const updated = await this.knex('jobs').where({ tenant_id: scope.tenantId, id, status: 'queued' }).update({ available_at: availableAt });
+    return updated === 1;
+  }
+
+  /**
    * Ends every lease (embedded profile at boot): one process owns the database, so a
    * lease held in it belongs to a previous run of this process, which is gone.
    */

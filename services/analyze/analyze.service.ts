@@ -2,28 +2,33 @@ import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { Readable } from 'node:stream';
 import type { ServiceSchema } from 'moleculer';
+import { whenUp } from '../../lib/adapters/dependency-health.ts';
 import { appError } from '../../lib/errors.ts';
+import { jobsContext } from '../../lib/jobs/context.ts';
+import { JOB_CANCEL_EVENT, JOB_UPDATED_EVENT, jobView } from '../../lib/jobs/model.ts';
+import { ANALYZE_JOB } from '../../lib/jobs/types/index.ts';
+import { JobCanceled, runJobDelivery, WorkerShutdown } from '../../lib/jobs/worker.ts';
 import { ndjson } from '../../lib/streams.ts';
 import { LLM_ABORT_EVENT } from '../../lib/llm/types.ts';
 import type { Consumer } from '../../lib/ports/job-queue.ts';
-import { JobsRepository, type JobRow } from '../../lib/repositories/jobs.ts';
 import { readinessAction, type CallMeta, type RagmeshContext, type Runtime } from '../../lib/runtime/service-kit.ts';
 import { JobObserver } from '../../lib/metrics/job-observer.ts';
-import { JOB_CANCEL_EVENT, JOB_UPDATED_EVENT, jobView } from '../ingest/job-model.ts';
-import { ANALYZE_QUEUE, AnalyzeCanceled, AnalyzeWorkerStopping, analyzeMessage, runAnalyzeJob, type AnalyzeDeps } from './job.ts';
+import { analyzeHandler } from './job.ts';
 
 /** How much of a document the LLM is shown to summarise it (its beginning). */
 const LLM_SUMMARY_INPUT_CHARS = 12_000;
 
 /**
- * The analyze worker: consumes the `analyze` queue and writes each document's
- * analysis (summary, outline with pages, key terms, entities, counts) to object
- * storage. Jobs move through the same states as ingest, reported as `jobs.updated`.
+ * The analyze worker: consumes the `analyze` queue and runs each delivery through the
+ * jobs module (lease, heartbeat, retry, dead letter, cancel) with the analyze handler
+ * (./job.ts), which writes each document's analysis (summary, outline with pages, key
+ * terms, entities, counts) to object storage. Status changes go out as `jobs.updated`.
  */
 export default function analyzeService(runtime: Runtime): ServiceSchema {
   const { config } = runtime;
   let consumer: Consumer | null = null;
   const running = new Map<string, AbortController>();
+  const stopping = new AbortController();
 
   return {
     name: 'analyze',
@@ -32,33 +37,30 @@ export default function analyzeService(runtime: Runtime): ServiceSchema {
     },
 
     events: {
+      /** A cancel asked through the api reaches the worker running the job, wherever it is. */
       [JOB_CANCEL_EVENT]: {
         handler(ctx: RagmeshContext<{ jobId: string }>) {
-          running.get(ctx.params.jobId)?.abort(new AnalyzeCanceled());
+          running.get(ctx.params.jobId)?.abort(new JobCanceled());
         },
       },
     },
 
     async started() {
-      const [db, objects, kv, queue] = await Promise.all([runtime.stores.db(), runtime.stores.objects(), runtime.stores.kv(), runtime.stores.queue()]);
+      const [db, objects, queue] = await Promise.all([runtime.stores.db(), runtime.stores.objects(), runtime.stores.queue()]);
       const broker = this.broker;
+      // Stage timings and outcomes are read off every job update (lib/metrics/job-observer.ts).
       const observer = runtime.metrics ? new JobObserver(runtime.metrics) : null;
-      const deps: AnalyzeDeps = {
-        db,
-        objects,
-        kv,
-        queue,
-        logger: runtime.logger,
-        workerId: `${broker.nodeID}:${process.pid}:${os.hostname()}:analyze`,
-        maxAttempts: config.queue.maxAttempts,
-        backoffMs: config.queue.backoffMs,
-        lockTtlMs: config.queue.leaseMs,
-        publishJob: (job: JobRow) => {
-          // Stage timings and outcomes are read off every job update (lib/metrics/job-observer.ts).
+      const jobs = await jobsContext(runtime, {
+        updated: (job) => {
           observer?.observe(job);
           void broker.broadcast(JOB_UPDATED_EVENT, jobView(job)).catch(() => undefined);
         },
-        running,
+        cancelRequested: (jobId) => void broker.broadcast(JOB_CANCEL_EVENT, { jobId }).catch(() => undefined),
+      });
+      const handler = analyzeHandler({
+        repos: jobs.repos,
+        objects,
+        logger: runtime.logger,
         // The extractive backend writes no new text: its summary would be the extractive one again.
         llmSummary: config.llm.backend === 'extractive' ? undefined : async (job, text, language, signal) => {
           const generationId = randomUUID();
@@ -88,17 +90,20 @@ export default function analyzeService(runtime: Runtime): ServiceSchema {
             signal.removeEventListener('abort', abort);
           }
         },
-      };
-      consumer = await queue.consume(ANALYZE_QUEUE, (delivery) => runAnalyzeJob(deps, delivery), { prefetch: 2 });
-      if (queue.backend === 'memory') {
-        // The in-process queue starts empty: the job rows say what is still to do.
-        const unfinished = await new JobsRepository(db.knex).listUnfinished('analyze', { limit: 1000 });
-        for (const job of unfinished) await queue.publish(ANALYZE_QUEUE, analyzeMessage(job));
-      }
+      });
+      const workerId = `${broker.nodeID}:${process.pid}:${os.hostname()}:analyze`;
+      // As ingest: while PostgreSQL is unreachable deliveries wait instead of failing.
+      // In the embedded profile the maintenance service queues unfinished jobs again at boot (lib/jobs/sweep.ts).
+      consumer = await queue.consume(
+        ANALYZE_JOB.queue,
+        (delivery) => whenUp([db.health], () => runJobDelivery(jobs, handler, delivery, { workerId, running }), stopping.signal),
+        { prefetch: 2 },
+      );
     },
 
     async stopped() {
-      for (const controller of running.values()) controller.abort(new AnalyzeWorkerStopping());
+      stopping.abort(new WorkerShutdown());
+      for (const controller of running.values()) controller.abort(new WorkerShutdown());
       await consumer?.close();
       consumer = null;
     },

@@ -6,7 +6,7 @@ import { textPdf } from '../../test/fixtures/documents.ts';
 import { startEmbeddedNode, type EmbeddedNode } from '../../test/support/embedded.ts';
 import { httpJson } from '../../test/support/http.ts';
 import { upload, waitForJob } from '../../test/support/ingest.ts';
-import { analysisKeys } from './job.ts';
+import { analysisKeys } from '../../lib/analyze/analysis.ts';
 
 /** The analyze job's life in the embedded profile: versions, delete, cancel, failure, dead letters, retry. */
 describe('analyze jobs (embedded profile)', () => {

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { defineJobType, PayloadReader } from '../registry.ts';
 
-/** An analysis of a document version (services/analyze): the job row carries the document. */
+/** An analysis of a document version (handler: services/analyze/job.ts). */
 export interface AnalyzePayload {
+  documentId: string;
+  /** The document version current when it was asked for; the run analyses the version current then. */
   version: number;
 }
 
@@ -13,17 +15,18 @@ declare module '../registry.ts' {
 }
 
 /**
- * Registered so the lifecycle commands (cancel, retry, replay, sweeps, delete) know its
- * queue; its worker (services/analyze/job.ts) still runs its own claim and retries.
- * An analysis never changes its document's status.
+ * Document → analysis artifact (summary, outline, key terms, entities, counts). It
+ * waits for its document's ingest, and never changes its document's status (no
+ * documentStatusAfter): an analysis failing or canceled leaves the document as it is.
  */
 export const ANALYZE_JOB = defineJobType({
   type: 'analyze',
   queue: 'analyze',
   parse(raw) {
     const r = new PayloadReader('analyze', raw);
-    return { version: r.int('version', 1) };
+    return { documentId: r.string('documentId'), version: r.int('version', 1) };
   },
-  // Every request is its own run (a re-analysis replaces the previous one).
-  idempotencyKey: (p) => `analyze:${p.version}:${randomUUID()}`,
+  documentOf: (payload) => payload.documentId,
+  // Every request is its own run (a re-analysis replaces the previous one); one open per document is the route's rule.
+  idempotencyKey: (p) => `${p.documentId}:analyze:${p.version}:${randomUUID()}`,
 });

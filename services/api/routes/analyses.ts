@@ -1,46 +1,29 @@
-import { randomUUID } from 'node:crypto';
 import { buffer } from 'node:stream/consumers';
+import { analysisKeys } from '../../../lib/analyze/analysis.ts';
 import type { Principal, Role } from '../../../lib/auth/jwt.ts';
 import { appError } from '../../../lib/errors.ts';
+import { enqueueJob } from '../../../lib/jobs/commands.ts';
+import type { JobsContext } from '../../../lib/jobs/context.ts';
+import { jobView, type JobView } from '../../../lib/jobs/model.ts';
 import { tenantScope, type TenantScope } from '../../../lib/ports/tenant-scope.ts';
-import { DocumentsRepository } from '../../../lib/repositories/documents.ts';
-import { JobsRepository } from '../../../lib/repositories/jobs.ts';
 import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
-import { ANALYZE_QUEUE, analysisKeys, analyzeMessage } from '../../analyze/job.ts';
-import { JOB_UPDATED_EVENT, jobView, type JobView } from '../../ingest/job-model.ts';
+import type { JobFeed } from './job-feed.ts';
 import { endpoint, type ApiRouteModule } from './module.ts';
 import { isUuid } from '../../../lib/ids.ts';
 
 const WRITERS: Role[] = ['editor', 'admin', 'tenant_admin'];
 
 /**
- * Queues an analysis of the document's current version, or answers the one already
- * open for it (two clicks make one job). `created` says which.
+ * Queues an analysis of the document's current version (lib/jobs), or answers the one
+ * already open for it (two clicks make one job). `created` says which.
  */
-export async function queueAnalysis(
-  runtime: Runtime,
-  broadcast: (event: string, payload: unknown) => unknown,
-  scope: TenantScope,
-  auth: Principal,
-  documentId: string,
-): Promise<{ job: JobView; created: boolean }> {
-  const { knex } = await runtime.stores.db();
-  const jobs = new JobsRepository(knex);
-  const document = await new DocumentsRepository(knex).get(scope, documentId);
+export async function queueAnalysis(jobs: JobsContext, scope: TenantScope, auth: Principal, documentId: string): Promise<{ job: JobView; created: boolean }> {
+  const document = await jobs.repos.documents.get(scope, documentId);
   if (!document) throw appError('DOCUMENT_NOT_FOUND', `No document ${documentId}`);
-  const open = (await jobs.listOpen(scope, documentId)).find((j) => j.type === 'analyze');
+  const open = (await jobs.repos.jobs.listOpen(scope, documentId)).find((j) => j.type === 'analyze');
   if (open) return { job: jobView(open), created: false };
-  const { job } = await jobs.create(scope, {
-    type: 'analyze',
-    idempotencyKey: `${documentId}:${document.contentHash}:analyze:${randomUUID()}`,
-    documentId,
-    payload: { version: document.version },
-    maxAttempts: runtime.config.queue.maxAttempts,
-    createdBy: auth.userId,
-  });
-  await (await runtime.stores.queue()).publish(ANALYZE_QUEUE, analyzeMessage(job, 1));
-  void Promise.resolve(broadcast(JOB_UPDATED_EVENT, jobView(job))).catch(() => undefined);
-  return { job: jobView(job), created: true };
+  const { job, created } = await enqueueJob(jobs, scope, { type: 'analyze', payload: { documentId, version: document.version }, createdBy: auth.userId });
+  return { job: jobView(job), created };
 }
 
 /**
@@ -48,7 +31,7 @@ export async function queueAnalysis(
  * service's queue; `GET documents/:id/analysis` returns the latest artifact as JSON,
  * or as Markdown with `?format=markdown`.
  */
-export function analysisRoutes(runtime: Runtime): ApiRouteModule {
+export function analysisRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule {
   const documentId = (raw: unknown) => {
     if (!isUuid(raw)) throw appError('DOCUMENT_NOT_FOUND', `No document ${String(raw).slice(0, 64)}`);
     return raw;
@@ -66,7 +49,7 @@ export function analysisRoutes(runtime: Runtime): ApiRouteModule {
         action: 'analyses.create',
         async handler(ctx: RagmeshContext<{ id: string }>) {
           const auth = ctx.meta.auth!;
-          const result = await queueAnalysis(runtime, (e, p) => ctx.broadcast(e, p), tenantScope(auth.tenantId), auth, documentId(ctx.params.id));
+          const result = await queueAnalysis(await feed.context(ctx.broker), tenantScope(auth.tenantId), auth, documentId(ctx.params.id));
           ctx.meta.$statusCode = result.created ? 202 : 200;
           return result.job;
         },
@@ -82,8 +65,8 @@ export function analysisRoutes(runtime: Runtime): ApiRouteModule {
         async handler(ctx: RagmeshContext<{ id: string; format?: 'json' | 'markdown' | 'md' }>) {
           const scope = tenantScope(ctx.meta.auth!.tenantId);
           const id = documentId(ctx.params.id);
-          const { knex } = await runtime.stores.db();
-          if (!(await new DocumentsRepository(knex).get(scope, id))) throw appError('DOCUMENT_NOT_FOUND', `No document ${id}`);
+          const { documents } = await runtime.stores.repos();
+          if (!(await documents.get(scope, id))) throw appError('DOCUMENT_NOT_FOUND', `No document ${id}`);
           const markdown = ctx.params.format === 'markdown' || ctx.params.format === 'md';
           const keys = analysisKeys(scope.tenantId, id);
           const objects = await runtime.stores.objects();

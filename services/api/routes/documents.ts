@@ -63,7 +63,7 @@ export function documentRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule 
           const analyze = fields.analyze ? 'true' : (new URL(req.url ?? '/', 'http://x').searchParams.get('analyze') ?? '').toLowerCase();
           const answers: Array<(typeof results)[number] & { analysis?: JobView }> = results;
           if (analyze === 'true' || analyze === '1') {
-            for (const r of answers) r.analysis = (await queueAnalysis(runtime, (e, p) => broker.broadcast(e, p), scope, auth, r.document.id)).job;
+            for (const r of answers) r.analysis = (await queueAnalysis(jobs, scope, auth, r.document.id)).job;
           }
           const fresh = results.some((r) => !r.duplicate);
           sendJson(res, fresh ? 202 : 200, answers.length === 1 ? answers[0] : { items: answers });

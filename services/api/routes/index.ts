@@ -29,7 +29,7 @@ export function apiRouteModules(runtime: Runtime): ApiRouteModule[] {
     chatRoutes(runtime),
     openAiRoutes(runtime),
     adminRoutes(runtime),
-    analysisRoutes(runtime),
+    analysisRoutes(runtime, feed),
     modelRoutes(runtime),
     webRoutes(),
   ];
