@@ -15,6 +15,7 @@ import type { Page } from 'playwright-core';
 import { textPdf } from '../fixtures/documents.ts';
 import { launchBrowser, withScreenshot, type TestBrowser } from '../support/browser.ts';
 import { startEmbeddedNode, type EmbeddedNode } from '../support/embedded.ts';
+import { httpJson } from '../support/http.ts';
 import { upload, waitForJob } from '../support/ingest.ts';
 import { waitFor } from '../support/processes.ts';
 
@@ -32,6 +33,40 @@ async function dropFiles(page: Page, files: Array<{ name: string; type: string; 
     document.getElementById('dropzone')!.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
   }, files.map((f) => ({ name: f.name, type: f.type, b64: f.content.toString('base64') })));
 }
+
+/**
+ * Text whose colour is below WCAG AA contrast against its effective background
+ * (ancestors' backgrounds blended down to white). Plain JavaScript run in the page: a
+ * function from this file would carry tsx's helpers, which the page does not have.
+ */
+const CONTRAST_PROBLEMS = `(() => {
+  const rgba = (c) => { const n = (c.match(/[\\d.]+/g) || []).map(Number); return { r: n[0] || 0, g: n[1] || 0, b: n[2] || 0, a: n[3] ?? 1 }; };
+  const lum = (c) => { const f = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4); return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b); };
+  const over = (top, under) => ({ r: top.r * top.a + under.r * (1 - top.a), g: top.g * top.a + under.g * (1 - top.a), b: top.b * top.a + under.b * (1 - top.a), a: 1 });
+  const background = (el) => {
+    const layers = [];
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgba(getComputedStyle(e).backgroundColor);
+      if (c.a > 0) layers.push(c);
+      if (c.a >= 1) break;
+    }
+    return layers.reverse().reduce((under, top) => over(top, under), { r: 255, g: 255, b: 255, a: 1 });
+  };
+  const out = [];
+  for (const e of document.querySelectorAll('body *')) {
+    if (!e.checkVisibility() || e.closest('.sr-only, [disabled], option')) continue;
+    if (![...e.childNodes].some((n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim())) continue;
+    const style = getComputedStyle(e);
+    const bg = background(e);
+    const fg = over(rgba(style.color), bg);
+    const [hi, lo] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+    const ratio = (hi + 0.05) / (lo + 0.05);
+    const size = parseFloat(style.fontSize);
+    const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) out.push(e.tagName.toLowerCase() + '.' + e.className + ' "' + e.textContent.trim().slice(0, 30) + '" ' + ratio.toFixed(2) + ':1');
+  }
+  return out;
+})()`;
 
 describe('web UI in chromium (embedded profile)', () => {
   let embedded: EmbeddedNode;
@@ -225,40 +260,80 @@ describe('web UI in chromium (embedded profile)', () => {
     await c2.close();
   });
 
-  it('fits a 375 px screen and is labelled and keyboard reachable on every page', async () => {
+  it('fits a 375 px screen and is labelled and keyboard reachable on every page, in English and Russian', async () => {
     const admin = await embedded.token(['admin'], 'ui-root', 'ui-acme');
-    const { page, context } = await browser.newPage({ token: admin, width: 375, height: 740 });
-    for (const path of ['chat', 'documents', 'search', 'admin']) {
-      await withScreenshot(page, `narrow-${path}`, async () => {
-        await page.goto(`/#/${path}`);
-        await page.locator('main#main h1, main#main .chat-layout').first().waitFor();
-        await page.waitForLoadState('networkidle');
-        // Nothing wider than the screen: tables scroll inside their own box.
-        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-        assert.ok(overflow <= 0, `${path}: ${overflow}px wider than the screen`);
-        // Every control has a name a screen reader can read.
-        const unnamed = await page.evaluate(() =>
-          [...document.querySelectorAll('input, select, textarea, button, a[href]')]
-            .filter((el) => {
-              const e = el as HTMLElement;
-              if (e.offsetParent === null && !e.classList.contains('sr-only')) return false;
-              const id = e.id;
-              const label = (id && document.querySelector(`label[for="${id}"]`)) || e.closest('label');
-              return !(e.getAttribute('aria-label') || label || (e.textContent ?? '').trim() || e.getAttribute('title') || e.getAttribute('placeholder'));
-            })
-            .map((e) => e.outerHTML.slice(0, 80)),
-        );
-        assert.deepEqual(unnamed, [], `${path}: controls without a name`);
-      });
+    const documentId = (await httpJson(`${embedded.base}/api/v1/documents`, { token: admin })).body.items.find((d: { filename: string }) => d.filename === 'handbook.pdf').id as string;
+    for (const lang of ['en', 'ru'] as const) {
+      const { page, context } = await browser.newPage({ token: admin, width: 375, height: 740, lang });
+      for (const path of ['chat', 'documents', `document/${documentId}`, 'search', 'admin']) {
+        await withScreenshot(page, `narrow-${lang}-${path.split('/')[0]}`, async () => {
+          await page.goto(`/#/${path}`);
+          await page.locator('main#main h1, main#main .chat-layout').first().waitFor();
+          await page.waitForLoadState('networkidle');
+          // Nothing wider than the screen: tables scroll inside their own box.
+          const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+          assert.ok(overflow <= 0, `${lang} ${path}: ${overflow}px wider than the screen`);
+          // Every control has a name a screen reader can read.
+          const unnamed = await page.evaluate(() =>
+            [...document.querySelectorAll('input, select, textarea, button, a[href], summary, [tabindex="0"]')]
+              .filter((el) => {
+                const e = el as HTMLElement;
+                if (e.offsetParent === null && !e.classList.contains('sr-only')) return false;
+                const id = e.id;
+                const label = (id && document.querySelector(`label[for="${id}"]`)) || e.closest('label');
+                return !(e.getAttribute('aria-label') || e.getAttribute('aria-labelledby') || label || (e.textContent ?? '').trim() || e.getAttribute('title') || e.getAttribute('placeholder'));
+              })
+              .map((e) => e.outerHTML.slice(0, 80)),
+          );
+          assert.deepEqual(unnamed, [], `${lang} ${path}: controls without a name`);
+          // Text reads at WCAG AA contrast (4.5:1, 3:1 for large text) against what is behind it.
+          const poor = (await page.evaluate(CONTRAST_PROBLEMS)) as string[];
+          assert.deepEqual(poor, [], `${lang} ${path}: text below AA contrast`);
+        });
+      }
+      await context.close();
     }
     // The first Tab reaches the skip link, which moves focus to the content.
+    const { page, context } = await browser.newPage({ token: admin, width: 375, height: 740 });
     await page.goto('/#/documents');
-    await page.reload();
     await page.locator('#dropzone').waitFor();
     await page.keyboard.press('Tab');
     assert.equal(await page.evaluate(() => document.activeElement?.className), 'skip');
     await page.keyboard.press('Enter');
     assert.equal(await page.evaluate(() => document.activeElement?.id), 'main');
+    await context.close();
+  });
+
+  it('is usable by keyboard alone: sign in, ask, open a citation and close it', async () => {
+    const { page, context } = await browser.newPage();
+    await withScreenshot(page, 'keyboard', async () => {
+      await page.goto('/');
+      await page.getByLabel('API key or token').waitFor();
+      // The key field has focus on arrival.
+      assert.equal(await page.evaluate(() => document.activeElement?.id), 'token');
+      await page.keyboard.type(editor);
+      await page.keyboard.press('Enter');
+      await page.getByLabel('Question').waitFor();
+      assert.equal(await page.evaluate(() => document.activeElement?.id), 'question');
+      await page.keyboard.type('When is the rent paid?');
+      await page.keyboard.press('Enter');
+      await page.locator('.msg.assistant[data-done="true"] button.chip').first().waitFor({ timeout: 30_000 });
+      // Focus is back in the question box; the answer's chips are just before it.
+      assert.equal(await page.evaluate(() => document.activeElement?.id), 'question');
+      let onChip = false;
+      for (let i = 0; i < 12 && !onChip; i++) {
+        await page.keyboard.press('Shift+Tab');
+        onChip = await page.evaluate(() => document.activeElement?.classList.contains('chip') ?? false);
+      }
+      assert.ok(onChip, 'a citation chip is reachable by Shift+Tab from the question');
+      await page.keyboard.press('Enter');
+      const dialog = page.getByRole('dialog');
+      await dialog.locator('.passage-text mark').first().waitFor();
+      assert.ok(await page.evaluate(() => Boolean(document.activeElement?.closest('dialog'))), 'focus moves into the passage');
+      await page.keyboard.press('Escape');
+      await dialog.waitFor({ state: 'detached' });
+      assert.ok(await page.evaluate(() => document.activeElement?.classList.contains('chip')), 'focus returns to the chip');
+    });
     await context.close();
   });
 
