@@ -25,7 +25,7 @@ import * as ort from 'onnxruntime-node';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { loadConfig } from '../lib/config/env.ts';
 import { createLogger } from '../lib/logging.ts';
-import { ensureRandomBert, MINILM_L6, TEST_MODEL_CACHE } from '../lib/models/tiny-bert.ts';
+import { ensureRandomBert, MINILM_L6, TEST_MODEL_CACHE } from '../test/support/tiny-bert.ts';
 import { Stores } from '../lib/runtime/stores.ts';
 import embService, { type EmbedResult } from '../services/emb/emb.service.ts';
 import { publishBenchEncoder } from './support.ts';

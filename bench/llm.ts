@@ -3,7 +3,7 @@
  * node-llama-cpp at its best thread count, same model, same run.
  *
  * The model is a random-weight GGUF in Qwen2.5-0.5B's shape (q8_0, its real 152k
- * vocabulary) written by the project (lib/llm/tiny-gguf.ts): speed depends on the
+ * vocabulary) written by the project (test/support/tiny-gguf.ts): speed depends on the
  * shape, not on the weights. Three ways to the same tokens:
  *   raw       — node-llama-cpp's LlamaChat in this process, every thread count from 1
  *               to the CPUs available tried, the fastest kept as the baseline;
@@ -20,7 +20,7 @@ import os from 'node:os';
 import type { LlamaChat as LlamaChatType, LlamaContext, LlamaModel } from 'node-llama-cpp';
 import { loadConfig } from '../lib/config/env.ts';
 import { pickThreads, readCpuBudget } from '../lib/llm/threads.ts';
-import { ensureTinyLlama, QWEN25_05B_SHAPE } from '../lib/llm/tiny-gguf.ts';
+import { ensureTinyLlama, QWEN25_05B_SHAPE } from '../test/support/tiny-gguf.ts';
 import { createLogger } from '../lib/logging.ts';
 import { publishFolder } from '../lib/models/publish.ts';
 import { ModelsRepository } from '../lib/repositories/models.ts';

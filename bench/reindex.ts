@@ -19,7 +19,7 @@ import path from 'node:path';
 import { ServiceBroker } from 'moleculer';
 import { loadConfig } from '../lib/config/env.ts';
 import { createLogger } from '../lib/logging.ts';
-import { MINILM_L6 } from '../lib/models/tiny-bert.ts';
+import { MINILM_L6 } from '../test/support/tiny-bert.ts';
 import { tenantScope } from '../lib/ports/tenant-scope.ts';
 import { ChunksRepository } from '../lib/repositories/chunks.ts';
 import { DocumentsRepository } from '../lib/repositories/documents.ts';

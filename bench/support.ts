@@ -1,7 +1,7 @@
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { MINILM_L6 } from '../lib/models/tiny-bert.ts';
+import { MINILM_L6 } from '../test/support/tiny-bert.ts';
 import { ModelsRepository } from '../lib/repositories/models.ts';
 import type { Stores } from '../lib/runtime/stores.ts';
 import { publishRandomBert } from '../test/support/models.ts';

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { ensureRandomBert, MINILM_L6, TEST_MODEL_CACHE, TINY_BERT } from '../lib/models/tiny-bert.ts';
+import { ensureRandomBert, MINILM_L6, TEST_MODEL_CACHE, TINY_BERT } from '../test/support/tiny-bert.ts';
 
 /**
  * Generates the random-weight BERT test models (model.onnx + tokenizer.json) into

@@ -3,10 +3,10 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ensureTinyLlama } from '../llm/tiny-gguf.ts';
+import { ensureTinyLlama } from '../../test/support/tiny-gguf.ts';
 import { buildImport, ImportRefused, planImport } from './import.ts';
 import { verifyFolder } from './manifest.ts';
-import { TINY_BERT } from './tiny-bert.ts';
+import { TINY_BERT } from '../../test/support/tiny-bert.ts';
 import { writeHfRepo } from '../../test/support/hf-repo.ts';
 
 describe('models import', () => {

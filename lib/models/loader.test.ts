@@ -9,7 +9,7 @@ import { ModelIntegrityError, ModelLoader, modelMetrics } from './loader.ts';
 import type { ModelManifest } from './manifest.ts';
 import { readCatalog } from './publish.ts';
 import { publishRandomBert } from '../../test/support/models.ts';
-import { TINY_BERT } from './tiny-bert.ts';
+import { TINY_BERT } from '../../test/support/tiny-bert.ts';
 
 describe('model loader', () => {
   let root: string;

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { ForegroundGate, MicroBatcher } from './batcher.ts';
 import { openEmbedder, type Embedder } from './embedder.ts';
 import { buildManifest } from './manifest.ts';
-import { ensureRandomBert, TEST_MODEL_CACHE, TINY_BERT } from './tiny-bert.ts';
+import { ensureRandomBert, TEST_MODEL_CACHE, TINY_BERT } from '../../test/support/tiny-bert.ts';
 import { RagmeshError } from '../errors.ts';
 
 const norm = (v: Float32Array) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));

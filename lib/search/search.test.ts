@@ -19,7 +19,7 @@ import { maximalMarginalRelevance } from './mmr.ts';
 import { parseQuery, QUERY_MAX_CHARS } from './query.ts';
 import { reciprocalRankFusion } from './rrf.ts';
 import { renderSnippet } from './snippet.ts';
-import { indexFixture, type FixtureDocument } from './test-fixtures.ts';
+import { indexFixture, type FixtureDocument } from '../../test/support/search-fixtures.ts';
 import type { SearchParams, SearchResult } from './types.ts';
 
 const close = (a: number, b: number, eps = 1e-9) => assert.ok(Math.abs(a - b) < eps, `${a} ≉ ${b}`);

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { ServiceBroker } from 'moleculer';
 import { loadConfig } from '../../lib/config/env.ts';
 import { createLogger } from '../../lib/logging.ts';
-import { TINY_BERT } from '../../lib/models/tiny-bert.ts';
+import { TINY_BERT } from '../../test/support/tiny-bert.ts';
 import { publishRandomBert } from '../../test/support/models.ts';
 import { ModelsRepository } from '../../lib/repositories/models.ts';
 import { Stores } from '../../lib/runtime/stores.ts';

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
 import { ndjson } from '../../lib/streams.ts';
-import { ensureTinyLlama, TINY_LLAMA } from '../../lib/llm/tiny-gguf.ts';
+import { ensureTinyLlama, TINY_LLAMA } from '../../test/support/tiny-gguf.ts';
 import { LLM_ABORT_EVENT } from '../../lib/llm/types.ts';
 import { objectKeyOf } from '../../lib/models/manifest.ts';
 import { publishFolder } from '../../lib/models/publish.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../../lib/config/env.ts';
-import { ensureTinyLlama } from '../../lib/llm/tiny-gguf.ts';
+import { ensureTinyLlama } from '../../test/support/tiny-gguf.ts';
 import { createLogger } from '../../lib/logging.ts';
 import { publishFolder } from '../../lib/models/publish.ts';
 import { ModelsRepository } from '../../lib/repositories/models.ts';

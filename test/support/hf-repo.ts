@@ -1,6 +1,6 @@
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ensureRandomBert, TEST_MODEL_CACHE, TINY_BERT } from '../../lib/models/tiny-bert.ts';
+import { ensureRandomBert, TEST_MODEL_CACHE, TINY_BERT } from './tiny-bert.ts';
 
 /** A sentence-transformers repository as the Hub lays it out, around the random-weight BERT. */
 export async function writeHfRepo(dir: string, options: { hidden?: number; seed?: number; pooling?: Record<string, boolean>; prompts?: Record<string, string> } = {}): Promise<string> {

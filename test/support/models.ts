@@ -1,7 +1,7 @@
 import { cp } from 'node:fs/promises';
 import { buildManifest, writeManifest, type ModelManifest, type OnnxEmbedSpec } from '../../lib/models/manifest.ts';
 import { publishFolder } from '../../lib/models/publish.ts';
-import { ensureRandomBert, TEST_MODEL_CACHE, TINY_BERT, type BertShape } from '../../lib/models/tiny-bert.ts';
+import { ensureRandomBert, TEST_MODEL_CACHE, TINY_BERT, type BertShape } from './tiny-bert.ts';
 import type { ObjectStore } from '../../lib/ports/object-store.ts';
 
 /**

@@ -5,7 +5,7 @@ import { loadConfig } from '../../../lib/config/env.ts';
 import { createLogger } from '../../../lib/logging.ts';
 import { tenantScope } from '../../../lib/ports/tenant-scope.ts';
 import { bootNode, type RunningNode } from '../../../boot.ts';
-import { indexFixture, type FixtureDocument } from '../../../lib/search/test-fixtures.ts';
+import { indexFixture, type FixtureDocument } from '../../../test/support/search-fixtures.ts';
 import type { SearchResult } from '../../../lib/search/types.ts';
 import { httpJson } from '../../../test/support/http.ts';
 import { tempDir, type Disposable } from '../../../test/support/services.ts';

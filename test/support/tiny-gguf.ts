@@ -4,7 +4,7 @@ import { access, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { buildManifest, readManifest, writeManifest, type ModelManifest } from '../models/manifest.ts';
+import { buildManifest, readManifest, writeManifest, type ModelManifest } from '../../lib/models/manifest.ts';
 
 /**
  * A random-weight llama-architecture GGUF for tests and benchmarks. No chat weights

@@ -1,9 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
-import { collectionFor, type VectorStore } from '../ports/vector-store.ts';
-import type { TenantScope } from '../ports/tenant-scope.ts';
-import { ChunksRepository, type ChunkLang } from '../repositories/chunks.ts';
-import { DocumentsRepository } from '../repositories/documents.ts';
+import { collectionFor, type VectorStore } from '../../lib/ports/vector-store.ts';
+import type { TenantScope } from '../../lib/ports/tenant-scope.ts';
+import { ChunksRepository, type ChunkLang } from '../../lib/repositories/chunks.ts';
+import { DocumentsRepository } from '../../lib/repositories/documents.ts';
 
 /**
  * Indexes a document the way ingest does — document row, chunk rows through
