@@ -134,6 +134,15 @@ describe('admin page in chromium against the admin routes (embedded profile)', (
     assert.equal(models.status, 200, JSON.stringify(models.body));
     const me = await httpJson(`${embedded.base}/api/v1/me`, { token: key });
     assert.deepEqual({ userId: me.body.userId, roles: me.body.roles }, { userId: 'ui-ed', roles: ['editor'] });
+    // The UI signs in with it as well.
+    const signIn = await browser.newPage();
+    await withScreenshot(signIn.page, 'sign-in-with-key', async () => {
+      await signIn.page.goto('/');
+      await signIn.page.getByLabel('API key or token').fill(key);
+      await signIn.page.getByRole('button', { name: 'Sign in' }).click();
+      await signIn.page.getByText('Signed in as ui-ed').waitFor();
+    });
+    await signIn.context.close();
     await withScreenshot(page, 'admin-keys-revoke', async () => {
       // Shown once: a reload lists the key with its last use, never its secret.
       await page.reload();

@@ -12,11 +12,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { textPdf } from '../fixtures/documents.ts';
+import { scannedPdf, textPdf } from '../fixtures/documents.ts';
 import { launchBrowser, withScreenshot, type TestBrowser } from '../support/browser.ts';
 import { startEmbeddedNode, type EmbeddedNode } from '../support/embedded.ts';
 import { httpJson } from '../support/http.ts';
-import { upload, waitForJob } from '../support/ingest.ts';
+import { chunksOf, upload, waitForJob } from '../support/ingest.ts';
 import { waitFor } from '../support/processes.ts';
 
 const HANDBOOK: string[][] = [
@@ -151,6 +151,32 @@ describe('web UI in chromium (embedded profile)', () => {
       // The tag filter keeps only the tagged document.
       await page.locator('#filter-tag').fill('handbook');
       assert.equal(await page.locator('tr[data-document]').count(), 1);
+    });
+    await context.close();
+  });
+
+  it('cancels a running job, retries it to ready, and deletes the document, from the list', async () => {
+    const { page, context } = await browser.newPage({ token: editor });
+    await withScreenshot(page, 'cancel-retry-delete', async () => {
+      await page.goto('/#/documents');
+      await page.locator('#dropzone').waitFor();
+      await page.locator('#upload-tags').fill('scan');
+      // Scanned pages go through OCR: slow enough to be caught running.
+      const pages = Array.from({ length: 6 }, (_, i) => [`Scanned page ${i + 1}`, 'The archive room is on the third floor.']);
+      await dropFiles(page, [{ name: 'scan.pdf', type: 'application/pdf', content: await scannedPdf(pages) }]);
+      const row = page.locator('tr[data-name="scan.pdf"]');
+      await row.locator('.badge[data-status="running"]').waitFor({ timeout: 30_000 });
+      await page.getByRole('button', { name: 'Cancel: scan.pdf' }).click();
+      await row.locator('.badge[data-status="canceled"]').waitFor({ timeout: 30_000 });
+      const documentId = (await row.getAttribute('data-document'))!;
+      assert.equal((await httpJson(`${embedded.base}/api/v1/documents/${documentId}`, { token: editor })).body.status, 'canceled');
+      await page.getByRole('button', { name: 'Retry: scan.pdf' }).click();
+      await row.locator('.badge[data-status="ready"]').waitFor({ timeout: 120_000 });
+      assert.ok((await chunksOf(embedded.base, editor, documentId)).some((c) => /archive room/i.test(c.text)), 'OCR text indexed after the retry');
+      page.once('dialog', (d) => void d.accept());
+      await page.getByRole('button', { name: 'Delete: scan.pdf' }).click();
+      await row.waitFor({ state: 'detached' });
+      assert.equal((await httpJson(`${embedded.base}/api/v1/documents/${documentId}`, { token: editor })).status, 404);
     });
     await context.close();
   });

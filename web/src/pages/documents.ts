@@ -51,8 +51,9 @@ export async function documentsPage(ctx: PageContext): Promise<void> {
     else if (doc && job.status === 'ready') doc.status = 'ready';
   };
 
-  const act = (label: string, fn: () => Promise<unknown>, name: string) =>
-    h('button', { type: 'button', 'data-action': name, onclick: async () => { try { await fn(); } catch (err) { alert(err instanceof ApiError ? err.message : String(err)); } await reload(); } }, label);
+  // Each button names its document too: a screen reader's list of buttons is not ten "Delete"s.
+  const act = (label: string, fn: () => Promise<unknown>, name: string, of: string) =>
+    h('button', { type: 'button', 'data-action': name, 'aria-label': `${label}: ${of}`, onclick: async () => { try { await fn(); } catch (err) { alert(err instanceof ApiError ? err.message : String(err)); } await reload(); } }, label);
 
   const draw = () => {
     clear(tbody);
@@ -62,20 +63,21 @@ export async function documentsPage(ctx: PageContext): Promise<void> {
     for (const d of rows) {
       const job = jobs.get(d.id);
       const status = job && (job.status === 'running' || job.status === 'queued') ? job.status : d.status;
+      const name = d.title || d.filename || d.sourceId;
       tbody.append(
         h(
           'tr',
           { 'data-document': d.id, 'data-name': d.filename ?? d.title ?? '' },
-          h('td', null, h('a', { href: `#/document/${d.id}` }, d.title || d.filename || d.sourceId)),
+          h('td', null, h('a', { href: `#/document/${d.id}` }, name)),
           h('td', null, statusBadge(status, job?.progress, job?.step), job?.error ? h('div', { class: 'error small' }, job.error) : null),
           h('td', null, d.tags.map((x) => h('span', { class: 'tag' }, x))),
           h('td', { class: 'nowrap' }, formatDate(d.updatedAt)),
           h(
             'td',
             { class: 'actions' },
-            writer && job && (job.status === 'queued' || job.status === 'running') ? act(t('cancel'), () => api('POST', `jobs/${job.id}/cancel`), 'cancel') : null,
-            writer && job && (job.status === 'failed' || job.status === 'canceled') ? act(t('retry'), () => api('POST', `jobs/${job.id}/retry`), 'retry') : null,
-            writer ? act(t('delete'), async () => { if (confirm(t('confirmDelete'))) await api('DELETE', `documents/${d.id}`); }, 'delete') : null,
+            writer && job && (job.status === 'queued' || job.status === 'running') ? act(t('cancel'), () => api('POST', `jobs/${job.id}/cancel`), 'cancel', name) : null,
+            writer && job && (job.status === 'failed' || job.status === 'canceled') ? act(t('retry'), () => api('POST', `jobs/${job.id}/retry`), 'retry', name) : null,
+            writer ? act(t('delete'), async () => { if (confirm(t('confirmDelete'))) await api('DELETE', `documents/${d.id}`); }, 'delete', name) : null,
           ),
         ),
       );
