@@ -221,7 +221,7 @@ describe('web UI in chromium (embedded profile)', () => {
     await context.close();
   });
 
-  it('searches with a tag filter and shows snippet, page and both ranks', async () => {
+  it('searches with tag, type and language filters and shows snippet, page and both ranks', async () => {
     const { page, context } = await browser.newPage({ token: editor });
     await withScreenshot(page, 'search', async () => {
       await page.goto('/#/search');
@@ -240,6 +240,21 @@ describe('web UI in chromium (embedded profile)', () => {
       assert.match((await hit.textContent()) ?? '', /page 2/);
       assert.match((await hit.locator('.ranks').textContent()) ?? '', /lexical rank: \d+ · dense rank: (\d+|—)/);
       assert.ok(await hit.locator('.snippet mark').count());
+      // By type: only the Markdown file; by language: nothing in Russian.
+      await page.getByLabel('Tags').fill('');
+      await page.getByLabel('Type').selectOption('text/markdown');
+      await page.getByRole('button', { name: 'Search', exact: true }).click();
+      await waitFor('hits of the Markdown file only', async () => {
+        const titles = await page.locator('.hit > a').allTextContents();
+        return titles.length > 0 && titles.every((x) => x === 'travel.md') ? titles : null;
+      }, 10_000);
+      await page.getByLabel('Type').selectOption('');
+      await page.locator('#search-lang').selectOption('ru');
+      await page.getByRole('button', { name: 'Search', exact: true }).click();
+      await page.getByText('Nothing found.').waitFor();
+      await page.locator('#search-lang').selectOption('en');
+      await page.getByRole('button', { name: 'Search', exact: true }).click();
+      await page.locator('.hit').first().waitFor();
     });
     await context.close();
   });
