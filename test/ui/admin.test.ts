@@ -91,6 +91,8 @@ describe('admin page in chromium against the admin routes (embedded profile)', (
       const progress = page.locator(`#reindexes tr[data-reindex="starter-ngram@2"][data-tenant="${TENANT}"]`);
       await progress.and(page.locator('[data-state="done"]')).waitFor({ timeout: 60_000 });
       assert.equal(await progress.locator('progress').evaluate((p) => (p as HTMLProgressElement).value), 1);
+      // Progress came pushed over admin/models/events, not only from reloading the status.
+      assert.ok(Number(await page.locator('#reindexes').getAttribute('data-live')) > 0, 'no live progress event reached the page');
       await page.getByRole('button', { name: 'Refresh: Models and flags' }).click();
       await page.locator('#models tr[data-coverage="starter-ngram@2"]', { hasText: `${TENANT}: 100 %` }).waitFor();
 

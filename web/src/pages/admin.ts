@@ -301,6 +301,8 @@ export async function adminPage(ctx: PageContext): Promise<void> {
         // Progress of every re-index batch, pushed by the maintenance service (a tenant_admin gets its own tenant's).
         follow('admin/models/events', ctx.signal, 'progress', (r) => {
           const view = r as Reindex;
+          // How many updates came live (the test tells pushed progress from a reload by it).
+          reindexBox.dataset.live = String(Number(reindexBox.dataset.live ?? 0) + 1);
           reindexes.set(`${view.alias}@${view.version}@${view.tenantId}`, view);
           drawReindexes();
         });
