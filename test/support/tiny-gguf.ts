@@ -5,13 +5,16 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { buildManifest, readManifest, writeManifest, type ModelManifest } from '../../lib/models/manifest.ts';
+import { FileType, GgmlType, readKeyValues, writeGguf, type KeyValue, type TensorSpec } from './gguf-writer.ts';
 
 /**
- * A random-weight llama-architecture GGUF for tests and benchmarks. No chat weights
- * can be installed here, but node-llama-cpp's package carries llama.cpp's sources as
- * a git bundle: its `gguf-py` writer and its vocab-only model files (a real 32k
- * SentencePiece vocabulary) give a genuine GGUF that llama.cpp loads and runs. Its
- * text is noise; its streaming, token counting, budget and abort are real.
+ * A random-weight llama-architecture GGUF for tests and benchmarks, written in
+ * TypeScript (./gguf-writer.ts; no Python). No chat weights can be installed here,
+ * but node-llama-cpp's package carries llama.cpp's sources as a git bundle, with its
+ * vocab-only model files (a real 32k SentencePiece vocabulary, Qwen2's BPE one): with
+ * one of them the file is a genuine GGUF that llama.cpp loads and runs, tokenizing as
+ * a real model does. Its text is noise; its streaming, token counting, budget and
+ * abort are real. Needs git (to read the bundle).
  */
 
 const run = promisify(execFile);
@@ -59,93 +62,97 @@ export const QWEN25_05B_SHAPE: TinyLlamaShape = {
   ropeFreqBase: 1_000_000,
 };
 
-const GENERATOR_VERSION = 2;
+const GENERATOR_VERSION = 3;
 
-const WRITER = String.raw`
-import json, sys
-src, out, shape = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-sys.path.insert(0, src + '/gguf-py')
-import numpy as np
-import gguf
-
-arch = shape.get('architecture', 'llama')
-vocab = gguf.GGUFReader(src + '/models/ggml-vocab-' + shape.get('vocab', 'llama-spm') + '.gguf')
-n_vocab = len(vocab.fields['tokenizer.ggml.tokens'].data)
-e, heads, layers, ff = shape['embedding'], shape['heads'], shape['layers'], shape['feedForward']
-kv_heads = shape.get('kvHeads', heads)
-head_dim = e // heads
-quantized = shape.get('weights', 'f32') == 'q8_0'
-w = gguf.GGUFWriter(out, arch)
-w.add_name('ragmesh tiny random ' + arch + ' (tests only)')
-w.add_context_length(shape['contextLength'])
-w.add_embedding_length(e)
-w.add_block_count(layers)
-w.add_feed_forward_length(ff)
-w.add_head_count(heads)
-w.add_head_count_kv(kv_heads)
-w.add_layer_norm_rms_eps(1e-5 if arch == 'llama' else 1e-6)
-if 'ropeFreqBase' in shape:
-    w.add_rope_freq_base(float(shape['ropeFreqBase']))
-if arch == 'llama':
-    w.add_rope_dimension_count(head_dim)
-    w.add_vocab_size(n_vocab)
-w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0 if quantized else gguf.LlamaFileType.ALL_F32)
-for key, field in vocab.fields.items():
-    if not key.startswith('tokenizer.'):
-        continue
-    if field.types[0] == gguf.GGUFValueType.ARRAY:
-        w.add_key_value(key, field.contents(), field.types[0], sub_type=field.types[-1])
-    else:
-        w.add_key_value(key, field.contents(), field.types[0])
-rng = np.random.default_rng(shape['seed'])
-def tensor(name, *dims, ones=False, matrix=False):
-    if ones:
-        data = np.ones(dims, dtype=np.float32)
-    else:
-        data = rng.standard_normal(dims, dtype=np.float32) * np.float32(0.05)
-    if matrix and quantized:
-        w.add_tensor(name, gguf.quants.quantize(data, gguf.GGMLQuantizationType.Q8_0), raw_dtype=gguf.GGMLQuantizationType.Q8_0)
-    else:
-        w.add_tensor(name, data)
-tensor('token_embd.weight', n_vocab, e, matrix=True)
-tensor('output_norm.weight', e, ones=True)
-if arch == 'llama':
-    tensor('output.weight', n_vocab, e, matrix=True)
-for i in range(layers):
-    tensor(f'blk.{i}.attn_norm.weight', e, ones=True)
-    tensor(f'blk.{i}.attn_q.weight', e, e, matrix=True)
-    tensor(f'blk.{i}.attn_k.weight', kv_heads * head_dim, e, matrix=True)
-    tensor(f'blk.{i}.attn_v.weight', kv_heads * head_dim, e, matrix=True)
-    tensor(f'blk.{i}.attn_output.weight', e, e, matrix=True)
-    if arch == 'qwen2':
-        tensor(f'blk.{i}.attn_q.bias', e)
-        tensor(f'blk.{i}.attn_k.bias', kv_heads * head_dim)
-        tensor(f'blk.{i}.attn_v.bias', kv_heads * head_dim)
-    tensor(f'blk.{i}.ffn_norm.weight', e, ones=True)
-    tensor(f'blk.{i}.ffn_gate.weight', ff, e, matrix=True)
-    tensor(f'blk.{i}.ffn_up.weight', ff, e, matrix=True)
-    tensor(f'blk.{i}.ffn_down.weight', e, ff, matrix=True)
-w.write_header_to_file()
-w.write_kv_data_to_file()
-w.write_tensors_to_file()
-w.close()
-`;
-
-/** llama.cpp's gguf-py and the llama SentencePiece vocab, checked out of node-llama-cpp's bundle once. */
-async function llamaCppSources(): Promise<string> {
-  const dir = path.join(ROOT, '.cache/llama.cpp-gguf-py');
-  const marker = path.join(dir, '.complete');
-  if (await exists(marker)) {
-    // Copies made before the qwen2 vocabulary was needed: add it from the same bundle.
-    if (!(await exists(path.join(dir, 'models/ggml-vocab-qwen2.gguf')))) await run('git', ['-C', dir, 'checkout', '-q', 'HEAD', '--', 'models/ggml-vocab-qwen2.gguf']);
-    return dir;
+/** The GGUF of `shape`: random weights (seeded), the vocabulary of llama.cpp's vocab-only file. */
+async function writeTinyLlama(vocabFile: string, out: string, shape: TinyLlamaShape): Promise<void> {
+  const arch = shape.architecture ?? 'llama';
+  const { entries: vocab } = await readKeyValues(vocabFile, 'tokenizer.');
+  const nVocab = vocab.find((e) => e.key === 'tokenizer.ggml.tokens')?.count;
+  if (!nVocab) throw new Error(`${vocabFile} holds no tokenizer.ggml.tokens`);
+  const { embedding: e, heads, layers, feedForward: ff } = shape;
+  const kvHeads = shape.kvHeads ?? heads;
+  const headDim = e / heads;
+  const quantized = shape.weights === 'q8_0';
+  const key = (k: string) => `${arch}.${k}`;
+  const keyValues: KeyValue[] = [
+    { key: 'general.architecture', type: 'string', value: arch },
+    { key: 'general.name', type: 'string', value: `ragmesh tiny random ${arch} (tests only)` },
+    { key: key('context_length'), type: 'u32', value: shape.contextLength },
+    { key: key('embedding_length'), type: 'u32', value: e },
+    { key: key('block_count'), type: 'u32', value: layers },
+    { key: key('feed_forward_length'), type: 'u32', value: ff },
+    { key: key('attention.head_count'), type: 'u32', value: heads },
+    { key: key('attention.head_count_kv'), type: 'u32', value: kvHeads },
+    { key: key('attention.layer_norm_rms_epsilon'), type: 'f32', value: arch === 'llama' ? 1e-5 : 1e-6 },
+    ...(shape.ropeFreqBase !== undefined ? [{ key: key('rope.freq_base'), type: 'f32' as const, value: shape.ropeFreqBase }] : []),
+    ...(arch === 'llama' ? [{ key: key('rope.dimension_count'), type: 'u32' as const, value: headDim }, { key: key('vocab_size'), type: 'u32' as const, value: nVocab }] : []),
+    { key: 'general.file_type', type: 'u32', value: quantized ? FileType.MOSTLY_Q8_0 : FileType.ALL_F32 },
+    ...vocab.map((v) => ({ key: v.key, raw: v.raw })),
+  ];
+  const random = normalSource(shape.seed);
+  const tensors: TensorSpec[] = [];
+  const tensor = (name: string, shapeOf: number[], kind: 'ones' | 'random' | 'matrix' = 'random') =>
+    tensors.push({
+      name,
+      shape: shapeOf,
+      type: kind === 'matrix' && quantized ? GgmlType.Q8_0 : GgmlType.F32,
+      fill: (values) => (kind === 'ones' ? values.fill(1) : random(values, 0.05)),
+    });
+  tensor('token_embd.weight', [nVocab, e], 'matrix');
+  tensor('output_norm.weight', [e], 'ones');
+  // qwen2 ties the output to the embedding.
+  if (arch === 'llama') tensor('output.weight', [nVocab, e], 'matrix');
+  for (let i = 0; i < layers; i++) {
+    tensor(`blk.${i}.attn_norm.weight`, [e], 'ones');
+    tensor(`blk.${i}.attn_q.weight`, [e, e], 'matrix');
+    tensor(`blk.${i}.attn_k.weight`, [kvHeads * headDim, e], 'matrix');
+    tensor(`blk.${i}.attn_v.weight`, [kvHeads * headDim, e], 'matrix');
+    tensor(`blk.${i}.attn_output.weight`, [e, e], 'matrix');
+    if (arch === 'qwen2') {
+      tensor(`blk.${i}.attn_q.bias`, [e]);
+      tensor(`blk.${i}.attn_k.bias`, [kvHeads * headDim]);
+      tensor(`blk.${i}.attn_v.bias`, [kvHeads * headDim]);
+    }
+    tensor(`blk.${i}.ffn_norm.weight`, [e], 'ones');
+    tensor(`blk.${i}.ffn_gate.weight`, [ff, e], 'matrix');
+    tensor(`blk.${i}.ffn_up.weight`, [ff, e], 'matrix');
+    tensor(`blk.${i}.ffn_down.weight`, [e, ff], 'matrix');
   }
+  await writeGguf(out, keyValues, tensors);
+}
+
+/** Normal(0, scale) values from a seeded generator (mulberry32 and Box–Muller): the same shape gives the same file. */
+function normalSource(seed: number): (values: Float32Array, scale: number) => void {
+  let a = Math.imul(seed, 0x9e3779b1) >>> 0;
+  return (values, scale) => {
+    for (let i = 0; i < values.length; i += 2) {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = Math.imul(a ^ (a >>> 15), 1 | a);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      const u1 = (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
+      a = (a + 0x6d2b79f5) >>> 0;
+      t = Math.imul(a ^ (a >>> 15), 1 | a);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      const u2 = (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
+      const r = Math.sqrt(-2 * Math.log(u1)) * scale;
+      values[i] = r * Math.cos(2 * Math.PI * u2);
+      if (i + 1 < values.length) values[i + 1] = r * Math.sin(2 * Math.PI * u2);
+    }
+  };
+}
+
+/** llama.cpp's vocab-only model files (a real 32k SentencePiece and Qwen2's BPE vocabulary), checked out of node-llama-cpp's bundle once. */
+async function llamaCppVocabs(): Promise<string> {
+  const dir = path.join(ROOT, '.cache/llama.cpp-vocab');
+  const marker = path.join(dir, '.complete');
+  if (await exists(marker)) return dir;
   // The package exports only dist/index.js, which sits one folder below the package root.
   const bundle = path.join(path.dirname(fileURLToPath(import.meta.resolve('node-llama-cpp'))), '../llama/gitRelease.bundle');
   const tmp = `${dir}.${process.pid}.tmp`;
   await rm(tmp, { recursive: true, force: true });
   await run('git', ['clone', '-q', '--no-checkout', bundle, tmp]);
-  await run('git', ['-C', tmp, 'checkout', '-q', 'HEAD', '--', 'gguf-py', 'models/ggml-vocab-llama-spm.gguf', 'models/ggml-vocab-qwen2.gguf']);
+  await run('git', ['-C', tmp, 'checkout', '-q', 'HEAD', '--', 'models/ggml-vocab-llama-spm.gguf', 'models/ggml-vocab-qwen2.gguf']);
   await writeFile(path.join(tmp, '.complete'), '');
   await rm(dir, { recursive: true, force: true });
   await rename(tmp, dir).catch(async (err) => {
@@ -172,16 +179,12 @@ export async function ensureTinyLlama(
   const modelPath = path.join(folder, 'model.gguf');
   const marker = path.join(folder, '.complete');
   if (!(await exists(marker))) {
-    const sources = await llamaCppSources();
+    const vocabs = await llamaCppVocabs();
     // Whatever a crashed run left would otherwise be listed in the manifest.
     await rm(folder, { recursive: true, force: true });
     await mkdir(folder, { recursive: true });
     const tmp = `${modelPath}.${process.pid}.tmp`;
-    try {
-      await run('python3', ['-c', WRITER, sources, tmp, JSON.stringify(shape)], { maxBuffer: 16 << 20 });
-    } catch (err) {
-      throw new Error(`Writing the tiny GGUF needs python3 with numpy (${(err as Error).message.split('\n')[0]})`);
-    }
+    await writeTinyLlama(path.join(vocabs, `models/ggml-vocab-${shape.vocab ?? 'llama-spm'}.gguf`), tmp, shape);
     await rename(tmp, modelPath);
     await writeManifest(folder, await buildManifest(folder, { name: 'ragmesh tiny random llama (tests only)', alias, version, kind: 'llm', license: 'MIT' }));
     await writeFile(marker, '');
