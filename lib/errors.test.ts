@@ -37,7 +37,11 @@ describe('error catalogue', () => {
 
   it('classifies a remote RagmeshError by its code even though the class is lost', () => {
     const remote = Object.assign(new Errors.MoleculerError('gone', 409, 'DOCUMENT_DELETED'), { name: 'RagmeshError' });
-    assert.deepEqual(classify(remote), { code: 'DOCUMENT_DELETED', status: 409, retryable: false, known: true });
+    assert.deepEqual(classify(remote), { code: 'DOCUMENT_DELETED', status: 409, retryable: false, known: true, outage: false });
+    // A dependency out of reach, even from another node, still says so: jobs wait it out.
+    const remoteOutage = Object.assign(new Errors.MoleculerError('pg down', 503, 'DATABASE_UNAVAILABLE'), { name: 'RagmeshError' });
+    assert.equal(classify(remoteOutage).outage, true);
+    assert.deepEqual(classify(new Errors.BrokerDisconnectedError()), { code: 'BROKER_UNAVAILABLE', status: 503, retryable: true, known: true, outage: true });
     assert.equal(classify(new Error('boom')).code, 'INTERNAL');
     assert.equal(classify(new Error('boom')).known, false);
   });

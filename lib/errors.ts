@@ -8,6 +8,12 @@ export interface ErrorSpec {
   readonly status: number;
   readonly retryable: boolean;
   readonly summary: string;
+  /**
+   * A dependency is out of reach (a store, the service bus, a service restarting), not
+   * the work itself at fault: a job failing with it waits the outage out without
+   * spending an attempt (lib/jobs/worker.ts, JOB_OUTAGE_PATIENCE_MS).
+   */
+  readonly outage?: boolean;
 }
 
 /**
@@ -95,14 +101,14 @@ export const ERROR_CATALOGUE = {
   ATTEMPTS_EXHAUSTED: { status: 500, retryable: false, summary: 'Every attempt of the job ended without an outcome (its workers died); a job\'s `errorCode`.' },
   LEASE_EXPIRED: { status: 500, retryable: true, summary: 'The worker running the job stopped heart-beating; the sweeper queued it again or, with no attempts left, failed it (a job\'s `errorCode`).' },
   DEAD_LETTERED: { status: 500, retryable: false, summary: 'RabbitMQ dead-lettered the job\'s message by itself (its delivery limit: workers died holding it); a job\'s `errorCode`, replayable by an admin.' },
-  QUEUE_CLOSED: { status: 503, retryable: true, summary: 'The job queue of this process is closing.' },
-  QUEUE_UNAVAILABLE: { status: 503, retryable: true, summary: 'The job queue (RabbitMQ) cannot be reached.' },
+  QUEUE_CLOSED: { status: 503, retryable: true, outage: true, summary: 'The job queue of this process is closing.' },
+  QUEUE_UNAVAILABLE: { status: 503, retryable: true, outage: true, summary: 'The job queue (RabbitMQ) cannot be reached.' },
 
   // Stores out of reach (docs/architecture.md, "Outages by dependency")
-  DATABASE_UNAVAILABLE: { status: 503, retryable: true, summary: 'PostgreSQL cannot be reached right now (refused, restarting, or no connection within the pool\'s bound); the message names the cause\'s code.' },
+  DATABASE_UNAVAILABLE: { status: 503, retryable: true, outage: true, summary: 'PostgreSQL cannot be reached right now (refused, restarting, or no connection within the pool\'s bound); the message names the cause\'s code.' },
   DATABASE_TIMEOUT: { status: 503, retryable: true, summary: 'A database statement ran past its statement timeout.' },
-  KV_UNAVAILABLE: { status: 503, retryable: true, summary: 'Redis cannot be reached or did not answer in time; caches, caps and rate limits degrade instead where they can.' },
-  OBJECTS_UNAVAILABLE: { status: 503, retryable: true, summary: 'Object storage (S3/MinIO) cannot be reached or asked to retry later.' },
+  KV_UNAVAILABLE: { status: 503, retryable: true, outage: true, summary: 'Redis cannot be reached or did not answer in time; caches, caps and rate limits degrade instead where they can.' },
+  OBJECTS_UNAVAILABLE: { status: 503, retryable: true, outage: true, summary: 'Object storage (S3/MinIO) cannot be reached or asked to retry later.' },
 
   // Search
   EMPTY_QUERY: { status: 400, retryable: false, summary: 'The query has no searchable words.' },
@@ -133,7 +139,7 @@ export const ERROR_CATALOGUE = {
   NOT_AN_EMBEDDING_MODEL: { status: 400, retryable: false, summary: 'The model is not an embedding model.' },
   OCR_LANGUAGE_MISSING: { status: 400, retryable: false, summary: 'An OCR model lacks a traineddata it declares.' },
   BATCH_TOO_LARGE: { status: 400, retryable: false, summary: 'More inputs in one call than the model\'s queue holds.' },
-  EMB_STARTING: { status: 503, retryable: true, summary: 'The emb service is still starting.' },
+  EMB_STARTING: { status: 503, retryable: true, outage: true, summary: 'The emb service is still starting.' },
   MODEL_NOT_LOADED: { status: 404, retryable: true, summary: 'emb has no model loaded under that alias; one being switched to may load shortly.' },
   MODEL_VERSION_MISMATCH: { status: 409, retryable: true, summary: 'emb serves another version of the alias than asked for (a switch happened); retry with the new one.' },
   NO_EMBEDDING_MODEL: { status: 503, retryable: true, summary: 'No embedding model is active.' },
@@ -148,10 +154,11 @@ export const ERROR_CATALOGUE = {
   IMPORT_INCOMPLETE: { status: 400, retryable: false, summary: 'A model import lacks values its files do not give.' },
 
   // Capacity and the mesh
-  OVERLOADED: { status: 503, retryable: true, summary: 'Capacity is exhausted right now; retry after `Retry-After` seconds.' },
+  OVERLOADED: { status: 503, retryable: true, outage: true, summary: 'Capacity is exhausted right now; retry after `Retry-After` seconds.' },
   MAINTENANCE: { status: 503, retryable: true, summary: 'ragmesh is in maintenance mode: reads and search work, changes are refused until it ends.' },
-  SERVICE_UNAVAILABLE: { status: 503, retryable: true, summary: 'The service behind the route is not running right now.' },
-  UPSTREAM_TIMEOUT: { status: 504, retryable: true, summary: 'A service did not answer in time (from nginx: no api replica answered within its read timeout).' },
+  SERVICE_UNAVAILABLE: { status: 503, retryable: true, outage: true, summary: 'The service behind the route is not running right now.' },
+  BROKER_UNAVAILABLE: { status: 503, retryable: true, outage: true, summary: 'This process has lost the service bus (RabbitMQ transporter): calls to other services fail until it reconnects, within seconds.' },
+  UPSTREAM_TIMEOUT: { status: 504, retryable: true, outage: true, summary: 'A service did not answer in time (from nginx: no api replica answered within its read timeout).' },
   // Sent by nginx at the edge (nginx/nginx.conf), in the same shape
   UPSTREAM_UNAVAILABLE: { status: 502, retryable: true, summary: 'nginx: no api replica could be reached (all down or restarting).' },
   INTERNAL: { status: 500, retryable: true, summary: 'An unexpected failure; `request_id` finds it in the logs. The message is never echoed.' },
@@ -190,6 +197,7 @@ const MOLECULER_CODES: Record<string, ErrorCode> = {
   ServiceNotFoundError: 'SERVICE_UNAVAILABLE',
   ServiceNotAvailableError: 'SERVICE_UNAVAILABLE',
   RequestTimeoutError: 'UPSTREAM_TIMEOUT',
+  BrokerDisconnectedError: 'BROKER_UNAVAILABLE',
   QueueIsFullError: 'OVERLOADED',
   NotFoundError: 'ROUTE_NOT_FOUND',
   PayloadTooLarge: 'PAYLOAD_TOO_LARGE',
@@ -215,6 +223,8 @@ export interface Classified {
   retryable: boolean;
   /** False when the error is not one of ours: its message may hold hostnames or SQL. */
   known: boolean;
+  /** A dependency out of reach rather than the work at fault (ErrorSpec.outage). */
+  outage: boolean;
 }
 
 /**
@@ -228,24 +238,30 @@ export function classify(err: unknown): Classified {
   // Moleculer rebuilds a remote RagmeshError as a MoleculerError: the class is lost, the code survives.
   if (e && isErrorCode(e.type)) {
     const spec: ErrorSpec = ERROR_CATALOGUE[e.type];
-    return { code: e.type, status: spec.status, retryable: spec.retryable, known: true };
+    return { code: e.type, status: spec.status, retryable: spec.retryable, known: true, outage: spec.outage === true };
   }
   const byName = e?.name ? MOLECULER_CODES[e.name] : undefined;
   if (byName) return { code: byName, ...statusOf(byName), known: true };
   const status = [e?.code, e?.status, e?.statusCode].find((s): s is number => typeof s === 'number' && s >= 400 && s < 600);
   if (status !== undefined && status < 500) {
     const code = STATUS_CODES[status] ?? 'BAD_REQUEST';
-    return { code, status, retryable: false, known: true };
+    return { code, status, retryable: false, known: true, outage: false };
   }
   const byStatus = status !== undefined ? STATUS_CODES[status] : undefined;
   if (byStatus) return { code: byStatus, ...statusOf(byStatus), known: false };
   return { code: 'INTERNAL', ...statusOf('INTERNAL'), known: false };
 }
 
-const statusOf = (code: ErrorCode) => ({ status: ERROR_CATALOGUE[code].status, retryable: ERROR_CATALOGUE[code].retryable as boolean });
+const statusOf = (code: ErrorCode) => {
+  const spec: ErrorSpec = ERROR_CATALOGUE[code];
+  return { status: spec.status, retryable: spec.retryable, outage: spec.outage === true };
+};
 
 /** Whether trying the same work again may succeed, as the error's origin decided. */
 export const isRetryable = (err: unknown): boolean => classify(err).retryable;
+
+/** Whether the error says a dependency is out of reach (the work itself may be fine). */
+export const isOutage = (err: unknown): boolean => classify(err).outage;
 
 /** The catalogue as the Markdown table in docs/api.md. */
 export function renderErrorCatalogue(): string {

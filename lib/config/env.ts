@@ -56,9 +56,11 @@ export const VARIABLES: VarSpec[] = [
   { name: 'QDRANT_API_KEY', doc: 'Qdrant API key, if the server wants one.', secret: true },
   { name: 'QUEUE_DRIVER', default: (p) => (p === 'mesh' ? 'amqp' : 'memory'), defaultDoc: 'memory (embedded), amqp (mesh)', doc: '`memory` (in-process job queue; the job rows in the database are re-queued at boot) or `amqp` (RabbitMQ durable queues with dead-lettering).' },
   { name: 'QUEUE_URL', doc: 'RabbitMQ URL of the job queues, `amqp://user:pass@host:5672/vhost`. Required when QUEUE_DRIVER=amqp (usually the same broker as TRANSPORTER).', secret: true },
+  { name: 'QUEUE_HEARTBEAT_S', default: '5', doc: 'AMQP heartbeat of the job queue connection, in seconds. A link that silently stops carrying packets (a partition, a dropped NAT entry) is found dead within about twice this and the connection is opened again; with RabbitMQ\'s own 60 s a worker sat on a dead connection for up to two minutes. 0 takes the broker\'s value.' },
   { name: 'QUEUE_PREFIX', default: 'ragmesh', doc: 'Prefix of the RabbitMQ exchanges and queues of the job queues.' },
   { name: 'JOB_MAX_ATTEMPTS', default: '5', doc: 'Attempts of a job step before its message goes to the dead-letter queue.' },
   { name: 'JOB_BACKOFF_MS', default: '1000', doc: 'First retry delay of a failed job; each further retry waits 4× longer (capped at 10 minutes).' },
+  { name: 'JOB_OUTAGE_PATIENCE_MS', default: '900000', doc: 'How long a job waits out an outage of a dependency (PostgreSQL, Redis, S3, RabbitMQ, a service restarting) without spending its attempts: such failures are retried with a backoff capped at 30 s and give their attempt back. Past this, they count like any other failure.' },
   { name: 'JOB_LEASE_MS', default: '30000', doc: 'A running job\'s lease: its worker renews it every third of this while it works; once it lapses (the worker died or lost the database) a redelivery or the maintenance sweeper takes the job over.' },
   { name: 'JOB_SWEEP_INTERVAL_MS', default: '60000', doc: 'How often the maintenance service sweeps jobs: expired leases re-queued or failed, queued jobs without a message re-published, messages RabbitMQ dead-lettered by itself reconciled with their rows.' },
   { name: 'JOB_STALE_AFTER_MS', default: '600000', doc: 'A queued job whose message was due this long ago is taken to have lost it, and its message is published again (a duplicate is harmless).' },
@@ -140,7 +142,7 @@ export interface Config {
   kv: { driver: 'memory' | 'redis'; url: string | null; prefix: string };
   objects: { driver: 'fs' | 's3'; s3: S3Config | null; bucket: string; modelsBucket: string };
   vectors: { driver: 'usearch' | 'pgvector' | 'postgres' | 'qdrant'; qdrantUrl: string | null; qdrantApiKey: string | null };
-  queue: { driver: 'memory' | 'amqp'; url: string | null; prefix: string; maxAttempts: number; backoffMs: number; leaseMs: number; sweepIntervalMs: number; staleAfterMs: number };
+  queue: { driver: 'memory' | 'amqp'; url: string | null; prefix: string; heartbeatS: number; maxAttempts: number; backoffMs: number; leaseMs: number; outagePatienceMs: number; sweepIntervalMs: number; staleAfterMs: number };
   ingest: { concurrency: number; uploadMaxBytes: number; uploadMaxFiles: number; chunkTargetTokens: number; chunkOverlapTokens: number };
   search: { legTimeoutMs: number; candidates: number; lexicalPostings: number; concurrency: number; queueLimit: number };
   auth: { jwtSecret: string | null; keysFile: string; audience: string; issuer: string; ttlSeconds: number };
@@ -391,9 +393,11 @@ export function loadConfig(givenEnv: Env = process.env): Config {
       driver: queueDriver,
       url: queueUrl,
       prefix: r.string('QUEUE_PREFIX') ?? 'ragmesh',
+      heartbeatS: r.int('QUEUE_HEARTBEAT_S', 0, 3600),
       maxAttempts: r.int('JOB_MAX_ATTEMPTS', 1, 100),
       backoffMs: r.int('JOB_BACKOFF_MS', 10, 600_000),
       leaseMs: r.int('JOB_LEASE_MS', 1000, 3_600_000),
+      outagePatienceMs: r.int('JOB_OUTAGE_PATIENCE_MS', 0, 86_400_000),
       sweepIntervalMs: r.int('JOB_SWEEP_INTERVAL_MS', 100, 86_400_000),
       staleAfterMs: r.int('JOB_STALE_AFTER_MS', 1000, 86_400_000),
     },

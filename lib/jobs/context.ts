@@ -22,6 +22,11 @@ export interface JobSettings {
   backoffMs: number;
   /** A worker's lease on a running job; renewed every third of it while it works. */
   leaseMs: number;
+  /**
+   * How long a job waits out an outage of a dependency (failures classified `outage`)
+   * without spending attempts; past it such failures count like any other.
+   */
+  outagePatienceMs: number;
 }
 
 /**
@@ -52,6 +57,11 @@ export async function jobsContext(runtime: Runtime, notify: JobNotifier = SILENT
     kv: () => stores.kv(),
     logger: runtime.logger,
     notify,
-    settings: { maxAttempts: config.queue.maxAttempts, backoffMs: config.queue.backoffMs, leaseMs: config.queue.leaseMs },
+    settings: {
+      maxAttempts: config.queue.maxAttempts,
+      backoffMs: config.queue.backoffMs,
+      leaseMs: config.queue.leaseMs,
+      outagePatienceMs: config.queue.outagePatienceMs,
+    },
   };
 }

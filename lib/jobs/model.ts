@@ -8,7 +8,7 @@ export const JOB_CANCEL_EVENT = 'jobs.cancel';
 /** What the SSE streams push: a job as the client sees it (dates as ISO strings, internals left out). */
 export type JobView = Omit<
   JobRow,
-  'payload' | 'idempotencyKey' | 'cancelRequested' | 'createdAt' | 'updatedAt' | 'startedAt' | 'finishedAt' | 'leaseOwner' | 'leaseExpiresAt' | 'heartbeatAt' | 'availableAt'
+  'payload' | 'idempotencyKey' | 'cancelRequested' | 'createdAt' | 'updatedAt' | 'startedAt' | 'finishedAt' | 'leaseOwner' | 'leaseExpiresAt' | 'heartbeatAt' | 'availableAt' | 'outageSince'
 > & {
   createdAt: string;
   updatedAt: string;

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { Errors } from 'moleculer';
 import { appError } from '../errors.ts';
 import { tenantScope } from '../ports/tenant-scope.ts';
 import { DATABASE_BACKENDS, type TestDatabase } from '../../test/support/databases.ts';
@@ -93,15 +94,60 @@ describe('job worker: one delivery of a message (real PostgreSQL)', () => {
     const { job } = await seedIngest(h.ctx, scope);
     await relayOutbox(h.ctx, { jobIds: [job.id] });
     await runJobDelivery(h.ctx, handler(async () => {
-      throw appError('SERVICE_UNAVAILABLE', 'emb is restarting');
+      throw appError('INTERNAL', 'the extractor crashed');
     }), delivery(job), opts());
     const queued = (await h.ctx.repos.jobs.get(scope, job.id))!;
     assert.equal(queued.status, 'queued');
     assert.equal(queued.attempts, 1);
-    assert.equal(queued.errorCode, 'SERVICE_UNAVAILABLE');
-    assert.match(queued.error!, /emb is restarting \(retrying in 10 s\)/);
+    assert.equal(queued.errorCode, 'INTERNAL');
+    assert.match(queued.error!, /the extractor crashed \(retrying in 10 s\)/);
     assert.ok(queued.availableAt!.getTime() > Date.now() + 5000, 'due after the backoff');
     assert.equal((await h.ctx.repos.outbox.listForJob(scope, job.id)).length, 0, 'the delayed message was relayed');
+  });
+
+  it('an outage of a dependency (the service bus gone) spends no attempts: the job waits it out, then finishes', async () => {
+    const { job } = await seedIngest(h.ctx, scope);
+    let down = true;
+    const work = handler(async () => {
+      // What a call to emb throws while this process has lost RabbitMQ.
+      if (down) throw new Errors.BrokerDisconnectedError();
+    });
+    // More failed deliveries than the suite's maxAttempts (2): none of them counts.
+    for (let i = 0; i < 4; i++) {
+      await runJobDelivery(h.ctx, work, delivery(job, i > 0), opts());
+      const waiting = (await h.ctx.repos.jobs.get(scope, job.id))!;
+      assert.equal(waiting.status, 'queued');
+      assert.equal(waiting.attempts, 0, 'the attempt was given back');
+      assert.equal(waiting.errorCode, 'BROKER_UNAVAILABLE');
+      assert.match(waiting.error!, /waiting for it to come back/);
+      assert.ok(waiting.outageSince, 'the wait is dated');
+      assert.ok(waiting.availableAt!.getTime() > Date.now(), 'retried after a delay, not at once');
+    }
+    down = false;
+    await runJobDelivery(h.ctx, work, delivery(job, true), opts());
+    const done = (await h.ctx.repos.jobs.get(scope, job.id))!;
+    assert.equal(done.status, 'ready');
+    assert.equal(done.attempts, 1);
+    assert.equal(done.outageSince, null);
+  });
+
+  it('an outage longer than JOB_OUTAGE_PATIENCE_MS counts attempts again, and fails the job once they are used up', async () => {
+    const { job } = await seedIngest(h.ctx, scope);
+    const work = handler(async () => {
+      throw appError('DATABASE_UNAVAILABLE', 'PostgreSQL refused the connection (ECONNREFUSED)');
+    });
+    await runJobDelivery(h.ctx, work, delivery(job), opts());
+    assert.equal((await h.ctx.repos.jobs.get(scope, job.id))!.attempts, 0);
+    // The outage began longer ago than the patience allows.
+    await t.db.knex('jobs').where({ id: job.id }).update({ outage_since: new Date(Date.now() - 601_000) });
+    await runJobDelivery(h.ctx, work, delivery(job, true), opts());
+    const counted = (await h.ctx.repos.jobs.get(scope, job.id))!;
+    assert.equal(counted.status, 'queued');
+    assert.equal(counted.attempts, 1, 'past the patience the attempt counts');
+    await runJobDelivery(h.ctx, work, delivery(job, true), opts());
+    const failed = (await h.ctx.repos.jobs.get(scope, job.id))!;
+    assert.equal(failed.status, 'failed');
+    assert.equal(failed.errorCode, 'DATABASE_UNAVAILABLE');
   });
 
   it('a permanent failure fails the job, settles its document and dead-letters the message with the reason', async () => {

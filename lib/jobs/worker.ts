@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { appError, classify, isRetryable, type RagmeshError } from '../errors.ts';
+import { appError, classify, isOutage, isRetryable, type RagmeshError } from '../errors.ts';
 import { retryDelayMs, type JobDelivery } from '../ports/job-queue.ts';
 import { tenantScope, type TenantScope } from '../ports/tenant-scope.ts';
 import type { JobPatch, JobRow } from '../repositories/jobs.ts';
@@ -218,12 +218,39 @@ export async function finishFailed(ctx: JobsContext, scope: TenantScope, job: Jo
   const definition = jobTypeOf(job.type);
   const message = (err as Error)?.message ?? String(err);
   const code = errorCodeOf(err);
+  const waitingSince = job.outageSince ?? new Date();
+  if (isOutage(err) && Date.now() - waitingSince.getTime() < ctx.settings.outagePatienceMs) {
+    // A dependency is out of reach, not the work at fault: a broker restart must not
+    // use up the attempts of every job in flight. Try again soon (backoff doubling with
+    // the outage's length, at most 30 s), and give this attempt back.
+    const waitedMs = Date.now() - waitingSince.getTime();
+    const delayMs = Math.min(30_000, Math.max(ctx.settings.backoffMs, Math.round(waitedMs / 2)));
+    const availableAt = new Date(Date.now() + delayMs);
+    ctx.logger.warn({ err, jobId: job.id, type: job.type, attempts: job.attempts - 1, retryInMs: delayMs, waitingMs: waitedMs }, 'job waits out an outage; retrying without spending an attempt');
+    const queued = await ctx.repos.transaction(async (trx) => {
+      const row = await ctx.repos.jobs.transition(scope, job.id, 'queued', {
+        error: `${message} (waiting for it to come back; retrying in ${Math.max(1, Math.round(delayMs / 1000))} s)`,
+        errorCode: code,
+        availableAt,
+        attempts: Math.max(0, job.attempts - 1),
+        outageSince: waitingSince,
+      }, trx);
+      if (row) await ctx.repos.outbox.add(scope, { queue: definition.queue, message: jobMessage(row, row.attempts + 1), availableAt }, trx);
+      return row;
+    });
+    if (queued) {
+      await relayOutbox(ctx, { jobIds: [job.id] });
+      ctx.notify.updated(queued);
+    }
+    return;
+  }
   if (isRetryable(err) && job.attempts < job.maxAttempts) {
     const delayMs = retryDelayMs(ctx.settings.backoffMs, job.attempts);
     const availableAt = new Date(Date.now() + delayMs);
     ctx.logger.warn({ err, jobId: job.id, type: job.type, attempts: job.attempts, retryInMs: delayMs }, 'job attempt failed; retrying');
     const queued = await ctx.repos.transaction(async (trx) => {
-      const row = await ctx.repos.jobs.transition(scope, job.id, 'queued', { error: `${message} (retrying in ${Math.round(delayMs / 1000)} s)`, errorCode: code, availableAt }, trx);
+      // An outage past its patience keeps its start, so the next failure counts too.
+      const row = await ctx.repos.jobs.transition(scope, job.id, 'queued', { error: `${message} (retrying in ${Math.round(delayMs / 1000)} s)`, errorCode: code, availableAt, outageSince: isOutage(err) ? job.outageSince : null }, trx);
       if (row) await ctx.repos.outbox.add(scope, { queue: definition.queue, message: jobMessage(row, row.attempts + 1), availableAt }, trx);
       return row;
     });

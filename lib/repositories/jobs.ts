@@ -39,6 +39,8 @@ export interface JobRow {
   heartbeatAt: Date | null;
   /** When the job's message is due: now, or after a retry's backoff. */
   availableAt: Date | null;
+  /** Since when the job has been waiting out an outage of a dependency; null when it is not. */
+  outageSince: Date | null;
   createdBy: string | null;
   createdAt: Date;
   updatedAt: Date;
@@ -63,6 +65,7 @@ export interface JobPatch {
   error?: string | null;
   errorCode?: string | null;
   attempts?: number;
+  outageSince?: Date | null;
 }
 
 /** Conditions a transition also needs, so a worker or sweeper acting on stale knowledge changes nothing. */
@@ -136,6 +139,9 @@ export class JobsRepository {
         ...(patch.errorCode !== undefined && { error_code: patch.errorCode }),
         ...(patch.attempts !== undefined && { attempts: patch.attempts }),
         ...(patch.availableAt !== undefined && { available_at: patch.availableAt }),
+        ...(patch.outageSince !== undefined && { outage_since: patch.outageSince }),
+        // A job that got anywhere, or failed on its own account, is no longer waiting out an outage.
+        ...(patch.outageSince === undefined && to !== 'running' && { outage_since: null }),
         ...(to === 'running' && { started_at: now }),
         // Leaving `running` ends the lease, whoever held it.
         ...(to !== 'running' && { lease_owner: null, lease_expires_at: null }),
@@ -328,6 +334,7 @@ function toJob(row: Record<string, unknown>): JobRow {
     leaseExpiresAt: date(row.lease_expires_at),
     heartbeatAt: date(row.heartbeat_at),
     availableAt: date(row.available_at),
+    outageSince: date(row.outage_since),
     createdBy: row.created_by as string | null,
     createdAt: new Date(row.created_at as string),
     updatedAt: new Date(row.updated_at as string),

@@ -106,6 +106,7 @@ export class Stores {
         const { AmqpJobQueue } = await import('../adapters/queue/amqp.ts');
         return AmqpJobQueue.connect(this.config.queue.url!, {
           prefix: this.config.queue.prefix,
+          heartbeatS: this.config.queue.heartbeatS,
           // A worker that dies on a message this often means the message kills it.
           deliveryLimit: this.config.queue.maxAttempts * 2,
           logger: this.logger,

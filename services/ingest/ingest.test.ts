@@ -23,7 +23,9 @@ describe('ingest (embedded profile)', () => {
   const token = (roles: Role[], tenantId = 'acme', userId = 'alice') => embedded.token(roles, userId, tenantId);
 
   before(async () => {
-    embedded = await startEmbeddedNode({ JOB_BACKOFF_MS: '50', JOB_MAX_ATTEMPTS: '2', UPLOAD_MAX_BYTES: '2000000', CHUNK_TARGET_TOKENS: '64', CHUNK_OVERLAP_TOKENS: '8' });
+    // No patience with outages: the retry test takes emb away for good and expects the
+    // attempts to run out (lib/jobs/worker.test.ts covers waiting an outage out).
+    embedded = await startEmbeddedNode({ JOB_BACKOFF_MS: '50', JOB_MAX_ATTEMPTS: '2', JOB_OUTAGE_PATIENCE_MS: '0', UPLOAD_MAX_BYTES: '2000000', CHUNK_TARGET_TOKENS: '64', CHUNK_OVERLAP_TOKENS: '8' });
     ({ node, base } = embedded);
     editor = await token(['editor']);
   });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { promisify } from 'node:util';
 import pg from 'pg';
@@ -103,8 +103,9 @@ export class Outages {
   get recoveredAt(): number {
     return Math.max(...this.windows.map((w) => w.to ?? Date.now()));
   }
-  covers(at: number, graceMs: number): boolean {
-    return this.windows.some((w) => at >= w.from && at <= (w.to ?? Infinity) + graceMs);
+  /** Whether a request in flight from `at` for `ms` overlapped an outage (plus the grace after it). */
+  covers(at: number, graceMs: number, ms = 0): boolean {
+    return this.windows.some((w) => at + ms >= w.from && at <= (w.to ?? Infinity) + graceMs);
   }
 }
 
@@ -242,6 +243,10 @@ export interface ScenarioReport {
   orphanVectors: number;
   search: { byStatus: Record<string, number>; slowestMs: number; overGoal: number; outsideOutage: Record<string, number>; count: number; notable: string[] };
   outageMs: number;
+  /** Jobs not ready, by status, attempts and error code: what to look at when a goal fails. */
+  notReady: Record<string, number>;
+  /** Warnings and errors each process logged, by message, counted. */
+  processWarnings: Record<string, Record<string, number>>;
 }
 
 /**
@@ -288,13 +293,40 @@ export async function measure(
     return { duplicateChunks: dup.rows[0].n as number, chunks: ch.rows[0].n as number, vectors: vec, orphanVectors: orphans };
   });
 
+  const notReady = await withDb(mesh, async (db) => {
+    const { rows } = await db.query(
+      `select status, attempts, coalesce(error_code, '-') as code, left(coalesce(error, ''), 160) as error, count(*)::int as n
+         from jobs where tenant_id = $1 and status <> 'ready' group by 1, 2, 3, 4 order by 5 desc`,
+      [tenant],
+    );
+    return Object.fromEntries(rows.map((r) => [`${r.status} attempts=${r.attempts} ${r.code}${r.error ? `: ${r.error}` : ''}`, r.n as number]));
+  });
+  const processWarnings: Record<string, Record<string, number>> = {};
+  // This scenario's lines only: the processes live through several.
+  const since = new Date(probe.answers[0]?.at ?? 0).toISOString();
+  for (const node of mesh.processes) {
+    const tally: Record<string, number> = {};
+    for (const entry of node.logs()) {
+      if (typeof entry.time === 'string' && entry.time < since) continue;
+      const serious = ['warn', 'error', 'fatal'].includes(String(entry.level)) || Number(entry.level) >= 40;
+      if (!serious) continue;
+      const err = entry.err as { code?: string; type?: string } | undefined;
+      // Ids vary per line; without them the same warning counts as one.
+      const msg = String(entry.msg ?? '').replace(/[0-9a-f]{8}-[0-9a-f-]{27,}|job-[\w-]+/gi, '…');
+      const key = `${msg}${err?.code || err?.type ? ` [${err.type ?? err.code}]` : ''}`.slice(0, 160);
+      tally[key] = (tally[key] ?? 0) + 1;
+    }
+    if (Object.keys(tally).length > 0) processWarnings[node.name] = tally;
+    // Every log line of every process, for a closer look at one run.
+    if (process.env.FAULT_LOG_DIR) writeFileSync(`${process.env.FAULT_LOG_DIR}/${scenario}-${node.name}.log`, `${node.lines.join('\n')}\n${node.stderr.join('')}`);
+  }
   const graceMs = options.graceMs ?? 2000;
   const byStatus: Record<string, number> = {};
   const outsideOutage: Record<string, number> = {};
   for (const a of probe.answers) {
     const key = a.status === 200 ? '200' : `${a.status} ${a.code ?? ''}`.trim();
     byStatus[key] = (byStatus[key] ?? 0) + 1;
-    if (a.status !== 200 && !outages.covers(a.at, graceMs)) outsideOutage[key] = (outsideOutage[key] ?? 0) + 1;
+    if (a.status !== 200 && !outages.covers(a.at, graceMs, a.ms)) outsideOutage[key] = (outsideOutage[key] ?? 0) + 1;
   }
   const report: ScenarioReport = {
     scenario,
@@ -323,6 +355,8 @@ export async function measure(
         .map((a) => `${((a.at - (outages.windows[0]?.from ?? a.at)) / 1000).toFixed(1)}s:${a.status}:${Math.round(a.ms)}ms`),
     },
     outageMs: outages.windows.reduce((a, w) => a + ((w.to ?? Date.now()) - w.from), 0),
+    notReady,
+    processWarnings,
   };
   // One line per scenario, for the CI log and the closing note.
   console.log(`FAULT ${JSON.stringify(report)}`);

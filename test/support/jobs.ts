@@ -58,7 +58,7 @@ export async function testJobsContext(t: TestDatabase, options: { queue?: () => 
     kv: async () => kv,
     logger: quietLogger,
     notify,
-    settings: { maxAttempts: 3, backoffMs: 20, leaseMs: 2000, ...options.settings },
+    settings: { maxAttempts: 3, backoffMs: 20, leaseMs: 2000, outagePatienceMs: 600_000, ...options.settings },
   };
   return { ctx, notify, objects, kv, vectors, memoryQueue, dispose: () => dir.dispose() };
 }

@@ -47,8 +47,14 @@ export class AmqpJobQueue implements JobQueue {
     private readonly logger?: Log,
   ) {}
 
-  static async connect(url: string, options: { prefix: string; deliveryLimit: number; logger?: Log }): Promise<AmqpJobQueue> {
-    const queue = new AmqpJobQueue(url, options.prefix, options.deliveryLimit, options.logger);
+  /**
+   * `heartbeatS` (default 5) is the AMQP heartbeat asked for unless the URL names one:
+   * a consumer that only waits for deliveries writes nothing, so without frequent
+   * heartbeats it finds out its connection died (a partition, a broker that dropped it)
+   * only at RabbitMQ's own heartbeat, up to two minutes later, holding its jobs.
+   */
+  static async connect(url: string, options: { prefix: string; deliveryLimit: number; heartbeatS?: number; logger?: Log }): Promise<AmqpJobQueue> {
+    const queue = new AmqpJobQueue(withHeartbeat(url, options.heartbeatS ?? 5), options.prefix, options.deliveryLimit, options.logger);
     await queue.ensureConnected();
     return queue;
   }
@@ -357,6 +363,15 @@ export class AmqpJobQueue implements JobQueue {
       await channel.close().catch(() => undefined);
     }
   }
+}
+
+/** The URL with `heartbeat=S` added, unless it names one already (or S is 0: the broker's own). */
+export function withHeartbeat(url: string, seconds: number): string {
+  if (seconds <= 0) return url;
+  const parsed = new URL(url);
+  if (parsed.searchParams.has('heartbeat')) return url;
+  parsed.searchParams.set('heartbeat', String(seconds));
+  return parsed.toString();
 }
 
 /** Delays rounded to 2 significant digits (1234 → 1200 ms), so retries do not spawn a queue per millisecond. */
