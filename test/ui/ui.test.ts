@@ -330,6 +330,13 @@ describe('web UI in chromium (embedded profile)', () => {
           // Text reads at WCAG AA contrast (4.5:1, 3:1 for large text) against what is behind it.
           const poor = (await page.evaluate(CONTRAST_PROBLEMS)) as string[];
           assert.deepEqual(poor, [], `${lang} ${path}: text below AA contrast`);
+          if (lang === 'ru') {
+            // The page's own words are Russian: headings, labels, column heads and buttons (not the documents' text).
+            const words = await page.locator('main h1, main h2, main h3, main label, main th, main button, main summary, header nav a').allTextContents();
+            const english = words.map((x) => x.trim()).filter((x) => /^[A-Z]?[a-z]+( [a-z]+)*$/.test(x) && x !== 'ragmesh');
+            assert.ok(words.filter((x) => /[а-яё]/i.test(x)).length >= 4, `${path}: Russian words found: ${words.join(' | ')}`);
+            assert.deepEqual(english, [], `${path}: English left in the Russian UI`);
+          }
         });
       }
       await context.close();
