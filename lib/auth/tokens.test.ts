@@ -3,6 +3,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { SignJWT, decodeProtectedHeader } from 'jose';
+import { waitFor } from '../../test/support/processes.ts';
 import { tempDir } from '../../test/support/services.ts';
 import { signAccessToken } from './jwt.ts';
 import { readKeySet, retireKey, rotateKeySet, writeKeySet } from './keys.ts';
@@ -18,15 +19,6 @@ async function withTokens(fn: (tokens: AccessTokens, settings: TokenSettings) =>
     await fn(await AccessTokens.open(settings), settings);
   } finally {
     await dir.dispose();
-  }
-}
-
-/** Waits until a verifier has noticed the rewritten keyset (it looks at most once a second). */
-async function eventually(check: () => Promise<boolean>, timeoutMs = 5000) {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error('condition not met');
-    await new Promise((r) => setTimeout(r, 50));
   }
 }
 
@@ -60,8 +52,9 @@ describe('AccessTokens (EdDSA keyset with kid)', () => {
       assert.deepEqual(await tokens.verify(before), alice, 'a token of the retiring key still works');
       assert.deepEqual(await other.verify(before), alice);
       await writeKeySet(settings.keysFile, retireKey(rotated, oldKid));
-      await eventually(() => tokens.verify(before).then(() => false, (err) => err.type === 'UNKNOWN_SIGNING_KEY'));
-      await eventually(() => other.verify(before).then(() => false, (err) => err.code === 401));
+      // A verifier notices a rewritten keyset within a second.
+      await waitFor('the verifier to drop the retired key', () => tokens.verify(before).then(() => false, (err) => err.type === 'UNKNOWN_SIGNING_KEY'), 5000);
+      await waitFor('the other verifier to drop the retired key', () => other.verify(before).then(() => false, (err) => err.code === 401), 5000);
       assert.deepEqual(await tokens.verify(after), alice);
     });
   });

@@ -8,6 +8,7 @@ import { loadConfig } from '../../lib/config/env.ts';
 import { createLogger } from '../../lib/logging.ts';
 import { TINY_BERT } from '../../test/support/tiny-bert.ts';
 import { publishRandomBert } from '../../test/support/models.ts';
+import { waitFor } from '../../test/support/processes.ts';
 import { ModelsRepository } from '../../lib/repositories/models.ts';
 import { Stores } from '../../lib/runtime/stores.ts';
 import type { Runtime } from '../../lib/runtime/service-kit.ts';
@@ -65,14 +66,14 @@ describe('emb service with model flags (PGlite + fs object store)', () => {
     const first = await broker.call<{ from: string | null; to: string }, object>('maintenance.models.switch', { alias: 'tiny', version: '1' });
     assert.deepEqual([first.from, first.to], [null, '1']);
     // The broadcast is handled asynchronously; the switch already warmed the version.
-    await waitFor(async () => (await broker.call<EmbedResult, object>('emb.embed', { alias: 'tiny', texts: ['a'] })).version === '1');
+    await waitFor('emb to serve tiny@1', async () => (await broker.call<EmbedResult, object>('emb.embed', { alias: 'tiny', texts: ['a'] })).version === '1', 5000);
     const one = await broker.call<EmbedResult, object>('emb.embed', { alias: 'tiny', texts: ['hello world', 'привет мир'], kind: 'passage' });
     assert.equal(one.dimension, TINY_BERT.hidden);
     assert.equal(one.vectors.length, 2);
     for (const v of one.vectors) assert.equal(v.length, TINY_BERT.hidden);
 
     await broker.call('maintenance.models.switch', { alias: 'tiny', version: '2' });
-    await waitFor(async () => (await broker.call<EmbedResult, object>('emb.embed', { alias: 'tiny', texts: ['a'] })).version === '2');
+    await waitFor('emb to serve tiny@2', async () => (await broker.call<EmbedResult, object>('emb.embed', { alias: 'tiny', texts: ['a'] })).version === '2', 5000);
     assert.deepEqual(await repo.getFlag('tiny').then((f) => [f?.activeVersion, f?.previousVersion]), ['2', '1']);
     // A caller that pinned the previous version gets exactly that version: it stays live
     // beside the new one (ingest keeps its collection current, so rollback is instant).
@@ -82,7 +83,7 @@ describe('emb service with model flags (PGlite + fs object store)', () => {
 
     const back = await broker.call<{ from: string | null; to: string }, object>('maintenance.models.rollback', { alias: 'tiny' });
     assert.deepEqual([back.from, back.to], ['2', '1']);
-    await waitFor(async () => (await broker.call<EmbedResult, object>('emb.embed', { alias: 'tiny', texts: ['a'] })).version === '1');
+    await waitFor('emb to serve tiny@1', async () => (await broker.call<EmbedResult, object>('emb.embed', { alias: 'tiny', texts: ['a'] })).version === '1', 5000);
     const audit = await (await runtime.stores.db()).knex('audit_log').whereNull('tenant_id').orderBy('id');
     assert.deepEqual(audit.map((r: { action: string; target: string }) => `${r.action} ${r.target}`), ['models.switch tiny@1', 'models.switch tiny@2', 'models.rollback tiny@1']);
   });
@@ -124,12 +125,3 @@ describe('emb service with model flags (PGlite + fs object store)', () => {
     await assert.rejects(repo.register({ ...row.manifest, files: row.manifest.files.map((f) => ({ ...f, sha256: 'f'.repeat(64) })) }), (err: Error & { type?: string }) => err.type === 'MODEL_VERSION_EXISTS');
   });
 });
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}

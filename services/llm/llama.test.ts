@@ -14,6 +14,7 @@ import { ModelsRepository } from '../../lib/repositories/models.ts';
 import type { Readiness } from '../../lib/runtime/service-kit.ts';
 import { startEmbeddedNode, type EmbeddedNode } from '../../test/support/embedded.ts';
 import { httpJson } from '../../test/support/http.ts';
+import { waitFor } from '../../test/support/processes.ts';
 import type { GenerateParams, LlmInfo, StreamLine } from './llm.service.ts';
 
 const ADMIN = { meta: { auth: { tenantId: 'ops', userId: 'ops', roles: ['admin'] } } };
@@ -30,13 +31,6 @@ describe('llm service, llama backend (tiny random GGUF)', () => {
   const info = () => call<LlmInfo>('llm.info');
   const generate = (params: Partial<GenerateParams>) =>
     call<Readable>('llm.generate', { generationId: randomUUID(), messages: [{ role: 'user', content: 'Tell me about the office.' }], ...params });
-  async function waitFor(what: string, check: () => Promise<boolean>, ms = 10_000) {
-    const until = Date.now() + ms;
-    while (!(await check())) {
-      if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-      await sleep(20);
-    }
-  }
 
   before(async () => {
     const tiny = await ensureTinyLlama();
