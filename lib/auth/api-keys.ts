@@ -23,28 +23,33 @@ export function mintApiKey(): { id: string; token: string; secretHash: string } 
 }
 
 /**
- * Authenticates API keys presented as Bearer tokens. Every request reads the key's row
- * (one indexed lookup), so a revocation takes effect on the next request of every replica.
+ * Authenticates API keys presented as Bearer tokens by reading the key's row (one
+ * indexed lookup). CredentialVerifier (./credentials.ts) caches what it returns for a
+ * few seconds and evicts it on revocation, so not every request pays the read.
  */
 export class ApiKeyAuthenticator {
   private readonly touched = new Map<string, number>();
 
   constructor(private readonly knex: () => Promise<Knex>) {}
 
-  async authenticate(token: string): Promise<Principal> {
+  async authenticate(token: string): Promise<{ principal: Principal; keyId: string }> {
     const match = API_KEY.exec(token);
     if (!match) throw appError('INVALID_API_KEY', 'The API key is malformed');
-    const repo = new ApiKeysRepository(await this.knex());
-    const key = await repo.credential(match[1]!);
+    const key = await new ApiKeysRepository(await this.knex()).credential(match[1]!);
     const presented = Buffer.from(hashSecret(match[2]!), 'hex');
     if (!key || !timingSafeEqual(presented, Buffer.from(key.secretHash, 'hex'))) throw appError('INVALID_API_KEY', 'The API key is not valid');
     if (key.revokedAt) throw appError('API_KEY_REVOKED', 'The API key was revoked');
+    await this.recordUse(key.id);
+    return { principal: { tenantId: key.tenantId, userId: key.userId, roles: key.roles }, keyId: key.id };
+  }
+
+  /** Records a use of the key as its last-used time: written at most once a minute per key and process. */
+  recordUse(keyId: string): Promise<void> | undefined {
     const now = Date.now();
-    if ((this.touched.get(key.id) ?? 0) + TOUCH_EVERY_MS <= now) {
-      this.touched.set(key.id, now);
-      if (this.touched.size > 100_000) this.touched.clear();
-      await repo.touch(key.id, new Date(now));
-    }
-    return { tenantId: key.tenantId, userId: key.userId, roles: key.roles };
+    // Nothing to await on the common path: the caller runs before every request.
+    if ((this.touched.get(keyId) ?? 0) + TOUCH_EVERY_MS > now) return undefined;
+    this.touched.set(keyId, now);
+    if (this.touched.size > 100_000) this.touched.clear();
+    return this.knex().then((knex) => new ApiKeysRepository(knex).touch(keyId, new Date(now)));
   }
 }

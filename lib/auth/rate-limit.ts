@@ -1,6 +1,7 @@
 import { appError } from '../errors.ts';
 import type { KeyValueStore } from '../ports/key-value.ts';
-import { RATE_CLASSES, type RateClass } from './permissions.ts';
+import type { Principal } from './jwt.ts';
+import { permissionOf, RATE_CLASSES, requirePermission, type Action, type RateClass } from './permissions.ts';
 
 export interface RateLimitSettings {
   windowMs: number;
@@ -43,6 +44,13 @@ export class RateLimiter {
     private readonly kv: KeyValueStore,
     private readonly settings: RateLimitSettings,
   ) {}
+
+  /** The gateway's check of every authenticated request: the permission table, then the action's rate class. */
+  async admit(principal: Principal | undefined | null, action: Action): Promise<Principal> {
+    const caller = requirePermission(principal, action);
+    await this.hit(caller, permissionOf(action).rate);
+    return caller;
+  }
 
   async hit(who: { tenantId: string; userId: string }, rateClass: RateClass): Promise<void> {
     const keys: string[] = [];

@@ -84,6 +84,11 @@ export class AccessTokens {
   }
 
   async verify(token: string): Promise<Principal> {
+    return (await this.verifyDetailed(token)).principal;
+  }
+
+  /** verify(), plus what a cache of verified tokens needs: the expiry (epoch s, null without exp) and the signing key. */
+  async verifyDetailed(token: string): Promise<{ principal: Principal; exp: number | null; kid: string | null }> {
     let header;
     try {
       header = decodeProtectedHeader(token);
@@ -119,7 +124,18 @@ export class AccessTokens {
       if ((err as { name?: string }).name === 'RagmeshError') throw err;
       throw appError('INVALID_TOKEN', 'The access token is invalid');
     }
-    return principalOf(payload);
+    return { principal: principalOf(payload), exp: typeof payload.exp === 'number' ? payload.exp : null, kid: typeof header.kid === 'string' && header.alg !== 'HS256' ? header.kid : null };
+  }
+
+  /** Whether tokens of `kid` still verify, without waiting: null when the keyset file is due for a look (then ask `trusts`). */
+  trustsKnown(kid: string): boolean | null {
+    if (Date.now() - this.lastCheck >= RELOAD_CHECK_MS) return null;
+    return this.loaded?.verifier(kid) !== undefined;
+  }
+
+  /** Whether tokens of `kid` still verify (the keyset is looked at again as verify() would). */
+  async trusts(kid: string): Promise<boolean> {
+    return (await this.verifierFor(kid)) !== undefined;
   }
 
   /**

@@ -93,6 +93,8 @@ export const VARIABLES: VarSpec[] = [
   { name: 'EVENT_STREAMS_PER_USER', default: '8', doc: 'Job-event streams (SSE) one user may hold open at once across every api replica; the next gets 429 TOO_MANY_STREAMS.' },
   { name: 'JWT_ISSUER', default: 'ragmesh', doc: 'The `iss` every token must carry.' },
   { name: 'JWT_TTL_SECONDS', default: '86400', doc: 'Lifetime of tokens printed by `npm run token`.' },
+  { name: 'AUTH_CACHE_ENTRIES', default: '10000', doc: 'Verified credentials (tokens, API keys) one api process keeps, keyed by their SHA-256, so a repeated credential is not verified again; a token is kept until its exp, an API key for API_KEY_CACHE_MS.' },
+  { name: 'API_KEY_CACHE_MS', default: '5000', doc: 'How long an api process trusts an API key it read without reading it again. A revocation or role change evicts the key at once on every replica that hears the broadcast; this bounds the delay on one that missed it.' },
   { name: 'REQUEST_TIMEOUT_MS', default: '30000', doc: 'Default timeout of a service call.' },
   { name: 'METRICS', default: 'true', doc: 'Serve Prometheus metrics at /metrics (the api\'s port, or HEALTH_PORT) and record them. `false` turns recording off (bench:metrics measures the cost).' },
   { name: 'LOG_LEVEL', default: 'info', doc: 'fatal, error, warn, info, debug or trace. Logs are JSON lines on stdout.' },
@@ -145,7 +147,7 @@ export interface Config {
   queue: { driver: 'memory' | 'amqp'; url: string | null; prefix: string; heartbeatS: number; maxAttempts: number; backoffMs: number; leaseMs: number; outagePatienceMs: number; sweepIntervalMs: number; staleAfterMs: number };
   ingest: { concurrency: number; uploadMaxBytes: number; uploadMaxFiles: number; chunkTargetTokens: number; chunkOverlapTokens: number };
   search: { legTimeoutMs: number; candidates: number; lexicalPostings: number; concurrency: number; queueLimit: number };
-  auth: { jwtSecret: string | null; keysFile: string; audience: string; issuer: string; ttlSeconds: number };
+  auth: { jwtSecret: string | null; keysFile: string; audience: string; issuer: string; ttlSeconds: number; cacheEntries: number; apiKeyCacheMs: number };
   rateLimits: RateLimitSettings;
   streams: { eventsPerUser: number };
   llm: { backend: 'extractive' | 'llama' | 'openai'; url: string | null; model: string; apiKey: string | null; concurrency: number; queueLimit: number; maxTokens: number; contextSize: number; threads: number };
@@ -433,6 +435,8 @@ export function loadConfig(givenEnv: Env = process.env): Config {
       audience: r.string('JWT_AUDIENCE') ?? 'ragmesh',
       issuer: r.string('JWT_ISSUER') ?? 'ragmesh',
       ttlSeconds: r.int('JWT_TTL_SECONDS', 60, 31_536_000),
+      cacheEntries: r.int('AUTH_CACHE_ENTRIES', 1, 10_000_000),
+      apiKeyCacheMs: r.int('API_KEY_CACHE_MS', 0, 600_000),
     },
     rateLimits: {
       windowMs: r.int('RATE_LIMIT_WINDOW_MS', 100, 86_400_000),

@@ -3,7 +3,8 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { ServiceBroker, ServiceSchema } from 'moleculer';
 import ApiGateway from 'moleculer-web';
 import type { Principal } from '../../lib/auth/jwt.ts';
-import { ApiKeyAuthenticator, looksLikeApiKey } from '../../lib/auth/api-keys.ts';
+import { ApiKeyAuthenticator } from '../../lib/auth/api-keys.ts';
+import { CREDENTIALS_CHANGED_EVENT, CredentialVerifier, type CredentialChange } from '../../lib/auth/credentials.ts';
 import { isAction, permissionOf, requirePermission, type RateClass } from '../../lib/auth/permissions.ts';
 import { RateLimiter } from '../../lib/auth/rate-limit.ts';
 import { AccessTokens, tokenSettings } from '../../lib/auth/tokens.ts';
@@ -80,7 +81,8 @@ export default function apiService(runtime: Runtime): ServiceSchema {
   const { config } = runtime;
   let tokens: AccessTokens | null = null;
   let limiter: RateLimiter | null = null;
-  const modules = [...apiRouteModules(runtime), accessRoutes(runtime, () => tokens)];
+  let credentials: CredentialVerifier | null = null;
+  const modules = [...apiRouteModules(runtime), accessRoutes(runtime, () => tokens, (change) => credentials?.forget(change))];
   const apiKeys = new ApiKeyAuthenticator(async () => (await runtime.stores.db()).knex);
   // HS256 stays for existing setups: JWT_SECRET, or the embedded profile's own secret file.
   const hsSecret = config.profile === 'mesh' ? config.auth.jwtSecret : runtime.jwtSecret || null;
@@ -133,6 +135,10 @@ export default function apiService(runtime: Runtime): ServiceSchema {
 
     events: {
       ...mergedEvents(modules),
+      // A key revoked or a user's roles changed on any replica: cached API keys of it go at once.
+      [CREDENTIALS_CHANGED_EVENT]: {
+        handler: (ctx: RagmeshContext<CredentialChange>) => void credentials?.forget(ctx.params),
+      },
       [MAINTENANCE_CHANGED_EVENT]: {
         handler: (ctx: RagmeshContext<MaintenanceMode>) => maintenance.changed(ctx.params),
       },
@@ -149,6 +155,10 @@ export default function apiService(runtime: Runtime): ServiceSchema {
 
     async started() {
       tokens = await AccessTokens.open(tokenSettings(config, hsSecret));
+      credentials = new CredentialVerifier(tokens, apiKeys, { maxEntries: config.auth.cacheEntries, apiKeyTtlMs: config.auth.apiKeyCacheMs }, async (principal, kind) => {
+        // An API key's roles are the key's: only tokens (the identity provider's word) record roles.
+        if (kind === 'jwt') await members.record(principal);
+      });
       // Without Redis the limits are counted in this process only (logged and counted as degraded).
       limiter = new RateLimiter(degradable(await runtime.stores.kv(), 'rate-limit'), config.rateLimits);
       for (const m of modules) await m.started?.();
@@ -162,15 +172,7 @@ export default function apiService(runtime: Runtime): ServiceSchema {
 
       /** A JWT (EdDSA with kid, or HS256 of existing setups) or an API key, as a Bearer token. */
       async authenticate(ctx: RagmeshContext, _route: unknown, req: GatewayRequest): Promise<Principal> {
-        const token = bearerToken(req);
-        let principal: Principal;
-        if (looksLikeApiKey(token)) {
-          principal = await apiKeys.authenticate(token);
-        } else {
-          principal = await tokens!.verify(token);
-          // An API key's roles are the key's: only tokens (the identity provider's word) record roles.
-          await members.record(principal);
-        }
+        const principal = await credentials!.authenticate(bearerToken(req));
         (ctx.meta as CallMeta).auth = principal;
         return principal;
       },

@@ -10,6 +10,7 @@ import { TenantsRepository } from '../../../lib/repositories/tenants.ts';
 import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
 import { endpoint, type ApiRouteModule } from './module.ts';
 import type { AccessTokens } from '../../../lib/auth/tokens.ts';
+import { CREDENTIALS_CHANGED_EVENT, type CredentialChange } from '../../../lib/auth/credentials.ts';
 
 const KEY_ID = /^[0-9a-f]{18}$/;
 const rolesParam = { type: 'array', items: { type: 'enum', values: [...ROLES] }, min: 1, max: ROLES.length, unique: true } as const;
@@ -43,8 +44,18 @@ const auditView = (r: AuditRow) => ({
  * tenant only (the tenant always comes from the caller's credential); admin also
  * reads deployment-wide audit entries.
  */
-export function accessRoutes(runtime: Runtime, tokens: () => AccessTokens | null): ApiRouteModule {
+export function accessRoutes(runtime: Runtime, tokens: () => AccessTokens | null, forgetCredentials: (change: CredentialChange) => void = () => undefined): ApiRouteModule {
   const knex = async () => (await runtime.stores.db()).knex;
+
+  /**
+   * After a revocation or role change is committed: this replica's cache drops the keys
+   * before the answer goes out, every other api replica when the broadcast reaches it
+   * (API_KEY_CACHE_MS bounds one that misses it).
+   */
+  const credentialsChanged = async (ctx: RagmeshContext, change: CredentialChange) => {
+    forgetCredentials(change);
+    await ctx.broadcast(CREDENTIALS_CHANGED_EVENT, change);
+  };
 
   /** Roles the caller hands out must be within what they may grant. */
   const checkGrant = (ctx: RagmeshContext, roles: Role[]) => {
@@ -87,6 +98,7 @@ export function accessRoutes(runtime: Runtime, tokens: () => AccessTokens | null
             return revoked;
           });
           if (!row) throw appError('API_KEY_NOT_FOUND', 'No such API key');
+          await credentialsChanged(ctx, { tenantId: auth.tenantId, keyId: row.id });
           return keyView(row);
         };
   const USERS = async (ctx: RagmeshContext) => {
@@ -108,6 +120,7 @@ export function accessRoutes(runtime: Runtime, tokens: () => AccessTokens | null
             await audit(k, auth, { action: 'user.roles', target: ctx.params.userId, details: { from: before.roles, to: ctx.params.roles } }, trx);
             return updated!;
           });
+          await credentialsChanged(ctx, { tenantId: auth.tenantId, userId: ctx.params.userId });
           return { userId: after.userId, roles: after.roles, memberSince: after.memberSince.toISOString() };
         };
   const AUDIT = async (ctx: RagmeshContext<{ actor?: string; action?: string; since?: Date; until?: Date; before?: number; limit?: number }>) => {
