@@ -260,7 +260,7 @@ export async function adminPage(ctx: PageContext): Promise<void> {
       models.append(
         table(
           t('models'),
-          [t('alias'), t('kind'), t('active'), t('previous'), isAdmin ? t('version') : t('versions'), ''],
+          [t('alias'), t('kind'), t('activeVersion'), t('previousVersion'), isAdmin ? t('version') : t('versions'), ''],
           s.models.map((m) => {
             const pick = h('select', { 'aria-label': `${t('version')} ${m.alias}`, 'data-versions': m.alias }, m.versions.map((v) => h('option', { value: v.version, selected: v.version === m.activeVersion }, `${v.version}${v.version === m.activeVersion ? ` (${t('active')})` : ''}`)));
             const alias = encodeURIComponent(m.alias);
