@@ -27,6 +27,20 @@ describe('the lib/ boundary', () => {
     assert.deepEqual(crossings, []);
   });
 
+  it('layers inside lib/: repositories build on nothing above them; extraction, chunking and analysis are pure', () => {
+    const crossings: string[] = [];
+    for (const file of sources(LIB)) {
+      const from = path.relative(LIB, file).split(path.sep)[0]!;
+      const forbidden = FORBIDDEN[from];
+      if (!forbidden) continue;
+      for (const target of relativeImports(file)) {
+        const to = path.relative(LIB, target).split(path.sep)[0]!;
+        if (forbidden.includes(to)) crossings.push(`${path.relative(LIB, file)} → lib/${path.relative(LIB, target)}`);
+      }
+    }
+    assert.deepEqual(crossings, []);
+  });
+
   it('every file under lib/ (tests aside) is used by the product: test-only code lives in test/support/', () => {
     // What the product runs: the process entry points, every service, the scripts and the web UI.
     const roots = ['main.ts', 'boot.ts', 'moleculer.config.ts'].map((f) => path.join(ROOT, f));
@@ -49,6 +63,20 @@ describe('the lib/ boundary', () => {
     assert.deepEqual(unused, [], 'not imported by main.ts, boot.ts, services/, scripts/ or web/: test-only code belongs in test/support/');
   });
 });
+
+/**
+ * Folders of lib/ that must not import the folders listed. SQL lives in repositories,
+ * which the search, jobs and services build on, so a repository importing lib/search
+ * (its types, its helpers) would be a cycle; shared types sit with their owner below.
+ * Extraction, chunking and analysis are pure functions over text: no store, no row type.
+ */
+const STORES = ['adapters', 'runtime', 'repositories', 'jobs'];
+const FORBIDDEN: Record<string, string[]> = {
+  repositories: ['search', 'chunking', 'llm', 'jobs', 'runtime', 'adapters', 'backup', 'sweepers', 'metrics'],
+  extract: STORES,
+  chunking: STORES,
+  analyze: STORES,
+};
 
 /**
  * Known product code that nothing calls yet, named so the rule above catches anything

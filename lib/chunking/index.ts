@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { detectLanguage, type TextLanguage } from '../extract/language.ts';
 import type { ExtractedDocument, ExtractedPage } from '../extract/types.ts';
-import type { ChunkLang } from '../repositories/chunks.ts';
 
 export interface Chunk {
   ord: number;
@@ -10,7 +9,7 @@ export interface Chunk {
   page: number | null;
   /** The heading the chunk's own text starts under (or is), for citations. */
   heading: string | null;
-  lang: ChunkLang;
+  lang: TextLanguage;
   contentHash: string;
   tokenCount: number;
 }

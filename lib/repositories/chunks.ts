@@ -1,8 +1,10 @@
 import type { Knex } from 'knex';
 import type { TenantScope } from '../ports/tenant-scope.ts';
+import type { TextLanguage } from '../extract/language.ts';
 
 /** Languages with their own full-text configuration; anything else is indexed with 'simple'. */
-export type ChunkLang = 'ru' | 'en' | 'simple';
+/** A chunk's full-text configuration: the language lib/extract detected for it. */
+export type ChunkLang = TextLanguage;
 
 export interface NewChunk {
   /** Set by the ingest pipeline so vectors can be written under the chunk's id before the row exists. */

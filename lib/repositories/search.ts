@@ -1,8 +1,5 @@
 import type { Knex } from 'knex';
 import type { TenantScope } from '../ports/tenant-scope.ts';
-import { anyOf } from '../search/query.ts';
-import { MARK_END, MARK_START } from '../search/snippet.ts';
-import type { SearchHit } from '../search/types.ts';
 
 /**
  * The lexical leg's SQL: term statistics (kept by the triggers of migration
@@ -56,11 +53,39 @@ export interface LexicalHit {
   score: number;
 }
 
-/** A hit as the database gives it: the contract's fields, plus the raw highlighted excerpt. */
-export type HitRow = Pick<SearchHit, 'chunkId' | 'documentId' | 'sourceId' | 'title' | 'page' | 'heading' | 'text' | 'lang' | 'mime' | 'tags'> & {
+/** A hit as the database gives it: the stored fields of the chunk and its document, plus the raw highlighted excerpt (lib/search turns it into a SearchHit). */
+export interface HitRow {
+  chunkId: string;
+  documentId: string;
+  sourceId: string;
+  title: string | null;
+  page: number | null;
+  heading: string | null;
+  text: string;
+  lang: string;
+  mime: string;
+  tags: string[];
   /** ts_headline output with MARK_START/MARK_END around matches; null when no query terms apply. */
   headline: string | null;
-};
+}
+
+/** ts_headline marks matches with these private-use characters, which no document text can forge into markup (lib/search/snippet.ts). */
+export const MARK_START = '\ue000';
+export const MARK_END = '\ue001';
+
+/**
+ * A normalized lexeme as a tsquery operand. The input syntax of tsquery quotes a
+ * lexeme in '…' and escapes ' and \ inside it; built only from lexemes PostgreSQL
+ * produced itself, and bound as a value, never spliced into SQL.
+ */
+export function quoteLexeme(lexeme: string): string {
+  return `'${lexeme.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
+
+/** Any of the lexemes (OR), as tsquery text. */
+export function anyOf(lexemes: string[]): string {
+  return lexemes.map(quoteLexeme).join(' | ');
+}
 
 const HEADLINE_OPTIONS = `StartSel=${MARK_START}, StopSel=${MARK_END}, MaxWords=32, MinWords=12, ShortWord=2, MaxFragments=2, FragmentDelimiter=" … "`;
 

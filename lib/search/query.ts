@@ -93,17 +93,3 @@ function splitWords(token: string): string[] {
   }
   return out;
 }
-
-/**
- * A normalized lexeme as a tsquery operand. The input syntax of tsquery quotes a
- * lexeme in '…' and escapes ' and \ inside it; built only from lexemes PostgreSQL
- * produced itself, and bound as a value, never spliced into SQL.
- */
-export function quoteLexeme(lexeme: string): string {
-  return `'${lexeme.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
-}
-
-/** Any of the lexemes (OR). */
-export function anyOf(lexemes: string[]): string {
-  return lexemes.map(quoteLexeme).join(' | ');
-}
