@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { degradable } from '../../../lib/adapters/kv/degradable.ts';
 import { appError } from '../../../lib/errors.ts';
-import { answer, forgetLlmInfo, type AnswerOptions } from '../../../lib/llm/answering.ts';
+import type { Answerer, AnswerOptions } from '../answering.ts';
 import type { ChatMessage } from '../../../lib/llm/types.ts';
 import { tenantScope } from '../../../lib/ports/tenant-scope.ts';
 import type { ChatRow, MessageRow } from '../../../lib/repositories/chats.ts';
@@ -55,7 +55,7 @@ const MESSAGE = {
  * or `error`; heartbeats every 15 s. The client closing the connection aborts the
  * generation upstream.
  */
-export function chatRoutes(runtime: Runtime): ApiRouteModule {
+export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule {
   const chats = async () => (await runtime.stores.repos()).chats;
   const chatOf = async (ctx: RagmeshContext, rawId: unknown): Promise<ChatRow> => {
     const auth = ctx.meta.auth!;
@@ -129,7 +129,7 @@ export function chatRoutes(runtime: Runtime): ApiRouteModule {
         filters: params.tags || params.sourceIds ? { tags: params.tags, sourceIds: params.sourceIds } : undefined,
         maxTokens: params.maxTokens,
       };
-      const result = await answer(ctx, await runtime.stores.kv(), scope, messages, options, {
+      const result = await answerer.answer(ctx, await runtime.stores.kv(), scope, messages, options, {
         ready: () => void stream(),
         sources: (sources, degraded) => stream().send('sources', { sources, degraded }),
         token: (text) => stream().send('token', { text }),
@@ -252,7 +252,7 @@ export function chatRoutes(runtime: Runtime): ApiRouteModule {
       // A new llm model version makes new answers: cache keys must not keep the old version.
       'models.switched': {
         handler(ctx: RagmeshContext<{ kind: string }>) {
-          if (ctx.params.kind === 'llm') forgetLlmInfo();
+          if (ctx.params.kind === 'llm') answerer.forgetLlmInfo();
         },
       },
     },

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { appError } from '../../../lib/errors.ts';
 import { approximateTokens } from '../../../lib/chunking/index.ts';
-import { answer, type AnswerResult } from '../../../lib/llm/answering.ts';
+import type { Answerer, AnswerResult } from '../answering.ts';
 import type { ChatMessage } from '../../../lib/llm/types.ts';
 import { tenantScope } from '../../../lib/ports/tenant-scope.ts';
 import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
@@ -47,7 +47,7 @@ const COMPLETION_PARAMS = {
  * `/v1/chat/completions` (stream or not), `/v1/embeddings`, `/v1/models`. Everything
  * stays inside the caller's tenant: retrieval and answers go through `api.search`.
  */
-export function openAiRoutes(runtime: Runtime): ApiRouteModule {
+export function openAiRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule {
   const completions = async ({ res, ctx, params: body }: StreamCall<CompletionParams>): Promise<void> => {
       const model = body.model;
       const mode = CHAT_MODELS[model as keyof typeof CHAT_MODELS];
@@ -73,7 +73,7 @@ export function openAiRoutes(runtime: Runtime): ApiRouteModule {
         try {
           // The first chunk (and the headers) go out once the answer is coming: a busy llm is still a 503.
           const ready = () => chunk({ role: 'assistant', content: '' }, null);
-          const result = await answer(ctx, kv, scope, messages, { rag: mode.rag, maxTokens }, { ready, sources: () => undefined, token: (text) => chunk({ content: text }, null) }, abort.signal);
+          const result = await answerer.answer(ctx, kv, scope, messages, { rag: mode.rag, maxTokens }, { ready, sources: () => undefined, token: (text) => chunk({ content: text }, null) }, abort.signal);
           if (!result) return;
           chunk({}, result.finishReason, { ragmesh: { citations: result.citations, cached: result.cached } });
           if (body.stream_options?.include_usage) res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices: [], usage: usageOf(result) })}\n\n`);
@@ -86,7 +86,7 @@ export function openAiRoutes(runtime: Runtime): ApiRouteModule {
         return;
       }
 
-      const result = await answer(ctx, kv, scope, messages, { rag: mode.rag, maxTokens }, { sources: () => undefined, token: () => undefined }, abort.signal);
+      const result = await answerer.answer(ctx, kv, scope, messages, { rag: mode.rag, maxTokens }, { sources: () => undefined, token: () => undefined }, abort.signal);
       if (!result) return;
       res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8' });
       res.end(
