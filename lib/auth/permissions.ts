@@ -5,8 +5,8 @@ import { ROLES, type Principal, type Role } from './jwt.ts';
  * The one permission table of ragmesh: every action a caller can take, the roles that
  * may take it, and the rate-limit class it is counted in. Routes name an action from
  * here (the gateway refuses to boot on a route without one), and service actions
- * reached from elsewhere call `requirePermission` with the same names, so no role
- * check is written by hand anywhere else.
+ * reached from elsewhere (the maintenance service's) check `can` with the same names,
+ * so no role check is written by hand anywhere else.
  *
  * Roles: viewer reads and asks; editor also writes documents; tenant_admin also
  * manages the users, API keys and audit of their own tenant; admin runs the
@@ -34,6 +34,7 @@ export const PERMISSIONS = {
   'documents.read': { roles: ALL, rate: 'read' },
   'documents.upload': { roles: WRITERS, rate: 'upload' },
   'documents.delete': { roles: WRITERS, rate: 'upload' },
+  'analyses.read': { roles: ALL, rate: 'read' },
   'analyses.create': { roles: WRITERS, rate: 'upload' },
   'jobs.read': { roles: ALL, rate: 'read' },
   'jobs.cancel': { roles: WRITERS, rate: 'upload' },
@@ -62,6 +63,10 @@ export const PERMISSIONS = {
   'maintenance.read': { roles: TENANT_ADMINS, rate: 'admin' },
   'maintenance.manage': { roles: ADMINS, rate: 'admin' },
   'backups.manage': { roles: ADMINS, rate: 'admin' },
+  'sweeps.run': { roles: ADMINS, rate: 'admin' },
+  // Not a route: what decides whether a reader sees every tenant (deployment-wide audit
+  // entries, every tenant's re-index progress and model state) or its own tenant only.
+  'deployment.read': { roles: ADMINS, rate: 'admin' },
 } as const satisfies Record<string, Permission>;
 
 export type Action = keyof typeof PERMISSIONS;

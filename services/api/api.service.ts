@@ -5,7 +5,6 @@ import ApiGateway from 'moleculer-web';
 import type { Principal } from '../../lib/auth/jwt.ts';
 import { ApiKeyAuthenticator } from '../../lib/auth/api-keys.ts';
 import { CREDENTIALS_CHANGED_EVENT, CredentialVerifier, type CredentialChange } from '../../lib/auth/credentials.ts';
-import { isAction, permissionOf, requirePermission, type RateClass } from '../../lib/auth/permissions.ts';
 import { RateLimiter } from '../../lib/auth/rate-limit.ts';
 import { AccessTokens, tokenSettings } from '../../lib/auth/tokens.ts';
 import { degradable } from '../../lib/adapters/kv/degradable.ts';
@@ -75,7 +74,7 @@ const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
  * The gateway: REST under /api/v1, health and version at the root. It verifies the
  * JWT and puts the principal into ctx.meta.auth, which Moleculer carries to every
  * service the request reaches. Endpoints live in route modules (./routes/), each
- * saying which roles its actions need.
+ * naming its action in the permission table (lib/auth/permissions.ts).
  */
 export default function apiService(runtime: Runtime): ServiceSchema {
   const { config } = runtime;
@@ -90,9 +89,6 @@ export default function apiService(runtime: Runtime): ServiceSchema {
   const endpoints: Endpoint[] = [...healthEndpoints(runtime, () => maintenance, () => endpoints), ...modules.flatMap((m) => m.endpoints)];
   const gateway = buildGateway(endpoints, () => broker!, true);
   const byKey = new Map(endpoints.map((e) => [routeKey(e.method, e.path), e]));
-  for (const e of endpoints) {
-    if (e.permission !== undefined && !isAction(e.permission)) throw new Error(`Route ${e.method} ${e.path} names "${e.permission}", which the permission table lacks`);
-  }
   const quiet = new Set(endpoints.filter((e) => e.quiet).map((e) => routeKey(e.method, e.path)));
   const members = new KnownMembers(runtime);
   const maintenance: MaintenanceGate = new MaintenanceGate(runtime, gateway.openInMaintenance);
@@ -178,23 +174,10 @@ export default function apiService(runtime: Runtime): ServiceSchema {
       },
 
       async authorize(ctx: RagmeshContext, _route: unknown, req: GatewayRequest, _res: unknown, alias?: { method: string; fullPath: string }): Promise<void> {
-        const key = routeKey(req.method ?? 'GET', alias?.fullPath ?? '');
-        const declared = byKey.get(key);
-        let rate: RateClass;
-        if (declared?.permission && isAction(declared.permission)) {
-          // The permission table decides (lib/auth/permissions.ts).
-          requirePermission(ctx.meta.auth, declared.permission);
-          rate = permissionOf(declared.permission).rate;
-        } else {
-          const needed = gateway.roles.get(key);
-          const held = ctx.meta.auth?.roles ?? [];
-          if (needed?.length && !needed.some((role) => held.includes(role))) {
-            throw appError('FORBIDDEN', `This needs one of the roles: ${needed.join(', ')}`);
-          }
-          rate = rateClassOf(req.method ?? 'GET', alias?.fullPath ?? '');
-        }
-        // Public routes (health, JWKS, signed upload URLs) have no caller to count.
-        if (ctx.meta.auth) await limiter!.hit(ctx.meta.auth, rate);
+        const declared = byKey.get(routeKey(req.method ?? 'GET', alias?.fullPath ?? ''));
+        // The permission table decides (lib/auth/permissions.ts), then the action's rate class
+        // is counted; public routes (health, JWKS, signed upload URLs) have no caller to check.
+        if (!declared?.public) await limiter!.admit(ctx.meta.auth, declared!.permission!);
         await maintenance.check(req.method ?? 'GET', alias?.fullPath ?? req.url ?? '');
       },
 
@@ -221,13 +204,4 @@ function mergedEvents(modules: ApiRouteModule[]): NonNullable<ServiceSchema['eve
     }
   }
   return out as NonNullable<ServiceSchema['events']>;
-}
-
-/** The rate-limit class of a route the permission table does not name yet, by its path. */
-function rateClassOf(method: string, path: string): RateClass {
-  if (path.startsWith('/v1/')) return 'openai';
-  if (path === '/api/v1/search') return 'search';
-  if (path.startsWith('/api/v1/chats')) return method === 'GET' ? 'read' : 'chat';
-  if (path.startsWith('/api/v1/admin') || path === '/api/v1/status') return 'admin';
-  return method === 'GET' ? 'read' : 'upload';
 }

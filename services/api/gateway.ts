@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { Errors, type ServiceBroker, type ServiceSchema } from 'moleculer';
-import type { Role } from '../../lib/auth/jwt.ts';
+import { isAction } from '../../lib/auth/permissions.ts';
 import type { RagmeshContext } from '../../lib/runtime/service-kit.ts';
 import type { Endpoint, GatewayRequest, ParamsSchema, StreamEndpoint } from './routes/module.ts';
 
@@ -65,8 +65,6 @@ export interface Gateway {
   routes: Array<Record<string, unknown>>;
   /** Actions of the api service behind the declared routes (names without `api.`). */
   actions: NonNullable<ServiceSchema['actions']>;
-  /** `METHOD /full/path` → the roles any of which lets a caller through. */
-  roles: Map<string, readonly Role[]>;
   /** `METHOD /full/path` of the non-GET routes open in maintenance mode. */
   openInMaintenance: Set<string>;
   endpoints: Endpoint[];
@@ -80,7 +78,6 @@ export interface Gateway {
 export function buildGateway(endpoints: Endpoint[], broker: () => ServiceBroker, authenticate: boolean): Gateway {
   const aliases = new Map<Mount, Record<string, unknown>>();
   const actions: Record<string, unknown> = {};
-  const roles = new Map<string, readonly Role[]>();
   const openInMaintenance = new Set<string>();
   const seen = new Set<string>();
   for (const e of endpoints) {
@@ -90,7 +87,8 @@ export function buildGateway(endpoints: Endpoint[], broker: () => ServiceBroker,
     const mount = mountOf(e);
     const relative = mount.path === '/' ? e.path.slice(1) || '/' : e.path.slice(mount.path.length + 1);
     const aliasKey = `${e.method} ${relative}`;
-    if (e.roles?.length) roles.set(key, e.roles);
+    // Every authenticated route is an action of the permission table; nothing else decides who may call it.
+    if (!e.public && !(e.permission && isAction(e.permission))) throw new Error(`Route ${key} names no action of the permission table (lib/auth/permissions.ts)`);
     if (e.duringMaintenance) openInMaintenance.add(key);
     let target: unknown;
     if (e.stream) {
@@ -126,11 +124,11 @@ export function buildGateway(endpoints: Endpoint[], broker: () => ServiceBroker,
       path: m.path,
       mappingPolicy: 'restrict',
       authentication: m.authenticated && authenticate,
-      // Roles and the maintenance gate run for every route, public ones included.
+      // The permission check and the maintenance gate run for every route, public ones included.
       authorization: true,
       bodyParsers: m.bodyParsers,
       ...(m === PUBLIC ? { logging: true } : {}),
       aliases: aliases.get(m),
     }));
-  return { routes, actions: actions as Gateway['actions'], roles, openInMaintenance, endpoints };
+  return { routes, actions: actions as Gateway['actions'], openInMaintenance, endpoints };
 }

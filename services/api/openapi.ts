@@ -1,3 +1,5 @@
+import { ROLES } from '../../lib/auth/jwt.ts';
+import { PERMISSIONS } from '../../lib/auth/permissions.ts';
 import { ERROR_CATALOGUE, type ErrorCode } from '../../lib/errors.ts';
 import type { Endpoint, JsonSchema, ParamsSchema } from './routes/module.ts';
 
@@ -123,7 +125,9 @@ export function openApiDocument(endpoints: Endpoint[], info: { version: string }
       contentType === 'none'
         ? { description: 'Done' }
         : { description: e.summary, content: { [contentType]: { schema: e.response?.schema ?? (contentType === 'application/json' ? { type: 'object' } : { type: 'string' }) } } };
-    const codes = [...new Set([...(e.errors ?? []), ...(e.public ? [] : COMMON_ERRORS), ...(e.roles?.length ? (['FORBIDDEN'] as ErrorCode[]) : [])])];
+    const allowed = e.permission ? PERMISSIONS[e.permission].roles : null;
+    const someRefused = allowed !== null && allowed.length < ROLES.length;
+    const codes = [...new Set([...(e.errors ?? []), ...(e.public ? [] : COMMON_ERRORS), ...(someRefused ? (['FORBIDDEN'] as ErrorCode[]) : [])])];
     const byStatus = new Map<number, ErrorCode[]>();
     for (const code of codes) {
       const s = ERROR_CATALOGUE[code].status;
@@ -136,7 +140,7 @@ export function openApiDocument(endpoints: Endpoint[], info: { version: string }
     const operation: Record<string, unknown> = {
       operationId: `${e.method.toLowerCase()}${e.path.replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ? c.toUpperCase() : ''))}`,
       summary: e.summary,
-      ...(e.roles?.length ? { description: `Roles: ${e.roles.join(', ')}` } : {}),
+      ...(allowed ? { description: `Permission \`${e.permission}\`: ${allowed.join(', ')}` } : {}),
       ...(parameters.length ? { parameters } : {}),
       ...(requestBody ? { requestBody } : {}),
       responses,

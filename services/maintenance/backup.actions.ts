@@ -4,7 +4,7 @@ import { parseCron } from '../../lib/backup/cron.ts';
 import { backupsToDelete } from '../../lib/backup/retention.ts';
 import { backupSources } from '../../lib/backup/sources.ts';
 import { currentRequest } from '../../lib/logging.ts';
-import { requireAdmin } from './admin.ts';
+import { requireAllowed } from './admin.ts';
 import { AuditRepository } from '../../lib/repositories/audit.ts';
 import type { RagmeshContext, Runtime } from '../../lib/runtime/service-kit.ts';
 
@@ -95,20 +95,20 @@ export function backupActions(runtime: Runtime): {
     actions: {
       'backup.create': {
         async handler(ctx: RagmeshContext): Promise<BackupResult> {
-          const actor = requireAdmin(ctx);
+          const actor = requireAllowed(ctx, 'backups.manage');
           return backupNow(actor, currentRequest()?.requestId ?? ctx.requestID ?? null);
         },
       },
       'backup.list': {
         async handler(ctx: RagmeshContext): Promise<{ backups: BackupSummary[]; schedule: string | null; keepDaily: number; keepWeekly: number }> {
-          requireAdmin(ctx);
+          requireAllowed(ctx, 'backups.manage');
           const { schedule, keepDaily, keepWeekly } = runtime.config.backup;
           return { backups: await listBackups(await runtime.stores.backups()), schedule, keepDaily, keepWeekly };
         },
       },
       'backup.retention': {
         async handler(ctx: RagmeshContext): Promise<{ deleted: string[] }> {
-          requireAdmin(ctx);
+          requireAllowed(ctx, 'backups.manage');
           return { deleted: await applyRetention() };
         },
       },

@@ -3,7 +3,7 @@ import { currentRequest } from '../../lib/logging.ts';
 import { AuditRepository } from '../../lib/repositories/audit.ts';
 import { SystemRepository, type MaintenanceMode } from '../../lib/repositories/system.ts';
 import type { RagmeshContext, Runtime } from '../../lib/runtime/service-kit.ts';
-import { requireAdmin } from './admin.ts';
+import { requireAllowed } from './admin.ts';
 
 /** Broadcast when maintenance mode changes, so every api replica drops its cached copy at once. */
 export const MAINTENANCE_CHANGED_EVENT = 'maintenance.changed';
@@ -20,7 +20,7 @@ export function modeActions(runtime: Runtime): NonNullable<ServiceSchema['action
     'mode.set': {
       params: { enabled: 'boolean', reason: { type: 'string', optional: true, max: 500 } },
       async handler(ctx: RagmeshContext<{ enabled: boolean; reason?: string }>): Promise<MaintenanceMode> {
-        const actor = requireAdmin(ctx);
+        const actor = requireAllowed(ctx, 'maintenance.manage');
         const mode: MaintenanceMode = ctx.params.enabled
           ? { enabled: true, reason: ctx.params.reason ?? null, since: new Date().toISOString(), by: actor }
           : { enabled: false, reason: null, since: null, by: actor };

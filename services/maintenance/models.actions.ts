@@ -16,7 +16,8 @@ import { AuditRepository } from '../../lib/repositories/audit.ts';
 import { ModelReindexRepository, type ReindexRow } from '../../lib/repositories/model-reindex.ts';
 import type { FlagChange, ModelFlag, ModelVersionRow } from '../../lib/repositories/models.ts';
 import { currentRequest } from '../../lib/logging.ts';
-import { requireAdmin } from './admin.ts';
+import { requireAllowed } from './admin.ts';
+import { can } from '../../lib/auth/permissions.ts';
 import type { RagmeshContext, Runtime } from '../../lib/runtime/service-kit.ts';
 import type { EmbedParams, EmbedResult } from '../emb/emb.service.ts';
 
@@ -201,7 +202,7 @@ export function modelActions(runtime: Runtime): ModelActions {
   }
 
   async function switchTo(ctx: RagmeshContext, alias: string, version: string, action: 'models.switch' | 'models.rollback', force: boolean): Promise<SwitchResult> {
-    const actor = requireAdmin(ctx, MODELS_REFUSAL);
+    const actor = requireAllowed(ctx, 'models.manage', MODELS_REFUSAL);
     const repo = await modelsRepository(runtime);
     const row = await requireVersion(alias, version);
     if (row.kind === 'rerank') throw refuseRerank(alias, version);
@@ -290,7 +291,7 @@ export function modelActions(runtime: Runtime): ModelActions {
     'models.register': {
       params: { manifest: { type: 'object' } },
       async handler(ctx: RagmeshContext<{ manifest: ModelManifest }>): Promise<{ alias: string; version: string; kind: string; created: boolean }> {
-        const actor = requireAdmin(ctx, MODELS_REFUSAL);
+        const actor = requireAllowed(ctx, 'models.manage', MODELS_REFUSAL);
         const manifest = validateManifest(ctx.params.manifest);
         if (manifest.kind === 'rerank') throw refuseRerank(manifest.alias, manifest.version);
         await (await modelLoader(runtime)).materialize(manifest);
@@ -305,7 +306,7 @@ export function modelActions(runtime: Runtime): ModelActions {
     'models.reindex': {
       params: { alias: { type: 'string', min: 1 }, version: { type: 'string', min: 1 }, tenantId: { type: 'string', optional: true } },
       async handler(ctx: RagmeshContext<{ alias: string; version: string; tenantId?: string }>): Promise<{ started: ReindexView[] }> {
-        const actor = requireAdmin(ctx, MODELS_REFUSAL);
+        const actor = requireAllowed(ctx, 'models.manage', MODELS_REFUSAL);
         const { alias, version, tenantId } = ctx.params;
         const row = await requireVersion(alias, version);
         if (row.kind !== 'embed') throw appError('NOT_AN_EMBEDDING_MODEL', `${alias}@${version} is a ${row.kind} model; only embedding versions are re-indexed`);
@@ -329,7 +330,7 @@ export function modelActions(runtime: Runtime): ModelActions {
     'models.reindexCancel': {
       params: { alias: { type: 'string', min: 1 }, version: { type: 'string', min: 1 }, tenantId: { type: 'string', optional: true } },
       async handler(ctx: RagmeshContext<{ alias: string; version: string; tenantId?: string }>): Promise<{ canceled: number }> {
-        const actor = requireAdmin(ctx, MODELS_REFUSAL);
+        const actor = requireAllowed(ctx, 'models.manage', MODELS_REFUSAL);
         const { alias, version, tenantId } = ctx.params;
         await requireVersion(alias, version);
         const db = await runtime.stores.db();
@@ -368,7 +369,7 @@ export function modelActions(runtime: Runtime): ModelActions {
         sample: { type: 'number', integer: true, min: 1, max: 200, optional: true },
       },
       async handler(ctx: RagmeshContext<{ alias: string; v1: string; v2: string; tenantId: string; queries?: string[]; sample?: number }>): Promise<CompareResult> {
-        requireAdmin(ctx, MODELS_REFUSAL);
+        requireAllowed(ctx, 'models.manage', MODELS_REFUSAL);
         const { alias, v1, v2 } = ctx.params;
         const scope = tenantScope(ctx.params.tenantId);
         for (const v of [v1, v2]) {
@@ -423,7 +424,7 @@ export function modelActions(runtime: Runtime): ModelActions {
     'models.rollback': {
       params: { alias: { type: 'string', min: 1 } },
       async handler(ctx: RagmeshContext<{ alias: string }>): Promise<SwitchResult> {
-        requireAdmin(ctx, MODELS_REFUSAL);
+        requireAllowed(ctx, 'models.manage', MODELS_REFUSAL);
         const target = await (await modelsRepository(runtime)).rollbackTarget(ctx.params.alias);
         return switchTo(ctx, ctx.params.alias, target, 'models.rollback', false);
       },
@@ -437,7 +438,7 @@ export function modelActions(runtime: Runtime): ModelActions {
     'models.delete': {
       params: { alias: { type: 'string', min: 1 }, version: { type: 'string', min: 1 } },
       async handler(ctx: RagmeshContext<{ alias: string; version: string }>): Promise<{ alias: string; version: string; kind: string; droppedCollection: string | null }> {
-        const actor = requireAdmin(ctx, MODELS_REFUSAL);
+        const actor = requireAllowed(ctx, 'models.manage', MODELS_REFUSAL);
         const { alias, version } = ctx.params;
         const repo = await modelsRepository(runtime);
         const db = await runtime.stores.db();
@@ -516,7 +517,7 @@ function refuseRerank(alias: string, version: string): RagmeshError {
 function requireReader(ctx: RagmeshContext): Actor {
   const auth = ctx.meta.auth;
   if (!auth) return { id: 'system', tenantId: null };
-  if (auth.roles.includes('admin')) return { id: auth.userId, tenantId: null };
-  if (auth.roles.includes('tenant_admin')) return { id: auth.userId, tenantId: auth.tenantId };
+  if (can(auth, 'deployment.read')) return { id: auth.userId, tenantId: null };
+  if (can(auth, 'models.read')) return { id: auth.userId, tenantId: auth.tenantId };
   throw appError('ADMIN_ONLY', 'only an admin or a tenant admin can read model state');
 }

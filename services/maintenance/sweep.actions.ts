@@ -4,7 +4,7 @@ import { ModelsRepository } from '../../lib/repositories/models.ts';
 import { SweepsRepository } from '../../lib/repositories/sweeps.ts';
 import type { RagmeshContext, Runtime } from '../../lib/runtime/service-kit.ts';
 import { sweepOrphans, type OrphanSweepResult } from '../../lib/sweepers/orphans.ts';
-import { requireAdmin } from './admin.ts';
+import { requireAllowed } from './admin.ts';
 
 export interface SweepResult extends OrphanSweepResult {
   chatsDeleted: number;
@@ -74,7 +74,7 @@ export function sweepActions(runtime: Runtime): {
     actions: {
       'sweep.run': {
         async handler(ctx: RagmeshContext): Promise<SweepResult> {
-          requireAdmin(ctx);
+          requireAllowed(ctx, 'sweeps.run');
           return sweep();
         },
       },

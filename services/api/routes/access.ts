@@ -1,7 +1,7 @@
 import { AUDIT_ACTION_PATTERN, audit } from '../../../lib/auth/audit.ts';
 import { mintApiKey } from '../../../lib/auth/api-keys.ts';
 import { ROLES, USER_ID_PATTERN, type Role } from '../../../lib/auth/jwt.ts';
-import { grantableRoles } from '../../../lib/auth/permissions.ts';
+import { can, grantableRoles } from '../../../lib/auth/permissions.ts';
 import { appError } from '../../../lib/errors.ts';
 import { tenantScope } from '../../../lib/ports/tenant-scope.ts';
 import { ApiKeysRepository, type ApiKeyRow } from '../../../lib/repositories/api-keys.ts';
@@ -135,7 +135,7 @@ export function accessRoutes(runtime: Runtime, tokens: () => AccessTokens | null
             until,
             beforeId: ctx.params.before,
             limit,
-            withDeploymentWide: auth.roles.includes('admin'),
+            withDeploymentWide: can(auth, 'deployment.read'),
           });
           return { items: rows.map(auditView), next: rows.length === limit ? rows[rows.length - 1]!.id : null };
         };

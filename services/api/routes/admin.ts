@@ -13,8 +13,8 @@ export function adminRoutes(_runtime: Runtime): ApiRouteModule {
       endpoint({
         method: 'GET',
         path: '/api/v1/admin/maintenance',
+        permission: 'maintenance.read',
         summary: 'Whether maintenance (read-only) mode is on',
-        roles: ['admin', 'tenant_admin'],
         response: { schema: MODE },
         action: 'admin.maintenance.get',
         handler: (ctx: RagmeshContext): Promise<MaintenanceMode> => ctx.call('maintenance.mode.get'),
@@ -22,8 +22,8 @@ export function adminRoutes(_runtime: Runtime): ApiRouteModule {
       endpoint<{ enabled: boolean; reason?: string }>({
         method: 'PUT',
         path: '/api/v1/admin/maintenance',
+        permission: 'maintenance.manage',
         summary: 'Turn maintenance mode on or off (audited)',
-        roles: ['admin'],
         // Leaving maintenance mode must work while it is on.
         duringMaintenance: true,
         params: { enabled: 'boolean', reason: { type: 'string', optional: true, max: 500 } },
@@ -34,8 +34,8 @@ export function adminRoutes(_runtime: Runtime): ApiRouteModule {
       endpoint({
         method: 'GET',
         path: '/api/v1/admin/backups',
+        permission: 'backups.manage',
         summary: 'The backups, newest first',
-        roles: ['admin'],
         response: { schema: { type: 'object' } },
         action: 'admin.backups.list',
         handler: (ctx: RagmeshContext) => ctx.call('maintenance.backup.list'),
@@ -43,8 +43,8 @@ export function adminRoutes(_runtime: Runtime): ApiRouteModule {
       endpoint({
         method: 'POST',
         path: '/api/v1/admin/sweeps',
+        permission: 'sweeps.run',
         summary: 'Run the orphan and retention sweepers now; counts of what each removed',
-        roles: ['admin'],
         response: { schema: { type: 'object' } },
         action: 'admin.sweeps.run',
         handler: (ctx: RagmeshContext) => ctx.call('maintenance.sweep.run', {}, { timeout: 0 }),
@@ -52,8 +52,8 @@ export function adminRoutes(_runtime: Runtime): ApiRouteModule {
       endpoint({
         method: 'POST',
         path: '/api/v1/admin/backups',
+        permission: 'backups.manage',
         summary: 'Take a backup now (database, objects, vectors), checksummed',
-        roles: ['admin'],
         response: { status: 201, schema: { type: 'object' } },
         action: 'admin.backups.create',
         async handler(ctx: RagmeshContext) {

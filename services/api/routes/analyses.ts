@@ -1,6 +1,6 @@
 import { buffer } from 'node:stream/consumers';
 import { analysisKeys } from '../../../lib/analyze/analysis.ts';
-import type { Principal, Role } from '../../../lib/auth/jwt.ts';
+import type { Principal } from '../../../lib/auth/jwt.ts';
 import { appError } from '../../../lib/errors.ts';
 import { enqueueJob } from '../../../lib/jobs/commands.ts';
 import type { JobsContext } from '../../../lib/jobs/context.ts';
@@ -11,7 +11,6 @@ import type { JobFeed } from './job-feed.ts';
 import { endpoint, type ApiRouteModule } from './module.ts';
 import { isUuid } from '../../../lib/ids.ts';
 
-const WRITERS: Role[] = ['editor', 'admin', 'tenant_admin'];
 
 /**
  * Queues an analysis of the document's current version (lib/jobs), or answers the one
@@ -41,8 +40,8 @@ export function analysisRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule 
       endpoint<{ id: string }>({
         method: 'POST',
         path: '/api/v1/documents/:id/analyses',
+        permission: 'analyses.create',
         summary: 'Queue an analysis of a document: 202 queued, 200 when one is already queued or running',
-        roles: WRITERS,
         params: { id: 'string' },
         response: { status: 202, schema: { type: 'object', required: ['id', 'status'] } },
         errors: ['DOCUMENT_NOT_FOUND'],
@@ -57,6 +56,7 @@ export function analysisRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule 
       endpoint<{ id: string; format?: 'json' | 'markdown' | 'md' }>({
         method: 'GET',
         path: '/api/v1/documents/:id/analysis',
+        permission: 'analyses.read',
         summary: 'The latest analysis of a document, as JSON or Markdown (format=markdown)',
         response: { schema: { type: 'object' } },
         errors: ['DOCUMENT_NOT_FOUND', 'ANALYSIS_NOT_FOUND'],

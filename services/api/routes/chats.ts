@@ -164,6 +164,7 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
       endpoint<{ title?: string }>({
         method: 'POST',
         path: '/api/v1/chats',
+        permission: 'chats.write',
         summary: 'Start a chat',
         params: { title: { type: 'string', min: 1, max: 200, optional: true } },
         response: { status: 201, schema: CHAT },
@@ -178,6 +179,7 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
       endpoint({
         method: 'GET',
         path: '/api/v1/chats',
+        permission: 'chats.read',
         summary: "The caller's chats",
         response: { schema: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: CHAT } } } },
         action: 'chats.list',
@@ -189,6 +191,7 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
       endpoint<{ id: string }>({
         method: 'GET',
         path: '/api/v1/chats/:id',
+        permission: 'chats.read',
         summary: 'One chat with its messages',
         params: { id: 'string' },
         response: { schema: { ...CHAT, required: [...CHAT.required, 'messages'], properties: { ...CHAT.properties, messages: { type: 'array', items: MESSAGE } } } },
@@ -203,6 +206,7 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
       endpoint<{ id: string; title: string }>({
         method: 'PATCH',
         path: '/api/v1/chats/:id',
+        permission: 'chats.write',
         summary: 'Rename a chat',
         params: { id: 'string', title: { type: 'string', min: 1, max: 200 } },
         response: { schema: CHAT },
@@ -217,6 +221,7 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
       endpoint<{ id: string }>({
         method: 'DELETE',
         path: '/api/v1/chats/:id',
+        permission: 'chats.write',
         summary: 'Delete a chat and its messages',
         params: { id: 'string' },
         response: { schema: { type: 'object', required: ['id', 'deleted'], properties: { id: { type: 'string' }, deleted: { const: true } } } },
@@ -231,6 +236,7 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
       endpoint<AskParams>({
         method: 'POST',
         path: '/api/v1/chats/:id/messages',
+        permission: 'chats.ask',
         summary: 'Ask: the answer streams over SSE (meta, sources, token…, done | error)',
         params: ASK_PARAMS,
         response: SSE,
@@ -240,6 +246,7 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
       endpoint<AskParams>({
         method: 'GET',
         path: '/api/v1/chats/:id/messages/stream',
+        permission: 'chats.ask',
         summary: 'Ask with the question in the query string, for EventSource (tags comma-separated)',
         params: ASK_PARAMS,
         response: SSE,

@@ -1,4 +1,3 @@
-import type { Role } from '../../../lib/auth/jwt.ts';
 import { appError, type ErrorCode } from '../../../lib/errors.ts';
 import { deleteDocument } from '../../../lib/jobs/commands.ts';
 import { jobView, type JobView } from '../../../lib/jobs/model.ts';
@@ -12,7 +11,6 @@ import { endpoint, type ApiRouteModule, type JsonSchema } from './module.ts';
 
 const DELETED: JsonSchema = { type: 'object', required: ['id', 'deleted'], properties: { id: { type: 'string' }, deleted: { const: true } } };
 const UPLOAD_ERRORS: ErrorCode[] = ['EXPECTED_MULTIPART', 'MALFORMED_MULTIPART', 'NO_FILE', 'TOO_MANY_FILES', 'FILE_TOO_LARGE', 'EMPTY_FILE', 'UNSUPPORTED_TYPE', 'INVALID_SOURCE_ID', 'INVALID_TAGS', 'UPLOAD_ABORTED'];
-const WRITERS: Role[] = ['editor', 'admin', 'tenant_admin'];
 
 /**
  * Documents: upload (multipart), list, get, chunks, delete, and the live status of a
@@ -38,8 +36,8 @@ export function documentRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule 
       endpoint({
         method: 'POST',
         path: '/api/v1/documents',
+        permission: 'documents.upload',
         summary: 'Upload one or more files (multipart `file` parts, optional source_id, tags, title): 202 queued, 200 duplicate',
-        roles: WRITERS,
         body: 'multipart',
         response: { status: 202, schema: UPLOAD_RESULT_SCHEMA },
         errors: UPLOAD_ERRORS,
@@ -72,6 +70,7 @@ export function documentRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule 
       endpoint<{ limit?: number; before?: Date }>({
         method: 'GET',
         path: '/api/v1/documents',
+        permission: 'documents.read',
         summary: 'Documents, newest first',
         params: { limit: { type: 'number', convert: true, integer: true, min: 1, max: 500, optional: true }, before: { type: 'date', convert: true, optional: true } },
         response: { schema: list(DOCUMENT_SCHEMA) },
@@ -85,6 +84,7 @@ export function documentRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule 
       endpoint<{ id: string }>({
         method: 'GET',
         path: '/api/v1/documents/:id',
+        permission: 'documents.read',
         summary: 'One document and its latest job',
         params: { id: 'string' },
         response: { schema: DOCUMENT_SCHEMA },
@@ -99,6 +99,7 @@ export function documentRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule 
       endpoint<{ id: string }>({
         method: 'GET',
         path: '/api/v1/documents/:id/chunks',
+        permission: 'documents.read',
         summary: 'The indexed chunks of a document',
         params: { id: 'string' },
         response: { schema: list({ type: 'object', required: ['id', 'ord', 'text'] }) },
@@ -114,8 +115,8 @@ export function documentRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule 
       endpoint<{ id: string }>({
         method: 'DELETE',
         path: '/api/v1/documents/:id',
+        permission: 'documents.delete',
         summary: 'Delete a document: its running job stopped, file, chunks and vectors removed',
-        roles: WRITERS,
         params: { id: 'string' },
         response: { schema: DELETED },
         errors: ['DOCUMENT_NOT_FOUND'],
@@ -129,6 +130,7 @@ export function documentRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule 
       endpoint({
         method: 'GET',
         path: '/api/v1/documents/:id/events',
+        permission: 'jobs.read',
         summary: "SSE: the document's job as it moves",
         params: { id: 'string' },
         response: { contentType: 'text/event-stream' },

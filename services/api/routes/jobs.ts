@@ -1,4 +1,3 @@
-import type { Role } from '../../../lib/auth/jwt.ts';
 import { cancelJob, getJob, replayDeadLetter, retryJob } from '../../../lib/jobs/commands.ts';
 import { JOB_UPDATED_EVENT, jobView, type JobView } from '../../../lib/jobs/model.ts';
 import { jobQueues } from '../../../lib/jobs/types/index.ts';
@@ -9,7 +8,6 @@ import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.t
 import { JOB_SCHEMA, list, requireId, scopeOf, type JobFeed } from './job-feed.ts';
 import { endpoint, type ApiRouteModule } from './module.ts';
 
-const WRITERS: Role[] = ['editor', 'admin', 'tenant_admin'];
 
 /**
  * Jobs of every type: list, get, cancel, retry, the caller's jobs live over SSE, and
@@ -24,6 +22,7 @@ export function jobRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule {
       endpoint<{ status?: JobStatus; documentId?: string; limit?: number }>({
         method: 'GET',
         path: '/api/v1/jobs',
+        permission: 'jobs.read',
         summary: "The tenant's jobs, newest first",
         params: {
           status: { type: 'enum', values: [...JOB_STATUSES], optional: true },
@@ -43,6 +42,7 @@ export function jobRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule {
       endpoint({
         method: 'GET',
         path: '/api/v1/jobs/events',
+        permission: 'jobs.read',
         summary: 'SSE: every job the caller started, live',
         response: { contentType: 'text/event-stream' },
         async stream({ req, res }) {
@@ -56,6 +56,7 @@ export function jobRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule {
       endpoint<{ id: string }>({
         method: 'GET',
         path: '/api/v1/jobs/:id',
+        permission: 'jobs.read',
         summary: 'One job',
         params: { id: 'string' },
         response: { schema: JOB_SCHEMA },
@@ -69,8 +70,8 @@ export function jobRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule {
       endpoint<{ id: string }>({
         method: 'POST',
         path: '/api/v1/jobs/:id/cancel',
+        permission: 'jobs.cancel',
         summary: 'Cancel a job: 200 when queued, 202 while its worker stops it',
-        roles: WRITERS,
         params: { id: 'string' },
         response: { schema: JOB_SCHEMA },
         errors: ['JOB_NOT_FOUND', 'JOB_FINISHED'],
@@ -85,8 +86,8 @@ export function jobRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule {
       endpoint<{ id: string }>({
         method: 'POST',
         path: '/api/v1/jobs/:id/retry',
+        permission: 'jobs.retry',
         summary: 'Queue a failed or canceled job again',
-        roles: WRITERS,
         params: { id: 'string' },
         response: { status: 202, schema: JOB_SCHEMA },
         errors: ['JOB_NOT_FOUND', 'JOB_NOT_RETRYABLE', 'DOCUMENT_DELETED'],
@@ -100,8 +101,8 @@ export function jobRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule {
       endpoint<{ queue?: string; limit?: number }>({
         method: 'GET',
         path: '/api/v1/admin/dead-letters',
+        permission: 'deadLetters.read',
         summary: "Jobs that failed for good, of the admin's tenant, and the queue depths",
-        roles: ['admin'],
         params: { queue: { type: 'enum', values: jobQueues(), optional: true }, limit: { type: 'number', convert: true, integer: true, min: 1, max: 1000, optional: true } },
         response: { schema: { type: 'object', required: ['items', 'depth'] } },
         action: 'deadLetters.list',
@@ -124,8 +125,8 @@ export function jobRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule {
       endpoint<{ jobId: string }>({
         method: 'POST',
         path: '/api/v1/admin/dead-letters/:jobId/replay',
+        permission: 'deadLetters.replay',
         summary: 'Queue a dead-lettered job again (audited)',
-        roles: ['admin'],
         params: { jobId: 'string' },
         response: { schema: { type: 'object', required: ['job', 'replayed'] } },
         errors: ['JOB_NOT_FOUND', 'JOB_NOT_RETRYABLE', 'DEAD_LETTER_NOT_FOUND'],

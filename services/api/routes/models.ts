@@ -1,12 +1,13 @@
 import { EventEmitter } from 'node:events';
-import type { Role } from '../../../lib/auth/jwt.ts';
+import { can, type Action } from '../../../lib/auth/permissions.ts';
 import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
 import { REINDEX_PROGRESS_EVENT, type ReindexView } from '../../maintenance/models.actions.ts';
 import { openSse } from '../sse.ts';
 import { endpoint, type ApiRouteModule, type Endpoint } from './module.ts';
 
-const ADMINS: Role[] = ['admin'];
-const READERS: Role[] = ['admin', 'tenant_admin'];
+/** Model state (a tenant_admin sees its own tenant's re-index); every change is the admin's. */
+const ADMINS: Action = 'models.manage';
+const READERS: Action = 'models.read';
 const name = { type: 'string', min: 1, max: 128, pattern: /^[A-Za-z0-9._=+@,-]+$/ } as const;
 
 /**
@@ -26,8 +27,8 @@ export function modelRoutes(_runtime: Runtime): ApiRouteModule {
     },
   });
   const OBJECT = { schema: { type: 'object' } };
-  const route = (method: Endpoint['method'], path: string, summary: string, roles: Role[], rest: Partial<Endpoint> & ReturnType<typeof forward>): Endpoint =>
-    endpoint({ method, path: `/api/v1/admin/models${path}`, summary, roles, response: OBJECT, ...rest } as Endpoint);
+  const route = (method: Endpoint['method'], path: string, summary: string, permission: Action, rest: Partial<Endpoint> & ReturnType<typeof forward>): Endpoint =>
+    endpoint({ method, path: `/api/v1/admin/models${path}`, summary, permission, response: OBJECT, ...rest } as Endpoint);
   const tenant = { type: 'string', min: 1, max: 64, optional: true } as const;
 
   return {
@@ -40,13 +41,13 @@ export function modelRoutes(_runtime: Runtime): ApiRouteModule {
       endpoint({
         method: 'GET',
         path: '/api/v1/admin/models/events',
+        permission: 'models.read',
         summary: 'SSE: re-index progress (a tenant_admin sees its own tenant)',
-        roles: READERS,
         params: { alias: { ...name, optional: true } },
         response: { contentType: 'text/event-stream' },
         stream: async ({ req, res, ctx, params }: { req: Parameters<typeof openSse>[0]; res: Parameters<typeof openSse>[1]; ctx: RagmeshContext; params: { alias?: string } }) => {
-          const roles = ctx.meta.auth?.roles ?? [];
-          const own = roles.includes('admin') ? null : ctx.meta.auth!.tenantId;
+          // Deployment-wide readers see every tenant's re-index; a tenant_admin its own.
+          const own = can(ctx.meta.auth, 'deployment.read') ? null : ctx.meta.auth!.tenantId;
           const alias = params.alias;
           const sse = openSse(req, res);
           sse.send('meta', { requestId: ctx.requestID ?? null });

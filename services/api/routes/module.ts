@@ -11,7 +11,7 @@
  *     method: 'GET',
  *     path: '/api/v1/chats/:id',            // full path; `:name` is a path parameter
  *     summary: 'One chat with its messages',
- *     roles: ['editor', 'admin'],           // any of these may call; omit = any valid token
+ *     permission: 'chats.read',             // the action in lib/auth/permissions.ts: who may, and its rate class
  *     params: { id: { type: 'uuid' } },     // fastest-validator schema, the ONLY validation
  *     response: { schema: CHAT_SCHEMA },    // JSON Schema of the success body (OpenAPI)
  *     errors: ['CHAT_NOT_FOUND'],           // catalogued codes it may answer (lib/errors.ts)
@@ -31,12 +31,13 @@
  *   take JSON bodies up to 1 MB, under /v1 up to 2 MB; public routes read no body.
  * - Non-GET routes are refused in maintenance mode unless `duringMaintenance: true`
  *   (search, embeddings, leaving maintenance).
- * - `permission` names the right the route needs in the permission table, when there
- *   is one; today roles decide.
+ * - `permission` (required unless `public`) names the action in the one permission
+ *   table (lib/auth/permissions.ts): the gateway lets through the roles the table gives
+ *   it and counts the request in its rate class. No route names roles itself.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ServiceBroker, ServiceSchema } from 'moleculer';
-import type { Role } from '../../../lib/auth/jwt.ts';
+import type { Action } from '../../../lib/auth/permissions.ts';
 import type { ErrorCode } from '../../../lib/errors.ts';
 import type { RagmeshContext } from '../../../lib/runtime/service-kit.ts';
 
@@ -76,10 +77,8 @@ interface EndpointBase {
   quiet?: boolean;
   /** One line for /api/openapi.json. */
   summary: string;
-  /** Any of these roles lets the caller through; omitted: any valid token. */
-  roles?: readonly Role[];
-  /** The right this route needs in the permission table (when there is one). */
-  permission?: string;
+  /** The action of the permission table this route is (who may call, which rate class); required unless public. */
+  permission?: Action;
   /** No token: health, signed upload URLs. */
   public?: boolean;
   /** A non-GET route that changes nothing, or that ends maintenance: open in maintenance mode. */

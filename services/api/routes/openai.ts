@@ -107,6 +107,7 @@ export function openAiRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModu
       endpoint({
         method: 'GET',
         path: '/v1/models',
+        permission: 'openai.models',
         summary: 'OpenAI-compatible: the chat models and active embedding aliases',
         response: { schema: { type: 'object', required: ['object', 'data'], properties: { object: { const: 'list' }, data: { type: 'array', items: { type: 'object', required: ['id', 'object'], properties: { id: { type: 'string' }, object: { const: 'model' } } } } } } },
         action: 'openai.models',
@@ -122,6 +123,7 @@ export function openAiRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModu
       endpoint<{ model: string; input: string | string[] }>({
         method: 'POST',
         path: '/v1/embeddings',
+        permission: 'openai.embeddings',
         summary: 'OpenAI-compatible embeddings with an active embedding alias as the model',
         // Embeddings are computed, not stored.
         duringMaintenance: true,
@@ -144,6 +146,7 @@ export function openAiRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModu
       endpoint<CompletionParams>({
         method: 'POST',
         path: '/v1/chat/completions',
+        permission: 'openai.chat',
         summary: 'OpenAI-compatible chat completions (stream or not); `ragmesh` answers from the documents, `ragmesh-chat` is the model alone',
         // Answers are computed, not stored.
         duringMaintenance: true,

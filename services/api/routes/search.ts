@@ -72,6 +72,7 @@ export function searchRoutes(runtime: Runtime): ApiRouteModule {
       endpoint<SearchParams>({
         method: 'POST',
         path: '/api/v1/search',
+        permission: 'search',
         summary: 'Hybrid (lexical + dense) search over the caller\'s tenant',
         duringMaintenance: true,
         params: SEARCH_PARAMS,

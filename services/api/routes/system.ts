@@ -12,6 +12,7 @@ export function systemRoutes(runtime: Runtime): ApiRouteModule {
       endpoint({
         method: 'GET',
         path: '/api/v1/me',
+        permission: 'me.read',
         summary: 'The caller as the token says: tenant, user, roles, and since when a member',
         response: { schema: { type: 'object', required: ['tenantId', 'userId', 'roles', 'memberSince'], properties: { tenantId: { type: 'string' }, userId: { type: 'string' }, roles: { type: 'array', items: { type: 'string' } }, memberSince: { type: 'string', format: 'date-time' } } } },
         action: 'me',
@@ -27,8 +28,8 @@ export function systemRoutes(runtime: Runtime): ApiRouteModule {
       endpoint({
         method: 'GET',
         path: '/api/v1/status',
+        permission: 'status.read',
         summary: 'Readiness of every service instance of the mesh (admins)',
-        roles: ['admin', 'tenant_admin'],
         response: { schema: { type: 'object', required: ['ready', 'missing', 'services'], properties: { ready: { type: 'boolean' }, missing: { type: 'array', items: { type: 'string' } }, services: { type: 'array', items: { type: 'object' } } } } },
         action: 'status',
         async handler(ctx: RagmeshContext) {

@@ -1,5 +1,4 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
-import type { Role } from '../../../lib/auth/jwt.ts';
 import { appError } from '../../../lib/errors.ts';
 import { isUuid } from '../../../lib/ids.ts';
 import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
@@ -7,7 +6,6 @@ import { measureStored, parseFields, registerUpload, storeStream, tooLarge, uplo
 import { requireId, scopeOf, UPLOAD_RESULT_SCHEMA, type JobFeed } from './job-feed.ts';
 import { endpoint, type ApiRouteModule } from './module.ts';
 
-const WRITERS: Role[] = ['editor', 'admin', 'tenant_admin'];
 const PRESIGN_TTL_SECONDS = 15 * 60;
 
 interface UploadSession {
@@ -33,8 +31,8 @@ export function uploadRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule {
       endpoint({
         method: 'POST',
         path: '/api/v1/uploads',
+        permission: 'documents.upload',
         summary: 'Presigned upload, step 1: where to PUT the bytes',
-        roles: WRITERS,
         response: { status: 201, schema: { type: 'object', required: ['uploadId', 'method', 'url', 'expiresAt', 'maxBytes'] } },
         action: 'uploads.create',
         async handler(ctx: RagmeshContext) {
@@ -83,8 +81,8 @@ export function uploadRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule {
       endpoint<{ id: string; filename?: string; source_id?: string; tags?: string[]; title?: string }>({
         method: 'POST',
         path: '/api/v1/uploads/:id/complete',
+        permission: 'documents.upload',
         summary: 'Presigned upload, step 3: record the document and queue its job',
-        roles: WRITERS,
         params: {
           id: 'string',
           filename: { type: 'string', optional: true, max: 1024 },
