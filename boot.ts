@@ -27,7 +27,7 @@ export interface RunningNode {
  * Starts one ragmesh node: opens the stores its services need (running migrations),
  * then the broker with those services. main.ts and the tests boot the same way.
  */
-export async function bootNode(config: Config, logger: Logger, env: NodeJS.ProcessEnv = process.env): Promise<RunningNode> {
+export async function bootNode(config: Config, logger: Logger): Promise<RunningNode> {
   const stores = new Stores(config, logger);
   const needed = [...new Set(config.services.flatMap((s) => storesNeededBy(s, config)))];
   try {
@@ -49,7 +49,7 @@ export async function bootNode(config: Config, logger: Logger, env: NodeJS.Proce
     jwtSecret: config.services.includes('api') ? await resolveJwtSecret(config) : '',
     metrics,
   };
-  const options = brokerOptions(config, env);
+  const options = brokerOptions(config);
   // Last = outermost: the timing includes the other middlewares.
   if (metrics) options.middlewares = [...(options.middlewares ?? []), actionMetricsMiddleware(metrics)];
   const broker = new ServiceBroker(options);

@@ -8,9 +8,10 @@ import { applyMolEnvOverrides } from './lib/runtime/mol-env.ts';
 /**
  * Broker options for any process of ragmesh, built from the validated config. The
  * same file serves the embedded profile (no transporter) and the mesh (AMQP).
- * MOL_* variables override any option here the way moleculer-runner does.
+ * MOL_* variables (read with the rest by lib/config/env.ts) override any option here
+ * the way moleculer-runner does.
  */
-export function brokerOptions(config: Config, env: NodeJS.ProcessEnv = process.env): BrokerOptions {
+export function brokerOptions(config: Config): BrokerOptions {
   const options: BrokerOptions = {
     namespace: config.namespace,
     nodeID: config.nodeId ?? undefined,
@@ -48,5 +49,5 @@ export function brokerOptions(config: Config, env: NodeJS.ProcessEnv = process.e
     metrics: { enabled: false },
     tracing: { enabled: false },
   };
-  return applyMolEnvOverrides(options as Record<string, unknown>, env) as BrokerOptions;
+  return applyMolEnvOverrides(options as Record<string, unknown>, config.moleculerOverrides) as BrokerOptions;
 }

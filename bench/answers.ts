@@ -62,7 +62,7 @@ async function main(): Promise<void> {
   const dir = await tempDir('ragmesh-bench-answers-');
   const env = { DATA_DIR: dir.value, PORT: '0', LOG_LEVEL: 'warn' };
   const config = loadConfig(env);
-  const node = await bootNode(config, createLogger('warn'), env);
+  const node = await bootNode(config, createLogger('warn'));
   const base = `http://127.0.0.1:${node.httpPort}`;
   const token = await signAccessToken({ tenantId: 'xquad', userId: 'bench', roles: ['editor'] }, node.runtime.jwtSecret, { issuer: config.auth.issuer, ttlSeconds: 86_400 });
   const auth = { Authorization: `Bearer ${token}` };

@@ -41,6 +41,15 @@ describe('the lib/ boundary', () => {
     assert.deepEqual(crossings, []);
   });
 
+  it('lib/config/env.ts is the only reader of process.env in lib/, services/ and the boot files (tests and scripts aside)', () => {
+    const files = [...sources(LIB), ...sources(path.join(ROOT, 'services')), ...['main.ts', 'boot.ts', 'moleculer.config.ts'].map((f) => path.join(ROOT, f))];
+    const readers = files
+      .filter((file) => file !== path.join(LIB, 'config', 'env.ts'))
+      .filter((file) => /\bprocess\.env\b/.test(readFileSync(file, 'utf8').replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '')))
+      .map((file) => path.relative(ROOT, file));
+    assert.deepEqual(readers, [], 'read the variable in lib/config/env.ts (declared, defaulted, documented) and pass the config');
+  });
+
   it('every file under lib/ (tests aside) is used by the product: test-only code lives in test/support/', () => {
     // What the product runs: the process entry points, every service, the scripts and the web UI.
     const roots = ['main.ts', 'boot.ts', 'moleculer.config.ts'].map((f) => path.join(ROOT, f));

@@ -137,6 +137,8 @@ export interface Config {
   transporter: string | null;
   namespace: string;
   nodeId: string | null;
+  /** The `MOL_*` variables, as given: Moleculer runner-style overrides of the broker options (moleculer.config.ts). */
+  moleculerOverrides: Record<string, string>;
   http: { host: string; port: number };
   healthPort: number;
   dataDir: string;
@@ -384,6 +386,7 @@ export function loadConfig(givenEnv: Env = process.env): Config {
     transporter,
     namespace: r.string('NAMESPACE') ?? 'ragmesh',
     nodeId: r.string('NODE_ID'),
+    moleculerOverrides: Object.fromEntries(Object.entries(givenEnv).filter((e): e is [string, string] => e[0].startsWith('MOL_') && e[1] !== undefined)),
     http: { host: r.string('HOST') ?? '127.0.0.1', port: r.int('PORT', 0, 65535) },
     healthPort: r.int('HEALTH_PORT', 0, 65535),
     dataDir: path.resolve(r.string('DATA_DIR') ?? './data'),
@@ -501,4 +504,12 @@ export function renderConfigTable(): string {
     return `| \`${v.name}\` | ${def ? `\`${def}\`` : '—'} | ${v.doc}${v.secret ? ` Secret: may be given as \`${v.name}_FILE\` (a file holding the value, e.g. a Swarm secret).` : ''} |`;
   });
   return ['| variable | default | meaning |', '| --- | --- | --- |', ...rows].join('\n');
+}
+
+/**
+ * Sets a variable that a native library reads from the process environment, unless
+ * the operator set it: the one write to process.env, here beside its one reader.
+ */
+export function defaultProcessEnv(name: string, value: string): void {
+  process.env[name] ??= value;
 }

@@ -2,11 +2,12 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { defaultProcessEnv } from '../config/env.ts';
 import type { OnnxEmbedSpec } from './manifest.ts';
 
 // onnxruntime-node reports nothing outward on Linux, but this makes the intent explicit
 // for every process that loads a model, whatever the caller's environment says.
-process.env.ORT_DISABLE_TELEMETRY ??= '1';
+defaultProcessEnv('ORT_DISABLE_TELEMETRY', '1');
 
 export type TextKind = 'query' | 'passage';
 

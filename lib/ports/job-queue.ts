@@ -64,9 +64,6 @@ export function redeliveryDelayMs(failures: number): number {
   return Math.min(1000 * 2 ** Math.max(0, failures - 1), 60_000);
 }
 
-export const JOB_QUEUES = ['ingest', 'analyze'] as const;
-export type JobQueueName = (typeof JOB_QUEUES)[number];
-
 /** Exponential backoff: base, 4×base, 16×base … capped at 10 minutes. */
 export function retryDelayMs(baseMs: number, attempt: number): number {
   return Math.min(baseMs * 4 ** Math.max(0, attempt - 1), 600_000);

@@ -17,7 +17,7 @@ import { tempDir, type Disposable } from '../support/services.ts';
 
 async function boot(dataDir: string, backupDir: string): Promise<{ node: RunningNode; base: string }> {
   const env = { DATA_DIR: dataDir, BACKUP_DIR: backupDir, PORT: '0', LOG_LEVEL: 'warn' };
-  const node = await bootNode(loadConfig(env), createLogger('warn'), env);
+  const node = await bootNode(loadConfig(env), createLogger('warn'));
   return { node, base: `http://127.0.0.1:${node.httpPort}` };
 }
 

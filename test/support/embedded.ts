@@ -19,7 +19,7 @@ export interface EmbeddedNode {
 export async function startEmbeddedNode(extraEnv: Record<string, string> = {}): Promise<EmbeddedNode> {
   const dir = await tempDir();
   const env = { DATA_DIR: dir.value, PORT: '0', LOG_LEVEL: 'warn', ...extraEnv };
-  const node = await bootNode(loadConfig(env), createLogger('warn'), env);
+  const node = await bootNode(loadConfig(env), createLogger('warn'));
   const tokens = await AccessTokens.open(tokenSettings(node.runtime.config, node.runtime.jwtSecret));
   return {
     node,
