@@ -41,7 +41,7 @@ describe('error catalogue', () => {
     // A dependency out of reach, even from another node, still says so: jobs wait it out.
     const remoteOutage = Object.assign(new Errors.MoleculerError('pg down', 503, 'DATABASE_UNAVAILABLE'), { name: 'RagmeshError' });
     assert.equal(classify(remoteOutage).outage, true);
-    assert.deepEqual(classify(new Errors.BrokerDisconnectedError()), { code: 'BROKER_UNAVAILABLE', status: 503, retryable: true, known: true, outage: true });
+    assert.deepEqual(classify(new Errors.BrokerDisconnectedError('The broker is disconnected')), { code: 'BROKER_UNAVAILABLE', status: 503, retryable: true, known: true, outage: true });
     assert.equal(classify(new Error('boom')).code, 'INTERNAL');
     assert.equal(classify(new Error('boom')).known, false);
   });

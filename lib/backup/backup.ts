@@ -48,7 +48,7 @@ export class BackupError extends Error {
 }
 
 /** Objects copied and checked at once: small objects are bound by round trips, not bandwidth. */
-const COPY_CONCURRENCY = 8;
+const COPY_CONCURRENCY = 16;
 
 /** Runs `work` over `items` with at most `limit` at a time; the first failure rejects. */
 async function inParallel<T>(items: AsyncIterable<T> | Iterable<T>, limit: number, work: (item: T) => Promise<void>): Promise<void> {
@@ -72,27 +72,46 @@ export async function createBackup(src: BackupSources, now = new Date()): Promis
   const id = newBackupId(now);
   const files: BackupFile[] = [];
   const started = performance.now();
-  const write = async (file: Omit<BackupFile, 'size' | 'sha256'>, body: Readable): Promise<void> => {
+  /**
+   * Copies `body` into the backup, hashing it on the way, then reads the copy back and
+   * checks it against that hash: a file counts only once it reads back the same.
+   */
+  const write = async (file: Omit<BackupFile, 'size' | 'sha256'>, body: Readable, began?: (hashing: Hashing) => void): Promise<void> => {
     const hashing = new Hashing();
-    const stored = src.target.put(`${id}/${file.path}`, hashing);
+    began?.(hashing);
+    const key = `${id}/${file.path}`;
+    const stored = src.target.put(key, hashing);
     body.on('error', (err) => hashing.destroy(err));
     body.pipe(hashing);
     await stored;
-    files.push({ ...file, size: hashing.bytes, sha256: hashing.digest() });
+    const written: BackupFile = { ...file, size: hashing.bytes, sha256: hashing.digest() };
+    const read = await hashStream(await src.target.get(key));
+    if (read.size !== written.size || read.sha256 !== written.sha256) {
+      throw new BackupError(`backup ${id} did not read back`, [`${file.path} reads back as ${read.size} bytes with another SHA-256 than was written`]);
+    }
+    files.push(written);
   };
 
   try {
-    // The database first: objects it refers to were stored before their rows.
+    // The database dump starts first; once its first bytes arrive it holds its snapshot,
+    // so every object a row of it refers to (objects are stored before their rows) is
+    // already in the buckets: they are copied while the dump streams.
     const dump = await dumpDatabase(src.db, src.config);
     const dbPath = dump.format === 'pg_dump_custom' ? 'database.pgdump' : 'database.pglite.tar.gz';
-    await Promise.all([write({ path: dbPath, kind: 'database' }, dump.stream), dump.finished]);
+    let dumpBegan!: Promise<void>;
+    const database = Promise.all([write({ path: dbPath, kind: 'database' }, dump.stream, (h) => (dumpBegan = h.firstBytes)), dump.finished]);
+    // If the dump fails before its first bytes, stop waiting for them.
+    await Promise.race([dumpBegan, database]);
+    const objects = (async () => {
+      for (const [role, store] of Object.entries(src.buckets) as Array<[BucketRole, ObjectStore]>) {
+        await inParallel(store.list(''), COPY_CONCURRENCY, async (info) => {
+          await write({ path: `objects/${role}/${info.key}`, kind: 'object', bucket: role, key: info.key }, await store.get(info.key));
+        });
+      }
+    })();
+    const settled = await Promise.allSettled([database, objects]);
+    for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason;
     const migration = await migrationState(src.db);
-
-    for (const [role, store] of Object.entries(src.buckets) as Array<[BucketRole, ObjectStore]>) {
-      await inParallel(store.list(''), COPY_CONCURRENCY, async (info) => {
-        await write({ path: `objects/${role}/${info.key}`, kind: 'object', bucket: role, key: info.key }, await store.get(info.key));
-      });
-    }
 
     const collections: string[] = [];
     if (src.qdrant) {
@@ -127,8 +146,8 @@ export async function createBackup(src: BackupSources, now = new Date()): Promis
     });
     await src.target.put(`${id}/manifest.json`, Buffer.from(JSON.stringify(manifest, null, 2)), { contentType: 'application/json' });
 
-    // A backup counts only once what was written reads back the same.
-    const check = await verifyBackup(src.target, id);
+    // Every file was read back as it was written; the manifest now is, and every file is still there at its size.
+    const check = await verifyBackup(src.target, id, { contents: false });
     if (check.problems.length > 0) throw new BackupError(`backup ${id} did not read back`, check.problems);
     src.logger.info({ backup: id, files: files.length, bytes: manifest.bytes, ms: Math.round(performance.now() - started) }, 'backup written and verified');
     return manifest;
@@ -138,8 +157,11 @@ export async function createBackup(src: BackupSources, now = new Date()): Promis
   }
 }
 
-/** Re-reads a backup: the manifest's own checksum, then every file's presence, size and SHA-256. */
-export async function verifyBackup(target: ObjectStore, id: string): Promise<{ manifest: BackupManifest | null; problems: string[] }> {
+/**
+ * Re-reads a backup: the manifest's own checksum, then every file's presence, size and
+ * (unless `contents: false`, for a backup whose files were each just read back) SHA-256.
+ */
+export async function verifyBackup(target: ObjectStore, id: string, options: { contents?: boolean } = {}): Promise<{ manifest: BackupManifest | null; problems: string[] }> {
   if (!BACKUP_ID.test(id)) return { manifest: null, problems: [`"${id}" is not a backup id (like 20261130T221503Z-3fa9c1)`] };
   let text: string;
   try {
@@ -166,6 +188,7 @@ export async function verifyBackup(target: ObjectStore, id: string): Promise<{ m
       problems.push(`${file.path} has ${info.size} bytes, the manifest says ${file.size} (truncated?)`);
       return;
     }
+    if (options.contents === false) return;
     const read = await hashStream(await target.get(key));
     if (read.sha256 !== file.sha256) problems.push(`${file.path} does not match its SHA-256 (damaged)`);
   });

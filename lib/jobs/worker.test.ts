@@ -110,7 +110,7 @@ describe('job worker: one delivery of a message (real PostgreSQL)', () => {
     let down = true;
     const work = handler(async () => {
       // What a call to emb throws while this process has lost RabbitMQ.
-      if (down) throw new Errors.BrokerDisconnectedError();
+      if (down) throw new Errors.BrokerDisconnectedError('The broker is disconnected');
     });
     // More failed deliveries than the suite's maxAttempts (2): none of them counts.
     for (let i = 0; i < 4; i++) {

@@ -1,11 +1,13 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomUUID } from 'node:crypto';
 import { appError } from '../../errors.ts';
 import { assertObjectKey, assertObjectPrefix, type ObjectInfo, type ObjectStore, type PutOptions } from '../../ports/object-store.ts';
+
+const READ_CHUNK_BYTES = 1024 * 1024;
 
 /**
  * Object storage on the local disk for the embedded profile: DATA_DIR/objects/<bucket>/<key>.
@@ -47,12 +49,15 @@ export class FsObjectStore implements ObjectStore {
 
   async get(key: string): Promise<Readable> {
     const file = this.pathOf(key);
+    let handle: FileHandle;
     try {
-      await stat(file);
+      // Opened here, so a missing object fails now and the stream cannot lose a race with a delete.
+      handle = await open(file, 'r');
     } catch {
       throw appError('OBJECT_NOT_FOUND', `No object "${key}" in bucket "${this.bucket}"`);
     }
-    return createReadStream(file);
+    // 1 MiB reads: a whole document or artifact in one or a few round trips through the thread pool.
+    return handle.createReadStream({ highWaterMark: READ_CHUNK_BYTES });
   }
 
   async stat(key: string): Promise<ObjectInfo | null> {
