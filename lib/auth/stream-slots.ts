@@ -7,7 +7,11 @@ import { degradable } from '../adapters/kv/degradable.ts';
 /** A slot is renewed while its stream lives; a crashed replica's slots free themselves after this. */
 const SLOT_TTL_MS = 60_000;
 
-/** Kinds of long-lived responses, each with its own per-user cap. Answers over /v1 share the chat pool: same cost. */
+/**
+ * Kinds of long-lived responses, each with its own per-user cap: `answer` (chat answers
+ * and /v1/chat/completions, streamed or not: same cost) and `events` (job-event and
+ * model-event SSE). Routes declare theirs (`streamCap`); the gateway takes the slot.
+ */
 export type StreamKind = 'answer' | 'events';
 
 /**
@@ -27,7 +31,7 @@ export class StreamSlots {
     const holder = randomUUID();
     const cap = this.caps[kind];
     for (let i = 0; i < cap; i++) {
-      const key = `stream-slot:${kind}:${tenantId}:${userId}:${i}`;
+      const key = streamSlotKey(kind, tenantId, userId, i);
       if (await kv.setIfAbsent(key, holder, SLOT_TTL_MS)) {
         const renew = setInterval(() => void kv.set(key, holder, SLOT_TTL_MS).catch(() => undefined), SLOT_TTL_MS / 3);
         renew.unref();
@@ -45,7 +49,10 @@ export class StreamSlots {
   }
 }
 
-/** The caps of the config: CHAT_STREAMS_PER_USER for answers (chat and /v1), EVENT_STREAMS_PER_USER for job events. */
+/** The KV key of one slot. */
+export const streamSlotKey = (kind: StreamKind, tenantId: string, userId: string, slot: number): string => `stream-slot:${kind}:${tenantId}:${userId}:${slot}`;
+
+/** The caps of the config: CHAT_STREAMS_PER_USER for answers (chat and /v1), EVENT_STREAMS_PER_USER for job and model events. */
 export function streamSlots(runtime: { config: Config; stores: { kv(): Promise<KeyValueStore> } }): StreamSlots {
   // Without Redis the cap is counted in this process only (logged and counted as degraded).
   return new StreamSlots(async () => degradable(await runtime.stores.kv(), 'stream-cap'), { answer: runtime.config.chat.streamsPerUser, events: runtime.config.streams.eventsPerUser });

@@ -6,6 +6,7 @@ import type { Principal } from '../../lib/auth/jwt.ts';
 import { ApiKeyAuthenticator } from '../../lib/auth/api-keys.ts';
 import { CREDENTIALS_CHANGED_EVENT, CredentialVerifier, type CredentialChange } from '../../lib/auth/credentials.ts';
 import { RateLimiter } from '../../lib/auth/rate-limit.ts';
+import { streamSlots } from '../../lib/auth/stream-slots.ts';
 import { AccessTokens, tokenSettings } from '../../lib/auth/tokens.ts';
 import { degradable } from '../../lib/adapters/kv/degradable.ts';
 import { accessRoutes } from './routes/access.ts';
@@ -87,7 +88,8 @@ export default function apiService(runtime: Runtime): ServiceSchema {
   const hsSecret = config.profile === 'mesh' ? config.auth.jwtSecret : runtime.jwtSecret || null;
   let broker: ServiceBroker | null = null;
   const endpoints: Endpoint[] = [...healthEndpoints(runtime, () => maintenance, () => endpoints), ...modules.flatMap((m) => m.endpoints)];
-  const gateway = buildGateway(endpoints, () => broker!, true);
+  const slots = streamSlots(runtime);
+  const gateway = buildGateway(endpoints, () => broker!, true, () => slots);
   const byKey = new Map(endpoints.map((e) => [routeKey(e.method, e.path), e]));
   const quiet = new Set(endpoints.filter((e) => e.quiet).map((e) => routeKey(e.method, e.path)));
   const members = new KnownMembers(runtime);

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { Errors, type ServiceBroker, type ServiceSchema } from 'moleculer';
 import { isAction } from '../../lib/auth/permissions.ts';
+import type { StreamSlots } from '../../lib/auth/stream-slots.ts';
 import type { RagmeshContext } from '../../lib/runtime/service-kit.ts';
 import type { Endpoint, GatewayRequest, ParamsSchema, StreamEndpoint } from './routes/module.ts';
 
@@ -40,7 +41,7 @@ interface GatewayThis {
  * the declaration, errors before the first byte in the one error shape, a client gone
  * mid-stream no crash.
  */
-function streamAlias(e: StreamEndpoint, check: ((params: unknown) => true | unknown[]) | null) {
+function streamAlias(e: StreamEndpoint, check: ((params: unknown) => true | unknown[]) | null, slots: () => StreamSlots | null) {
   return function (this: GatewayThis, req: GatewayRequest, res: ServerResponse) {
     void (async () => {
       req.$endpoint = e;
@@ -51,6 +52,13 @@ function streamAlias(e: StreamEndpoint, check: ((params: unknown) => true | unkn
       if (check) {
         const result = check(params);
         if (result !== true) throw new Errors.ValidationError('Parameters validation error!', 'VALIDATION_ERROR', result as object[]);
+      }
+      if (e.streamCap && slots()) {
+        // One of the caller's slots of this kind for as long as the response lives (429 TOO_MANY_STREAMS past the cap).
+        const auth = req.$ctx.meta.auth!;
+        const release = await slots()!.take(e.streamCap, auth.tenantId, auth.userId);
+        if (res.closed) await release();
+        else res.once('close', () => void release());
       }
       await e.stream({ req, res, ctx: req.$ctx, broker: this.broker, params });
     })().catch((err: unknown) => {
@@ -75,7 +83,7 @@ export interface Gateway {
  * same method and path, or of the same action, would silently replace each other:
  * refused at boot.
  */
-export function buildGateway(endpoints: Endpoint[], broker: () => ServiceBroker, authenticate: boolean): Gateway {
+export function buildGateway(endpoints: Endpoint[], broker: () => ServiceBroker, authenticate: boolean, slots: () => StreamSlots | null = () => null): Gateway {
   const aliases = new Map<Mount, Record<string, unknown>>();
   const actions: Record<string, unknown> = {};
   const openInMaintenance = new Set<string>();
@@ -90,6 +98,8 @@ export function buildGateway(endpoints: Endpoint[], broker: () => ServiceBroker,
     // Every authenticated route is an action of the permission table; nothing else decides who may call it.
     if (!e.public && !(e.permission && isAction(e.permission))) throw new Error(`Route ${key} names no action of the permission table (lib/auth/permissions.ts)`);
     if (e.duringMaintenance) openInMaintenance.add(key);
+    // A long-lived answer with no cap would let one user hold the node's connections and generation slots.
+    if (e.stream && !e.public && e.response?.contentType === 'text/event-stream' && !e.streamCap) throw new Error(`Route ${key} streams events but declares no streamCap`);
     let target: unknown;
     if (e.stream) {
       let check: ((params: unknown) => true | unknown[]) | null | undefined;
@@ -97,7 +107,7 @@ export function buildGateway(endpoints: Endpoint[], broker: () => ServiceBroker,
         // Compiled on first use: the broker's validator exists once the service is created.
         check ??= e.params ? (broker().validator as unknown as { compile(s: ParamsSchema): (p: unknown) => true | unknown[] }).compile(e.params) : null;
         return check ? check(params) : true;
-      });
+      }, slots);
       target = wrapped;
     } else {
       if (e.action in actions) throw new Error(`Two api routes declare the action api.${e.action}`);

@@ -8,6 +8,7 @@ import { textPdf } from '../../../test/fixtures/documents.ts';
 import { httpJson } from '../../../test/support/http.ts';
 import { upload, waitForJob } from '../../../test/support/ingest.ts';
 import { STREAMS_PER_USER } from './chats.ts';
+import { streamSlotKey } from '../../../lib/auth/stream-slots.ts';
 import { parseSse } from '../../../lib/streams.ts';
 
 /** Reads an SSE answer to the end: [event, data] pairs. */
@@ -115,7 +116,7 @@ describe('chats and RAG answers over SSE (embedded profile)', () => {
     const chat = (await httpJson(`${base}/api/v1/chats`, { method: 'POST', token: alice })).body;
     const kv = await node.stores.kv();
     // Streams held elsewhere (another api replica) fill every slot.
-    for (let i = 0; i < STREAMS_PER_USER; i++) await kv.set(`sse-slot:acme:carol:${i}`, 'elsewhere', 60_000);
+    for (let i = 0; i < STREAMS_PER_USER; i++) await kv.set(streamSlotKey('answer', 'acme', 'carol', i), 'elsewhere', 60_000);
     const carol = await token(['viewer'], 'carol');
     const carolChat = (await httpJson(`${base}/api/v1/chats`, { method: 'POST', token: carol })).body;
     const refused = await httpJson(`${base}/api/v1/chats/${carolChat.id}/messages`, { method: 'POST', token: carol, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ content: 'hello' }) });

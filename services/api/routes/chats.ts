@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { degradable } from '../../../lib/adapters/kv/degradable.ts';
 import { appError } from '../../../lib/errors.ts';
 import type { Answerer, AnswerOptions } from '../answering.ts';
 import type { ChatMessage } from '../../../lib/llm/types.ts';
@@ -13,7 +12,6 @@ import { isUuid } from '../../../lib/ids.ts';
 const MAX_QUESTION = 8000;
 /** Concurrent answer streams one user may hold across every api replica, unless CHAT_STREAMS_PER_USER says otherwise. */
 export const STREAMS_PER_USER = 3;
-const STREAM_SLOT_TTL_MS = 60_000;
 /** Earlier turns given to the model as context. */
 const HISTORY = 10;
 
@@ -65,25 +63,6 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
     return chat;
   };
 
-  /** Takes one of the user's stream slots in the KV store (Redis in the mesh), or answers 429. */
-  const takeStreamSlot = async (tenantId: string, userId: string): Promise<() => Promise<void>> => {
-    // Without Redis the cap is counted in this process only (logged and counted as degraded).
-    const kv = degradable(await runtime.stores.kv(), 'stream-cap');
-    const holder = randomUUID();
-    const cap = runtime.config.chat.streamsPerUser;
-    for (let i = 0; i < cap; i++) {
-      const key = `sse-slot:${tenantId}:${userId}:${i}`;
-      if (await kv.setIfAbsent(key, holder, STREAM_SLOT_TTL_MS)) {
-        const renew = setInterval(() => void kv.set(key, holder, STREAM_SLOT_TTL_MS).catch(() => undefined), STREAM_SLOT_TTL_MS / 3);
-        return async () => {
-          clearInterval(renew);
-          await kv.deleteIfEquals(key, holder).catch(() => undefined);
-        };
-      }
-    }
-    throw appError('TOO_MANY_STREAMS', `At most ${cap} answers may stream at once per user`, { retryAfterSeconds: 2 });
-  };
-
   const ask = async ({ req, res, ctx, params }: StreamCall<AskParams>): Promise<void> => {
     const auth = ctx.meta.auth!;
     const scope = tenantScope(auth.tenantId);
@@ -91,19 +70,9 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
     if (!content) throw appError('EMPTY_MESSAGE', 'The message is empty');
     if (content.length > MAX_QUESTION) throw appError('MESSAGE_TOO_LONG', `At most ${MAX_QUESTION} characters`);
     const repo = await chats();
-    // Ownership, the stream slot and the context are independent reads: one round trip of latency, not three.
-    const [chatResult, slotResult, historyResult] = await Promise.allSettled([
-      chatOf(ctx, params.id),
-      takeStreamSlot(auth.tenantId, auth.userId),
-      isUuid(params.id) ? repo.listRecentMessages(scope, params.id, HISTORY) : Promise.resolve([]),
-    ]);
-    if (chatResult.status === 'rejected' || slotResult.status === 'rejected' || historyResult.status === 'rejected') {
-      if (slotResult.status === 'fulfilled') await slotResult.value();
-      throw [chatResult, slotResult, historyResult].find((r): r is PromiseRejectedResult => r.status === 'rejected')!.reason;
-    }
-    const chat = chatResult.value;
-    const releaseSlot = slotResult.value;
-    const history = historyResult.value;
+    // Ownership and the context are independent reads: one round trip of latency, not two.
+    // (The gateway took the stream slot already: streamCap 'answer'.)
+    const [chat, history] = await Promise.all([chatOf(ctx, params.id), isUuid(params.id) ? repo.listRecentMessages(scope, params.id, HISTORY) : Promise.resolve([])]);
     // The question is stored while the answer starts (one round trip less before the first
     // token); its id is chosen here so `meta` can name it at once.
     const questionId = randomUUID();
@@ -154,7 +123,6 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
       stream().send('error', { code: typeof e.type === 'string' ? e.type : 'INTERNAL', message: (e.code ?? 500) >= 500 && !e.type ? 'The answer failed' : (e.message ?? 'The answer failed') });
       runtime.logger.warn({ err }, 'chat answer failed');
     } finally {
-      await releaseSlot();
       (sse as SseStream | null)?.close();
     }
   };
@@ -241,6 +209,7 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
         params: ASK_PARAMS,
         response: SSE,
         errors: ASK_ERRORS,
+        streamCap: 'answer',
         stream: ask,
       }),
       endpoint<AskParams>({
@@ -251,6 +220,7 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
         params: ASK_PARAMS,
         response: SSE,
         errors: ASK_ERRORS,
+        streamCap: 'answer',
         stream: (call) => ask({ ...call, params: { ...call.params, tags: splitList(call.params.tags), sourceIds: splitList(call.params.sourceIds) } }),
       }),
     ],

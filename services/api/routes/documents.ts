@@ -135,6 +135,7 @@ export function documentRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule 
         params: { id: 'string' },
         response: { contentType: 'text/event-stream' },
         errors: ['DOCUMENT_NOT_FOUND'],
+        streamCap: 'events',
         async stream({ req, res }) {
           const scope = scopeOf(req.$ctx);
           const documentId = requireId(req.$params.id, 'document');

@@ -45,6 +45,7 @@ export function jobRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule {
         permission: 'jobs.read',
         summary: 'SSE: every job the caller started, live',
         response: { contentType: 'text/event-stream' },
+        streamCap: 'events',
         async stream({ req, res }) {
           const auth = req.$ctx.meta.auth!;
           const scope = tenantScope(auth.tenantId);

@@ -45,6 +45,7 @@ export function modelRoutes(_runtime: Runtime): ApiRouteModule {
         summary: 'SSE: re-index progress (a tenant_admin sees its own tenant)',
         params: { alias: { ...name, optional: true } },
         response: { contentType: 'text/event-stream' },
+        streamCap: 'events',
         stream: async ({ req, res, ctx, params }: { req: Parameters<typeof openSse>[0]; res: Parameters<typeof openSse>[1]; ctx: RagmeshContext; params: { alias?: string } }) => {
           // Deployment-wide readers see every tenant's re-index; a tenant_admin its own.
           const own = can(ctx.meta.auth, 'deployment.read') ? null : ctx.meta.auth!.tenantId;

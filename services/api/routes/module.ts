@@ -26,7 +26,8 @@
  * - A route that streams (SSE), reads multipart or raw bytes declares `stream` instead
  *   of `action`/`handler`: it gets `{ req, res, ctx, params }` with params (query, JSON
  *   body and path parameters) already validated against `params`; errors thrown before
- *   the first byte go out in the one error shape (../error-body.ts).
+ *   the first byte go out in the one error shape (../error-body.ts). A long-lived one
+ *   declares `streamCap` (answer or events): the caller's concurrent streams are capped.
  * - `public: true` skips the token (health, signed upload URLs). Paths under /api/v1
  *   take JSON bodies up to 1 MB, under /v1 up to 2 MB; public routes read no body.
  * - Non-GET routes are refused in maintenance mode unless `duringMaintenance: true`
@@ -38,6 +39,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ServiceBroker, ServiceSchema } from 'moleculer';
 import type { Action } from '../../../lib/auth/permissions.ts';
+import type { StreamKind } from '../../../lib/auth/stream-slots.ts';
 import type { ErrorCode } from '../../../lib/errors.ts';
 import type { RagmeshContext } from '../../../lib/runtime/service-kit.ts';
 
@@ -102,6 +104,12 @@ export interface ActionEndpoint<P = any> extends EndpointBase {
 
 export interface StreamEndpoint<P = any> extends EndpointBase {
   stream: (call: StreamCall<P>) => Promise<void>;
+  /**
+   * A long-lived answer: the gateway takes one of the caller's stream slots of this kind
+   * (lib/auth/stream-slots.ts, counted across replicas) before `stream` runs and frees it
+   * when the response closes; past the cap 429 TOO_MANY_STREAMS. Required on event streams.
+   */
+  streamCap?: StreamKind;
   action?: never;
   handler?: never;
 }

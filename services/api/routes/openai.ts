@@ -153,6 +153,8 @@ export function openAiRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModu
         params: COMPLETION_PARAMS,
         response: { schema: { type: 'object', required: ['id', 'object', 'choices'], properties: { id: { type: 'string' }, object: { enum: ['chat.completion', 'chat.completion.chunk'] }, choices: { type: 'array' }, usage: { type: 'object' } } } },
         errors: ['MODEL_NOT_FOUND', 'LLM_BUSY', 'LLM_MODEL_NOT_READY', 'LLM_PROMPT_TOO_LONG'],
+        // Streamed or not, an answer holds a generation slot as long as a chat answer does: the same pool.
+        streamCap: 'answer',
         stream: completions,
       }),
     ],
