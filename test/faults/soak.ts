@@ -9,6 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import { httpJson } from '../support/http.ts';
 import { syntheticText, TestMesh } from '../support/mesh.ts';
+import { freePort } from '../support/processes.ts';
 import { jobCounts, services, waitForJobs } from './support.ts';
 
 const MINUTES = Number(process.env.SOAK_MINUTES ?? 10);
@@ -21,6 +22,16 @@ async function rssKb(pid: number): Promise<number | null> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => null);
   const match = status && /^VmRSS:\s+(\d+) kB/m.exec(status);
   return match ? Number(match[1]) : null;
+}
+
+/** V8 heap in use and memory outside it (Buffers, native), from a process's /metrics: what RSS growth is made of. */
+async function heapMb(url: string): Promise<{ heap: number; external: number } | null> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(5000) }).catch(() => null);
+  if (!res?.ok) return null;
+  const text = await res.text();
+  const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  const mb = (bytes: number) => Math.round(bytes / 104857.6) / 10;
+  return { heap: mb(value('nodejs_heap_size_used_bytes')), external: mb(value('nodejs_external_memory_bytes')) };
 }
 
 async function main(): Promise<void> {
@@ -36,7 +47,17 @@ async function main(): Promise<void> {
     void p.finally(() => inFlight.delete(p));
   };
   try {
-    const started = await Promise.all([mesh.start('gateway', 'api'), mesh.start('models', 'emb,llm,analyze,maintenance'), mesh.start('worker', 'ingest')]);
+    const [modelsPort, workerPort] = [await freePort(), await freePort()];
+    const started = await Promise.all([
+      mesh.start('gateway', 'api'),
+      mesh.start('models', 'emb,llm,analyze,maintenance', { HEALTH_PORT: String(modelsPort) }),
+      mesh.start('worker', 'ingest', { HEALTH_PORT: String(workerPort) }),
+    ]);
+    const metricsUrl: Record<string, string> = {
+      gateway: `${mesh.apiUrl}/metrics`,
+      models: `http://127.0.0.1:${modelsPort}/metrics`,
+      worker: `http://127.0.0.1:${workerPort}/metrics`,
+    };
     await mesh.waitForDiscovery(await mesh.token('ops', 'root', 'admin'));
     const tenant = 'soak';
     const token = await mesh.token(tenant, 'alice', 'editor');
@@ -81,15 +102,17 @@ async function main(): Promise<void> {
     every(RATE.chatEveryMs, 'chat', chat);
 
     const t0 = Date.now();
-    const samples: Array<{ minute: number; rssMb: Record<string, number> }> = [];
+    const samples: Array<{ minute: number; rssMb: Record<string, number>; heapMb: Record<string, { heap: number; external: number } | null> }> = [];
     const sample = async () => {
       const rssMb: Record<string, number> = {};
+      const heap: Record<string, { heap: number; external: number } | null> = {};
       for (const p of started) {
         const kb = await rssKb(p.child.pid!);
         if (kb !== null) rssMb[p.name] = Math.round(kb / 102.4) / 10;
+        heap[p.name] = await heapMb(metricsUrl[p.name]!);
       }
-      samples.push({ minute: Math.round((Date.now() - t0) / 6000) / 10, rssMb });
-      console.log(`soak ${samples.at(-1)!.minute} min: ${JSON.stringify(rssMb)} uploads ${counts.uploads} searches ${counts.searches} chats ${counts.chats} errors ${JSON.stringify(errors)}`);
+      samples.push({ minute: Math.round((Date.now() - t0) / 6000) / 10, rssMb, heapMb: heap });
+      console.log(`soak ${samples.at(-1)!.minute} min: rss ${JSON.stringify(rssMb)} heap ${JSON.stringify(heap)} uploads ${counts.uploads} searches ${counts.searches} chats ${counts.chats} errors ${JSON.stringify(errors)}`);
     };
     await sample();
     while (Date.now() - t0 < MINUTES * 60_000) {

@@ -6,6 +6,7 @@ import type { SearchParams, SearchResult } from '../../../lib/search/types.ts';
 import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
 import { endpoint, type ApiRouteModule } from './module.ts';
 import { UUID_PATTERN } from '../../../lib/ids.ts';
+import { AdaptiveDeadline } from '../../../lib/search/deadline.ts';
 
 const stringList = { type: 'array', optional: true, max: 100, items: { type: 'string', min: 1, max: 256 } } as const;
 
@@ -65,6 +66,8 @@ export function searchRoutes(runtime: Runtime): ApiRouteModule {
   // would wait the whole leg timeout until the broker notices the node is gone.
   let embDown = false;
   let probing = false;
+  // The query embedding's own deadline, from its observed latency (lib/search/deadline.ts).
+  const embedDeadline = new AdaptiveDeadline({ floorMs: runtime.config.search.embedFloorMs, ceilingMs: runtime.config.search.legTimeoutMs });
   const embGone = (err: unknown) => ['RequestTimeoutError', 'ServiceNotAvailableError', 'ServiceNotFoundError'].includes((err as Error)?.name);
 
   return {
@@ -84,11 +87,12 @@ export function searchRoutes(runtime: Runtime): ApiRouteModule {
           if (!auth) throw appError('MISSING_TOKEN', 'search needs an authenticated caller');
           const calls: EmbedCalls = {
             async embedQuery(alias, text) {
-              const embed = () => ctx.call('emb.embed', { alias, texts: [text], kind: 'query' } satisfies EmbedParams, { timeout: runtime.config.search.legTimeoutMs }) as Promise<EmbedResult>;
+              const embed = (timeout: number) => ctx.call('emb.embed', { alias, texts: [text], kind: 'query' } satisfies EmbedParams, { timeout }) as Promise<EmbedResult>;
               if (embDown) {
                 if (!probing) {
                   probing = true;
-                  void embed().then(
+                  // The probe may take the whole leg timeout: it only decides when to stop skipping.
+                  void embed(runtime.config.search.legTimeoutMs).then(
                     () => (embDown = false),
                     () => undefined,
                   ).finally(() => (probing = false));
@@ -96,7 +100,9 @@ export function searchRoutes(runtime: Runtime): ApiRouteModule {
                 throw appError('SERVICE_UNAVAILABLE', 'emb did not answer a moment ago; the dense leg is skipped until it does');
               }
               try {
-                const res = await embed();
+                const started = performance.now();
+                const res = await embed(embedDeadline.ms);
+                embedDeadline.observe(performance.now() - started);
                 return { alias: res.alias, version: res.version, vector: res.vectors[0]! };
               } catch (err) {
                 if (embGone(err)) embDown = true;
