@@ -107,8 +107,8 @@ export class JobsRepository {
     return row ? toJob(row) : null;
   }
 
-  async list(scope: TenantScope, options: { status?: JobStatus; documentId?: string; limit: number }): Promise<JobRow[]> {
-    const query = this.knex('jobs')
+  async list(scope: TenantScope, options: { status?: JobStatus; documentId?: string; limit: number }, trx: Knex = this.knex): Promise<JobRow[]> {
+    const query = trx('jobs')
       .where({ tenant_id: scope.tenantId })
       .orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }])
       .limit(Math.min(Math.max(options.limit, 1), 500));

@@ -233,9 +233,15 @@ export async function registerUpload(jobs: JobsContext, scope: TenantScope, prin
   const { documents } = jobs.repos;
   const sourceId = fields.sourceId ?? `sha256:${file.sha256}`;
 
-  const outcome: { duplicateOf?: string; documentId?: string; job?: JobRow } = await jobs.repos.transaction(async (trx) => {
+  // Everything the answer shows is read inside the transaction: once it commits, the
+  // upload is stored, and a database lost right after must not turn that into a 503.
+  const outcome: { duplicate: boolean; document: DocumentRow; job: JobRow | null } = await jobs.repos.transaction(async (trx) => {
+    const duplicateOf = async (id: string, job?: JobRow) => {
+      const document = (await documents.get(scope, id, trx))!;
+      return { duplicate: true, document, job: job ?? (await jobs.repos.jobs.list(scope, { documentId: id, limit: 1 }, trx))[0] ?? null };
+    };
     const sameContent = await documents.findByContentHash(scope, file.sha256, trx);
-    if (sameContent) return { duplicateOf: sameContent.id };
+    if (sameContent) return duplicateOf(sameContent.id);
 
     const existing = await documents.lockBySource(scope, sourceId, trx);
     let documentId: string;
@@ -256,7 +262,7 @@ export async function registerUpload(jobs: JobsContext, scope: TenantScope, prin
         createdBy: principal.userId,
       }, trx);
       // Lost a race with an identical upload: that one is the document.
-      if (!inserted) return { duplicateOf: (await documents.findByContentHash(scope, file.sha256, trx))!.id };
+      if (!inserted) return duplicateOf((await documents.findByContentHash(scope, file.sha256, trx))!.id);
       documentId = inserted.id;
       version = 1;
     }
@@ -273,20 +279,17 @@ export async function registerUpload(jobs: JobsContext, scope: TenantScope, prin
       tags: fields.tags ?? [],
     };
     const { job, created } = await stageJob(jobs, scope, { type: 'ingest', payload, createdBy: principal.userId }, trx);
-    if (!created) return { duplicateOf: documentId, job };
+    if (!created) return duplicateOf(documentId, job);
     await documents.setStatus(scope, documentId, 'queued', trx);
-    return { documentId, job };
+    return { duplicate: false, document: (await documents.get(scope, documentId, trx))!, job };
   });
 
-  if (outcome.duplicateOf !== undefined) {
+  if (outcome.duplicate) {
     await objects.delete(file.objectKey).catch(() => undefined);
-    const document = (await documents.get(scope, outcome.duplicateOf))!;
-    const job = outcome.job ?? (await jobs.repos.jobs.list(scope, { documentId: document.id, limit: 1 }))[0] ?? null;
-    return { document: documentView(document), job: job ? jobView(job) : null, duplicate: true };
+    return { document: documentView(outcome.document), job: outcome.job ? jobView(outcome.job) : null, duplicate: true };
   }
   const job = outcome.job!;
   relaySoon(jobs, [job.id]);
   jobs.notify.updated(job);
-  const document = (await documents.get(scope, outcome.documentId!))!;
-  return { document: documentView(document), job: jobView(job), duplicate: false };
+  return { document: documentView(outcome.document), job: jobView(job), duplicate: false };
 }
