@@ -14,16 +14,22 @@ export const AUDIT_ACTIONS = [
   'job.retry',
   'document.delete',
   'dead-letter.replay',
-  'models.reindex',
+  'models.publish',
+  'models.reindex.start',
+  'models.reindex.cancel',
   'models.switch',
+  'models.switch.forced',
   'models.rollback',
+  'models.delete',
   'user.roles',
   'api-key.create',
   'api-key.revoke',
   'maintenance.enter',
   'maintenance.leave',
   'backup.create',
+  'backup.retention',
   'backup.restore',
+  'sweep.run',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 /** What an audit action name looks like (the read route filters by it). */

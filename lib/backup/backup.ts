@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/env.ts';
 import { knownMigrations, migrateLatest, migrationState, openDatabase, type Database } from '../adapters/db/database.ts';
 import { databaseIsEmpty, dumpDatabase, restoreDatabase, type DumpFormat } from '../adapters/db/dump.ts';
+import { AuditRepository } from '../repositories/audit.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import { Hashing, hashStream } from './hashing.ts';
 import {
@@ -297,6 +298,8 @@ export async function restoreBackup(source: ObjectStore, id: string, into: Resto
   const db = await openDatabase(into.config);
   try {
     const applied = await migrateLatest(db);
+    // The restored audit log records its own restore (deployment-wide; by the operator's CLI, no caller token).
+    await new AuditRepository(db.knex).record(null, { actor: 'restore', action: 'backup.restore', target: id, details: { createdAt: manifest.createdAt, migrated: applied }, requestId: null });
     into.logger.info({ backup: id, migrated: applied, ms: Math.round(performance.now() - started) }, 'backup restored');
   } finally {
     await db.close();

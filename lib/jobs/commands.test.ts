@@ -10,6 +10,8 @@ import { jobMessage } from './message.ts';
 import { payloadOf } from './registry.ts';
 import type { IngestPayload } from './types/ingest.ts';
 
+const ALICE = { userId: 'alice', requestId: 'req-commands-test' };
+
 for (const backend of DATABASE_BACKENDS) {
   describe(`job commands on ${backend.name}`, () => {
     let t: TestDatabase;
@@ -55,19 +57,23 @@ for (const backend of DATABASE_BACKENDS) {
 
     it('cancel: a queued job is canceled at once and its new document follows; a finished one is a 409', async () => {
       const { job, document } = await seedIngest(h.ctx, scope);
-      const result = await cancelJob(h.ctx, scope, job.id);
+      const result = await cancelJob(h.ctx, scope, job.id, ALICE);
       assert.equal(result.final, true);
       assert.equal(result.job.status, 'canceled');
       assert.equal((await h.ctx.repos.documents.get(scope, document.id))!.status, 'canceled');
       assert.ok(h.notify.cancels.includes(job.id));
-      await assert.rejects(() => cancelJob(h.ctx, scope, job.id), { code: 409, type: 'JOB_FINISHED' });
-      await assert.rejects(() => cancelJob(h.ctx, other, job.id), { code: 404, type: 'JOB_NOT_FOUND' }, 'another tenant cannot see it');
+      const entries = (await h.ctx.repos.audit.list(scope, { action: 'job.cancel', limit: 100 })).filter((e) => e.target === job.id);
+      assert.equal(entries.length, 1, 'the cancel is audited');
+      assert.equal(entries[0]!.actor, 'alice');
+      assert.equal(entries[0]!.requestId, 'req-commands-test');
+      await assert.rejects(() => cancelJob(h.ctx, scope, job.id, ALICE), { code: 409, type: 'JOB_FINISHED' });
+      await assert.rejects(() => cancelJob(h.ctx, other, job.id, ALICE), { code: 404, type: 'JOB_NOT_FOUND' }, 'another tenant cannot see it');
     });
 
     it('cancel: a running job is asked to stop (202) and stays running until its worker stops', async () => {
       const { job } = await seedIngest(h.ctx, scope);
       await h.ctx.repos.jobs.claim(scope, job.id, 'worker-1', 60_000);
-      const result = await cancelJob(h.ctx, scope, job.id);
+      const result = await cancelJob(h.ctx, scope, job.id, ALICE);
       assert.equal(result.final, false);
       assert.equal(result.job.status, 'running');
       assert.equal(result.job.cancelRequested, true);
@@ -81,7 +87,7 @@ for (const backend of DATABASE_BACKENDS) {
       await h.memoryQueue.deadLetter('ingest', jobMessage(job, 1), 'UNAVAILABLE: emb down');
       const readyBefore = (await h.memoryQueue.depth('ingest')).ready;
 
-      const queued = await retryJob(h.ctx, scope, job.id);
+      const queued = await retryJob(h.ctx, scope, job.id, ALICE);
       assert.equal(queued.status, 'queued');
       assert.equal(queued.attempts, 0);
       assert.equal(queued.error, null);
@@ -90,14 +96,17 @@ for (const backend of DATABASE_BACKENDS) {
       // The message is relayed after the answer (the outbox holds it): exactly one new one.
       await waitFor('the retried job\'s message, out of the outbox', async () => (await h.ctx.repos.outbox.listForJob(scope, job.id)).length === 0, 10_000);
       assert.equal((await h.memoryQueue.depth('ingest')).ready, readyBefore + 1);
-      await assert.rejects(() => retryJob(h.ctx, scope, job.id), { code: 409, type: 'JOB_NOT_RETRYABLE' });
+      await assert.rejects(() => retryJob(h.ctx, scope, job.id, ALICE), { code: 409, type: 'JOB_NOT_RETRYABLE' });
+      const entries = (await h.ctx.repos.audit.list(scope, { action: 'job.retry', limit: 100 })).filter((e) => e.target === job.id);
+      assert.equal(entries.length, 1, 'the retry is audited once; the refused second one is not');
+      assert.deepEqual([entries[0]!.actor, entries[0]!.details?.from, entries[0]!.details?.errorCode], ['alice', 'failed', 'UNAVAILABLE']);
     });
 
     it('retry: a job whose document was deleted is a 409', async () => {
       const { job, document } = await seedIngest(h.ctx, scope);
-      await cancelJob(h.ctx, scope, job.id);
+      await cancelJob(h.ctx, scope, job.id, ALICE);
       await h.ctx.repos.documents.delete(scope, document.id);
-      await assert.rejects(() => retryJob(h.ctx, scope, job.id), { code: 409, type: 'DOCUMENT_DELETED' });
+      await assert.rejects(() => retryJob(h.ctx, scope, job.id, ALICE), { code: 409, type: 'DOCUMENT_DELETED' });
     });
 
     it('replay: takes the dead letter and queues the job; without a letter it is a 404 and nothing changes', async () => {

@@ -100,11 +100,23 @@ export interface CancelResult {
   final: boolean;
 }
 
-/** Asks a job to stop. A queued job is canceled right away; a running one by its worker, which removes what it wrote. */
-export async function cancelJob(ctx: JobsContext, scope: TenantScope, jobId: string): Promise<CancelResult> {
+/** Who asked for a command, for its audit entry. */
+export interface Actor {
+  userId: string;
+  requestId?: string | null;
+}
+
+/**
+ * Asks a job to stop. A queued job is canceled right away; a running one by its worker,
+ * which removes what it wrote. The request and its audit entry commit together.
+ */
+export async function cancelJob(ctx: JobsContext, scope: TenantScope, jobId: string, actor: Actor): Promise<CancelResult> {
   const job = await getJob(ctx, scope, jobId);
   if (job.status !== 'queued' && job.status !== 'running') throw appError('JOB_FINISHED', `The job is already ${job.status}`, { status: job.status });
-  await ctx.repos.jobs.requestCancel(scope, jobId);
+  await ctx.repos.transaction(async (trx) => {
+    await ctx.repos.jobs.requestCancel(scope, jobId, trx);
+    await ctx.repos.audit.record(scope, { actor: actor.userId, action: 'job.cancel', target: jobId, details: { type: job.type, status: job.status, documentId: job.documentId }, requestId: actor.requestId ?? null }, trx);
+  });
   ctx.notify.cancelRequested(jobId);
   if (job.status === 'queued') {
     // Nobody works on it: cancel here, so the answer is final. Its message finds a canceled job and is dropped.
@@ -121,8 +133,8 @@ export async function cancelJob(ctx: JobsContext, scope: TenantScope, jobId: str
   return { job: await getJob(ctx, scope, jobId), final: false };
 }
 
-/** Queues a failed or canceled job again; it resumes at the first step without a stored result. */
-export async function retryJob(ctx: JobsContext, scope: TenantScope, jobId: string): Promise<JobRow> {
+/** Queues a failed or canceled job again; it resumes at the first step without a stored result. Audited with the change. */
+export async function retryJob(ctx: JobsContext, scope: TenantScope, jobId: string, actor: Actor): Promise<JobRow> {
   const job = await getJob(ctx, scope, jobId);
   const definition = jobTypeOf(job.type);
   if (job.documentId === null && definition.documentOf) throw appError('DOCUMENT_DELETED', 'The document of this job was deleted');
@@ -134,6 +146,7 @@ export async function retryJob(ctx: JobsContext, scope: TenantScope, jobId: stri
     // Only a type whose outcome decides its document's status (ingest) moves the document; an analysis does not.
     if (row.documentId && definition.documentStatusAfter) await ctx.repos.documents.setStatus(scope, row.documentId, 'queued', trx);
     await ctx.repos.outbox.add(scope, { queue: definition.queue, message: jobMessage(row, 1) }, trx);
+    await ctx.repos.audit.record(scope, { actor: actor.userId, action: 'job.retry', target: jobId, details: { type: job.type, from: job.status, errorCode: job.errorCode, documentId: job.documentId }, requestId: actor.requestId ?? null }, trx);
     return row;
   });
   // A dead letter of this job would run it a second time after a replay: take it out.
@@ -153,7 +166,7 @@ export interface ReplayResult {
  * job queued with its message in one transaction; if that transaction fails the
  * letter is put back.
  */
-export async function replayDeadLetter(ctx: JobsContext, scope: TenantScope, jobId: string, actor: { userId: string; requestId?: string | null }): Promise<ReplayResult> {
+export async function replayDeadLetter(ctx: JobsContext, scope: TenantScope, jobId: string, actor: Actor): Promise<ReplayResult> {
   const job = await getJob(ctx, scope, jobId);
   const definition = jobTypeOf(job.type);
   if (job.status === 'ready') throw appError('JOB_NOT_RETRYABLE', `A ${job.status} job cannot be replayed`, { status: job.status });
@@ -200,7 +213,7 @@ export interface DeleteResult {
  * transaction, its open jobs canceled in intent), then its vectors in every embedding
  * model version, its files and artifacts, and its cached answers.
  */
-export async function deleteDocument(ctx: JobsContext, scope: TenantScope, documentId: string, actor: { userId: string; requestId?: string | null }): Promise<DeleteResult> {
+export async function deleteDocument(ctx: JobsContext, scope: TenantScope, documentId: string, actor: Actor): Promise<DeleteResult> {
   const { repos } = ctx;
   const open: JobRow[] = [];
   const outcome = await repos.transaction(async (trx) => {

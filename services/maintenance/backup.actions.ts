@@ -108,8 +108,13 @@ export function backupActions(runtime: Runtime): {
       },
       'backup.retention': {
         async handler(ctx: RagmeshContext): Promise<{ deleted: string[] }> {
-          requireAllowed(ctx, 'backups.manage');
-          return { deleted: await applyRetention() };
+          const actor = requireAllowed(ctx, 'backups.manage');
+          const deleted = await applyRetention();
+          if (deleted.length > 0) {
+            const db = await runtime.stores.db();
+            await new AuditRepository(db.knex).record(null, { actor, action: 'backup.retention', target: null, details: { deleted }, requestId: currentRequest()?.requestId ?? ctx.requestID ?? null });
+          }
+          return { deleted };
         },
       },
     },

@@ -1,5 +1,7 @@
 import type { ServiceSchema } from 'moleculer';
 import { collectionFor } from '../../lib/ports/vector-store.ts';
+import { currentRequest } from '../../lib/logging.ts';
+import { AuditRepository } from '../../lib/repositories/audit.ts';
 import { ModelsRepository } from '../../lib/repositories/models.ts';
 import { SweepsRepository } from '../../lib/repositories/sweeps.ts';
 import type { RagmeshContext, Runtime } from '../../lib/runtime/service-kit.ts';
@@ -74,8 +76,17 @@ export function sweepActions(runtime: Runtime): {
     actions: {
       'sweep.run': {
         async handler(ctx: RagmeshContext): Promise<SweepResult> {
-          requireAllowed(ctx, 'sweeps.run');
-          return sweep();
+          const actor = requireAllowed(ctx, 'sweeps.run');
+          const result = await sweep();
+          // A sweep on demand deletes what it finds: who asked, and what went, is audited (deployment-wide).
+          await new AuditRepository((await runtime.stores.db()).knex).record(null, {
+            actor,
+            action: 'sweep.run',
+            target: null,
+            details: { ...result, ...(ctx.meta.auth ? { tenantId: ctx.meta.auth.tenantId } : {}) },
+            requestId: currentRequest()?.requestId ?? ctx.requestID ?? null,
+          });
+          return result;
         },
       },
     },

@@ -8,6 +8,9 @@ import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.t
 import { JOB_SCHEMA, list, requireId, scopeOf, type JobFeed } from './job-feed.ts';
 import { endpoint, type ApiRouteModule } from './module.ts';
 
+/** Who acts, for the audit entry the command writes: the caller and the request id of its log lines. */
+const actorOf = (ctx: RagmeshContext) => ({ userId: ctx.meta.auth!.userId, requestId: currentRequest()?.requestId ?? ctx.requestID ?? null });
+
 
 /**
  * Jobs of every type: list, get, cancel, retry, the caller's jobs live over SSE, and
@@ -78,7 +81,7 @@ export function jobRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule {
         errors: ['JOB_NOT_FOUND', 'JOB_FINISHED'],
         action: 'jobs.cancel',
         async handler(ctx) {
-          const { job, final } = await cancelJob(await feed.context(ctx.broker), scopeOf(ctx), requireId(ctx.params.id, 'job'));
+          const { job, final } = await cancelJob(await feed.context(ctx.broker), scopeOf(ctx), requireId(ctx.params.id, 'job'), actorOf(ctx));
           if (!final) ctx.meta.$statusCode = 202;
           return jobView(job);
         },
@@ -94,7 +97,7 @@ export function jobRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule {
         errors: ['JOB_NOT_FOUND', 'JOB_NOT_RETRYABLE', 'DOCUMENT_DELETED'],
         action: 'jobs.retry',
         async handler(ctx) {
-          const job = await retryJob(await feed.context(ctx.broker), scopeOf(ctx), requireId(ctx.params.id, 'job'));
+          const job = await retryJob(await feed.context(ctx.broker), scopeOf(ctx), requireId(ctx.params.id, 'job'), actorOf(ctx));
           ctx.meta.$statusCode = 202;
           return jobView(job);
         },
@@ -133,10 +136,7 @@ export function jobRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule {
         errors: ['JOB_NOT_FOUND', 'JOB_NOT_RETRYABLE', 'DEAD_LETTER_NOT_FOUND'],
         action: 'deadLetters.replay',
         async handler(ctx) {
-          const result = await replayDeadLetter(await feed.context(ctx.broker), scopeOf(ctx), requireId(ctx.params.jobId, 'job'), {
-            userId: ctx.meta.auth!.userId,
-            requestId: currentRequest()?.requestId,
-          });
+          const result = await replayDeadLetter(await feed.context(ctx.broker), scopeOf(ctx), requireId(ctx.params.jobId, 'job'), actorOf(ctx));
           return { job: jobView(result.job), replayed: result.replayed };
         },
       }),
