@@ -150,7 +150,9 @@ export class PgVectorStore implements VectorStore {
     const value = this.layout.value(finite(vector));
     const bindings = this.backend === 'pgvector' ? [value] : [value, norm(vector)];
     const query = this.knex(tableOf(collection))
-      .select('*', this.knex.raw(`${this.layout.score} as score`, bindings))
+      // The hit's columns, not the vector: parsing 100 candidates' embeddings back from
+      // text cost the api more CPU than anything else it did, and filled its heap with garbage.
+      .select(...HIT_COLUMNS, this.knex.raw(`${this.layout.score} as score`, bindings))
       .where('tenant_id', scope.tenantId)
       .orderByRaw(this.layout.distance, bindings)
       .limit(Math.max(1, Math.min(options.limit, 1000)));
@@ -219,6 +221,9 @@ const DDL_LOCK = 0x7261676d_657368n.toString();
 function tableOf(collection: string): string {
   return `vec_${assertCollectionName(collection).replaceAll('-', '_')}`;
 }
+
+/** What a search hit carries: its id and the payload (toPayload), never the embedding. */
+const HIT_COLUMNS = ['id', 'tenant_id', 'document_id', 'source_id', 'chunk_id', 'page', 'lang', 'mime', 'version', 'updated_at', 'tags', 'embed_model_alias', 'embed_model_version'];
 
 function toPayload(row: Record<string, unknown>): VectorPayload & { tenant_id: string } {
   return {
