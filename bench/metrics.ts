@@ -1,39 +1,53 @@
 /**
  * bench:metrics — what recording Prometheus metrics costs in request rate. Two api
- * processes of the embedded default, identical but for METRICS=true/false, take the
- * same closed-loop load (CONCURRENCY requests in flight) in alternating rounds, so
- * machine noise hits both alike; each side's rate is the median of its rounds.
+ * processes of the embedded default, started the same way and identical but for
+ * METRICS=true/false, serve GET /api/version (the gateway, one action call, no database:
+ * the lightest request there is, where the fixed per-request cost of metrics weighs most).
  *
  *   ratio = overhead % = (CPU per request with metrics / CPU per request without − 1) × 100
+ *                        + the CPU of Prometheus's scrapes spread over the requests between them
  *           goal ≤ 3, lower is better
  *
- * CPU time per request (utime+stime of the api process over every request it served)
- * sets the request rate a core sustains, and unlike wall-clock rate it does not swing
- * with what else the machine runs; the wall-clock rates are reported beside it.
- *
- * The request is GET /api/version: the gateway, one action call, no database — the
- * lightest request there is, where the fixed per-request cost of metrics weighs the most. While the
- * bench runs, /metrics of the metrics side is scraped at the scrape_interval of
- * deploy/prometheus/prometheus.yml, as Prometheus would.
+ * CPU per request (all threads of the api process, from /proc/PID/task/*\/schedstat in ns)
+ * sets the request rate a core sustains and, unlike wall-clock rate, does not swing with
+ * what else this shared machine runs. Both processes first serve WARMUP requests each
+ * (the JIT and the caches settle: CPU per request falls by half over the first ~20,000
+ * on these machines), then ROUNDS rounds of REQUESTS requests per side with the order
+ * alternating (on/off, off/on, …) so drifting machine load hits both alike. The request
+ * path's overhead is the median over rounds of the ratio of the two sides of one round.
+ * The scrape's own cost is measured apart (the metrics side scraped between rounds, CPU
+ * per scrape) and spread over the requests of one scrape_interval of
+ * deploy/prometheus/prometheus.yml at the metrics side's measured request rate.
  */
 import { randomBytes } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import os from 'node:os';
-import { signAccessToken } from '../lib/auth/jwt.ts';
+import { readdirSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import os from 'node:os';
 import { parse } from 'yaml';
+import { signAccessToken } from '../lib/auth/jwt.ts';
 import { freePort, ROOT, startNode, type NodeProcess } from '../test/support/processes.ts';
 import { tempDir } from '../test/support/services.ts';
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
-const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 2500);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 20_000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 40);
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 1000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
+const PATH = '/api/version';
 const parseDuration = (d: string) => Number(/^(\d+)s$/.exec(d)![1]) * 1000;
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const median = (values: number[]) => {
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
-async function startApi(metrics: boolean, secret: string) {
+interface Api {
+  base: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+async function startApi(metrics: boolean, secret: string): Promise<Api> {
   const dir = await tempDir();
   const port = await freePort();
   const node: NodeProcess = startNode(`api-metrics-${metrics}`, { DATA_DIR: dir.value, PORT: String(port), JWT_SECRET: secret, LOG_LEVEL: 'warn', METRICS: String(metrics) });
@@ -46,91 +60,128 @@ async function startApi(metrics: boolean, secret: string) {
   // Ready is not idle: the embedded default keeps publishing and loading its bundled
   // models for a while. Measure only once the process has settled (< 3 % of a core).
   for (let i = 0; i < 240; i++) {
-    const before = cpuSeconds(node.child.pid!);
+    const before = cpuNs(node.child.pid!);
     await new Promise((r) => setTimeout(r, 1000));
-    if (cpuSeconds(node.child.pid!) - before < 0.03) break;
+    if (cpuNs(node.child.pid!) - before < 0.03e9) break;
   }
   return { base, pid: node.child.pid!, async stop() { await node.stop(); await dir.dispose(); } };
 }
 
-/** CPU seconds (user + system) a process has used, from /proc. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICKS;
+/** CPU nanoseconds used by every thread of a process (main, libuv pool, V8 helpers). */
+function cpuNs(pid: number): number {
+  let total = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // a thread that ended between the listing and the read
+    }
+  }
+  return total;
 }
-const TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
-/** Requests completed in `ms` with `CONCURRENCY` in flight: per second, and how many. */
-async function load(url: string, token: string, ms: number): Promise<{ rps: number; count: number }> {
-  const until = performance.now() + ms;
-  let done = 0;
+function threads(pid: number): number {
+  return Number(/^Threads:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+}
+
+/** `count` requests with CONCURRENCY in flight: CPU ns per request of the api, and requests per second. */
+async function load(api: Api, token: string, count: number): Promise<{ cpuPerRequestNs: number; rps: number }> {
+  let issued = 0;
   const worker = async () => {
-    while (performance.now() < until) {
-      const res = await fetch(url, { headers: { Authorization: `Bearer ${token}` } });
+    while (issued < count) {
+      issued++;
+      const res = await fetch(`${api.base}${PATH}`, { headers: { Authorization: `Bearer ${token}` } });
       await res.arrayBuffer();
       if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
-      done++;
     }
   };
+  const cpuBefore = cpuNs(api.pid);
   const started = performance.now();
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  return { rps: done / ((performance.now() - started) / 1000), count: done };
+  const seconds = (performance.now() - started) / 1000;
+  return { cpuPerRequestNs: (cpuNs(api.pid) - cpuBefore) / count, rps: count / seconds };
+}
+
+/** CPU ns the api spends answering one GET /metrics. */
+async function scrapeCost(api: Api): Promise<{ cpuNs: number; bytes: number }> {
+  const before = cpuNs(api.pid);
+  const res = await fetch(`${api.base}/metrics`);
+  const body = await res.text();
+  if (res.status !== 200) throw new Error(`/metrics: HTTP ${res.status}`);
+  return { cpuNs: cpuNs(api.pid) - before, bytes: body.length };
+}
+
+async function version(pkg: string): Promise<string> {
+  return (JSON.parse(await readFile(`${ROOT}/node_modules/${pkg}/package.json`, 'utf8')) as { version: string }).version;
 }
 
 async function main(): Promise<void> {
+  const loadBefore = os.loadavg();
   const secret = randomBytes(32).toString('hex');
   const [withMetrics, without] = await Promise.all([startApi(true, secret), startApi(false, secret)]);
   const token = await signAccessToken({ tenantId: 'bench', userId: 'user', roles: ['viewer'] }, secret, { issuer: 'ragmesh', ttlSeconds: 3600 });
   const scrapeEvery = parseDuration((parse(await readFile(`${ROOT}/deploy/prometheus/prometheus.yml`, 'utf8')) as { global: { scrape_interval: string } }).global.scrape_interval);
-  const scraper = setInterval(() => void fetch(`${withMetrics.base}/metrics`).then((r) => r.text()).catch(() => undefined), scrapeEvery);
   try {
     // Without metrics /metrics answers 404: make sure the switch really is off.
     if ((await fetch(`${without.base}/metrics`)).status === 200) throw new Error('METRICS=false still serves /metrics');
-    await load(`${withMetrics.base}/api/version`, token, 1500);
-    await load(`${without.base}/api/version`, token, 1500);
-    const on: number[] = [];
-    const off: number[] = [];
-    const cpu = { on: 0, off: 0 };
-    const served = { on: 0, off: 0 };
+    await Promise.all([load(withMetrics, token, WARMUP), load(without, token, WARMUP)]);
+    const on: Array<{ cpuPerRequestNs: number; rps: number }> = [];
+    const off: Array<{ cpuPerRequestNs: number; rps: number }> = [];
+    const scrapes: Array<{ cpuNs: number; bytes: number }> = [];
     for (let i = 0; i < ROUNDS; i++) {
-      const order = i % 2 === 0 ? [true, false] : [false, true];
-      for (const side of order) {
-        const api = side ? withMetrics : without;
-        const before = cpuSeconds(api.pid);
-        const { rps, count } = await load(`${api.base}/api/version`, token, ROUND_MS);
-        cpu[side ? 'on' : 'off'] += cpuSeconds(api.pid) - before;
-        served[side ? 'on' : 'off'] += count;
-        (side ? on : off).push(rps);
-      }
+      for (const side of i % 2 === 0 ? [true, false] : [false, true]) (side ? on : off).push(await load(side ? withMetrics : without, token, REQUESTS));
+      scrapes.push(await scrapeCost(withMetrics));
     }
-    const perRequest = { on: (cpu.on / served.on) * 1e6, off: (cpu.off / served.off) * 1e6 };
-    const overhead = (perRequest.on / perRequest.off - 1) * 100;
-    console.log(`GET /api/version: ${round(perRequest.on, 0)} µs CPU/request with metrics, ${round(perRequest.off, 0)} µs without; ${round(median(on), 0)} req/s with, ${round(median(off), 0)} req/s without (rounds: ${on.map((x) => round(x, 0)).join(' ')} | ${off.map((x) => round(x, 0)).join(' ')})`);
+    const ratios = on.map((r, i) => r.cpuPerRequestNs / off[i]!.cpuPerRequestNs);
+    const requestPathPct = (median(ratios) - 1) * 100;
+    const onRps = median(on.map((r) => r.rps));
+    const scrapeCpuNs = median(scrapes.map((s) => s.cpuNs));
+    const offCpuNs = median(off.map((r) => r.cpuPerRequestNs));
+    // One scrape's CPU shared by the requests served between two scrapes.
+    const scrapePerRequestNs = scrapeCpuNs / ((onRps * scrapeEvery) / 1000);
+    const scrapePct = (scrapePerRequestNs / offCpuNs) * 100;
+    const overhead = requestPathPct + scrapePct;
+    const us = (ns: number) => round(ns / 1000, 1);
+    console.log(`GET ${PATH}, ${ROUNDS} rounds of ${REQUESTS} requests per side after ${WARMUP} each to warm up:`);
+    console.log(`  µs CPU/request with metrics: ${on.map((r) => us(r.cpuPerRequestNs)).join(' ')}`);
+    console.log(`  µs CPU/request without:      ${off.map((r) => us(r.cpuPerRequestNs)).join(' ')}`);
+    console.log(`  ratio per round:             ${ratios.map((r) => round(r, 3)).join(' ')}`);
+    console.log(`  request path +${round(requestPathPct)} % (median ratio); one scrape ${round(scrapeCpuNs / 1e6, 1)} ms CPU every ${scrapeEvery / 1000} s at ${round(onRps, 0)} req/s = +${round(scrapePct)} %`);
+    const [promClient, moleculer, moleculerWeb] = await Promise.all([version('prom-client'), version('moleculer'), version('moleculer-web')]);
     console.log(
       JSON.stringify({
         bench: 'metrics',
         ratio: round(overhead),
         goal: 3,
         lower_is_better: true,
-        unit: '% more CPU per request with metrics',
-        with_metrics_cpu_us_per_request: round(perRequest.on, 1),
-        without_metrics_cpu_us_per_request: round(perRequest.off, 1),
-        requests: served,
-        with_metrics_rps_median: round(median(on), 1),
-        without_metrics_rps_median: round(median(off), 1),
-        rps_overhead_pct: round((1 - median(on) / median(off)) * 100),
-        rounds: ROUNDS,
-        round_ms: ROUND_MS,
-        concurrency: CONCURRENCY,
-        request: 'GET /api/version',
+        unit: '% more CPU per request with metrics (request path + amortised scrapes)',
+        request_path_overhead_pct: round(requestPathPct),
+        scrape_overhead_pct: round(scrapePct),
+        with_metrics_cpu_us_per_request_median: us(median(on.map((r) => r.cpuPerRequestNs))),
+        without_metrics_cpu_us_per_request_median: us(offCpuNs),
+        ratio_per_round: ratios.map((r) => round(r, 4)),
+        with_metrics_rps_median: round(onRps, 1),
+        without_metrics_rps_median: round(median(off.map((r) => r.rps)), 1),
+        scrape_cpu_ms_median: round(scrapeCpuNs / 1e6, 2),
+        scrape_bytes: scrapes.at(-1)!.bytes,
         scrape_every_ms: scrapeEvery,
-        prom_client: (await import('prom-client/package.json', { with: { type: 'json' } })).default.version,
+        warmup_requests: WARMUP,
+        rounds: ROUNDS,
+        requests_per_round: REQUESTS,
+        concurrency: CONCURRENCY,
+        request: `GET ${PATH}`,
+        api_threads: { with_metrics: threads(withMetrics.pid), without: threads(without.pid) },
+        // startNode passes only the variables given above: the api processes run libuv's default pool.
+        uv_threadpool_size: 4,
         cores: os.cpus().length,
+        loadavg_1m: { start: round(loadBefore[0]!), end: round(os.loadavg()[0]!) },
         node: process.version,
+        prom_client: promClient,
+        moleculer,
+        moleculer_web: moleculerWeb,
       }),
     );
   } finally {
-    clearInterval(scraper);
     await Promise.all([withMetrics.stop(), without.stop()]);
   }
 }

@@ -46,6 +46,32 @@ describe('Metrics', () => {
   });
 });
 
+describe('HotHistogram', () => {
+  it('exports cumulative buckets, sum and count per label set, with the registry default labels', async () => {
+    const metrics = new Metrics({ service: 'api' });
+    const ok = metrics.httpDuration.child({ method: 'GET', route: '/api/version', status: '200' });
+    assert.equal(metrics.httpDuration.child({ method: 'GET', route: '/api/version', status: '200' }), ok, 'one child per label set');
+    ok.observe(0.004);
+    ok.observe(0.005);
+    ok.observe(0.2);
+    ok.observe(99);
+    metrics.httpDuration.child({ method: 'POST', route: 'unmatched', status: '404' }).observe(0.02);
+    const e = parsePrometheusText((await metrics.render()).body);
+    assert.equal(e.types.get('ragmesh_http_request_duration_seconds'), 'histogram');
+    const series = { method: 'GET', route: '/api/version', status: '200', service: 'api' };
+    const bucket = (le: string) => sumOf(e, 'ragmesh_http_request_duration_seconds_bucket', { ...series, le });
+    assert.equal(bucket('0.005'), 2, 'le is inclusive');
+    assert.equal(bucket('0.1'), 2);
+    assert.equal(bucket('0.25'), 3);
+    assert.equal(bucket('30'), 3);
+    assert.equal(bucket('+Inf'), 4);
+    assert.equal(sumOf(e, 'ragmesh_http_request_duration_seconds_count', series), 4);
+    assert.ok(Math.abs(sumOf(e, 'ragmesh_http_request_duration_seconds_sum', series) - 99.209) < 1e-9);
+    assert.equal(sumOf(e, 'ragmesh_http_request_duration_seconds_count', { status: '404' }), 1);
+    assert.throws(() => metrics.actionDuration.child({} as { action: string }), /label action missing/);
+  });
+});
+
 describe('parsePrometheusText', () => {
   it('reads escapes and refuses what Prometheus refuses', () => {
     const e = parsePrometheusText('# TYPE a counter\na_total{x="q\\"\\\\\\n",y="2"} 3 1700000000\n');
