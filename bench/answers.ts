@@ -60,7 +60,10 @@ async function main(): Promise<void> {
   const asked = Array.from({ length: Math.min(QUESTIONS, queries.length) }, (_, i) => queries[Math.floor(i * step)]!);
 
   const dir = await tempDir('ragmesh-bench-answers-');
-  const env = { DATA_DIR: dir.value, PORT: '0', LOG_LEVEL: 'warn' };
+  // The bench asks as fast as answers come: the per-user/tenant limits of the routes it
+  // uses are off (0 = unlimited), or BENCH_QUESTIONS past 300 would meet 429s.
+  const unlimited = 'read=0,search=0,upload=0,openai=0';
+  const env = { DATA_DIR: dir.value, PORT: '0', LOG_LEVEL: 'warn', RATE_LIMIT_PER_USER: unlimited, RATE_LIMIT_PER_TENANT: unlimited };
   const config = loadConfig(env);
   const node = await bootNode(config, createLogger('warn'));
   const base = `http://127.0.0.1:${node.httpPort}`;
