@@ -17,10 +17,10 @@ export interface Sentence {
 
 /** Never end a sentence: a title or a Latin/Russian shorthand always followed by more. */
 const ALWAYS_JOIN = new Set(
-  'mr mrs ms dr prof sr jr st vs e.g i.e cf approx incl resp им ул пр-т проф акад см т.е т.к напр им. тов гр г-н г-жа'.split(' '),
+  'mr mrs ms messrs mme dr prof rev gen col lt capt sgt gov sen rep hon fr pres sr jr st mt v vs e.g i.e cf approx incl resp им ул пр-т проф акад доц см т.е т.к напр тов гр г-н г-жа'.split(' '),
 );
-/** End a sentence unless a number follows: "p. 5", "No. 3", "стр. 12", "ст. 15", "рис. 2". */
-const JOIN_BEFORE_NUMBER = new Set('no nos vol pp p fig figs sec sect art ch eq ed стр с рис табл п пп ст ч гл разд вып т'.split(' '));
+/** End a sentence unless a number follows: "p. 5", "No. 3", "c. 1500", "стр. 12", "ст. 15", "рис. 2". */
+const JOIN_BEFORE_NUMBER = new Set('no nos vol pp p fig figs sec sect art ch eq ed ca c стр с рис табл п пп ст ч гл разд вып т'.split(' '));
 
 const URL_OR_EMAIL = /\b(?:https?:\/\/|ftp:\/\/|www\.)[^\s<>"]+|[\p{L}\p{N}._%+-]+@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)+/giu;
 const STRUCTURAL_LINE = /^\s*(?:[-*•·▪◦‣>#|$]|\d{1,3}[.)]\s|[a-zа-я][.)]\s)|\t|\S {2,}\S|\|.*\||[{};]\s*$|^\s{2,}\S/u;
@@ -84,7 +84,10 @@ function continues(before: string, after: string): boolean {
   const word = last.toLowerCase();
   if (ALWAYS_JOIN.has(word)) return true;
   if (JOIN_BEFORE_NUMBER.has(word) && /^[\d(IVXLC]/.test(next)) return true;
-  // An initial: "J. R. R. Tolkien", "И. И. Иванов", "U.S. Army".
-  if (/^\p{Lu}$/u.test(last) || /^(?:\p{L}\.)+\p{L}$/u.test(last)) return true;
+  // "Jones et al. 1998", "Smith et al. (2004)": a citation goes on; "…et al. The" may end one.
+  if (word === 'al' && /\bet al\.\s*$/i.test(before) && /^[\d(]/.test(next)) return true;
+  // An initial or a capitals' abbreviation: "J. R. R. Tolkien", "И. И. Иванов", "U.S. Army".
+  // Lower-case ones ("т.д.", "т.п.", "a.m.") often end a sentence, so a capital after them starts one.
+  if (/^\p{Lu}$/u.test(last) || /^(?:\p{Lu}\.)+\p{Lu}$/u.test(last)) return true;
   return false;
 }
