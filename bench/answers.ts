@@ -108,7 +108,7 @@ async function main(): Promise<void> {
     let bestHitWords = 0;
     let notFound = 0;
     const misses: string[] = [];
-    // BENCH_DUMP=file.json keeps each question with its hits, to tune answers offline.
+    // BENCH_DUMP=file.json keeps each question with its hits: bench:answers-offline re-scores them.
     const dump: Array<{ question: string; answers: string[]; hits: string[] }> = [];
     for (const q of asked) {
       const search = await fetchRetry(`${base}/api/v1/search`, {
