@@ -2,7 +2,7 @@
  * bench:reindex — the blue/green re-index against the same model's raw embedding
  * throughput, and query embedding while it runs against idle, in one run.
  *
- *   ratio           = re-index chunks/s (maintenance worker → emb at background priority → vector store)
+ *   ratio           = re-index chunks/s (maintenance worker → emb's background lane → vector store)
  *                     / emb.embed chunks/s of the same version, same texts, batches of REINDEX_BATCH   goal ≥ 0.80
  *   query_p95_ratio = p95 of one-query emb.embed on the active version while a re-index runs
  *                     / the same p95 when idle                                                         goal ≤ 1.5
@@ -14,6 +14,7 @@
  * bench:ingest's business). Run it twice: the machine is shared and noisy.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { ServiceBroker } from 'moleculer';
@@ -35,6 +36,7 @@ const CHUNKS = Number(process.env.BENCH_CHUNKS ?? 768);
 const QUERIES = Number(process.env.BENCH_QUERIES ?? 60);
 const REINDEX_BATCH = Number(process.env.REINDEX_BATCH ?? 32);
 const ALIAS = 'bench';
+const ortVersion = (createRequire(import.meta.url)('onnxruntime-node/package.json') as { version: string }).version;
 
 function p95(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -155,8 +157,12 @@ async function main(): Promise<void> {
     reindex_batch: REINDEX_BATCH,
     background_batch: config.models.embBackgroundBatch,
     emb_threads: THREADS,
+    background_threads: config.models.embBackgroundThreads,
+    background_nice: config.models.embBackgroundNice,
+    onnxruntime_node: ortVersion,
     model: 'random-weight MiniLM-L6 shape, int8',
     node: process.version,
+    load_avg: os.loadavg().map((l) => round(l, 2)),
   };
   await broker.stop();
   await stores.close();

@@ -99,8 +99,8 @@ function isBarrel(file: string): boolean {
   return code.every((line) => /^export \* from '[^']+';$/.test(line));
 }
 
-/** The files a module imports by relative path (static imports and import()). */
+/** The files a module imports by relative path (static imports, import() and worker entry points: new URL('./x.ts', import.meta.url)). */
 function relativeImports(file: string): string[] {
   const text = readFileSync(file, 'utf8');
-  return [...text.matchAll(/(?:from|import\()\s*'(\.[^']+)'/g)].map((m) => path.resolve(path.dirname(file), m[1]!));
+  return [...text.matchAll(/(?:from|import\(|new URL\()\s*'(\.[^']+)'/g)].map((m) => path.resolve(path.dirname(file), m[1]!));
 }

@@ -106,6 +106,8 @@ export const VARIABLES: VarSpec[] = [
   { name: 'EMB_MAX_BATCH', default: '32', doc: 'Most texts in one model call; concurrent callers are batched up to this.' },
   { name: 'EMB_QUEUE_LIMIT', default: '1024', doc: 'Texts accepted and not yet answered per model; past it emb.embed fails fast with the retryable OVERLOADED error (503 + Retry-After). Also the most texts in one call.' },
   { name: 'EMB_BACKGROUND_BATCH', default: '8', doc: 'Most re-index texts in one model call; smaller than EMB_MAX_BATCH so a query arriving meanwhile waits less (queries and ingest always go first).' },
+  { name: 'EMB_BACKGROUND_THREADS', default: '2', doc: 'ONNX Runtime intra-op threads of the second session a model opens, on a worker thread of its own, for re-index batches (closed after a minute without them).' },
+  { name: 'EMB_BACKGROUND_NICE', default: '10', doc: 'Nice value (0–19) of that thread and its ONNX Runtime threads: when a query and a re-index batch both want a core, the kernel runs the query. 0 = same priority as queries.' },
   { name: 'REINDEX_BATCH', default: '32', doc: 'Chunks a re-index worker reads, embeds and stores per step (its cursor advances per step).' },
   { name: 'REINDEX_LEASE_MS', default: '10000', doc: 'How long a re-index worker owns a tenant\'s re-index without renewing it; after a crash another worker (or the restarted one) takes over once it ran out.' },
   { name: 'OCR_WORKERS', default: '1', doc: 'Tesseract workers in the OCR pool of a process (each takes about 100 MB and one core while busy).' },
@@ -189,6 +191,8 @@ export interface ModelsConfig {
   embMaxBatch: number;
   embQueueLimit: number;
   embBackgroundBatch: number;
+  embBackgroundThreads: number;
+  embBackgroundNice: number;
   reindexBatch: number;
   reindexLeaseMs: number;
   ocrWorkers: number;
@@ -460,6 +464,8 @@ export function loadConfig(givenEnv: Env = process.env): Config {
       embMaxBatch: r.int('EMB_MAX_BATCH', 1, 4096),
       embQueueLimit: r.int('EMB_QUEUE_LIMIT', 1, 1_000_000),
       embBackgroundBatch: r.int('EMB_BACKGROUND_BATCH', 1, 4096),
+      embBackgroundThreads: r.int('EMB_BACKGROUND_THREADS', 1, 256),
+      embBackgroundNice: r.int('EMB_BACKGROUND_NICE', 0, 19),
       reindexBatch: r.int('REINDEX_BATCH', 1, 4096),
       reindexLeaseMs: r.int('REINDEX_LEASE_MS', 1000, 3_600_000),
       ocrWorkers: r.int('OCR_WORKERS', 1, 64),

@@ -1,6 +1,6 @@
 import { appError, overloaded } from '../errors.ts';
 
-export interface BatcherOptions {
+export interface BatcherOptions<I = unknown, O = unknown> {
   /** Largest number of inputs in one model call. */
   maxBatch: number;
   /** Inputs accepted and not yet answered, across all callers; more are refused. */
@@ -18,6 +18,11 @@ export interface BatcherOptions {
   backgroundBatch?: number;
   /** Process-wide: background batches wait while any model runs foreground inputs. */
   gate?: ForegroundGate;
+  /**
+   * Runs background batches somewhere else than `run` (another thread): they then
+   * get a loop of their own and never sit between a foreground input and the model.
+   */
+  runBackground?: (batch: I[]) => Promise<O[]>;
 }
 
 /**
@@ -80,10 +85,11 @@ export class MicroBatcher<I extends { ids: ArrayLike<unknown> }, O> {
   private background: Slot<I, O>[] = [];
   private outstanding = 0;
   private running = false;
+  private backgroundRunning = false;
 
   constructor(
     private readonly run: (batch: I[]) => Promise<O[]>,
-    private readonly options: BatcherOptions,
+    private readonly options: BatcherOptions<I, O>,
   ) {}
 
   /** Inputs accepted and not yet answered. */
@@ -110,7 +116,8 @@ export class MicroBatcher<I extends { ids: ArrayLike<unknown> }, O> {
       const at = performance.now();
       const queue = priority === 'background' ? this.background : this.waiting;
       items.forEach((item, index) => queue.push({ item, index, request, at }));
-      void this.pump();
+      if (priority === 'background' && this.options.runBackground) void this.pumpBackground(this.options.runBackground);
+      else void this.pump();
     });
   }
 
@@ -118,7 +125,7 @@ export class MicroBatcher<I extends { ids: ArrayLike<unknown> }, O> {
     if (this.running) return;
     this.running = true;
     try {
-      while (this.waiting.length > 0 || this.background.length > 0) {
+      while (this.waiting.length > 0 || (!this.options.runBackground && this.background.length > 0)) {
         if (this.waiting.length === 0) {
           // Background work one small batch at a time, so foreground inputs that
           // arrive meanwhile are taken at the next turn of the loop.
@@ -145,7 +152,22 @@ export class MicroBatcher<I extends { ids: ArrayLike<unknown> }, O> {
     }
   }
 
-  private async runBatch(slots: Slot<I, O>[]): Promise<void> {
+  /** Background inputs on their own lane: one small batch at a time, each after foreground runs are over. */
+  private async pumpBackground(run: (batch: I[]) => Promise<O[]>): Promise<void> {
+    if (this.backgroundRunning) return;
+    this.backgroundRunning = true;
+    try {
+      while (this.background.length > 0) {
+        await this.options.gate?.idle();
+        const size = Math.min(this.options.backgroundBatch ?? this.options.maxBatch, this.options.maxBatch);
+        await this.runBatch(this.background.splice(0, size), run);
+      }
+    } finally {
+      this.backgroundRunning = false;
+    }
+  }
+
+  private async runBatch(slots: Slot<I, O>[], run: (batch: I[]) => Promise<O[]> = this.run): Promise<void> {
     // Inputs of a request that already failed are not worth computing.
     const live = slots.filter((s) => !s.request.failed);
     this.outstanding -= slots.length - live.length;
@@ -156,7 +178,7 @@ export class MicroBatcher<I extends { ids: ArrayLike<unknown> }, O> {
     }
     let outputs: O[];
     try {
-      outputs = await this.run(live.map((s) => s.item));
+      outputs = await run(live.map((s) => s.item));
     } catch (err) {
       this.outstanding -= live.length;
       for (const s of live) {

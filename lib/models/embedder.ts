@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { BackgroundLane, type BackgroundLaneOptions } from './background-lane.ts';
 import { MicroBatcher, type ForegroundGate, type Priority } from './batcher.ts';
 import { DEFAULT_NGRAM_CONFIG, HashedNgramEncoder, type HashedNgramConfig } from './hashed-ngrams.ts';
 import type { ModelManifest } from './manifest.ts';
@@ -17,6 +18,11 @@ export interface EmbedderOptions {
   backgroundBatch?: number;
   /** Shared by the models of a process (EmbeddingModels makes one). */
   gate?: ForegroundGate;
+  /**
+   * Background batches of an ONNX model run on a session of their own on a worker
+   * thread (see BackgroundLane); without this they share the foreground session.
+   */
+  backgroundLane?: BackgroundLaneOptions;
 }
 
 /** One loaded, verified version of an embedding model, ready to serve. */
@@ -40,7 +46,8 @@ export async function openEmbedder(folder: string, manifest: ModelManifest, opti
     return new NgramEmbedder(manifest, new HashedNgramEncoder(spec, config), options.queueLimit, options.metrics);
   }
   const encoder = await OnnxSentenceEncoder.open(folder, spec, { threads: options.threads });
-  return new OnnxEmbedder(manifest, encoder, options);
+  const lane = options.backgroundLane ? new BackgroundLane(folder, spec, options.backgroundLane) : null;
+  return new OnnxEmbedder(manifest, encoder, options, lane);
 }
 
 class OnnxEmbedder implements Embedder {
@@ -53,6 +60,7 @@ class OnnxEmbedder implements Embedder {
     readonly manifest: ModelManifest,
     private readonly encoder: OnnxSentenceEncoder,
     options: EmbedderOptions,
+    private readonly lane: BackgroundLane | null = null,
   ) {
     this.alias = manifest.alias;
     this.version = manifest.version;
@@ -62,6 +70,7 @@ class OnnxEmbedder implements Embedder {
       queueLimit: options.queueLimit,
       ...(options.backgroundBatch ? { backgroundBatch: options.backgroundBatch } : {}),
       ...(options.gate ? { gate: options.gate } : {}),
+      ...(lane ? { runBackground: (batch: Encoded[]) => lane.run(batch) } : {}),
       name: `embedding model ${manifest.alias}`,
       onBatch: options.metrics
         ? (size, waited) => {
@@ -84,8 +93,9 @@ class OnnxEmbedder implements Embedder {
     return this.batcher.submit(texts.map((t) => this.encoder.encode(t, kind)), priority);
   }
 
-  close(): Promise<void> {
-    return this.encoder.close();
+  async close(): Promise<void> {
+    await this.lane?.close();
+    await this.encoder.close();
   }
 }
 

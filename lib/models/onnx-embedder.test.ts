@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { ForegroundGate, MicroBatcher } from './batcher.ts';
 import { openEmbedder, type Embedder } from './embedder.ts';
@@ -57,6 +59,31 @@ for (const precision of ['fp32', 'int8'] as const) {
       const singles = await Promise.all(TEXTS.map((t) => embedder.embed([t], 'passage')));
       const reference = await Promise.all(TEXTS.map(async (t) => (await embedder.embed([t], 'passage'))[0]!));
       singles.forEach(([v], i) => assert.ok(maxDiff(v!, reference[i]!) < (precision === 'fp32' ? 1e-5 : 0.05)));
+    });
+
+    it('background inputs on their own lane (a second session on a worker thread, niced) give the same vectors', async () => {
+      const bert = await ensureRandomBert(TEST_MODEL_CACHE, { ...TINY_BERT, precision });
+      const laned = await openEmbedder(bert.dir, embedder.manifest, { threads: 1, maxBatch: 8, queueLimit: 64, backgroundBatch: 2, backgroundLane: { threads: 1, nice: 7, idleMs: 60_000 } });
+      try {
+        const foreground = await laned.embed(TEXTS, 'passage');
+        const background = await laned.embed(TEXTS, 'passage', 'background');
+        // The same text may meet different batch-mates (background batches are of 2): int8 is close, fp32 equal.
+        background.forEach((v, i) => assert.ok(maxDiff(v, foreground[i]!) < (precision === 'fp32' ? 1e-5 : 0.05), `text ${i}`));
+        if (process.platform === 'linux') {
+          // The lane's thread runs at the nice value given (field 19 of /proc/self/task/TID/stat).
+          const nices = (await readdir('/proc/self/task')).map((tid) => {
+            try {
+              return Number(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[16]);
+            } catch {
+              return 0;
+            }
+          });
+          assert.ok(nices.includes(7), `a thread at nice 7 among ${nices.join(',')}`);
+          assert.ok(nices.includes(0), 'the main thread keeps its priority');
+        }
+      } finally {
+        await laned.close();
+      }
     });
 
     it('applies the query/passage prefixes and truncates to maxTokens', async () => {
@@ -147,6 +174,35 @@ describe('MicroBatcher', () => {
     assert.deepEqual(await query, [1]);
     assert.deepEqual(await reindex, [2]);
     assert.deepEqual(order, ['query', 'reindex']);
+  });
+
+  it('with a background lane, a query never waits for a background batch in progress', async () => {
+    let release!: () => void;
+    const hold = new Promise<void>((resolve) => (release = resolve));
+    let laneStarted!: () => void;
+    const started = new Promise<void>((resolve) => (laneStarted = resolve));
+    const lane: string[][] = [];
+    const batcher = new MicroBatcher<{ ids: number[]; tag: string }, string>(async (batch) => batch.map((b) => `fg:${b.tag}`), {
+      maxBatch: 4,
+      backgroundBatch: 2,
+      queueLimit: 100,
+      name: 'test',
+      runBackground: async (batch) => {
+        lane.push(batch.map((b) => b.tag));
+        laneStarted();
+        await hold;
+        return batch.map((b) => `bg:${b.tag}`);
+      },
+    });
+    const background = batcher.submit(['b1', 'b2', 'b3'].map((tag) => ({ ids: [1], tag })), 'background');
+    await started;
+    // b1+b2 are still inside the lane: the query is answered anyway.
+    assert.deepEqual(await batcher.submit([{ ids: [1], tag: 'q' }]), ['fg:q']);
+    assert.deepEqual(lane, [['b1', 'b2']]);
+    release();
+    assert.deepEqual(await background, ['bg:b1', 'bg:b2', 'bg:b3']);
+    assert.deepEqual(lane, [['b1', 'b2'], ['b3']]);
+    assert.equal(batcher.depth, 0);
   });
 
   it('rejects with the retryable OVERLOADED error when the wait queue is full', async () => {

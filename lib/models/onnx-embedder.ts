@@ -24,8 +24,10 @@ export interface SessionOptions {
 
 /**
  * A BERT/XLM-R-family sentence encoder: tokenizer.json → ONNX Runtime → pooling →
- * L2 normalization. One persistent session per model version; ORT runs each call on
- * its own thread pool, so the event loop stays free while a batch computes.
+ * L2 normalization. One persistent session per model version. onnxruntime-node runs
+ * a call synchronously on the calling thread (its intra-op threads help, but the
+ * caller waits): the event loop is held for the whole batch, which is why background
+ * batches get a session on a thread of their own (BackgroundLane).
  */
 export class OnnxSentenceEncoder {
   private constructor(

@@ -154,7 +154,7 @@ export default function embService(runtime: Runtime): ServiceSchema {
     },
 
     async started() {
-      models = new EmbeddingModels(await modelLoader(runtime), { threads: cfg.embThreads, maxBatch: cfg.embMaxBatch, queueLimit: cfg.embQueueLimit, backgroundBatch: cfg.embBackgroundBatch, metrics: runtime.metrics }, runtime.logger);
+      models = new EmbeddingModels(await modelLoader(runtime), { threads: cfg.embThreads, maxBatch: cfg.embMaxBatch, queueLimit: cfg.embQueueLimit, backgroundBatch: cfg.embBackgroundBatch, backgroundLane: { threads: cfg.embBackgroundThreads, nice: cfg.embBackgroundNice, idleMs: 60_000 }, metrics: runtime.metrics }, runtime.logger);
       try {
         const repo = await modelsRepository(runtime);
         const bootstrap = await ensureBundledModels(await runtime.stores.models(), repo);
