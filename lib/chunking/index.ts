@@ -245,9 +245,11 @@ function wordRuns(text: string, start: number, end: number, limit: number, targe
   const runs: Array<{ start: number; end: number; tokens: number }> = [];
   let w = 0;
   while (w < words.length) {
-    // The most words from w that fit the limit (binary search; at least one).
+    // The most words from w that fit the limit (binary search; at least one). Every word
+    // counts at least one token, so no run holds more than `limit` words: bounding the
+    // search there keeps each probe small (unbounded, one long line made this quadratic).
     let lo = w + 1;
-    let hi = words.length;
+    let hi = Math.min(words.length, w + limit);
     let fit = w + 1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
@@ -272,7 +274,9 @@ function cutWord(text: string, start: number, end: number, target: number, count
   let s = start;
   while (s < end) {
     let lo = s + 1;
-    let hi = end;
+    // A piece of `target` tokens spans far fewer than 32 characters a token; bounding the
+    // search keeps a multi-megabyte "word" linear instead of quadratic.
+    let hi = Math.min(end, s + target * 32);
     let fit = s + 1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;

@@ -23,7 +23,9 @@ export function normalizeText(raw: string): string {
     .replace(/[\ufb00-\ufb06]/g, (ligature) => LIGATURES[ligature] ?? ligature);
   // "инфор-\nмация" → "информация", "exam-\nple" → "example"; "кто-то" and "e-mail" stay,
   // and so does a hyphen before an upper-case word (a dash before a name, a list).
-  text = text.replace(/(\p{L}+)[-\u2010\u00ac][ \t]*\n[ \t]*(\p{Ll}+)/gu, (whole, left: string, right: string) =>
+  // The lookbehind starts a try only at a word's first letter: without it a long letter
+  // run with no hyphen after it was scanned again from each of its letters (quadratic).
+  text = text.replace(/(?<!\p{L})(\p{L}+)[-\u2010\u00ac][ \t]*\n[ \t]*(\p{Ll}+)/gu, (whole, left: string, right: string) =>
     (PRONOUN.test(left) || /^ко[ей]$/i.test(left)) && (PARTICLE.test(right) || /^ко[ей]$/i.test(left)) ? `${left}-${right}` : left + right,
   );
   text = text.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\ufffe\uffff]/g, ' ');
