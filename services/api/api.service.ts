@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { ServiceBroker, ServiceSchema } from 'moleculer';
 import ApiGateway from 'moleculer-web';
 import type { Principal } from '../../lib/auth/jwt.ts';
@@ -42,6 +43,28 @@ function bearerToken(req: IncomingMessage): string {
     if (token && /^[A-Za-z0-9._-]+$/.test(token)) return token;
   }
   throw appError('MISSING_TOKEN', 'Send an access token: Authorization: Bearer <token>');
+}
+
+/** Whether the request carries a body at all (a POST with none is fine on any route). */
+function hasBody(req: IncomingMessage): boolean {
+  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+}
+
+/** Whether any string (key or value) in a parsed JSON body holds U+0000, which PostgreSQL text refuses. Iterative: bodies may nest deeply. */
+function holdsNul(body: unknown): boolean {
+  const stack: unknown[] = [body];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (typeof value === 'string') {
+      if (value.includes('\u0000')) return true;
+    } else if (value && typeof value === 'object') {
+      for (const [key, inner] of Object.entries(value)) {
+        if (key.includes('\u0000')) return true;
+        stack.push(inner);
+      }
+    }
+  }
+  return false;
 }
 
 /** URLs as logged: query tokens replaced, so access logs never hold credentials. */
@@ -145,6 +168,15 @@ export default function apiService(runtime: Runtime): ServiceSchema {
     created() {
       broker = (this as unknown as { broker: ServiceBroker }).broker;
       const server = (this as unknown as { server?: Server }).server;
+      // Requests Node refuses before any route sees them (header floods, unparsable
+      // HTTP) get the one error shape too, instead of Node's empty 400/431.
+      server?.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+        if (!socket.writable || (err as { code?: string }).code === 'ECONNRESET') return void socket.destroy();
+        const error = err.code === 'HPE_HEADER_OVERFLOW' ? appError('HEADERS_TOO_LARGE', 'The request headers are too large') : appError('BAD_REQUEST', 'The request is not valid HTTP');
+        const { status, body } = errorBody(error, undefined);
+        const payload = JSON.stringify(body);
+        socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(payload)}\r\nConnection: close\r\n\r\n${payload}`);
+      });
       if (runtime.metrics && server) {
         instrumentHttpServer(server, runtime.metrics);
         registerJobGauges(runtime.metrics, runtime.stores);
@@ -177,6 +209,15 @@ export default function apiService(runtime: Runtime): ServiceSchema {
 
       async authorize(ctx: RagmeshContext, _route: unknown, req: GatewayRequest, _res: unknown, alias?: { method: string; fullPath: string }): Promise<void> {
         const declared = byKey.get(routeKey(req.method ?? 'GET', alias?.fullPath ?? ''));
+        // A body that is not JSON would be ignored and the route run as if sent none.
+        if (!declared?.body && hasBody(req) && !/^application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? '')) {
+          throw appError('UNSUPPORTED_MEDIA_TYPE', 'Send the body as JSON (Content-Type: application/json)');
+        }
+        // A JSON body is an object of named parameters; an array or a bare value would pass as "no parameters".
+        if (req.body !== undefined && !declared?.body && (req.body === null || typeof req.body !== 'object' || Array.isArray(req.body))) {
+          throw appError('BAD_REQUEST', 'The JSON body must be an object');
+        }
+        if (req.body !== undefined && !declared?.body && holdsNul(req.body)) throw appError('BAD_REQUEST', 'Strings in the body may not contain NUL characters');
         // The permission table decides (lib/auth/permissions.ts), then the action's rate class
         // is counted; public routes (health, JWKS, signed upload URLs) have no caller to check.
         if (!declared?.public) await limiter!.admit(ctx.meta.auth, declared!.permission!);

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { ServerResponse } from 'node:http';
 import { Errors, type ServiceBroker, type ServiceSchema } from 'moleculer';
 import { isAction } from '../../lib/auth/permissions.ts';
@@ -14,9 +15,17 @@ interface Mount {
 }
 
 /** Most specific first: a path belongs to the first mount whose prefix it starts with. */
+/**
+ * JSON bodies must be valid UTF-8: the parser would otherwise put U+FFFD in place of the
+ * bad bytes and the route would store or search for something nobody sent (400).
+ */
+function utf8Only(_req: unknown, _res: unknown, body: Buffer): void {
+  if (!isUtf8(body)) throw Object.assign(new Error('The body is not valid UTF-8'), { status: 400, type: 'entity.verify.failed' });
+}
+
 const MOUNTS: Mount[] = [
-  { name: 'v1', path: '/api/v1', authenticated: true, bodyParsers: { json: { limit: '1mb' }, urlencoded: false } },
-  { name: 'openai', path: '/v1', authenticated: true, bodyParsers: { json: { limit: '2mb' }, urlencoded: false } },
+  { name: 'v1', path: '/api/v1', authenticated: true, bodyParsers: { json: { limit: '1mb', verify: utf8Only }, urlencoded: false } },
+  { name: 'openai', path: '/v1', authenticated: true, bodyParsers: { json: { limit: '2mb', verify: utf8Only }, urlencoded: false } },
 ];
 const PUBLIC: Mount = { name: 'public', path: '/', authenticated: false, bodyParsers: false };
 
