@@ -15,8 +15,8 @@
  * on these machines), then ROUNDS rounds of REQUESTS requests per side with the order
  * alternating (on/off, off/on, …) so drifting machine load hits both alike. The request
  * path's overhead is the median over rounds of the ratio of the two sides of one round.
- * The scrape's own cost is measured apart (the metrics side scraped between rounds, CPU
- * per scrape) and spread over the requests of one scrape_interval of
+ * The scrape's own cost is measured apart (the metrics side scraped SCRAPES times after
+ * the rounds, CPU per scrape) and spread over the requests of one scrape_interval of
  * deploy/prometheus/prometheus.yml at the metrics side's measured request rate.
  */
 import { randomBytes } from 'node:crypto';
@@ -32,6 +32,7 @@ const WARMUP = Number(process.env.BENCH_WARMUP ?? 20_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 40);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 1000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
+const SCRAPES = 12;
 const PATH = '/api/version';
 const parseDuration = (d: string) => Number(/^(\d+)s$/.exec(d)![1]) * 1000;
 const median = (values: number[]) => {
@@ -130,7 +131,12 @@ async function main(): Promise<void> {
     const scrapes: Array<{ cpuNs: number; bytes: number }> = [];
     for (let i = 0; i < ROUNDS; i++) {
       for (const side of i % 2 === 0 ? [true, false] : [false, true]) (side ? on : off).push(await load(side ? withMetrics : without, token, REQUESTS));
+    }
+    // Scrapes measured after the rounds, not between them: a scrape's garbage and its
+    // store reads finish after its response and would land in the next round of either side.
+    for (let i = 0; i < SCRAPES; i++) {
       scrapes.push(await scrapeCost(withMetrics));
+      await new Promise((r) => setTimeout(r, 200));
     }
     const ratios = on.map((r, i) => r.cpuPerRequestNs / off[i]!.cpuPerRequestNs);
     const requestPathPct = (median(ratios) - 1) * 100;
