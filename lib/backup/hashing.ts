@@ -26,6 +26,8 @@ export class Hashing extends Transform {
   }
 }
 
+export const sha256 = (body: Buffer): string => createHash('sha256').update(body).digest('hex');
+
 /** Reads a stream to its end, returning its size and SHA-256; nothing is kept in memory. */
 export async function hashStream(stream: Readable): Promise<{ size: number; sha256: string }> {
   const hash = createHash('sha256');

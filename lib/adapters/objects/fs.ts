@@ -1,5 +1,5 @@
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -8,6 +8,7 @@ import { appError } from '../../errors.ts';
 import { assertObjectKey, assertObjectPrefix, type ObjectInfo, type ObjectStore, type PutOptions } from '../../ports/object-store.ts';
 
 const READ_CHUNK_BYTES = 1024 * 1024;
+const LIST_STAT_BATCH = 64;
 
 /**
  * Object storage on the local disk for the embedded profile: DATA_DIR/objects/<bucket>/<key>.
@@ -18,6 +19,7 @@ export class FsObjectStore implements ObjectStore {
   readonly backend = 'fs' as const;
   private readonly root: string;
   private readonly tmp: string;
+  private readonly madeDirs = new Set<string>();
 
   constructor(
     rootDir: string,
@@ -35,12 +37,21 @@ export class FsObjectStore implements ObjectStore {
   async put(key: string, body: Readable | Buffer, options: PutOptions = {}): Promise<ObjectInfo> {
     const file = this.pathOf(key);
     const tmpFile = path.join(this.tmp, randomUUID());
-    await mkdir(path.dirname(file), { recursive: true });
+    // Folders are made once per store (nothing here removes them): a round trip saved per object.
+    const dir = path.dirname(file);
+    if (!this.madeDirs.has(dir)) {
+      await mkdir(dir, { recursive: true });
+      if (this.madeDirs.size > 10_000) this.madeDirs.clear();
+      this.madeDirs.add(dir);
+    }
     try {
-      await pipeline(Buffer.isBuffer(body) ? Readable.from([body]) : body, createWriteStream(tmpFile, { flags: 'wx' }));
+      if (Buffer.isBuffer(body)) await writeFile(tmpFile, body, { flag: 'wx' });
+      else await pipeline(body, createWriteStream(tmpFile, { flags: 'wx' }));
       await rename(tmpFile, file);
     } catch (err) {
       await rm(tmpFile, { force: true });
+      // The folder went away under us after all: forget it, so the next put makes it.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.madeDirs.delete(dir);
       throw err;
     }
     const info = await stat(file);
@@ -56,7 +67,16 @@ export class FsObjectStore implements ObjectStore {
     } catch {
       throw appError('OBJECT_NOT_FOUND', `No object "${key}" in bucket "${this.bucket}"`);
     }
-    // 1 MiB reads: a whole document or artifact in one or a few round trips through the thread pool.
+    // A small object is read whole (a few round trips through the thread pool instead of
+    // a stream's many); a large one streams, 1 MiB at a time.
+    const { size } = await handle.stat();
+    if (size <= READ_CHUNK_BYTES) {
+      try {
+        return Readable.from([await handle.readFile()]);
+      } finally {
+        await handle.close();
+      }
+    }
     return handle.createReadStream({ highWaterMark: READ_CHUNK_BYTES });
   }
 
@@ -81,9 +101,10 @@ export class FsObjectStore implements ObjectStore {
       .map((f) => path.relative(this.root, path.join(f.parentPath, f.name)).split(path.sep).join('/'))
       .filter((key) => key.startsWith(prefix))
       .sort();
-    for (const key of keys) {
-      const info = await this.stat(key);
-      if (info) yield info;
+    // Stats in batches: one at a time, a listing of many small objects waits on round trips.
+    for (let i = 0; i < keys.length; i += LIST_STAT_BATCH) {
+      const infos = await Promise.all(keys.slice(i, i + LIST_STAT_BATCH).map((key) => this.stat(key)));
+      for (const info of infos) if (info) yield info;
     }
   }
 
