@@ -88,7 +88,11 @@ export function searchRoutes(runtime: Runtime): ApiRouteModule {
           const calls: EmbedCalls = {
             async embedQuery(alias, text) {
               const embed = (timeout: number) => ctx.call('emb.embed', { alias, texts: [text], kind: 'query' } satisfies EmbedParams, { timeout }) as Promise<EmbedResult>;
-              if (embDown) {
+              // A dense-only search has no lexical leg to answer with: cutting its embedding
+              // short (or skipping it) turns one slow embedding into a failed request, so it
+              // waits up to the leg timeout; the short deadline is for hybrid's sake.
+              const denseOnly = ctx.params.mode === 'dense';
+              if (embDown && !denseOnly) {
                 if (!probing) {
                   probing = true;
                   // The probe may take the whole leg timeout: it only decides when to stop skipping.
@@ -101,7 +105,7 @@ export function searchRoutes(runtime: Runtime): ApiRouteModule {
               }
               try {
                 const started = performance.now();
-                const res = await embed(embedDeadline.ms);
+                const res = await embed(denseOnly ? runtime.config.search.legTimeoutMs : embedDeadline.ms);
                 embedDeadline.observe(performance.now() - started);
                 return { alias: res.alias, version: res.version, vector: res.vectors[0]! };
               } catch (err) {
