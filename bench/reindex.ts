@@ -113,6 +113,8 @@ async function main(): Promise<void> {
     }
   }
 
+  const phase = (name: string) => console.error(`[bench:reindex] ${name} (load ${os.loadavg()[0]!.toFixed(1)})`);
+  phase('warm-up re-index done; raw embedding');
   // 1. Raw: the same texts through emb.embed with version 3 (open and warm since the
   //    warm-up re-index), REINDEX_BATCH at a time, nothing else running.
   let started = performance.now();
@@ -120,8 +122,10 @@ async function main(): Promise<void> {
   const rawSeconds = (performance.now() - started) / 1000;
 
   // 2. Idle query latency.
+  phase('idle queries');
   const idle = await queryLatencies(() => true, QUERIES);
 
+  phase('re-index alone');
   // 3. Re-index of version 3 again (a finished re-index starts over from the first chunk), alone: throughput.
   started = performance.now();
   await broker.call('maintenance.models.reindex', { alias: ALIAS, version: '3' });
@@ -129,6 +133,7 @@ async function main(): Promise<void> {
   const reindexSeconds = (performance.now() - started) / 1000;
   const stored = await (await stores.vectors()).count(scope, 'bench__3');
 
+  phase('queries during a re-index');
   // 4. Queries on version 1 while a re-index of version 2 runs.
   await broker.call('maintenance.models.reindex', { alias: ALIAS, version: '2' });
   let running = true;
