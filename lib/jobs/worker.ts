@@ -210,6 +210,19 @@ async function finishCanceled<T extends JobTypeName>(ctx: JobsContext, handler: 
   if (canceled) ctx.notify.updated(canceled);
 }
 
+/** Queues the job again with its retry message in the outbox (one transaction), then relays it. */
+async function queueAgain(ctx: JobsContext, scope: TenantScope, job: JobRow, patch: JobPatch & { availableAt: Date }): Promise<void> {
+  const queued = await ctx.repos.transaction(async (trx) => {
+    const row = await ctx.repos.jobs.transition(scope, job.id, 'queued', patch, trx);
+    if (row) await ctx.repos.outbox.add(scope, { queue: jobTypeOf(job.type).queue, message: jobMessage(row, row.attempts + 1), availableAt: patch.availableAt }, trx);
+    return row;
+  });
+  if (queued) {
+    await relayOutbox(ctx, { jobIds: [job.id] });
+    ctx.notify.updated(queued);
+  }
+}
+
 /**
  * A run failed: queued again after a backoff while attempts remain and the error may
  * pass, else failed with a dead letter. State and message commit together (outbox).
@@ -219,45 +232,29 @@ export async function finishFailed(ctx: JobsContext, scope: TenantScope, job: Jo
   const message = (err as Error)?.message ?? String(err);
   const code = errorCodeOf(err);
   const waitingSince = job.outageSince ?? new Date();
-  if (isOutage(err) && Date.now() - waitingSince.getTime() < ctx.settings.outagePatienceMs) {
+  const waitedMs = Date.now() - waitingSince.getTime();
+  if (isOutage(err) && waitedMs < ctx.settings.outagePatienceMs) {
     // A dependency is out of reach, not the work at fault: a broker restart must not
     // use up the attempts of every job in flight. Try again soon (backoff doubling with
     // the outage's length, at most 30 s), and give this attempt back.
-    const waitedMs = Date.now() - waitingSince.getTime();
     const delayMs = Math.min(30_000, Math.max(ctx.settings.backoffMs, Math.round(waitedMs / 2)));
     const availableAt = new Date(Date.now() + delayMs);
     ctx.logger.warn({ err, jobId: job.id, type: job.type, attempts: job.attempts - 1, retryInMs: delayMs, waitingMs: waitedMs }, 'job waits out an outage; retrying without spending an attempt');
-    const queued = await ctx.repos.transaction(async (trx) => {
-      const row = await ctx.repos.jobs.transition(scope, job.id, 'queued', {
-        error: `${message} (waiting for it to come back; retrying in ${Math.max(1, Math.round(delayMs / 1000))} s)`,
-        errorCode: code,
-        availableAt,
-        attempts: Math.max(0, job.attempts - 1),
-        outageSince: waitingSince,
-      }, trx);
-      if (row) await ctx.repos.outbox.add(scope, { queue: definition.queue, message: jobMessage(row, row.attempts + 1), availableAt }, trx);
-      return row;
+    await queueAgain(ctx, scope, job, {
+      error: `${message} (waiting for it to come back; retrying in ${Math.max(1, Math.round(delayMs / 1000))} s)`,
+      errorCode: code,
+      availableAt,
+      attempts: Math.max(0, job.attempts - 1),
+      outageSince: waitingSince,
     });
-    if (queued) {
-      await relayOutbox(ctx, { jobIds: [job.id] });
-      ctx.notify.updated(queued);
-    }
     return;
   }
   if (isRetryable(err) && job.attempts < job.maxAttempts) {
     const delayMs = retryDelayMs(ctx.settings.backoffMs, job.attempts);
     const availableAt = new Date(Date.now() + delayMs);
     ctx.logger.warn({ err, jobId: job.id, type: job.type, attempts: job.attempts, retryInMs: delayMs }, 'job attempt failed; retrying');
-    const queued = await ctx.repos.transaction(async (trx) => {
-      // An outage past its patience keeps its start, so the next failure counts too.
-      const row = await ctx.repos.jobs.transition(scope, job.id, 'queued', { error: `${message} (retrying in ${Math.round(delayMs / 1000)} s)`, errorCode: code, availableAt, outageSince: isOutage(err) ? job.outageSince : null }, trx);
-      if (row) await ctx.repos.outbox.add(scope, { queue: definition.queue, message: jobMessage(row, row.attempts + 1), availableAt }, trx);
-      return row;
-    });
-    if (queued) {
-      await relayOutbox(ctx, { jobIds: [job.id] });
-      ctx.notify.updated(queued);
-    }
+    // An outage past its patience keeps its start, so the next failure counts too.
+    await queueAgain(ctx, scope, job, { error: `${message} (retrying in ${Math.round(delayMs / 1000)} s)`, errorCode: code, availableAt, outageSince: isOutage(err) ? job.outageSince : null });
     return;
   }
   ctx.logger.error({ err, jobId: job.id, type: job.type, attempts: job.attempts, code }, 'job failed');
