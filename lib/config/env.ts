@@ -109,7 +109,6 @@ export const VARIABLES: VarSpec[] = [
   { name: 'EMB_BACKGROUND_THREADS', default: '2', doc: 'ONNX Runtime intra-op threads of the second session a model opens, on a worker thread of its own, for re-index batches (closed after a minute without them).' },
   { name: 'EMB_BACKGROUND_NICE', default: '10', doc: 'Nice value (0–19) of that thread and its ONNX Runtime threads: when a query and a re-index batch both want a core, the kernel runs the query. 0 = same priority as queries.' },
   { name: 'REINDEX_BATCH', default: '32', doc: 'Chunks a re-index worker reads, embeds and stores per step (its cursor advances per step).' },
-  { name: 'REINDEX_LEASE_MS', default: '10000', doc: 'How long a re-index worker owns a tenant\'s re-index without renewing it; after a crash another worker (or the restarted one) takes over once it ran out.' },
   { name: 'OCR_WORKERS', default: '1', doc: 'Tesseract workers in the OCR pool of a process (each takes about 100 MB and one core while busy).' },
   { name: 'OCR_QUEUE_LIMIT', default: '16', doc: 'Images waiting for OCR per process; past it the OCR action fails with the retryable OVERLOADED error.' },
   { name: 'OCR_LANGUAGES', default: 'eng+rus', doc: 'Tesseract languages recognized together, joined with +; each needs a traineddata file in the ocr model.' },
@@ -194,7 +193,6 @@ export interface ModelsConfig {
   embBackgroundThreads: number;
   embBackgroundNice: number;
   reindexBatch: number;
-  reindexLeaseMs: number;
   ocrWorkers: number;
   ocrQueueLimit: number;
   ocrLanguages: string[];
@@ -467,7 +465,6 @@ export function loadConfig(givenEnv: Env = process.env): Config {
       embBackgroundThreads: r.int('EMB_BACKGROUND_THREADS', 1, 256),
       embBackgroundNice: r.int('EMB_BACKGROUND_NICE', 0, 19),
       reindexBatch: r.int('REINDEX_BATCH', 1, 4096),
-      reindexLeaseMs: r.int('REINDEX_LEASE_MS', 1000, 3_600_000),
       ocrWorkers: r.int('OCR_WORKERS', 1, 64),
       ocrQueueLimit: r.int('OCR_QUEUE_LIMIT', 1, 100_000),
       ocrLanguages: (r.string('OCR_LANGUAGES') ?? 'eng+rus').split('+').map((l) => l.trim()).filter(Boolean),

@@ -122,7 +122,7 @@ export async function cancelJob(ctx: JobsContext, scope: TenantScope, jobId: str
     // Nobody works on it: cancel here, so the answer is final. Its message finds a canceled job and is dropped.
     const canceled = await ctx.repos.transaction(async (trx) => {
       const row = await ctx.repos.jobs.transition(scope, jobId, 'canceled', {}, trx);
-      if (row) await settleDocumentStatus(ctx, scope, row, 'canceled', trx);
+      if (row) await settleJobOutcome(ctx, scope, row, 'canceled', trx);
       return row;
     });
     if (canceled) {
@@ -246,6 +246,25 @@ export async function deleteDocument(ctx: JobsContext, scope: TenantScope, docum
   for (const key of keys) await objects.delete(key).catch((err: unknown) => ctx.logger.warn({ err, key }, 'a file of a deleted document could not be removed'));
   await forgetDocumentAnswers(kv, scope, [documentId]).catch((err: unknown) => ctx.logger.warn({ err, documentId }, 'cached answers of a deleted document could not be removed'));
   return { id: documentId, deleted: true, removed: { chunks: outcome.chunks, objects: keys.size, collections: versions.length, canceledJobs: open.length } };
+}
+
+/**
+ * Everything a job's end without success settles, in the transaction that records it:
+ * its type's own state (`settle`, e.g. a re-index's row) and its document's status.
+ */
+export async function settleJobOutcome(ctx: Pick<JobsContext, 'repos'>, scope: TenantScope, job: JobRow, outcome: 'failed' | 'canceled', trx?: Knex): Promise<DocumentStatus | null> {
+  const definition = jobTypeOf(job.type);
+  if (definition.settle) {
+    // A payload that does not parse has no state of its type to settle (its run failed on it).
+    let payload: JobPayloads[JobTypeName] | null = null;
+    try {
+      payload = definition.parse(job.payload);
+    } catch {
+      payload = null;
+    }
+    if (payload) await definition.settle(ctx.repos, scope, payload, job, outcome, trx);
+  }
+  return settleDocumentStatus(ctx, scope, job, outcome, trx);
 }
 
 /**

@@ -1,6 +1,9 @@
+import type { Knex } from 'knex';
 import { appError } from '../errors.ts';
 import type { DocumentRow, DocumentStatus } from '../repositories/documents.ts';
+import type { Repositories } from '../repositories/index.ts';
 import type { JobRow } from '../repositories/jobs.ts';
+import type { TenantScope } from '../ports/tenant-scope.ts';
 
 /**
  * Payload type of each job type, by name. A job type adds itself by declaration
@@ -31,6 +34,11 @@ export interface JobTypeDefinition<T extends JobTypeName = JobTypeName> {
    * leaves its document's status alone (e.g. a re-index of a ready document).
    */
   documentStatusAfter?(payload: JobPayloads[T], document: DocumentRow, outcome: 'failed' | 'canceled'): DocumentStatus;
+  /**
+   * What else the job's end without success changes (a re-index marks its row failed
+   * or canceled), in the transaction that records that end (see settleJobOutcome).
+   */
+  settle?(repos: Repositories, scope: TenantScope, payload: JobPayloads[T], job: JobRow, outcome: 'failed' | 'canceled', trx?: Knex): Promise<void>;
   /** Files the job owns until it finishes (an upload not yet committed): removed with its document. */
   filesOf?(payload: JobPayloads[T]): string[];
 }

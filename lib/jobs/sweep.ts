@@ -1,6 +1,6 @@
 import { tenantScope } from '../ports/tenant-scope.ts';
 import type { JobsContext } from './context.ts';
-import { relayOutbox, settleDocumentStatus } from './commands.ts';
+import { relayOutbox, settleJobOutcome } from './commands.ts';
 import { jobMessage } from './message.ts';
 import { jobTypeOf, jobTypes } from './registry.ts';
 import { jobQueues } from './types/index.ts';
@@ -44,7 +44,7 @@ export async function sweepJobs(ctx: JobsContext, options: { staleAfterMs: numbe
       if (job.attempts >= job.maxAttempts) {
         const row = await repos.jobs.transition(scope, job.id, 'failed', { error: `${reason} after ${job.attempts} attempts`, errorCode: 'LEASE_EXPIRED' }, trx, { leaseExpiredBefore: expiredBefore });
         if (row) {
-          await settleDocumentStatus(ctx, scope, row, 'failed', trx);
+          await settleJobOutcome(ctx, scope, row, 'failed', trx);
           await repos.outbox.add(scope, { queue: definition.queue, kind: 'dead', reason: `LEASE_EXPIRED: ${reason}`, message: jobMessage(row, row.attempts) }, trx);
         }
         return row;
@@ -106,7 +106,7 @@ export async function reconcileDeadLetters(ctx: JobsContext, now = new Date()): 
           leaseExpiredBefore: now,
           updatedNotAfter: new Date(deadAt.getTime() + DEATH_TIME_SLACK_MS),
         });
-        if (row) await settleDocumentStatus(ctx, scope, row, 'failed', trx);
+        if (row) await settleJobOutcome(ctx, scope, row, 'failed', trx);
         return row;
       });
       if (failed) {

@@ -4,7 +4,7 @@ import { retryDelayMs, type JobDelivery } from '../ports/job-queue.ts';
 import { tenantScope, type TenantScope } from '../ports/tenant-scope.ts';
 import type { JobPatch, JobRow } from '../repositories/jobs.ts';
 import type { JobsContext } from './context.ts';
-import { relayOutbox, settleDocumentStatus } from './commands.ts';
+import { relayOutbox, settleJobOutcome } from './commands.ts';
 import { jobMessage } from './message.ts';
 import { jobTypeOf, type JobPayloads, type JobTypeName } from './registry.ts';
 
@@ -204,7 +204,7 @@ async function finishCanceled<T extends JobTypeName>(ctx: JobsContext, handler: 
   }
   const canceled = await ctx.repos.transaction(async (trx) => {
     const row = await ctx.repos.jobs.transition(scope, job.id, 'canceled', { error: null, errorCode: null }, trx);
-    if (row) await settleDocumentStatus(ctx, scope, row, 'canceled', trx);
+    if (row) await settleJobOutcome(ctx, scope, row, 'canceled', trx);
     return row;
   });
   if (canceled) ctx.notify.updated(canceled);
@@ -261,7 +261,7 @@ export async function finishFailed(ctx: JobsContext, scope: TenantScope, job: Jo
   const failed = await ctx.repos.transaction(async (trx) => {
     const row = await ctx.repos.jobs.transition(scope, job.id, 'failed', { error: message, errorCode: code }, trx);
     if (row) {
-      await settleDocumentStatus(ctx, scope, row, 'failed', trx);
+      await settleJobOutcome(ctx, scope, row, 'failed', trx);
       await ctx.repos.outbox.add(scope, { queue: definition.queue, kind: 'dead', reason: `${code}: ${message}`, message: jobMessage(row, row.attempts) }, trx);
     }
     return row;

@@ -4,6 +4,7 @@ import { ChatsRepository } from './chats.ts';
 import { ChunksRepository } from './chunks.ts';
 import { DocumentsRepository } from './documents.ts';
 import { JobsRepository } from './jobs.ts';
+import { ModelReindexRepository } from './model-reindex.ts';
 import { ModelsRepository } from './models.ts';
 import { OutboxRepository } from './outbox.ts';
 import { SearchRepository } from './search.ts';
@@ -22,6 +23,7 @@ export class Repositories {
   readonly documents: DocumentsRepository;
   readonly jobs: JobsRepository;
   readonly models: ModelsRepository;
+  readonly modelReindex: ModelReindexRepository;
   readonly outbox: OutboxRepository;
   readonly search: SearchRepository;
   readonly system: SystemRepository;
@@ -34,6 +36,7 @@ export class Repositories {
     this.documents = new DocumentsRepository(knex);
     this.jobs = new JobsRepository(knex);
     this.models = new ModelsRepository(knex);
+    this.modelReindex = new ModelReindexRepository(knex);
     this.outbox = new OutboxRepository(knex);
     this.search = new SearchRepository(knex);
     this.system = new SystemRepository(knex);
@@ -46,4 +49,4 @@ export class Repositories {
   }
 }
 
-export { AuditRepository, ChatsRepository, ChunksRepository, DocumentsRepository, JobsRepository, ModelsRepository, OutboxRepository, SearchRepository, SystemRepository, TenantsRepository };
+export { AuditRepository, ChatsRepository, ChunksRepository, DocumentsRepository, JobsRepository, ModelReindexRepository, ModelsRepository, OutboxRepository, SearchRepository, SystemRepository, TenantsRepository };

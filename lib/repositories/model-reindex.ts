@@ -4,9 +4,11 @@ import type { TenantScope } from '../ports/tenant-scope.ts';
 /**
  * State of blue/green re-indexes: one row per (alias, version, tenant). Chunks are
  * walked in id order; `cursor` is the last chunk id whose vector is stored in the
- * version's collection, advanced only after that write, so a worker killed midway
- * continues after the last stored batch. A worker owns a row through a lease it
- * renews; a lease that ran out (its worker died) can be taken by any other worker.
+ * version's collection, advanced only after that write, so a run killed midway
+ * continues after the last stored batch. The run itself is a `reindex` job
+ * (lib/jobs/types/reindex.ts) named by `job_id`: the job module owns its lease,
+ * heartbeat, retries and cancel, and every write here is guarded by that job id, so a
+ * run that was superseded (a restart, a delete) changes nothing.
  */
 
 export type ReindexState = 'running' | 'done' | 'canceled' | 'failed';
@@ -20,8 +22,8 @@ export interface ReindexRow {
   done: number;
   total: number;
   passes: number;
-  leaseOwner: string | null;
-  leaseUntil: Date | null;
+  /** The job running (or that last ran) this re-index. */
+  jobId: string | null;
   error: string | null;
   startedBy: string | null;
   startedAt: Date;
@@ -71,6 +73,7 @@ export class ModelReindexRepository {
         cursor: trx.raw(`case when model_reindex.state = 'running' then model_reindex.cursor else null end`),
         done: trx.raw(`case when model_reindex.state = 'running' then model_reindex.done else 0 end`),
         passes: trx.raw(`case when model_reindex.state = 'running' then model_reindex.passes else 0 end`),
+        started_at: trx.raw(`case when model_reindex.state = 'running' then model_reindex.started_at else now() end`),
         total,
         error: null,
         finished_at: null,
@@ -101,64 +104,56 @@ export class ModelReindexRepository {
     return query;
   }
 
-  /**
-   * Takes the lease of one running row whose lease is free or expired; `null` when
-   * every running row is owned by a live worker.
-   */
-  async claim(owner: string, leaseMs: number): Promise<ReindexRow | null> {
-    return this.knex.transaction(async (trx) => {
-      const row = await trx('model_reindex')
-        .where({ state: 'running' })
-        .andWhere((q) => q.whereNull('lease_until').orWhere('lease_until', '<', trx.fn.now()).orWhere({ lease_owner: owner }))
-        .orderBy('started_at')
-        .forUpdate()
-        .skipLocked()
-        .first();
-      if (!row) return null;
-      const [updated] = await trx('model_reindex')
-        .where({ alias: row.alias, version: row.version, tenant_id: row.tenant_id })
-        .update({ lease_owner: owner, lease_until: trx.raw(`now() + (? * interval '1 millisecond')`, [leaseMs]), updated_at: trx.fn.now() })
-        .returning('*');
-      return toRow(updated);
-    });
+  /** Names the job that runs this re-index (a start or restart staged it in the same transaction). */
+  async setJob(key: ReindexKey, jobId: string, trx: Knex = this.knex): Promise<void> {
+    await trx('model_reindex').where(where(key)).update({ job_id: jobId, updated_at: trx.fn.now() });
   }
 
   /**
-   * Records one stored batch and renews the lease, only while `owner` still holds it
-   * and the row is running: `false` tells the worker to stop (canceled, or taken over).
+   * A failed or canceled run queued again (a retry or a dead-letter replay of its job):
+   * its row runs again from its cursor. False when the row belongs to another run.
    */
-  async advance(row: Pick<ReindexRow, 'alias' | 'version' | 'tenantId'>, owner: string, cursor: string | null, added: number, leaseMs: number): Promise<boolean> {
+  async reopen(key: ReindexKey, jobId: string): Promise<boolean> {
     const count = await this.knex('model_reindex')
-      .where({ alias: row.alias, version: row.version, tenant_id: row.tenantId, state: 'running', lease_owner: owner })
-      .update({
-        cursor,
-        done: this.knex.raw('done + ?', [added]),
-        lease_until: this.knex.raw(`now() + (? * interval '1 millisecond')`, [leaseMs]),
-        updated_at: this.knex.fn.now(),
-      });
+      .where({ ...where(key), job_id: jobId })
+      .whereIn('state', ['failed', 'canceled'])
+      .update({ state: 'running', error: null, finished_at: null, updated_at: this.knex.fn.now() });
+    return count === 1;
+  }
+
+  /**
+   * Records one stored batch, only while the row is running under `jobId`: `false`
+   * tells the run to stop (canceled, deleted, or restarted under another job).
+   */
+  async advance(key: ReindexKey, jobId: string, cursor: string | null, added: number, trx: Knex = this.knex): Promise<boolean> {
+    const count = await trx('model_reindex')
+      .where({ ...where(key), state: 'running', job_id: jobId })
+      .update({ cursor, done: trx.raw('done + ?', [added]), updated_at: trx.fn.now() });
     return count === 1;
   }
 
   /** The first pass ended: the sweep pass starts again from the beginning of the chunks created since. */
-  async nextPass(row: Pick<ReindexRow, 'alias' | 'version' | 'tenantId'>, owner: string): Promise<boolean> {
-    const count = await this.knex('model_reindex')
-      .where({ alias: row.alias, version: row.version, tenant_id: row.tenantId, state: 'running', lease_owner: owner })
-      .update({ cursor: null, passes: this.knex.raw('passes + 1'), updated_at: this.knex.fn.now() });
+  async nextPass(key: ReindexKey, jobId: string, trx: Knex = this.knex): Promise<boolean> {
+    const count = await trx('model_reindex')
+      .where({ ...where(key), state: 'running', job_id: jobId })
+      .update({ cursor: null, passes: trx.raw('passes + 1'), updated_at: trx.fn.now() });
     return count === 1;
   }
 
-  async finish(row: Pick<ReindexRow, 'alias' | 'version' | 'tenantId'>, owner: string, state: 'done' | 'failed', error?: string): Promise<boolean> {
-    const count = await this.knex('model_reindex')
-      .where({ alias: row.alias, version: row.version, tenant_id: row.tenantId, state: 'running', lease_owner: owner })
-      .update({ state, error: error ?? null, lease_owner: null, lease_until: null, finished_at: this.knex.fn.now(), updated_at: this.knex.fn.now() });
+  /** The run of `jobId` ended: done (with its job marked ready, same transaction), failed or canceled. */
+  async endRun(key: ReindexKey, jobId: string, state: 'done' | 'failed' | 'canceled', error: string | null, trx: Knex = this.knex): Promise<boolean> {
+    const count = await trx('model_reindex')
+      .where({ ...where(key), state: 'running', job_id: jobId })
+      .update({ state, error: state === 'failed' ? error : null, finished_at: trx.fn.now(), updated_at: trx.fn.now() });
     return count === 1;
   }
 
-  /** Marks running rows canceled; their workers see it at their next batch and stop. */
-  async cancel(alias: string, version: string, tenantId?: string, trx: Knex = this.knex): Promise<number> {
+  /** Marks running rows canceled (their runs stop at their next batch); the rows it changed, with their jobs. */
+  async cancel(alias: string, version: string, tenantId?: string, trx: Knex = this.knex): Promise<ReindexRow[]> {
     const query = trx('model_reindex').where({ alias, version, state: 'running' });
     if (tenantId) query.where({ tenant_id: tenantId });
-    return query.update({ state: 'canceled', lease_owner: null, lease_until: null, finished_at: trx.fn.now(), updated_at: trx.fn.now() });
+    const rows = await query.update({ state: 'canceled', finished_at: trx.fn.now(), updated_at: trx.fn.now() }).returning('*');
+    return rows.map(toRow);
   }
 
   async remove(alias: string, version: string, trx: Knex = this.knex): Promise<void> {
@@ -195,6 +190,12 @@ export class ModelReindexRepository {
   }
 }
 
+export type ReindexKey = Pick<ReindexRow, 'alias' | 'version' | 'tenantId'>;
+
+function where(key: ReindexKey): Record<string, string> {
+  return { alias: key.alias, version: key.version, tenant_id: key.tenantId };
+}
+
 function toRow(row: Record<string, unknown>): ReindexRow {
   const date = (v: unknown) => (v == null ? null : new Date(v as string));
   return {
@@ -206,8 +207,7 @@ function toRow(row: Record<string, unknown>): ReindexRow {
     done: Number(row.done),
     total: Number(row.total),
     passes: Number(row.passes),
-    leaseOwner: (row.lease_owner as string | null) ?? null,
-    leaseUntil: date(row.lease_until),
+    jobId: (row.job_id as string | null) ?? null,
     error: (row.error as string | null) ?? null,
     startedBy: (row.started_by as string | null) ?? null,
     startedAt: new Date(row.started_at as string),

@@ -1,7 +1,15 @@
+import os from 'node:os';
 import type { ServiceBroker, ServiceSchema } from 'moleculer';
 import { appError, RagmeshError } from '../../lib/errors.ts';
+import { whenUp } from '../../lib/adapters/dependency-health.ts';
+import { cancelJob, relaySoon } from '../../lib/jobs/commands.ts';
+import { jobsContext, type JobsContext } from '../../lib/jobs/context.ts';
+import { JOB_CANCEL_EVENT, JOB_UPDATED_EVENT, jobView } from '../../lib/jobs/model.ts';
+import { REINDEX_JOB } from '../../lib/jobs/types/index.ts';
+import { JobCanceled, runJobDelivery, WorkerShutdown } from '../../lib/jobs/worker.ts';
 import { validateManifest, type ModelManifest } from '../../lib/models/manifest.ts';
-import { ReindexWorker } from '../../lib/models/reindex.ts';
+import { reindexHandler, stageReindex } from '../../lib/models/reindex.ts';
+import type { Consumer } from '../../lib/ports/job-queue.ts';
 import {
   MODELS_DELETED_EVENT,
   MODELS_SWITCHED_EVENT,
@@ -13,7 +21,7 @@ import {
 import { collectionFor } from '../../lib/ports/vector-store.ts';
 import { tenantScope } from '../../lib/ports/tenant-scope.ts';
 import { AuditRepository } from '../../lib/repositories/audit.ts';
-import { ModelReindexRepository, type ReindexRow } from '../../lib/repositories/model-reindex.ts';
+import type { ModelReindexRepository, ReindexRow } from '../../lib/repositories/model-reindex.ts';
 import type { FlagChange, ModelFlag, ModelVersionRow } from '../../lib/repositories/models.ts';
 import { currentRequest } from '../../lib/logging.ts';
 import { requireAllowed } from './admin.ts';
@@ -56,6 +64,8 @@ export interface ReindexView {
   total: number;
   progress: number;
   pass: 'first' | 'sweep';
+  /** The job running (or that last ran) it: GET /api/v1/jobs/:id, cancel and retry work on it too. */
+  jobId: string | null;
   error: string | null;
   startedBy: string | null;
   startedAt: string;
@@ -82,8 +92,6 @@ export interface CompareResult {
 
 /** Broadcast on every stored re-index batch and at each end: SSE streams and the CLI follow it. */
 export const REINDEX_PROGRESS_EVENT = 'models.reindex.progress';
-/** Broadcast when a re-index is started or canceled, so idle workers look at once. */
-export const REINDEX_CHANGED_EVENT = 'models.reindex.changed';
 
 export function reindexView(row: ReindexRow): ReindexView {
   return {
@@ -95,6 +103,7 @@ export function reindexView(row: ReindexRow): ReindexView {
     total: row.total,
     progress: row.total === 0 ? (row.state === 'done' ? 1 : 0) : Math.min(1, row.done / row.total),
     pass: row.passes === 0 ? 'first' : 'sweep',
+    jobId: row.jobId,
     error: row.error,
     startedBy: row.startedBy,
     startedAt: row.startedAt.toISOString(),
@@ -125,13 +134,16 @@ interface Actor {
 export interface ModelActions {
   actions: NonNullable<ServiceSchema['actions']>;
   events: NonNullable<ServiceSchema['events']>;
-  /** Starts this process's re-index worker. */
+  /** Starts this process's consumer of re-index jobs. */
   started(broker: ServiceBroker): Promise<void>;
   stopped(): Promise<void>;
 }
 
 export function modelActions(runtime: Runtime): ModelActions {
-  let worker: ReindexWorker | null = null;
+  let consumer: Consumer | null = null;
+  let jobsCtx: JobsContext | null = null;
+  const running = new Map<string, AbortController>();
+  const stopping = new AbortController();
 
   async function audit(ctx: RagmeshContext, actor: string, action: string, target: string, details: Record<string, unknown>, trx?: Parameters<AuditRepository['record']>[2]): Promise<void> {
     const db = await runtime.stores.db();
@@ -139,7 +151,25 @@ export function modelActions(runtime: Runtime): ModelActions {
   }
 
   async function reindexRepo(): Promise<ModelReindexRepository> {
-    return new ModelReindexRepository((await runtime.stores.db()).knex);
+    return (await runtime.stores.repos()).modelReindex;
+  }
+
+  /** The job commands' context, with job changes (and a re-index's end) told to the mesh. */
+  async function jobs(broker: ServiceBroker): Promise<JobsContext> {
+    jobsCtx ??= await jobsContext(runtime, {
+      updated: (job) => {
+        void Promise.resolve(broker.broadcast(JOB_UPDATED_EVENT, jobView(job))).catch(() => undefined);
+        // A run that failed or was canceled ended its row with it: the progress streams hear of it.
+        if (job.type === REINDEX_JOB.type && (job.status === 'failed' || job.status === 'canceled')) {
+          void reindexRepo()
+            .then((repo) => repo.list({ tenantId: job.tenantId }))
+            .then((rows) => rows.filter((r) => r.jobId === job.id).map((r) => broker.broadcast(REINDEX_PROGRESS_EVENT, reindexView(r))))
+            .catch(() => undefined);
+        }
+      },
+      cancelRequested: (jobId) => void Promise.resolve(broker.broadcast(JOB_CANCEL_EVENT, { jobId })).catch(() => undefined),
+    });
+    return jobsCtx;
   }
 
   async function coverageOf(alias: string, version: string, onlyTenant?: string): Promise<TenantCoverage[]> {
@@ -314,15 +344,22 @@ export function modelActions(runtime: Runtime): ModelActions {
         await ctx.call('emb.warm', { alias, version });
         const repo = await reindexRepo();
         const tenants = tenantId ? [tenantScope(tenantId).tenantId] : await repo.tenantsWithChunks();
-        const db = await runtime.stores.db();
-        const started = await db.knex.transaction(async (trx) => {
+        const ctxJobs = await jobs(ctx.broker);
+        const active = (await ctxJobs.repos.models.getFlag(alias))?.activeVersion ?? null;
+        const staged: string[] = [];
+        const started = await ctxJobs.repos.transaction(async (trx) => {
           const rows: ReindexRow[] = [];
-          for (const t of tenants) rows.push(await repo.start(alias, version, tenantScope(t), actor, trx));
-          const active = ((await trx('model_flags').where({ alias }).first()) as { active_version?: string } | undefined)?.active_version ?? null;
-          await audit(ctx, actor, 'models.reindex.start', `${alias}@${version}`, { from: active, to: version, tenants }, trx);
+          for (const t of tenants) {
+            // One open run per tenant: a re-index already running keeps its job; a new (or restarted) one gets its own.
+            const { row, stagedJobId } = await stageReindex(ctxJobs, tenantScope(t), { alias, version }, actor, trx);
+            if (stagedJobId) staged.push(stagedJobId);
+            rows.push(row);
+          }
+          await audit(ctx, actor, 'models.reindex.start', `${alias}@${version}`, { from: active, to: version, tenants, jobs: rows.map((r) => r.jobId) }, trx);
           return rows;
         });
-        await ctx.broadcast(REINDEX_CHANGED_EVENT, { alias, version });
+        if (staged.length > 0) relaySoon(ctxJobs, staged);
+        for (const r of started) await ctx.broadcast(REINDEX_PROGRESS_EVENT, reindexView(r));
         return { started: started.map(reindexView) };
       },
     },
@@ -333,14 +370,22 @@ export function modelActions(runtime: Runtime): ModelActions {
         const actor = requireAllowed(ctx, 'models.manage', MODELS_REFUSAL);
         const { alias, version, tenantId } = ctx.params;
         await requireVersion(alias, version);
-        const db = await runtime.stores.db();
-        const canceled = await db.knex.transaction(async (trx) => {
-          const n = await (await reindexRepo()).cancel(alias, version, tenantId, trx);
-          await audit(ctx, actor, 'models.reindex.cancel', `${alias}@${version}`, { tenantId: tenantId ?? null, canceled: n }, trx);
-          return n;
+        const ctxJobs = await jobs(ctx.broker);
+        const rows = await ctxJobs.repos.transaction(async (trx) => {
+          const changed = await (await reindexRepo()).cancel(alias, version, tenantId, trx);
+          await audit(ctx, actor, 'models.reindex.cancel', `${alias}@${version}`, { tenantId: tenantId ?? null, canceled: changed.length, jobs: changed.map((r) => r.jobId) }, trx);
+          return changed;
         });
-        await ctx.broadcast(REINDEX_CHANGED_EVENT, { alias, version });
+        // The rows are canceled now (ingest stops writing to the version); their jobs stop through the job module.
+        const requestId = currentRequest()?.requestId ?? ctx.requestID ?? null;
+        for (const r of rows) {
+          if (!r.jobId) continue;
+          await cancelJob(ctxJobs, tenantScope(r.tenantId), r.jobId, { userId: actor, requestId }).catch((err: unknown) => {
+            if ((err as RagmeshError)?.type !== 'JOB_FINISHED' && (err as RagmeshError)?.type !== 'JOB_NOT_FOUND') throw err;
+          });
+        }
         for (const r of await (await reindexRepo()).list({ alias, version, ...(tenantId ? { tenantId } : {}) })) await ctx.broadcast(REINDEX_PROGRESS_EVENT, reindexView(r));
+        const canceled = rows.length;
         return { canceled };
       },
     },
@@ -455,16 +500,16 @@ export function modelActions(runtime: Runtime): ModelActions {
         }
         const payload: ModelsDeletedPayload = { alias, kind: removed.kind, version };
         await ctx.broadcast(MODELS_DELETED_EVENT, payload);
-        await ctx.broadcast(REINDEX_CHANGED_EVENT, { alias, version });
         return { alias, version, kind: removed.kind, droppedCollection: dropped };
       },
     },
   };
 
   const events: NonNullable<ServiceSchema['events']> = {
-    [REINDEX_CHANGED_EVENT]: {
-      handler() {
-        worker?.poke();
+    /** A cancel asked through the api (or the models cancel) reaches the run, on whichever node it is. */
+    [JOB_CANCEL_EVENT]: {
+      handler(ctx: RagmeshContext<{ jobId: string }>) {
+        running.get(ctx.params.jobId)?.abort(new JobCanceled());
       },
     },
   };
@@ -474,29 +519,30 @@ export function modelActions(runtime: Runtime): ModelActions {
     events,
     async started(broker) {
       const { models } = runtime.config;
-      let lastSent = 0;
-      worker = new ReindexWorker({
-        repo: await reindexRepo(),
+      const ctxJobs = await jobs(broker);
+      const [db, queue] = await Promise.all([runtime.stores.db(), runtime.stores.queue()]);
+      const handler = reindexHandler({
+        repos: ctxJobs.repos,
         vectors: () => runtime.stores.vectors(),
-        owner: `${broker.nodeID ?? 'node'}:${process.pid}`,
         batch: models.reindexBatch,
-        leaseMs: models.reindexLeaseMs,
         logger: runtime.logger,
         embed: async (alias, version, texts) =>
           (await broker.call('emb.embed', { alias, version, texts, kind: 'passage', priority: 'background' } satisfies EmbedParams, { timeout: 600_000 })) as EmbedResult,
-        onProgress(row) {
-          // At most a few events a second; the ends always.
-          const now = Date.now();
-          if (row.state === 'running' && now - lastSent < 250) return;
-          lastSent = now;
-          void Promise.resolve(broker.broadcast(REINDEX_PROGRESS_EVENT, reindexView(row))).catch(() => undefined);
-        },
+        onProgress: (row) => void Promise.resolve(broker.broadcast(REINDEX_PROGRESS_EVENT, reindexView(row))).catch(() => undefined),
       });
-      worker.start();
+      const workerId = `${broker.nodeID ?? 'node'}:${process.pid}:${os.hostname()}:reindex`;
+      // One re-index run at a time per process: it is background work, queries and ingest go first.
+      consumer = await queue.consume(
+        REINDEX_JOB.queue,
+        (delivery) => whenUp([db.health], () => runJobDelivery(ctxJobs, handler, delivery, { workerId, running }), stopping.signal),
+        { prefetch: 1 },
+      );
     },
     async stopped() {
-      await worker?.stop();
-      worker = null;
+      stopping.abort(new WorkerShutdown());
+      for (const controller of running.values()) controller.abort(new WorkerShutdown());
+      await consumer?.close();
+      consumer = null;
     },
   };
 }

@@ -98,7 +98,7 @@ describe('model swap over the mesh', () => {
       assert.ok(atKill < total, 'killed midway');
       await mesh.start('maint-b', 'maintenance');
       await waitFor('the re-index to finish on the new maintenance process', async () => {
-        const row = (await db.query(`select state, done, lease_owner from model_reindex where alias = 'e5' and version = '2' and tenant_id = 'acme'`)).rows[0];
+        const row = (await db.query(`select state, done, job_id from model_reindex where alias = 'e5' and version = '2' and tenant_id = 'acme'`)).rows[0];
         if (row.state === 'failed' || row.state === 'canceled') throw new Error(`re-index ${row.state}`);
         return row.state === 'done' ? row : null;
       }, 120_000);

@@ -4,6 +4,7 @@
  */
 import './ingest.ts';
 import './analyze.ts';
+import './reindex.ts';
 import { jobTypes } from '../registry.ts';
 
 /** Every queue some job type uses (metrics, dead-letter listings, reconciliation). */
@@ -13,3 +14,4 @@ export function jobQueues(): string[] {
 
 export { INGEST_JOB, type IngestPayload } from './ingest.ts';
 export { ANALYZE_JOB, type AnalyzePayload } from './analyze.ts';
+export { REINDEX_JOB, type ReindexPayload } from './reindex.ts';
