@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import type { SearchFilters, StoredHit } from '../ports/search-hit.ts';
 import type { TenantScope } from '../ports/tenant-scope.ts';
 
 /**
@@ -30,13 +31,8 @@ export interface QueryTerm {
   qtf: number;
 }
 
-export interface SearchRowFilters {
-  tags?: string[];
-  sourceIds?: string[];
-  documentIds?: string[];
-  langs?: string[];
-  mimes?: string[];
-}
+/** The filters of a search, normalised (lib/search) before they reach SQL. */
+export type SearchRowFilters = SearchFilters;
 
 export interface LexicalPlan {
   config: FtConfig;
@@ -54,17 +50,7 @@ export interface LexicalHit {
 }
 
 /** A hit as the database gives it: the stored fields of the chunk and its document, plus the raw highlighted excerpt (lib/search turns it into a SearchHit). */
-export interface HitRow {
-  chunkId: string;
-  documentId: string;
-  sourceId: string;
-  title: string | null;
-  page: number | null;
-  heading: string | null;
-  text: string;
-  lang: string;
-  mime: string;
-  tags: string[];
+export interface HitRow extends StoredHit {
   /** ts_headline output with MARK_START/MARK_END around matches; null when no query terms apply. */
   headline: string | null;
 }

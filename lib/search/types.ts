@@ -2,13 +2,9 @@
  * The contract of `api.search` (POST /api/v1/search), shared by the search
  * implementation, RAG chat and the OpenAI-compatible API.
  */
-export interface SearchFilters {
-  tags?: string[];
-  sourceIds?: string[];
-  documentIds?: string[];
-  langs?: string[];
-  mimes?: string[];
-}
+import type { SearchFilters, StoredHit } from '../ports/search-hit.ts';
+
+export type { SearchFilters } from '../ports/search-hit.ts';
 
 export interface SearchParams {
   query: string;
@@ -27,23 +23,14 @@ export interface SearchParams {
   alias?: string;
 }
 
-export interface SearchHit {
-  chunkId: string;
-  documentId: string;
-  sourceId: string;
-  title: string | null;
-  page: number | null;
-  heading: string | null;
-  text: string;
+/** A hit as `api.search` answers it: the stored fields (lib/ports/search-hit.ts) with its snippet, score and ranks. */
+export interface SearchHit extends StoredHit {
   /** A short excerpt with matched words wrapped in <mark>…</mark>; the rest is HTML-escaped. */
   snippet: string;
   /** Fused score (RRF, after MMR if asked). */
   score: number;
   /** 1-based rank in each leg, null when the leg did not return the chunk. */
   ranks: { lexical: number | null; dense: number | null };
-  lang: string;
-  mime: string;
-  tags: string[];
 }
 
 export interface SearchResult {
