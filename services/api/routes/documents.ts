@@ -6,7 +6,7 @@ import { currentRequest } from '../../../lib/logging.ts';
 import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
 import { documentView, receiveMultipart, registerUpload } from '../uploads.ts';
 import { queueAnalysis } from './analyses.ts';
-import { DOCUMENT_SCHEMA, list, requireId, scopeOf, sendJson, UPLOAD_RESULT_SCHEMA, type JobFeed } from './job-feed.ts';
+import { DOCUMENT_SCHEMA, jobEventsEndpoint, list, listEndpoint, requireId, scopeOf, sendJson, UPLOAD_RESULT_SCHEMA, type JobFeed } from './job-feed.ts';
 import { endpoint, type ApiRouteModule, type JsonSchema } from './module.ts';
 
 const DELETED: JsonSchema = { type: 'object', required: ['id', 'deleted'], properties: { id: { type: 'string' }, deleted: { const: true } } };
@@ -67,18 +67,16 @@ export function documentRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule 
           sendJson(res, fresh ? 202 : 200, answers.length === 1 ? answers[0] : { items: answers });
         },
       }),
-      endpoint<{ limit?: number; before?: Date }>({
-        method: 'GET',
+      listEndpoint<{ before?: Date }>({
         path: '/api/v1/documents',
         permission: 'documents.read',
         summary: 'Documents, newest first',
-        params: { limit: { type: 'number', convert: true, integer: true, min: 1, max: 500, optional: true }, before: { type: 'date', convert: true, optional: true } },
-        response: { schema: list(DOCUMENT_SCHEMA) },
+        params: { before: { type: 'date', convert: true, optional: true } },
+        item: DOCUMENT_SCHEMA,
         action: 'documents.list',
-        async handler(ctx) {
+        async rows(ctx, limit) {
           const { documents } = await repos();
-          const rows = await documents.list(scopeOf(ctx), { limit: ctx.params.limit ?? 50, before: ctx.params.before });
-          return { items: rows.map(documentView) };
+          return (await documents.list(scopeOf(ctx), { limit, before: ctx.params.before })).map(documentView);
         },
       }),
       endpoint<{ id: string }>({
@@ -127,21 +125,17 @@ export function documentRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule 
           return { id, deleted: true };
         },
       }),
-      endpoint({
-        method: 'GET',
+      jobEventsEndpoint(feed, {
         path: '/api/v1/documents/:id/events',
-        permission: 'jobs.read',
         summary: "SSE: the document's job as it moves",
         params: { id: 'string' },
-        response: { contentType: 'text/event-stream' },
         errors: ['DOCUMENT_NOT_FOUND'],
-        streamCap: 'events',
-        async stream({ req, res }) {
+        async select(req) {
           const scope = scopeOf(req.$ctx);
           const documentId = requireId(req.$params.id, 'document');
           const { documents, jobs } = await repos();
           if (!(await documents.get(scope, documentId))) throw appError('DOCUMENT_NOT_FOUND', `No document ${documentId}`);
-          feed.stream(req, res, (job) => job.tenantId === scope.tenantId && job.documentId === documentId, await jobs.list(scope, { documentId, limit: 20 }));
+          return { initial: await jobs.list(scope, { documentId, limit: 20 }), match: (job) => job.tenantId === scope.tenantId && job.documentId === documentId };
         },
       }),
     ],

@@ -8,7 +8,9 @@ import { tenantScope } from '../../../lib/ports/tenant-scope.ts';
 import type { JobRow } from '../../../lib/repositories/jobs.ts';
 import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
 import { openSse } from '../sse.ts';
-import type { GatewayRequest, JsonSchema } from './module.ts';
+import type { Action } from '../../../lib/auth/permissions.ts';
+import type { ErrorCode } from '../../../lib/errors.ts';
+import { endpoint, type Endpoint, type GatewayRequest, type JsonSchema, type ParamsSchema } from './module.ts';
 
 type Broker = RagmeshContext['broker'];
 
@@ -71,6 +73,63 @@ export function requireId(id: unknown, what: 'job' | 'document' | 'upload'): str
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8' });
   res.end(JSON.stringify(body));
+}
+
+/**
+ * A GET route answering `{ items }`, newest first: `limit` (1…500, default 50) and the
+ * route's own filters as parameters, `rows` reads them (the documents and jobs lists).
+ */
+export function listEndpoint<P extends object>(e: {
+  path: string;
+  permission: Action;
+  summary: string;
+  action: string;
+  params?: ParamsSchema;
+  item: JsonSchema;
+  errors?: readonly ErrorCode[];
+  rows: (ctx: RagmeshContext<P & { limit?: number }>, limit: number) => Promise<unknown[]>;
+}): Endpoint {
+  return endpoint<P & { limit?: number }>({
+    method: 'GET',
+    path: e.path,
+    permission: e.permission,
+    summary: e.summary,
+    params: { ...e.params, limit: { type: 'number', convert: true, integer: true, min: 1, max: 500, optional: true } },
+    response: { schema: list(e.item) },
+    ...(e.errors ? { errors: e.errors } : {}),
+    action: e.action,
+    async handler(ctx) {
+      return { items: await e.rows(ctx, ctx.params.limit ?? 50) };
+    },
+  });
+}
+
+/**
+ * An SSE route of job updates (permission jobs.read, one `events` stream slot):
+ * `select` checks the request and says which jobs it shows — those to send first and
+ * the rule for every later update (the caller's jobs, a document's jobs).
+ */
+export function jobEventsEndpoint(feed: JobFeed, e: {
+  path: string;
+  summary: string;
+  params?: ParamsSchema;
+  errors?: readonly ErrorCode[];
+  select: (req: GatewayRequest) => Promise<{ initial: JobRow[]; match: (job: JobView) => boolean }>;
+}): Endpoint {
+  return endpoint({
+    method: 'GET',
+    path: e.path,
+    permission: 'jobs.read',
+    summary: e.summary,
+    ...(e.params ? { params: e.params } : {}),
+    response: { contentType: 'text/event-stream' },
+    ...(e.errors ? { errors: e.errors } : {}),
+    streamCap: 'events',
+    async stream({ req, res }) {
+      const { initial, match } = await e.select(req);
+      feed.stream(req, res, match, initial);
+    },
+  });
 }
 
 export const list = (item: JsonSchema): JsonSchema => ({ type: 'object', required: ['items'], properties: { items: { type: 'array', items: item } } });

@@ -5,7 +5,7 @@ import { currentRequest } from '../../../lib/logging.ts';
 import { tenantScope } from '../../../lib/ports/tenant-scope.ts';
 import { JOB_STATUSES, type JobStatus } from '../../../lib/repositories/jobs.ts';
 import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
-import { JOB_SCHEMA, list, requireId, scopeOf, type JobFeed } from './job-feed.ts';
+import { JOB_SCHEMA, jobEventsEndpoint, listEndpoint, requireId, scopeOf, type JobFeed } from './job-feed.ts';
 import { endpoint, type ApiRouteModule } from './module.ts';
 
 /** Who acts, for the audit entry the command writes: the caller and the request id of its log lines. */
@@ -22,39 +22,29 @@ export function jobRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule {
 
   return {
     endpoints: [
-      endpoint<{ status?: JobStatus; documentId?: string; limit?: number }>({
-        method: 'GET',
+      listEndpoint<{ status?: JobStatus; documentId?: string }>({
         path: '/api/v1/jobs',
         permission: 'jobs.read',
         summary: "The tenant's jobs, newest first",
-        params: {
-          status: { type: 'enum', values: [...JOB_STATUSES], optional: true },
-          documentId: { type: 'string', optional: true },
-          limit: { type: 'number', convert: true, integer: true, min: 1, max: 500, optional: true },
-        },
-        response: { schema: list(JOB_SCHEMA) },
+        params: { status: { type: 'enum', values: [...JOB_STATUSES], optional: true }, documentId: { type: 'string', optional: true } },
+        item: JOB_SCHEMA,
         action: 'jobs.list',
-        async handler(ctx) {
+        async rows(ctx, limit) {
           const { jobs } = await repos();
           const documentId = ctx.params.documentId ? requireId(ctx.params.documentId, 'document') : undefined;
-          const rows = await jobs.list(scopeOf(ctx), { status: ctx.params.status, documentId, limit: ctx.params.limit ?? 50 });
-          return { items: rows.map(jobView) };
+          return (await jobs.list(scopeOf(ctx), { status: ctx.params.status, documentId, limit })).map(jobView);
         },
       }),
       // Before /jobs/:id, which would take "events" for an id.
-      endpoint({
-        method: 'GET',
+      jobEventsEndpoint(feed, {
         path: '/api/v1/jobs/events',
-        permission: 'jobs.read',
         summary: 'SSE: every job the caller started, live',
-        response: { contentType: 'text/event-stream' },
-        streamCap: 'events',
-        async stream({ req, res }) {
+        async select(req) {
           const auth = req.$ctx.meta.auth!;
           const scope = tenantScope(auth.tenantId);
           const { jobs } = await repos();
-          const mine = (await jobs.list(scope, { limit: 50 })).filter((j) => j.createdBy === auth.userId && (j.status === 'queued' || j.status === 'running'));
-          feed.stream(req, res, (job) => job.tenantId === scope.tenantId && job.createdBy === auth.userId, mine);
+          const initial = (await jobs.list(scope, { limit: 50 })).filter((j) => j.createdBy === auth.userId && (j.status === 'queued' || j.status === 'running'));
+          return { initial, match: (job) => job.tenantId === scope.tenantId && job.createdBy === auth.userId };
         },
       }),
       endpoint<{ id: string }>({
