@@ -148,7 +148,7 @@ async function main(): Promise<void> {
       requests: REQUESTS,
       node: process.version,
       cpus: os.cpus().length,
-      checks: ['credential cache (SHA-256 key, LRU) over EdDSA verify (jose) / API key row (PGlite)', 'permission table', 'sliding-window rate limit (memory KV)'],
+      checks: ['credential cache (LRU keyed by the credential tail, compared whole) over EdDSA verify (jose) / API key row (PGlite)', 'permission table', 'sliding-window rate limit (memory KV)'],
     }),
   );
 }

@@ -79,6 +79,23 @@ describe('CredentialVerifier (cache of verified tokens and API keys)', () => {
     assert.deepEqual((await cache.authenticate(token)).roles, ['editor']);
   });
 
+  it('serves a hit only for the very credential it verified: a forged payload under a cached signature is verified (and refused)', async () => {
+    const apiKeys = new ApiKeyAuthenticator(async () => database.db.knex);
+    const calls = counted(tokens, apiKeys);
+    const cache = new CredentialVerifier(tokens, apiKeys);
+    const token = await tokens.sign(alice, 60);
+    await cache.authenticate(token);
+    const [header, payload, signature] = token.split('.') as [string, string, string];
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString());
+    const forged = `${header}.${Buffer.from(JSON.stringify({ ...claims, sub: 'mallory', roles: ['admin'] })).toString('base64url')}.${signature}`;
+    assert.equal(forged.slice(-32), token.slice(-32), 'same tail as the cached token');
+    await assert.rejects(() => cache.authenticate(forged), { code: 401 });
+    assert.equal(calls.jwt, 2, 'the forged token went to the verifier');
+    // A refusal leaves the cached token as it was.
+    assert.deepEqual(await cache.authenticate(token), alice);
+    assert.equal(calls.jwt, 2);
+  });
+
   it('keeps at most maxEntries credentials, dropping the least recently used', async () => {
     const apiKeys = new ApiKeyAuthenticator(async () => database.db.knex);
     const calls = counted(tokens, apiKeys);

@@ -34,12 +34,25 @@ export function parseRateLimits(spec: string, defaults: Record<RateClass, number
   return { limits, problems };
 }
 
+/** The windows one caller's request of one class counts in: KV keys and their limits. */
+interface Windows {
+  keys: string[];
+  limits: number[];
+}
+
 /**
  * Per-user and per-tenant request limits per class of route, as one sliding window in
  * the KV store (an atomic script in Redis, so every api replica shares the count).
  * A refusal is 429 RATE_LIMITED with Retry-After.
  */
 export class RateLimiter {
+  /**
+   * The windows of a caller, per class, made once per principal object: the credential
+   * cache hands the same frozen principal to every request of a credential, so the hot
+   * path builds no key strings (each new string would also be hashed again by the KV).
+   */
+  private readonly planned = new WeakMap<object, Partial<Record<RateClass, Windows>>>();
+
   constructor(
     private readonly kv: KeyValueStore,
     private readonly settings: RateLimitSettings,
@@ -53,6 +66,19 @@ export class RateLimiter {
   }
 
   async hit(who: { tenantId: string; userId: string }, rateClass: RateClass): Promise<void> {
+    const windows = this.windowsOf(who, rateClass);
+    if (windows.keys.length === 0) return;
+    const verdict = await this.kv.hitWindows(windows.keys, windows.limits, this.settings.windowMs);
+    if (!verdict.allowed) {
+      const seconds = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000));
+      throw appError('RATE_LIMITED', `Too many ${rateClass} requests; retry in ${seconds} s`, { retryAfterSeconds: seconds });
+    }
+  }
+
+  private windowsOf(who: { tenantId: string; userId: string }, rateClass: RateClass): Windows {
+    let byClass = this.planned.get(who);
+    const known = byClass?.[rateClass];
+    if (known) return known;
     const keys: string[] = [];
     const limits: number[] = [];
     const user = this.settings.perUser[rateClass];
@@ -65,11 +91,12 @@ export class RateLimiter {
       keys.push(`rl:${rateClass}:t:${who.tenantId}`);
       limits.push(tenant);
     }
-    if (keys.length === 0) return;
-    const verdict = await this.kv.hitWindows(keys, limits, this.settings.windowMs);
-    if (!verdict.allowed) {
-      const seconds = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000));
-      throw appError('RATE_LIMITED', `Too many ${rateClass} requests; retry in ${seconds} s`, { retryAfterSeconds: seconds });
+    const windows = { keys, limits };
+    // Only a frozen caller is remembered: its ids cannot change under the cached keys.
+    if (Object.isFrozen(who)) {
+      if (!byClass) this.planned.set(who, (byClass = {}));
+      byClass[rateClass] = windows;
     }
+    return windows;
   }
 }

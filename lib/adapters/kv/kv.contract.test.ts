@@ -75,6 +75,17 @@ function keyValueContract(name: string, open: () => Promise<KeyValueStore>, onCl
       assert.equal((await kv.hitWindows(['w:user'], [3], windowMs)).allowed, true);
     });
 
+    it('hitWindows keeps counting exactly once a full window has slid out, again and again', async () => {
+      const windowMs = 1000;
+      for (let round = 0; round < 2; round++) {
+        const verdicts = await Promise.all(Array.from({ length: 101 }, () => kv.hitWindows(['w:many'], [100], windowMs)));
+        const lastHit = Date.now();
+        assert.equal(verdicts.filter((v) => v.allowed).length, 100, `round ${round}: 100 of 101 allowed`);
+        // Every hit of this round has left the window by then: the next round starts empty.
+        await new Promise((resolve) => setTimeout(resolve, lastHit + windowMs + 20 - Date.now()));
+      }
+    });
+
     it('answers ping', async () => {
       await kv.ping();
     });

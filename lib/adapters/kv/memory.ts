@@ -6,6 +6,21 @@ interface Entry {
 }
 
 /**
+ * One key's sliding-window log: hit times in ascending order from `head` on. Hits that
+ * leave the window advance `head` instead of shifting the array; the array is compacted
+ * once the dropped part is its larger half, so a hit costs O(1) amortised however full
+ * the window is.
+ */
+interface WindowLog {
+  hits: number[];
+  head: number;
+  expiresAt: number;
+}
+
+/** Every allowed hit answers the same (read-only) verdict: nothing to allocate per request. */
+const ALLOWED: WindowVerdict = Object.freeze({ allowed: true, retryAfterMs: 0 });
+
+/**
  * The embedded profile's stand-in for Redis: one process, so a Map is enough. Expired
  * entries are dropped on read and by a periodic sweep, so memory stays bounded by
  * live keys. Contents vanish on restart, which is fine: nothing here is a source of truth.
@@ -13,8 +28,10 @@ interface Entry {
 export class MemoryKeyValueStore implements KeyValueStore {
   readonly backend = 'memory' as const;
   private readonly entries = new Map<string, Entry>();
-  /** Sliding-window logs: hit times in ascending order, per key. */
-  private readonly windows = new Map<string, { hits: number[]; expiresAt: number }>();
+  /** Sliding-window logs, per key. */
+  private readonly windows = new Map<string, WindowLog>();
+  /** The logs of the hit being counted (reused: hitWindows runs to its end without a pause). */
+  private readonly counting: WindowLog[] = [];
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(sweepEveryMs = 30_000) {
@@ -65,25 +82,34 @@ export class MemoryKeyValueStore implements KeyValueStore {
 
   async hitWindows(keys: string[], limits: number[], windowMs: number): Promise<WindowVerdict> {
     const now = Date.now();
+    const since = now - windowMs;
+    const logs = this.counting;
     let retryAfterMs = 0;
-    const logs = keys.map((key, i) => {
-      let log = this.windows.get(key);
+    for (let i = 0; i < keys.length; i++) {
+      let log = this.windows.get(keys[i]!);
       if (!log) {
-        log = { hits: [], expiresAt: 0 };
-        this.windows.set(key, log);
+        log = { hits: [], head: 0, expiresAt: 0 };
+        this.windows.set(keys[i]!, log);
       }
-      let drop = 0;
-      while (drop < log.hits.length && log.hits[drop]! <= now - windowMs) drop++;
-      if (drop) log.hits.splice(0, drop);
-      if (log.hits.length >= limits[i]!) retryAfterMs = Math.max(retryAfterMs, log.hits[0]! + windowMs - now, 1);
-      return log;
-    });
+      const hits = log.hits;
+      let head = log.head;
+      while (head < hits.length && hits[head]! <= since) head++;
+      log.head = head;
+      if (hits.length - head >= limits[i]!) retryAfterMs = Math.max(retryAfterMs, head < hits.length ? hits[head]! + windowMs - now : windowMs, 1);
+      logs[i] = log;
+    }
     if (retryAfterMs > 0) return { allowed: false, retryAfterMs };
-    for (const log of logs) {
+    for (let i = 0; i < keys.length; i++) {
+      const log = logs[i]!;
+      if (log.head >= 64 && log.head * 2 >= log.hits.length) {
+        log.hits.copyWithin(0, log.head);
+        log.hits.length -= log.head;
+        log.head = 0;
+      }
       log.hits.push(now);
       log.expiresAt = now + windowMs;
     }
-    return { allowed: true, retryAfterMs: 0 };
+    return ALLOWED;
   }
 
   async ping(): Promise<void> {}
