@@ -50,7 +50,8 @@ interface Entry {
  * database read. Nothing that would refuse the credential is skipped by a hit:
  *
  * - a JWT is used until its `exp` only, and its `kid` must still be in the keyset
- *   (a retired key's tokens are refused within the keyset reload interval, 1 s);
+ *   (a retired key's tokens are refused within the keyset reload interval, 1 s, and
+ *   the file look it starts in the background);
  * - an API key is used for `apiKeyTtlMs` at most, and `forget` (called on revoke
  *   and role change, here and via the broadcast on other replicas) evicts it at once;
  * - only successes are cached: a bad token is verified (and refused) every time.
@@ -87,12 +88,12 @@ export class CredentialVerifier {
   }
 
   async authenticate(token: string): Promise<Principal> {
-    // The hit path stays synchronous where it can: this runs before every request.
+    // The hit path is synchronous up to recording an API key's use (once a minute): this runs before every request.
     const now = this.now();
     const key = token.slice(-TAIL);
     const hit = this.entries.get(key);
     if (hit && hit.credential === token) {
-      if (hit.until > now && (hit.kid === undefined || (this.tokens.trustsKnown(hit.kid) ?? (await this.tokens.trusts(hit.kid))))) {
+      if (hit.until > now && (hit.kid === undefined || this.tokens.trustsKnown(hit.kid))) {
         // Map order is the LRU order. An entry in the younger half stays where it is (it is
         // not next to go); an older one moves to the young end. So a credential used at
         // least once per maxEntries/2 new ones is never dropped, and most hits cost no

@@ -127,15 +127,15 @@ export class AccessTokens {
     return { principal: principalOf(payload), exp: typeof payload.exp === 'number' ? payload.exp : null, kid: typeof header.kid === 'string' && header.alg !== 'HS256' ? header.kid : null };
   }
 
-  /** Whether tokens of `kid` still verify, without waiting: null when the keyset file is due for a look (then ask `trusts`). */
-  trustsKnown(kid: string): boolean | null {
-    if (Date.now() - this.lastCheck >= RELOAD_CHECK_MS) return null;
+  /**
+   * Whether tokens of `kid` still verify, by the keyset as loaded: no request waits. When
+   * the keyset file is due for a look (once a second), the look starts in the background
+   * and the answer changes as soon as it has read a rotation or retirement, a few
+   * milliseconds later. A failed look keeps the loaded keyset; the next one tries again.
+   */
+  trustsKnown(kid: string): boolean {
+    if (Date.now() - this.lastCheck >= RELOAD_CHECK_MS && !this.checking) void this.maybeReload(false).catch(() => undefined);
     return this.loaded?.verifier(kid) !== undefined;
-  }
-
-  /** Whether tokens of `kid` still verify (the keyset is looked at again as verify() would). */
-  async trusts(kid: string): Promise<boolean> {
-    return (await this.verifierFor(kid)) !== undefined;
   }
 
   /**
