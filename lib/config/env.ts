@@ -109,6 +109,7 @@ export const VARIABLES: VarSpec[] = [
   { name: 'EMB_BACKGROUND_THREADS', default: '2', doc: 'ONNX Runtime intra-op threads of the second session a model opens, on a worker thread of its own, for re-index batches (closed after a minute without them).' },
   { name: 'EMB_BACKGROUND_NICE', default: '10', doc: 'Nice value (0–19) of that thread and its ONNX Runtime threads: when a query and a re-index batch both want a core, the kernel runs the query. 0 = same priority as queries.' },
   { name: 'REINDEX_BATCH', default: '32', doc: 'Chunks a re-index worker reads, embeds and stores per step (its cursor advances per step).' },
+  { name: 'OCR_ENABLED', default: 'true', doc: 'false turns OCR off for this deployment: pages without a text layer (scanned PDF pages, images) are not read; the document lists them in `pagesWithoutText`, and a file with no text at all fails with NO_TEXT.' },
   { name: 'OCR_WORKERS', default: '1', doc: 'Tesseract workers in the OCR pool of a process (each takes about 100 MB and one core while busy).' },
   { name: 'OCR_QUEUE_LIMIT', default: '16', doc: 'Images waiting for OCR per process; past it the OCR action fails with the retryable OVERLOADED error.' },
   { name: 'OCR_LANGUAGES', default: 'eng+rus', doc: 'Tesseract languages recognized together, joined with +; each needs a traineddata file in the ocr model.' },
@@ -193,6 +194,8 @@ export interface ModelsConfig {
   embBackgroundThreads: number;
   embBackgroundNice: number;
   reindexBatch: number;
+  /** OCR_ENABLED: false = pages without a text layer are marked, not read. */
+  ocrEnabled: boolean;
   ocrWorkers: number;
   ocrQueueLimit: number;
   ocrLanguages: string[];
@@ -465,6 +468,7 @@ export function loadConfig(givenEnv: Env = process.env): Config {
       embBackgroundThreads: r.int('EMB_BACKGROUND_THREADS', 1, 256),
       embBackgroundNice: r.int('EMB_BACKGROUND_NICE', 0, 19),
       reindexBatch: r.int('REINDEX_BATCH', 1, 4096),
+      ocrEnabled: r.bool('OCR_ENABLED') ?? true,
       ocrWorkers: r.int('OCR_WORKERS', 1, 64),
       ocrQueueLimit: r.int('OCR_QUEUE_LIMIT', 1, 100_000),
       ocrLanguages: (r.string('OCR_LANGUAGES') ?? 'eng+rus').split('+').map((l) => l.trim()).filter(Boolean),

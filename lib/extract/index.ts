@@ -33,7 +33,7 @@ const MIMES = {
  */
 export async function extractDocument(bytes: Buffer, options: ExtractOptions): Promise<ExtractedDocument> {
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
-  const base = { kind: options.kind, mime: options.mime ?? MIMES[options.kind], ocrPages: [] as number[], warnings: [] as string[] };
+  const base = { kind: options.kind, mime: options.mime ?? MIMES[options.kind], ocrPages: [] as number[], pagesWithoutText: [] as number[], warnings: [] as string[] };
   throwIfAborted(options.signal);
   let document: ExtractedDocument;
   switch (options.kind) {
@@ -65,16 +65,24 @@ export async function extractDocument(bytes: Buffer, options: ExtractOptions): P
       const pictures = imagePages(bytes, limits.maxPages, options.signal);
       const pages: ExtractedPage[] = [];
       const ocrPages: number[] = [];
+      const pagesWithoutText: number[] = [];
       const warnings: string[] = [];
       for (const [i, picture] of pictures.entries()) {
         throwIfAborted(options.signal);
+        if (!options.ocr) {
+          // OCR is off for this deployment: an image has no text layer, so its pages are marked, not read.
+          pagesWithoutText.push(picture.page ?? 1);
+          warnings.push(`${picture.page ? `page ${picture.page}: ` : ''}an image without a text layer, and OCR is off`);
+          options.onProgress?.(i + 1, pictures.length);
+          continue;
+        }
         const result = await abortable(options.ocr(picture.load(), picture.page), options.signal);
         ocrPages.push(picture.page ?? 1);
         pages.push(assemblePage(result.text.split(/\n\s*\n/).map((text) => ({ text })), picture.page));
         if (result.confidence < 50) warnings.push(`${picture.page ? `page ${picture.page}: ` : ''}OCR confidence ${Math.round(result.confidence)}`);
         options.onProgress?.(i + 1, pictures.length);
       }
-      document = { ...base, mime: options.mime ?? imageMime(bytes), title: null, pages, ocrPages, warnings };
+      document = { ...base, mime: options.mime ?? imageMime(bytes), title: null, pages, ocrPages, pagesWithoutText, warnings };
       break;
     }
     default:

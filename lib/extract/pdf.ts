@@ -44,7 +44,7 @@ export async function extractPdf(
   bytes: Buffer,
   options: ExtractOptions,
   limits: ExtractLimits,
-): Promise<{ pages: ExtractedPage[]; ocrPages: number[]; title: string | null; warnings: string[] }> {
+): Promise<{ pages: ExtractedPage[]; ocrPages: number[]; pagesWithoutText: number[]; title: string | null; warnings: string[] }> {
   const pdfjs = await getResolvedPDFJS();
   // One copy, on purpose: pdf.js transfers (detaches) a buffer it is given whole and copies
   // a view of a larger one, so the caller's bytes stay usable only through a copy.
@@ -68,6 +68,7 @@ export async function extractPdf(
     if (pdf.numPages > limits.maxPages) throw tooManyPages(pdf.numPages, limits.maxPages);
     const raw: RawPage[] = [];
     const ocrPages: number[] = [];
+    const pagesWithoutText: number[] = [];
     const warnings: string[] = [];
     for (let number = 1; number <= pdf.numPages; number++) {
       throwIfAborted(options.signal);
@@ -79,7 +80,12 @@ export async function extractPdf(
       } catch (err) {
         throw unreadable(`page ${number} cannot be read (${(err as Error).message})`);
       }
-      if (readableChars(lines) < MIN_TEXT_LAYER_CHARS) {
+      if (readableChars(lines) < MIN_TEXT_LAYER_CHARS && !options.ocr) {
+        // OCR is off for this deployment: the page keeps what little text it has, and is marked.
+        pagesWithoutText.push(number);
+        warnings.push(`page ${number}: no text layer, and OCR is off`);
+      } else if (readableChars(lines) < MIN_TEXT_LAYER_CHARS && options.ocr) {
+        const ocr = options.ocr;
         const png = await pageImage(pdfjs, page, options.signal).catch((err: unknown) => {
           throwIfAborted(options.signal);
           warnings.push(`page ${number}: its image cannot be read (${(err as Error).message})`);
@@ -87,7 +93,7 @@ export async function extractPdf(
         });
         if (png) {
           throwIfAborted(options.signal);
-          const result = await abortable(options.ocr(png, number), options.signal).catch((err: unknown) => {
+          const result = await abortable(ocr(png, number), options.signal).catch((err: unknown) => {
             // The image's fault (OCR says retrying cannot help) costs this page only; a busy or broken OCR fails the step, to be retried.
             if (options.signal?.aborted || isRetryable(err)) throw err;
             warnings.push(`page ${number}: OCR failed (${(err as Error).message})`);
@@ -111,7 +117,7 @@ export async function extractPdf(
     const info = (await pdf.getMetadata().catch(() => null))?.info as { Title?: unknown } | undefined;
     const metaTitle = typeof info?.Title === 'string' ? info.Title.replace(/\s+/g, ' ').trim() : '';
     const firstHeading = pages[0]?.headings.find((h) => h.offset === 0)?.text ?? null;
-    return { pages, ocrPages, title: metaTitle || firstHeading, warnings };
+    return { pages, ocrPages, pagesWithoutText, title: metaTitle || firstHeading, warnings };
   } finally {
     await task.destroy().catch(() => undefined);
   }

@@ -22,6 +22,11 @@ export interface ExtractedDocument {
   pages: ExtractedPage[];
   /** Pages whose text came from OCR. */
   ocrPages: number[];
+  /**
+   * Pages without a text layer that were not read because OCR is off (OCR_ENABLED=false):
+   * they are kept without text. Absent in extractions stored before the flag existed.
+   */
+  pagesWithoutText?: number[];
   warnings: string[];
 }
 
@@ -40,7 +45,8 @@ export const DEFAULT_LIMITS: ExtractLimits = { maxPages: 2000, maxUnpackedBytes:
 export interface ExtractOptions {
   kind: DocumentKind;
   mime?: string;
-  ocr: OcrFunction;
+  /** Reads a page image; null = OCR is off: such pages are listed in `pagesWithoutText` instead. */
+  ocr: OcrFunction | null;
   /** Cancel: checked between pages; the extraction throws the abort reason. */
   signal?: AbortSignal;
   limits?: Partial<ExtractLimits>;

@@ -16,6 +16,8 @@ export interface DocumentRow {
   tags: string[];
   status: DocumentStatus;
   version: number;
+  /** Pages of the current version without a text layer that OCR did not read (OCR_ENABLED=false). */
+  pagesWithoutText: number[];
   createdBy: string | null;
   createdAt: Date;
   updatedAt: Date;
@@ -115,7 +117,7 @@ export class DocumentsRepository {
   async commitVersion(
     scope: TenantScope,
     id: string,
-    version: { version: number; contentHash: string; objectKey: string; sizeBytes: number; mime: string; filename: string | null; tags: string[] },
+    version: { version: number; contentHash: string; objectKey: string; sizeBytes: number; mime: string; filename: string | null; tags: string[]; pagesWithoutText?: number[] },
     trx: Knex,
   ): Promise<DocumentRow | null> {
     const before = await trx('documents').where({ tenant_id: scope.tenantId, id }).forUpdate().first();
@@ -128,6 +130,7 @@ export class DocumentsRepository {
       mime: version.mime,
       filename: version.filename,
       tags: version.tags,
+      pages_without_text: version.pagesWithoutText ?? [],
       status: 'ready',
       updated_at: trx.fn.now(),
     });
@@ -155,6 +158,7 @@ function toDocument(row: Record<string, unknown>): DocumentRow {
     tags: row.tags as string[],
     status: row.status as DocumentStatus,
     version: row.version as number,
+    pagesWithoutText: ((row.pages_without_text as number[] | null) ?? []).map(Number),
     createdBy: row.created_by as string | null,
     createdAt: new Date(row.created_at as string),
     updatedAt: new Date(row.updated_at as string),

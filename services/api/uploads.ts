@@ -208,6 +208,8 @@ export function documentView(d: DocumentRow) {
     tags: d.tags,
     status: d.status,
     version: d.version,
+    /** Pages without a text layer left unread because OCR is off in this deployment. */
+    pagesWithoutText: d.pagesWithoutText,
     createdBy: d.createdBy,
     createdAt: d.createdAt.toISOString(),
     updatedAt: d.updatedAt.toISOString(),

@@ -66,6 +66,7 @@ export default function ingestService(runtime: Runtime): ServiceSchema {
         kv,
         logger: runtime.logger,
         chunking: { targetTokens: config.ingest.chunkTargetTokens, overlapTokens: config.ingest.chunkOverlapTokens },
+        ocr: config.models.ocrEnabled,
         // Calls made for a job carry its principal and one request id, so the logs of
         // every hop (emb, ocr) group under the job.
         callerFor: (job) => {

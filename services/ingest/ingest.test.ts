@@ -9,6 +9,8 @@ import { startEmbeddedNode, type EmbeddedNode } from '../../test/support/embedde
 import { httpJson } from '../../test/support/http.ts';
 import { chunksOf, readSse, upload, waitForJob } from '../../test/support/ingest.ts';
 import { waitFor } from '../../test/support/processes.ts';
+import { PDFDocument } from 'pdf-lib';
+import { scannedPdf, textPdf } from '../../test/fixtures/documents.ts';
 import { artifactKeys } from './job-model.ts';
 
 /**
@@ -25,7 +27,8 @@ describe('ingest (embedded profile)', () => {
   before(async () => {
     // No patience with outages: the retry test takes emb away for good and expects the
     // attempts to run out (lib/jobs/worker.test.ts covers waiting an outage out).
-    embedded = await startEmbeddedNode({ JOB_BACKOFF_MS: '50', JOB_MAX_ATTEMPTS: '2', JOB_OUTAGE_PATIENCE_MS: '0', UPLOAD_MAX_BYTES: '2000000', CHUNK_TARGET_TOKENS: '64', CHUNK_OVERLAP_TOKENS: '8' });
+    // OCR off (issue 9): no test here needs OCR but the one about pages without a text layer.
+    embedded = await startEmbeddedNode({ OCR_ENABLED: 'false', JOB_BACKOFF_MS: '50', JOB_MAX_ATTEMPTS: '2', JOB_OUTAGE_PATIENCE_MS: '0', UPLOAD_MAX_BYTES: '2000000', CHUNK_TARGET_TOKENS: '64', CHUNK_OVERLAP_TOKENS: '8' });
     ({ node, base } = embedded);
     editor = await token(['editor']);
   });
@@ -59,6 +62,26 @@ describe('ingest (embedded profile)', () => {
     const doc = await httpJson(`${base}/api/v1/documents/${res.body.document.id}`, { token: editor });
     assert.equal(doc.body.status, 'ready');
     assert.equal(await vectorCount('acme'), chunks.length);
+  });
+
+  it('with OCR off, a scanned page is marked in the document (pagesWithoutText) and a file that is only a scan fails with NO_TEXT saying why', async () => {
+    // Page 1 has a text layer, page 2 is a scan.
+    const mixed = await PDFDocument.create();
+    for (const source of [await textPdf([['The delivery schedule is agreed every Monday morning.']]), await scannedPdf([['Scanned invoice number 4512']])]) {
+      const from = await PDFDocument.load(source);
+      for (const page of await mixed.copyPages(from, from.getPageIndices())) mixed.addPage(page);
+    }
+    const res = await upload(base, editor, { name: 'mixed.pdf', content: Buffer.from(await mixed.save()), type: 'application/pdf' });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    assert.equal((await waitForJob(base, editor, res.body.job.id)).status, 'ready');
+    const doc = await httpJson(`${base}/api/v1/documents/${res.body.document.id}`, { token: editor });
+    assert.deepEqual(doc.body.pagesWithoutText, [2]);
+    assert.match((await chunksOf(base, editor, res.body.document.id)).map((c) => c.text).join('\n'), /delivery schedule/);
+
+    const scan = await upload(base, editor, { name: 'scan.pdf', content: await scannedPdf([['Scanned invoice number 4512']]), type: 'application/pdf' });
+    const failed = await waitForJob(base, editor, scan.body.job.id, ['failed']);
+    assert.equal(failed.errorCode, 'NO_TEXT');
+    assert.match(failed.error ?? '', /OCR is off/);
   });
 
   it("pushes every job of the user over one SSE stream, and nobody else's", async () => {

@@ -26,6 +26,8 @@ export interface PipelineDeps {
   kv: KeyValueStore;
   logger: Logger;
   chunking: { targetTokens: number; overlapTokens: number };
+  /** OCR_ENABLED: false = pages without a text layer are marked in the document, not read. */
+  ocr: boolean;
   /** ctx.call bound to a job's principal, so emb and ocr see tenant and request id. */
   callerFor: (job: JobRow) => Call;
 }
@@ -68,7 +70,7 @@ export function ingestHandler(deps: PipelineDeps): JobHandler<'ingest'> {
       const extracted = await stepExtract(deps, call, scope, payload, signal, progress, run.resumable);
       const chunks = await stepChunk(deps, scope, payload, extracted, progress, run.resumable);
       const embeddings = await stepEmbed(deps, call, scope, payload, chunks, signal, progress, run.resumable);
-      await stepIndex(deps, run, chunks, embeddings, progress);
+      await stepIndex(deps, run, chunks, embeddings, extracted.pagesWithoutText ?? [], progress);
     },
     /** Vectors written for this version before the cancel are not searchable (no chunk rows) but must not linger. */
     async onCanceled({ scope, payload }) {
@@ -94,7 +96,7 @@ async function stepExtract(deps: PipelineDeps, call: Call, scope: TenantScope, p
   const extracted = await extractDocument(bytes, {
     kind: payload.kind as ExtractedDocument['kind'],
     signal,
-    ocr: (png) => call<{ text: string; confidence: number }>('ingest.ocr', { image: png.toString('base64') }, { timeout: 120_000 }),
+    ocr: deps.ocr ? (png) => call<{ text: string; confidence: number }>('ingest.ocr', { image: png.toString('base64') }, { timeout: 120_000 }) : null,
     onProgress: (done, total) => void progress('extract', total > 0 ? done / total : 0).catch(() => undefined),
   });
   if (signal.aborted) throw signal.reason;
@@ -115,6 +117,8 @@ async function stepChunk(deps: PipelineDeps, scope: TenantScope, payload: Ingest
     .filter((c) => !seen.has(c.contentHash) && seen.add(c.contentHash))
     .map((c, ord) => ({ ...c, ord, id: randomUUID() }));
   if (chunks.length === 0) {
+    const unread = extracted.pagesWithoutText ?? [];
+    if (unread.length > 0) throw appError('NO_TEXT', `The file has no text layer and OCR is off in this deployment (OCR_ENABLED=false): ${unread.length} page(s) not read`, { documentId: payload.documentId, pagesWithoutText: unread });
     throw appError('NO_TEXT', 'No text could be extracted from the file', { documentId: payload.documentId });
   }
   await deps.objects.put(keys.chunks, Buffer.from(JSON.stringify(chunks)), { contentType: 'application/json' });
@@ -193,7 +197,7 @@ async function stepEmbed(
  * transaction swaps the chunk rows, commits the document version and marks the job
  * ready; only then do the previous version's vectors and file go.
  */
-async function stepIndex(deps: PipelineDeps, run: JobRun<'ingest'>, chunks: StoredChunk[], embeddings: Embeddings[], progress: Progress): Promise<void> {
+async function stepIndex(deps: PipelineDeps, run: JobRun<'ingest'>, chunks: StoredChunk[], embeddings: Embeddings[], extractedPagesWithoutText: number[], progress: Progress): Promise<void> {
   const { scope, payload, signal } = run;
   await progress('index', 0);
   const updatedAt = new Date().toISOString();
@@ -238,6 +242,7 @@ async function stepIndex(deps: PipelineDeps, run: JobRun<'ingest'>, chunks: Stor
       mime: payload.mime,
       filename: payload.filename,
       tags: payload.tags,
+      pagesWithoutText: extractedPagesWithoutText,
     }, trx);
     if (!previous) throw appError('DOCUMENT_DELETED', 'The document was deleted while it was being indexed');
   });
