@@ -33,21 +33,28 @@ function bomb(message: string): RagmeshError {
   return appError('ARCHIVE_BOMB', `${message}: refused as an archive bomb`);
 }
 
+/** The directory starts before the bytes given to readZipDirectory (`base` > 0: a tail of the archive). */
+export class DirectoryOutOfWindow extends Error {}
+
 /**
  * The central directory of a zip, checked before anything is inflated: the sum of the
  * declared sizes against the limit and each entry's compression ratio. Reads the
- * buffer in place (no copy).
+ * buffer in place (no copy). `base`: where `zip` starts in the archive, when it is only
+ * the archive's tail (the upload screen keeps no more); local header offsets stay
+ * offsets in the whole archive.
  */
-export function readZipDirectory(zip: Buffer, limits: ZipLimits): ZipEntry[] {
+export function readZipDirectory(zip: Buffer, limits: ZipLimits, base = 0): ZipEntry[] {
   const end = findEndOfDirectory(zip);
   let count = zip.readUInt16LE(end + 10);
-  let offset = zip.readUInt32LE(end + 16);
+  let offset = zip.readUInt32LE(end + 16) - base;
   if (end >= 20 && zip.readUInt32LE(end - 20) === EOCD64_LOCATOR) {
-    const at = Number(zip.readBigUInt64LE(end - 12));
+    const at = Number(zip.readBigUInt64LE(end - 12)) - base;
+    if (at < 0) throw new DirectoryOutOfWindow();
     if (at + 56 > zip.length || zip.readUInt32LE(at) !== EOCD64) throw unreadable('the zip64 directory is damaged');
     count = Number(zip.readBigUInt64LE(at + 32));
-    offset = Number(zip.readBigUInt64LE(at + 48));
+    offset = Number(zip.readBigUInt64LE(at + 48)) - base;
   }
+  if (offset < 0) throw new DirectoryOutOfWindow();
   const entries: ZipEntry[] = [];
   let declared = 0;
   for (let i = 0; i < count; i++) {

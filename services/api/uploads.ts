@@ -4,11 +4,13 @@ import { Readable, Transform } from 'node:stream';
 import busboy from 'busboy';
 import type { Principal } from '../../lib/auth/jwt.ts';
 import { appError, RagmeshError } from '../../lib/errors.ts';
+import { declaredTypeProblem, UploadScreen } from '../../lib/extract/screen.ts';
 import { sniffType } from '../../lib/extract/sniff.ts';
 import { relaySoon, stageJob } from '../../lib/jobs/commands.ts';
 import type { JobsContext } from '../../lib/jobs/context.ts';
 import { jobView, type JobView } from '../../lib/jobs/model.ts';
 import type { IngestPayload } from '../../lib/jobs/types/ingest.ts';
+import type { DocumentKind } from '../../lib/extract/types.ts';
 import type { ObjectStore } from '../../lib/ports/object-store.ts';
 import type { TenantScope } from '../../lib/ports/tenant-scope.ts';
 import type { DocumentRow } from '../../lib/repositories/documents.ts';
@@ -22,7 +24,11 @@ export interface StoredUpload {
   sha256: string;
   /** The first 64 KiB, for sniffing the type from content. */
   head: Buffer;
+  /** Why the upload screen refuses the bytes (lib/extract/screen.ts), or null. */
+  refusal: RagmeshError | null;
   filename: string | null;
+  /** The content type the client declared for the file (a multipart part's), if any. */
+  declaredType?: string | null;
 }
 
 export interface UploadFields {
@@ -49,7 +55,7 @@ export function uploadKey(scope: TenantScope): string {
  * head; the file never sits whole in memory. Over `maxBytes` the object is removed
  * and the caller gets 413.
  */
-export async function storeStream(objects: ObjectStore, key: string, body: Readable, maxBytes: number): Promise<Omit<StoredUpload, 'filename'>> {
+export async function storeStream(objects: ObjectStore, key: string, body: Readable, maxBytes: number): Promise<Omit<StoredUpload, 'filename' | 'declaredType'>> {
   const meter = new ContentMeter();
   const tap = new Transform({
     transform(chunk: Buffer, _enc, done) {
@@ -77,16 +83,18 @@ export async function storeStream(objects: ObjectStore, key: string, body: Reada
   return { objectKey: key, ...meter.result() };
 }
 
-/** Size, SHA-256 and the first 64 KiB (for sniffing) of bytes passing through. */
+/** Size, SHA-256, the first 64 KiB (for sniffing) and the screen's verdict of bytes passing through. */
 class ContentMeter {
   size = 0;
   private readonly hash = createHash('sha256');
+  private readonly screen = new UploadScreen();
   private readonly head: Buffer[] = [];
   private headLength = 0;
 
   add(chunk: Buffer): void {
     this.size += chunk.length;
     this.hash.update(chunk);
+    this.screen.push(chunk);
     if (this.headLength < HEAD_BYTES) {
       const part = chunk.subarray(0, HEAD_BYTES - this.headLength);
       this.head.push(part);
@@ -94,13 +102,13 @@ class ContentMeter {
     }
   }
 
-  result(): { sizeBytes: number; sha256: string; head: Buffer } {
-    return { sizeBytes: this.size, sha256: this.hash.digest('hex'), head: Buffer.concat(this.head) };
+  result(): { sizeBytes: number; sha256: string; head: Buffer; refusal: RagmeshError | null } {
+    return { sizeBytes: this.size, sha256: this.hash.digest('hex'), head: Buffer.concat(this.head), refusal: this.screen.verdict() };
   }
 }
 
 /** Measures an object already in the store (a presigned upload): what was stored, not what the client says. */
-export async function measureStored(objects: ObjectStore, key: string): Promise<{ sizeBytes: number; sha256: string; head: Buffer }> {
+export async function measureStored(objects: ObjectStore, key: string): Promise<{ sizeBytes: number; sha256: string; head: Buffer; refusal: RagmeshError | null }> {
   const meter = new ContentMeter();
   for await (const chunk of await objects.get(key)) meter.add(chunk as Buffer);
   return meter.result();
@@ -137,7 +145,7 @@ export async function receiveMultipart(
     parser.on('file', (_name, stream, info) => {
       const key = uploadKey(options.scope);
       stored.push(
-        storeStream(options.objects, key, stream, options.maxBytes).then((s) => ({ ...s, filename: safeFilename(info.filename) })),
+        storeStream(options.objects, key, stream, options.maxBytes).then((s) => ({ ...s, filename: safeFilename(info.filename), declaredType: info.mimeType ?? null })),
       );
       // Keep the parser moving even if a store failed: the request must be read to the end.
       stored.at(-1)!.catch(() => stream.resume());
@@ -217,6 +225,21 @@ export function documentView(d: DocumentRow) {
 }
 
 /**
+ * What a stored upload is, or the refusal that keeps it from becoming a document: its
+ * type from its bytes (415 UNSUPPORTED_TYPE), the upload screen's verdict (ENCRYPTED_PDF,
+ * ACTIVE_CONTENT, POLYGLOT, ARCHIVE_BOMB, UNSAFE_ARCHIVE) and its declared type against
+ * its bytes (415 TYPE_MISMATCH). Runs before any row or job exists; the caller removes the
+ * object of a refused file.
+ */
+export function screenUpload(file: StoredUpload): { kind: DocumentKind; mime: string } {
+  const type = sniffType(file.head, file.filename ?? undefined);
+  if (file.refusal) throw file.refusal;
+  const mismatch = declaredTypeProblem(type.kind, { filename: file.filename, contentType: file.declaredType });
+  if (mismatch) throw mismatch;
+  return type;
+}
+
+/**
  * Turns a stored upload into a document (or a new version of one, by source id) and
  * a queued ingest job, in one transaction with the job's message (outbox), then
  * relays the message. The same content for the same tenant is answered with the
@@ -227,7 +250,7 @@ export async function registerUpload(jobs: JobsContext, scope: TenantScope, prin
   const objects = await jobs.objects();
   let type: { kind: string; mime: string };
   try {
-    type = sniffType(file.head, file.filename ?? undefined);
+    type = screenUpload(file);
   } catch (err) {
     await objects.delete(file.objectKey).catch(() => undefined);
     throw err;

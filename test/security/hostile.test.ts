@@ -4,7 +4,22 @@ import { createPrivateKey } from 'node:crypto';
 import { zipSync } from 'fflate';
 import { SignJWT } from 'jose';
 import { readKeySet } from '../../lib/auth/keys.ts';
-import { docxBomb, lyingDocxBomb } from '../fixtures/documents.ts';
+import { docx, docxBomb, lyingDocxBomb, textImage, textPdf } from '../fixtures/documents.ts';
+import {
+  attachmentPdf,
+  docxPdfPolyglot,
+  encryptedEntryDocx,
+  encryptedPdf,
+  htmlPdfPolyglot,
+  launchPdf,
+  macroDocx,
+  manyEntriesDocx,
+  obfuscatedScriptPdf,
+  pdfZipPolyglot,
+  pngZipPolyglot,
+  scriptedPdf,
+  zipSlipDocx,
+} from '../fixtures/hostile-files.ts';
 import { startEmbeddedNode, type EmbeddedNode } from '../support/embedded.ts';
 import { chunksOf, waitForJob } from '../support/ingest.ts';
 
@@ -252,6 +267,51 @@ describe('hostile corpus', () => {
     }, { status: [400, 422] });
     await refused('a broken multipart boundary', () => send('POST', '/api/v1/documents', { body: '--x\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nabc', headers: { 'Content-Type': 'multipart/form-data; boundary=y' } }), { status: [400, 422] });
     await refused('JSON to the upload route', json('POST', '/api/v1/documents', '{"file":"x"}'), { status: [400, 415, 422] });
+  });
+
+  it('suspicious files are refused at upload, multipart and presigned, leaving no object, row or job', async () => {
+    const PDF = 'application/pdf';
+    const DOCX = 'application/vnd.openxmlformats-officedocument.wordprocessingml.document';
+    const suspicious: Array<[string, Buffer, string, string]> = [
+      ['encrypted.pdf', encryptedPdf(), PDF, 'ENCRYPTED_PDF'],
+      ['scripted.pdf', await scriptedPdf(), PDF, 'ACTIVE_CONTENT'],
+      ['attachment.pdf', await attachmentPdf(), PDF, 'ACTIVE_CONTENT'],
+      ['obfuscated.pdf', obfuscatedScriptPdf(), PDF, 'ACTIVE_CONTENT'],
+      ['launch.pdf', launchPdf(), PDF, 'ACTIVE_CONTENT'],
+      ['zip-inside.pdf', await pdfZipPolyglot(), PDF, 'POLYGLOT'],
+      ['pdf-header.docx', docxPdfPolyglot(), DOCX, 'POLYGLOT'],
+      ['html-first.pdf', await htmlPdfPolyglot(), PDF, 'POLYGLOT'],
+      ['gifar.png', pngZipPolyglot(await textImage(['gifar'])), 'image/png', 'POLYGLOT'],
+      ['bomb.docx', docxBomb(5), DOCX, 'ARCHIVE_BOMB'],
+      ['lying-bomb.docx', lyingDocxBomb(5), DOCX, 'ARCHIVE_BOMB'],
+      ['many-entries.docx', manyEntriesDocx(), DOCX, 'ARCHIVE_BOMB'],
+      ['slip.docx', zipSlipDocx(), DOCX, 'UNSAFE_ARCHIVE'],
+      ['encrypted-entry.docx', encryptedEntryDocx(), DOCX, 'UNSAFE_ARCHIVE'],
+      ['macros.docx', macroDocx(), DOCX, 'ACTIVE_CONTENT'],
+      ['report.docx', await textPdf([['A PDF named as a DOCX.']]), 'application/octet-stream', 'TYPE_MISMATCH'],
+      ['notes.txt', docx([{ text: 'A DOCX sent as a PNG.' }]), 'image/png', 'TYPE_MISMATCH'],
+      ['invoice.pdf.exe', Buffer.from('plain text under an executable name\n'), 'application/octet-stream', 'TYPE_MISMATCH'],
+    ];
+    const presigned = (name: string, bytes: Buffer) => async (): Promise<Answer> => {
+      const created = await send('POST', '/api/v1/uploads');
+      assert.equal(created.status, 201, created.text);
+      const put = await fetch(new URL(created.body.url, node.base), { method: 'PUT', body: new Uint8Array(bytes) });
+      assert.equal(put.status, 200, await put.text());
+      return send('POST', `/api/v1/uploads/${created.body.uploadId}/complete`, { body: JSON.stringify({ filename: name }), headers: { 'Content-Type': 'application/json' } });
+    };
+    for (const [name, bytes, type, code] of suspicious) {
+      const status = code === 'TYPE_MISMATCH' ? 415 : code === 'ARCHIVE_BOMB' ? 413 : 422;
+      await refused(`multipart ${name}`, uploadForm(name, bytes, type), { status, code });
+      // The presigned path declares no content type: a mismatch there is the name's alone.
+      await refused(`presigned ${name}`, presigned(name, bytes), { status, code });
+    }
+    // One refused file fails a multipart request of several, and none of them is kept.
+    await refused('a clean file beside a scripted PDF', () => {
+      const form = new FormData();
+      form.append('file', new Blob([new TextEncoder().encode('a clean note\n')], { type: 'text/plain' }), 'clean.txt');
+      form.append('file', new Blob([new Uint8Array(encryptedPdf())], { type: PDF }), 'locked.pdf');
+      return send('POST', '/api/v1/documents', { body: form });
+    }, { status: 422, code: 'ENCRYPTED_PDF' });
   });
 
   it('prints the count', () => {

@@ -4,13 +4,13 @@ import { jobView, type JobView } from '../../../lib/jobs/model.ts';
 import { tenantScope } from '../../../lib/ports/tenant-scope.ts';
 import { currentRequest } from '../../../lib/logging.ts';
 import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
-import { documentView, receiveMultipart, registerUpload } from '../uploads.ts';
+import { documentView, receiveMultipart, registerUpload, screenUpload } from '../uploads.ts';
 import { queueAnalysis } from './analyses.ts';
 import { DOCUMENT_SCHEMA, jobEventsEndpoint, list, listEndpoint, requireId, scopeOf, sendJson, UPLOAD_RESULT_SCHEMA, type JobFeed } from './job-feed.ts';
 import { endpoint, type ApiRouteModule, type JsonSchema } from './module.ts';
 
 const DELETED: JsonSchema = { type: 'object', required: ['id', 'deleted'], properties: { id: { type: 'string' }, deleted: { const: true } } };
-const UPLOAD_ERRORS: ErrorCode[] = ['EXPECTED_MULTIPART', 'MALFORMED_MULTIPART', 'NO_FILE', 'TOO_MANY_FILES', 'FILE_TOO_LARGE', 'EMPTY_FILE', 'UNSUPPORTED_TYPE', 'INVALID_SOURCE_ID', 'INVALID_TAGS', 'UPLOAD_ABORTED'];
+const UPLOAD_ERRORS: ErrorCode[] = ['EXPECTED_MULTIPART', 'MALFORMED_MULTIPART', 'NO_FILE', 'TOO_MANY_FILES', 'FILE_TOO_LARGE', 'EMPTY_FILE', 'UNSUPPORTED_TYPE', 'TYPE_MISMATCH', 'ENCRYPTED_PDF', 'ACTIVE_CONTENT', 'POLYGLOT', 'ARCHIVE_BOMB', 'UNSAFE_ARCHIVE', 'INVALID_SOURCE_ID', 'INVALID_TAGS', 'UPLOAD_ABORTED'];
 
 /**
  * Documents: upload (multipart), list, get, chunks, delete, and the live status of a
@@ -47,6 +47,13 @@ export function documentRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule 
           const jobs = await feed.context(broker);
           const objects = await jobs.objects();
           const { files, fields } = await receiveMultipart(req, { objects, scope, maxBytes: config.ingest.uploadMaxBytes, maxFiles: config.ingest.uploadMaxFiles });
+          // Every file is screened before any is registered: one refused file leaves nothing of the request behind.
+          try {
+            for (const file of files) screenUpload(file);
+          } catch (err) {
+            await Promise.all(files.map((f) => objects.delete(f.objectKey).catch(() => undefined)));
+            throw err;
+          }
           const results = [];
           for (const [i, file] of files.entries()) {
             try {

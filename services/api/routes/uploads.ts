@@ -2,7 +2,7 @@ import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { appError } from '../../../lib/errors.ts';
 import { isUuid } from '../../../lib/ids.ts';
 import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
-import { measureStored, parseFields, registerUpload, storeStream, tooLarge, uploadKey } from '../uploads.ts';
+import { measureStored, parseFields, registerUpload, screenUpload, storeStream, tooLarge, uploadKey } from '../uploads.ts';
 import { requireId, scopeOf, UPLOAD_RESULT_SCHEMA, type JobFeed } from './job-feed.ts';
 import { endpoint, type ApiRouteModule } from './module.ts';
 
@@ -91,7 +91,7 @@ export function uploadRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule {
           title: { type: 'string', optional: true },
         },
         response: { status: 202, schema: UPLOAD_RESULT_SCHEMA },
-        errors: ['UPLOAD_NOT_FOUND', 'UPLOAD_MISSING', 'EMPTY_FILE', 'FILE_TOO_LARGE', 'UNSUPPORTED_TYPE', 'INVALID_SOURCE_ID', 'INVALID_TAGS'],
+        errors: ['UPLOAD_NOT_FOUND', 'UPLOAD_MISSING', 'EMPTY_FILE', 'FILE_TOO_LARGE', 'UNSUPPORTED_TYPE', 'TYPE_MISMATCH', 'ENCRYPTED_PDF', 'ACTIVE_CONTENT', 'POLYGLOT', 'ARCHIVE_BOMB', 'UNSAFE_ARCHIVE', 'INVALID_SOURCE_ID', 'INVALID_TAGS'],
         action: 'uploads.complete',
         async handler(ctx) {
           const scope = scopeOf(ctx);
@@ -116,7 +116,16 @@ export function uploadRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule {
           const measured = await measureStored(objects, session.objectKey);
           const fields = parseFields({ source_id: ctx.params.source_id, tags: ctx.params.tags, title: ctx.params.title });
           const filename = ctx.params.filename ? ctx.params.filename.split(/[\\/]/).pop()!.slice(0, 255) : null;
-          const result = await registerUpload(jobs, scope, auth, { ...measured, objectKey: session.objectKey, filename }, fields);
+          const file = { ...measured, objectKey: session.objectKey, filename };
+          try {
+            screenUpload(file);
+          } catch (err) {
+            // A refused file leaves nothing: its object goes, and the upload is used up.
+            await objects.delete(session.objectKey).catch(() => undefined);
+            await kv.delete(`upload:${id}`);
+            throw err;
+          }
+          const result = await registerUpload(jobs, scope, auth, file, fields);
           await kv.delete(`upload:${id}`);
           ctx.meta.$statusCode = result.duplicate ? 200 : 202;
           return result;
