@@ -8,6 +8,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -20,6 +21,9 @@ const NEEDS_A_SERVER = [
   /\b(createTestDatabase|createTestVhost|testKeyPrefix|startProcess|runScript|spawn|execFile)\b/,
   /lib\/adapters\/(db|queue|kv\/redis|objects\/s3|vectors\/qdrant)/,
   /lib\/runtime\/(boot|stores)\.ts/,
+  // A whole node booted in-process (boot.ts beside main.ts): an embedded PGlite, emb with its model, the gateway.
+  /from '(\.\.\/)+(boot|main)\.ts'/,
+  /\bbootNode\b/,
   /\bfrom '(pg|ioredis|amqplib|minio|playwright-core|s3rver)'/,
   /\bServiceBroker\b/,
 ];
@@ -48,7 +52,10 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   if (flag === '--list') {
     console.log(files.join('\n'));
   } else {
-    const run = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], { cwd: ROOT, stdio: 'inherit' });
+    // One process per file, as many at a time as there are cores (at least two: a file
+    // spends much of its start waiting on module loading, not computing).
+    const concurrency = Math.max(2, os.availableParallelism());
+    const run = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], { cwd: ROOT, stdio: 'inherit' });
     process.exit(run.status ?? 1);
   }
 }
