@@ -122,7 +122,7 @@ export const ERROR_CATALOGUE = {
   CHAT_NOT_FOUND: { status: 404, retryable: false, summary: 'No such chat of the caller.' },
   EMPTY_MESSAGE: { status: 400, retryable: false, summary: 'The message is empty.' },
   MESSAGE_TOO_LONG: { status: 400, retryable: false, summary: 'The message is longer than 8000 characters.' },
-  TOO_MANY_STREAMS: { status: 429, retryable: true, summary: 'The user already holds CHAT_STREAMS_PER_USER answers (chat and /v1/chat/completions together) or EVENT_STREAMS_PER_USER event streams (job, document and model events).' },
+  TOO_MANY_STREAMS: { status: 429, retryable: true, summary: 'The user already holds CHAT_STREAMS_PER_USER answers (chat and /v1/chat/completions together) or EVENT_STREAMS_PER_USER event streams (job, document and model events), or their tenant CHAT_STREAMS_PER_TENANT / EVENT_STREAMS_PER_TENANT; retry after `Retry-After` seconds.' },
   LLM_PROMPT_TOO_LONG: { status: 400, retryable: false, summary: 'The conversation and the answer budget exceed the model\'s context.' },
   LLM_BUSY: { status: 503, retryable: true, summary: 'Every generation slot of the model is taken.' },
   LLM_MODEL_NOT_READY: { status: 503, retryable: true, summary: 'The llm model is still loading, or failed to load.' },

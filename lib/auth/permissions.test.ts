@@ -71,7 +71,7 @@ describe('StreamSlots', () => {
   it('caps concurrent streams per user and kind, and frees a slot on release', async () => {
     const kv = new MemoryKeyValueStore();
     try {
-      const slots = new StreamSlots(async () => kv, { answer: 2, events: 1 });
+      const slots = new StreamSlots(async () => kv, { perUser: { answer: 2, events: 1 }, perTenant: { answer: 0, events: 0 } });
       const first = await slots.take('answer', 't', 'u');
       await slots.take('answer', 't', 'u');
       await assert.rejects(() => slots.take('answer', 't', 'u'), { code: 429, type: 'TOO_MANY_STREAMS' });

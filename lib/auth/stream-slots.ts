@@ -8,32 +8,53 @@ import { degradable } from '../adapters/kv/degradable.ts';
 const SLOT_TTL_MS = 60_000;
 
 /**
- * Kinds of long-lived responses, each with its own per-user cap: `answer` (chat answers
+ * Kinds of long-lived responses, each with its own per-user and per-tenant cap: `answer` (chat answers
  * and /v1/chat/completions, streamed or not: same cost) and `events` (job-event and
  * model-event SSE). Routes declare theirs (`streamCap`); the gateway takes the slot.
  */
 export type StreamKind = 'answer' | 'events';
 
+/** Caps per kind: per user (required) and per tenant (0 = none). */
+export interface StreamCaps {
+  perUser: Record<StreamKind, number>;
+  perTenant: Record<StreamKind, number>;
+}
+
 /**
- * Concurrent streams one user may hold across every api replica: slots are keys in the
- * KV store (Redis in the mesh) taken with set-if-absent, renewed while the stream
- * lives, released with compare-and-delete. Past the cap: 429 TOO_MANY_STREAMS.
+ * Concurrent streams one user, and all users of one tenant, may hold across every api
+ * replica. The user's slots are keys in the KV store (Redis in the mesh) taken with
+ * set-if-absent and released with compare-and-delete; the tenant's are counted leases
+ * (one atomic script: drop expired leases, take one under the cap). Both are renewed
+ * while the stream lives and expire SLOT_TTL_MS after a crashed replica stopped renewing
+ * them, so no slot leaks. The tenant lease is taken first and given back if the user has
+ * no slot left. Past a cap: 429 TOO_MANY_STREAMS.
  */
 export class StreamSlots {
   constructor(
     private readonly kv: () => Promise<KeyValueStore>,
-    private readonly caps: Record<StreamKind, number>,
+    private readonly caps: StreamCaps,
+    /** How long a slot outlives its last renewal (renewed every third of it). */
+    private readonly ttlMs = SLOT_TTL_MS,
   ) {}
 
   /** Takes a slot; the returned function releases it (idempotent). */
   async take(kind: StreamKind, tenantId: string, userId: string): Promise<() => Promise<void>> {
     const kv = await this.kv();
     const holder = randomUUID();
-    const cap = this.caps[kind];
+    const what = kind === 'answer' ? 'answers' : 'event streams';
+    const tenantCap = this.caps.perTenant[kind];
+    const tenantKey = streamLeaseKey(kind, tenantId);
+    if (tenantCap > 0 && !(await kv.takeLease(tenantKey, holder, tenantCap, this.ttlMs))) {
+      throw appError('TOO_MANY_STREAMS', `At most ${tenantCap} ${what} may stream at once per tenant`, { retryAfterSeconds: 2 });
+    }
+    const cap = this.caps.perUser[kind];
     for (let i = 0; i < cap; i++) {
       const key = streamSlotKey(kind, tenantId, userId, i);
-      if (await kv.setIfAbsent(key, holder, SLOT_TTL_MS)) {
-        const renew = setInterval(() => void kv.set(key, holder, SLOT_TTL_MS).catch(() => undefined), SLOT_TTL_MS / 3);
+      if (await kv.setIfAbsent(key, holder, this.ttlMs)) {
+        const renew = setInterval(() => {
+          void kv.set(key, holder, this.ttlMs).catch(() => undefined);
+          if (tenantCap > 0) void kv.renewLease(tenantKey, holder, this.ttlMs).catch(() => undefined);
+        }, this.ttlMs / 3);
         renew.unref();
         let released = false;
         return async () => {
@@ -41,10 +62,11 @@ export class StreamSlots {
           released = true;
           clearInterval(renew);
           await kv.deleteIfEquals(key, holder).catch(() => undefined);
+          if (tenantCap > 0) await kv.releaseLease(tenantKey, holder).catch(() => undefined);
         };
       }
     }
-    const what = kind === 'answer' ? 'answers' : 'event streams';
+    if (tenantCap > 0) await kv.releaseLease(tenantKey, holder).catch(() => undefined);
     throw appError('TOO_MANY_STREAMS', `At most ${cap} ${what} may stream at once per user`, { retryAfterSeconds: 2 });
   }
 }
@@ -52,8 +74,15 @@ export class StreamSlots {
 /** The KV key of one slot. */
 export const streamSlotKey = (kind: StreamKind, tenantId: string, userId: string, slot: number): string => `stream-slot:${kind}:${tenantId}:${userId}:${slot}`;
 
-/** The caps of the config: CHAT_STREAMS_PER_USER for answers (chat and /v1), EVENT_STREAMS_PER_USER for job and model events. */
+/** The KV key of a tenant's counted stream leases. */
+export const streamLeaseKey = (kind: StreamKind, tenantId: string): string => `stream-lease:${kind}:${tenantId}`;
+
+/** The caps of the config: CHAT_STREAMS_PER_USER/_PER_TENANT for answers (chat and /v1), EVENT_STREAMS_PER_USER/_PER_TENANT for job and model events. */
 export function streamSlots(runtime: { config: Config; stores: { kv(): Promise<KeyValueStore> } }): StreamSlots {
-  // Without Redis the cap is counted in this process only (logged and counted as degraded).
-  return new StreamSlots(async () => degradable(await runtime.stores.kv(), 'stream-cap'), { answer: runtime.config.chat.streamsPerUser, events: runtime.config.streams.eventsPerUser });
+  const { chat, streams } = runtime.config;
+  // Without Redis the caps are counted in this process only (logged and counted as degraded).
+  return new StreamSlots(async () => degradable(await runtime.stores.kv(), 'stream-cap'), {
+    perUser: { answer: chat.streamsPerUser, events: streams.eventsPerUser },
+    perTenant: { answer: chat.streamsPerTenant, events: streams.eventsPerTenant },
+  });
 }

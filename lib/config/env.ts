@@ -84,6 +84,7 @@ export const VARIABLES: VarSpec[] = [
   { name: 'LLM_CONTEXT_SIZE', default: '4096', doc: 'With `llama`: the context window in tokens of each generation slot (prompt, sources and answer together; sources are cut to fit).' },
   { name: 'LLM_THREADS', default: '0', doc: 'With `llama`: CPU threads for generation; 0 = picked at model load: the CPUs the process may use (affinity, cgroup quota) minus the load other work puts on them, at least 1.' },
   { name: 'CHAT_STREAMS_PER_USER', default: '3', doc: 'Answers one user may have running at once (chat answers and /v1/chat/completions, streamed or not), counted in the KV store across every api replica; the next gets 429 TOO_MANY_STREAMS.' },
+  { name: 'CHAT_STREAMS_PER_TENANT', default: '30', doc: 'Answers all users of one tenant may have running at once (chat answers and /v1/chat/completions), counted across every api replica as leases that a crashed replica loses within a minute; the next gets 429 TOO_MANY_STREAMS. 0 = no tenant cap.' },
   { name: 'LLM_MAX_TOKENS', default: '512', doc: 'Largest number of tokens one answer may generate (a request may ask for fewer).' },
   { name: 'JWT_SECRET', doc: 'HS256 secret (at least 32 characters) for existing setups: when set, HS256 tokens signed with it are accepted, and `npm run token` signs with it if no signing keyset exists. The embedded profile keeps one in DATA_DIR/secrets/jwt-secret (it also signs the filesystem store\'s upload URLs). The mesh needs JWT_SECRET or JWT_KEYS_FILE.', secret: true },
   { name: 'JWT_KEYS_FILE', defaultDoc: 'DATA_DIR/secrets/signing-keys.json', doc: 'The signing keyset (JSON; EdDSA keys with kid: one active, one next, retiring ones until their tokens expire). In the mesh a Swarm secret; `npm run keys -- rotate` writes the next version. The embedded profile creates it on first start.' },
@@ -91,6 +92,7 @@ export const VARIABLES: VarSpec[] = [
   { name: 'RATE_LIMIT_WINDOW_MS', default: '60000', doc: 'The sliding window of the rate limits.' },
   { name: 'RATE_LIMIT_PER_USER', defaultDoc: Object.entries(DEFAULT_RATE_LIMITS.perUser).map(([k, v]) => `${k}=${v}`).join(','), doc: 'Requests one user may make per window per class of route (read, search, chat, upload, admin, openai), as `class=n,…` over the defaults; 0 = unlimited. Past it: 429 RATE_LIMITED with Retry-After.' },
   { name: 'RATE_LIMIT_PER_TENANT', defaultDoc: Object.entries(DEFAULT_RATE_LIMITS.perTenant).map(([k, v]) => `${k}=${v}`).join(','), doc: 'Requests all users of one tenant may make together per window per class, as `class=n,…` over the defaults; 0 = unlimited.' },
+  { name: 'EVENT_STREAMS_PER_TENANT', default: '200', doc: 'Event streams (job, document and model events) all users of one tenant may hold open at once across every api replica (leases, as CHAT_STREAMS_PER_TENANT); the next gets 429 TOO_MANY_STREAMS. 0 = no tenant cap.' },
   { name: 'EVENT_STREAMS_PER_USER', default: '8', doc: 'Event streams (SSE: job events, document events, model events) one user may hold open at once across every api replica; the next gets 429 TOO_MANY_STREAMS.' },
   { name: 'JWT_ISSUER', default: 'ragmesh', doc: 'The `iss` every token must carry.' },
   { name: 'JWT_TTL_SECONDS', default: '86400', doc: 'Lifetime of tokens printed by `npm run token`.' },
@@ -154,9 +156,9 @@ export interface Config {
   search: { legTimeoutMs: number; embedFloorMs: number; candidates: number; lexicalPostings: number; concurrency: number; queueLimit: number };
   auth: { jwtSecret: string | null; keysFile: string; audience: string; issuer: string; ttlSeconds: number; cacheEntries: number; apiKeyCacheMs: number };
   rateLimits: RateLimitSettings;
-  streams: { eventsPerUser: number };
+  streams: { eventsPerUser: number; eventsPerTenant: number };
   llm: { backend: 'extractive' | 'llama' | 'openai'; url: string | null; model: string; apiKey: string | null; concurrency: number; queueLimit: number; maxTokens: number; contextSize: number; threads: number };
-  chat: { streamsPerUser: number };
+  chat: { streamsPerUser: number; streamsPerTenant: number };
   requestTimeoutMs: number;
   metrics: boolean;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
@@ -438,7 +440,7 @@ export function loadConfig(givenEnv: Env = process.env): Config {
       contextSize: r.int('LLM_CONTEXT_SIZE', 256, 1_048_576),
       threads: r.int('LLM_THREADS', 0, 1024),
     },
-    chat: { streamsPerUser: r.int('CHAT_STREAMS_PER_USER', 1, 1000) },
+    chat: { streamsPerUser: r.int('CHAT_STREAMS_PER_USER', 1, 1000), streamsPerTenant: r.int('CHAT_STREAMS_PER_TENANT', 0, 1_000_000) },
     auth: {
       jwtSecret,
       keysFile: path.resolve(keysFileRaw ?? path.join(r.string('DATA_DIR') ?? './data', 'secrets', 'signing-keys.json')),
@@ -453,7 +455,7 @@ export function loadConfig(givenEnv: Env = process.env): Config {
       perUser: rateLimitsOf('RATE_LIMIT_PER_USER', DEFAULT_RATE_LIMITS.perUser),
       perTenant: rateLimitsOf('RATE_LIMIT_PER_TENANT', DEFAULT_RATE_LIMITS.perTenant),
     },
-    streams: { eventsPerUser: r.int('EVENT_STREAMS_PER_USER', 1, 1000) },
+    streams: { eventsPerUser: r.int('EVENT_STREAMS_PER_USER', 1, 1000), eventsPerTenant: r.int('EVENT_STREAMS_PER_TENANT', 0, 1_000_000) },
     requestTimeoutMs: r.int('REQUEST_TIMEOUT_MS', 100, 3_600_000),
     metrics: r.bool('METRICS'),
     logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const),

@@ -23,6 +23,15 @@ export interface KeyValueStore {
    * key frees a slot. Rate limits rest on it (one user's and one tenant's window together).
    */
   hitWindows(keys: string[], limits: number[], windowMs: number): Promise<WindowVerdict>;
+  /**
+   * Counted leases: takes a lease for `holder` in the set `key` only when fewer than `cap`
+   * unexpired leases are in it, as one atomic step; each lease expires `ttlMs` after it was
+   * taken or last renewed, so the leases of a crashed holder free themselves. True when taken.
+   */
+  takeLease(key: string, holder: string, cap: number, ttlMs: number): Promise<boolean>;
+  /** Pushes the lease's expiry to `ttlMs` from now (and takes it again if it had expired). */
+  renewLease(key: string, holder: string, ttlMs: number): Promise<void>;
+  releaseLease(key: string, holder: string): Promise<void>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

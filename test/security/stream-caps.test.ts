@@ -8,14 +8,15 @@ import { waitFor } from '../support/processes.ts';
  * Every long-lived answer is capped per user (the gateway takes a slot for each route
  * that declares `streamCap`): job-event, document-event and model-event streams share
  * EVENT_STREAMS_PER_USER; chat answers and /v1/chat/completions share
- * CHAT_STREAMS_PER_USER. Past the cap: 429 TOO_MANY_STREAMS with Retry-After in the
- * error shape; a closed stream gives its slot back.
+ * CHAT_STREAMS_PER_USER; all users of a tenant together are capped by
+ * EVENT_STREAMS_PER_TENANT and CHAT_STREAMS_PER_TENANT. Past a cap: 429 TOO_MANY_STREAMS
+ * with Retry-After in the error shape; a closed stream gives its slot back.
  */
 describe('stream caps on every stream', () => {
   let node: EmbeddedNode;
   const open: AbortController[] = [];
   before(async () => {
-    node = await startEmbeddedNode({ EVENT_STREAMS_PER_USER: '2', CHAT_STREAMS_PER_USER: '1' });
+    node = await startEmbeddedNode({ EVENT_STREAMS_PER_USER: '2', CHAT_STREAMS_PER_USER: '1', EVENT_STREAMS_PER_TENANT: '7' });
   });
   after(async () => {
     for (const a of open) a.abort();
@@ -86,5 +87,24 @@ describe('stream caps on every stream', () => {
     await kv.delete(streamSlotKey('answer', 'caps', 'carol', 0));
     const answered = await completion(false);
     assert.equal(answered.status, 200, JSON.stringify(answered.body));
+  });
+
+  it('caps the event streams of a whole tenant across its users (EVENT_STREAMS_PER_TENANT)', async () => {
+    const users = await Promise.all(['u1', 'u2', 'u3', 'u4'].map((u) => node.token(['viewer'], u, 'crowd')));
+    const held = [];
+    for (const token of users.slice(0, 3)) for (let i = 0; i < 2; i++) held.push(await connect('/api/v1/jobs/events', token));
+    held.push(await connect('/api/v1/jobs/events', users[3]!));
+    assert.deepEqual(held.map((r) => r.status), [200, 200, 200, 200, 200, 200, 200]);
+    const over = await connect('/api/v1/jobs/events', users[3]!);
+    refusedAsCapped(over, 'the eighth event stream of the tenant (its user holds only one)');
+    assert.match(JSON.stringify(over.body), /per tenant/);
+    const elsewhere = await node.token(['viewer'], 'u1', 'quiet');
+    assert.equal((await connect('/api/v1/jobs/events', elsewhere)).status, 200, 'another tenant is not affected');
+    held[0]!.close();
+    const again = await waitFor('a tenant slot freed by the closed stream', async () => {
+      const r = await connect('/api/v1/jobs/events', users[3]!);
+      return r.status === 200 ? r : null;
+    }, 10_000);
+    assert.equal(again.status, 200);
   });
 });

@@ -21,6 +21,9 @@ const MISSING: KeyValueStore = {
   deleteByPrefix: async () => [],
   incrementInWindow: async () => 1,
   hitWindows: async () => ({ allowed: true, retryAfterMs: 0 }),
+  takeLease: async () => true,
+  renewLease: async () => undefined,
+  releaseLease: async () => undefined,
   ping: async () => undefined,
   close: async () => undefined,
 };
@@ -58,6 +61,9 @@ export function degradable(kv: KeyValueStore, use: string, options: { cache?: bo
     deleteByPrefix: (prefix) => run((s) => s.deleteByPrefix(prefix)),
     incrementInWindow: (key, windowMs) => run((s) => s.incrementInWindow(key, windowMs)),
     hitWindows: (keys, limits, windowMs) => run((s) => s.hitWindows(keys, limits, windowMs)),
+    takeLease: (key, holder, cap, ttlMs) => run((s) => s.takeLease(key, holder, cap, ttlMs)),
+    renewLease: (key, holder, ttlMs) => run((s) => s.renewLease(key, holder, ttlMs)),
+    releaseLease: (key, holder) => run((s) => s.releaseLease(key, holder)),
     ping: () => kv.ping(),
     close: () => kv.close(),
   };

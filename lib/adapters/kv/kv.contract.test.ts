@@ -86,6 +86,30 @@ function keyValueContract(name: string, open: () => Promise<KeyValueStore>, onCl
       }
     });
 
+    it('takeLease counts leases atomically under the cap; release and expiry free them; renew keeps one', async () => {
+      const taken = await Promise.all(['a', 'b', 'c', 'd'].map((h) => kv.takeLease('lease:t', h, 2, 60_000)));
+      assert.equal(taken.filter(Boolean).length, 2, 'concurrent takes past the cap are refused atomically');
+      const holders = ['a', 'b', 'c', 'd'].filter((_, i) => taken[i]);
+      assert.equal(await kv.takeLease('lease:t', holders[0]!, 2, 60_000), true, 'a holder taking again keeps its one lease');
+      await kv.releaseLease('lease:t', holders[0]!);
+      assert.equal(await kv.takeLease('lease:t', 'e', 2, 60_000), true, 'a released lease is free');
+      assert.equal(await kv.takeLease('lease:t', 'f', 2, 60_000), false);
+
+      // A holder that stops renewing (a crashed replica) loses its lease after the TTL; a renewed one stays.
+      const ttl = 600;
+      assert.equal(await kv.takeLease('lease:crash', 'crashed', 2, ttl), true);
+      assert.equal(await kv.takeLease('lease:crash', 'alive', 2, ttl), true);
+      assert.equal(await kv.takeLease('lease:crash', 'late', 2, ttl), false);
+      const renewing = setInterval(() => void kv.renewLease('lease:crash', 'alive', ttl), ttl / 4);
+      try {
+        const taken = await waitFor('the crashed holder\'s lease to expire', async () => ((await kv.takeLease('lease:crash', 'late', 2, ttl)) ? true : null), 5_000);
+        assert.equal(taken, true);
+        assert.equal(await kv.takeLease('lease:crash', 'another', 2, ttl), false, 'the renewed lease is still counted');
+      } finally {
+        clearInterval(renewing);
+      }
+    });
+
     it('answers ping', async () => {
       await kv.ping();
     });

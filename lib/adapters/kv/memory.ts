@@ -30,6 +30,8 @@ export class MemoryKeyValueStore implements KeyValueStore {
   private readonly entries = new Map<string, Entry>();
   /** Sliding-window logs, per key. */
   private readonly windows = new Map<string, WindowLog>();
+  /** Counted leases: holder → expiry (epoch ms), per key. */
+  private readonly leases = new Map<string, Map<string, number>>();
   /** The logs of the hit being counted (reused: hitWindows runs to its end without a pause). */
   private readonly counting: WindowLog[] = [];
   private readonly sweeper: NodeJS.Timeout;
@@ -112,12 +114,35 @@ export class MemoryKeyValueStore implements KeyValueStore {
     return ALLOWED;
   }
 
+  async takeLease(key: string, holder: string, cap: number, ttlMs: number): Promise<boolean> {
+    const now = Date.now();
+    let set = this.leases.get(key);
+    if (!set) this.leases.set(key, (set = new Map()));
+    for (const [h, until] of set) if (until <= now) set.delete(h);
+    if (!set.has(holder) && set.size >= cap) return false;
+    set.set(holder, now + ttlMs);
+    return true;
+  }
+
+  async renewLease(key: string, holder: string, ttlMs: number): Promise<void> {
+    let set = this.leases.get(key);
+    if (!set) this.leases.set(key, (set = new Map()));
+    set.set(holder, Date.now() + ttlMs);
+  }
+
+  async releaseLease(key: string, holder: string): Promise<void> {
+    const set = this.leases.get(key);
+    set?.delete(holder);
+    if (set?.size === 0) this.leases.delete(key);
+  }
+
   async ping(): Promise<void> {}
 
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     this.entries.clear();
     this.windows.clear();
+    this.leases.clear();
   }
 
   private live(key: string): Entry | undefined {
@@ -136,6 +161,10 @@ export class MemoryKeyValueStore implements KeyValueStore {
     }
     for (const [key, log] of this.windows) {
       if (log.expiresAt <= now) this.windows.delete(key);
+    }
+    for (const [key, set] of this.leases) {
+      for (const [holder, until] of set) if (until <= now) set.delete(holder);
+      if (set.size === 0) this.leases.delete(key);
     }
   }
 }

@@ -38,6 +38,24 @@ for i, key in ipairs(KEYS) do
 end
 return 0`;
 
+// Counted leases: a sorted set of holders scored by their expiry on Redis's clock. Expired
+// leases are dropped, then the lease is taken only under the cap; the key lives as long
+// as its longest lease, so an idle set vanishes.
+const TAKE_LEASE = `
+local t = redis.call('time')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('zremrangebyscore', KEYS[1], '-inf', now)
+if not redis.call('zscore', KEYS[1], ARGV[1]) and redis.call('zcard', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('zadd', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+if redis.call('pttl', KEYS[1]) < tonumber(ARGV[3]) then redis.call('pexpire', KEYS[1], ARGV[3]) end
+return 1`;
+const RENEW_LEASE = `
+local t = redis.call('time')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('zadd', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+if redis.call('pttl', KEYS[1]) < tonumber(ARGV[2]) then redis.call('pexpire', KEYS[1], ARGV[2]) end
+return 1`;
+
 export class RedisKeyValueStore implements KeyValueStore {
   readonly backend = 'redis' as const;
   readonly health: DependencyHealth;
@@ -126,6 +144,18 @@ export class RedisKeyValueStore implements KeyValueStore {
     if (keys.length === 0) return { allowed: true, retryAfterMs: 0 };
     const retryAfterMs = Number(await this.command(() => this.redis.eval(HIT_WINDOWS, keys.length, ...keys, windowMs, randomUUID(), ...limits)));
     return { allowed: retryAfterMs === 0, retryAfterMs };
+  }
+
+  async takeLease(key: string, holder: string, cap: number, ttlMs: number): Promise<boolean> {
+    return Number(await this.command(() => this.redis.eval(TAKE_LEASE, 1, key, holder, cap, ttlMs))) === 1;
+  }
+
+  async renewLease(key: string, holder: string, ttlMs: number): Promise<void> {
+    await this.command(() => this.redis.eval(RENEW_LEASE, 1, key, holder, ttlMs));
+  }
+
+  async releaseLease(key: string, holder: string): Promise<void> {
+    await this.command(() => this.redis.zrem(key, holder));
   }
 
   async ping(): Promise<void> {
