@@ -135,15 +135,21 @@ describe('re-index as a job of the job module (real PostgreSQL)', () => {
 
   it('a cancel stops the run at its next batch: job and row canceled, nothing recorded after', async () => {
     const { alias, version: v, job } = await start();
-    let batches = 0;
+    const vectors = await h.ctx.vectors();
+    let upserts = 0;
+    // Asked while the second batch is being written (after the first was recorded).
     await deliver(job, deps({
-      embed: async (_a, _v, texts) => {
-        if (++batches === 2) {
-          await h.ctx.repos.modelReindex.cancel(alias, v, scope.tenantId);
-          await cancelJob(h.ctx, scope, job.id, { userId: 'admin' });
-        }
-        return fakeEmbed(texts);
-      },
+      vectors: async () => ({
+        ...vectors,
+        ensureCollection: (c: Parameters<typeof vectors.ensureCollection>[0]) => vectors.ensureCollection(c),
+        upsert: async (s: typeof scope, c: string, points: VectorPoint[]) => {
+          if (++upserts === 2) {
+            await h.ctx.repos.modelReindex.cancel(alias, v, scope.tenantId);
+            await cancelJob(h.ctx, scope, job.id, { userId: 'admin' });
+          }
+          await vectors.upsert(s, c, points);
+        },
+      }) as typeof vectors,
     }));
     const canceled = (await row(alias, v))!;
     assert.equal(canceled.state, 'canceled');

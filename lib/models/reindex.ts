@@ -7,7 +7,9 @@ import { JobCanceled, LeaseLost, type JobHandler } from '../jobs/worker.ts';
 import type { TenantScope } from '../ports/tenant-scope.ts';
 import { collectionFor, type VectorPoint, type VectorStore } from '../ports/vector-store.ts';
 import type { Repositories } from '../repositories/index.ts';
-import type { ReindexRow } from '../repositories/model-reindex.ts';
+import type { ReindexChunk, ReindexRow } from '../repositories/model-reindex.ts';
+
+type Embedded = { dimension: number; vectors: number[][] };
 
 /** Embeds passages with exactly `alias@version`, at background priority. */
 export type EmbedPassages = (alias: string, version: string, texts: string[], signal: AbortSignal) => Promise<{ dimension: number; vectors: number[][] }>;
@@ -95,10 +97,19 @@ export function reindexHandler(deps: ReindexDeps): JobHandler<'reindex'> {
         });
 
       deps.logger.info({ jobId: job.id, alias: key.alias, version: key.version, tenant: key.tenantId, cursor: row.cursor, done: row.done, pass: row.passes }, 're-index run started');
+      /** The chunks after `cursor` (in this pass) with their vectors; no vectors when the pass is over. */
+      const load = async (cursor: string | null, since: Date | undefined): Promise<{ chunks: ReindexChunk[]; embedded: Embedded | null }> => {
+        const chunks = await reindex.nextChunks(scope, cursor, batch, since);
+        return { chunks, embedded: chunks.length === 0 ? null : await embedWithRetries(deps, key.alias, key.version, chunks.map((c) => c.text), signal) };
+      };
+      let next: Promise<{ chunks: ReindexChunk[]; embedded: Embedded | null }> | null = null;
       for (;;) {
         if (signal.aborted) throw signal.reason;
-        const chunks = await reindex.nextChunks(scope, row.cursor, batch, row.passes > 0 ? row.startedAt : undefined);
-        if (chunks.length === 0) {
+        const since = row.passes > 0 ? row.startedAt : undefined;
+        const loaded: { chunks: ReindexChunk[]; embedded: Embedded | null } = await (next ?? load(row.cursor, since));
+        const { chunks, embedded } = loaded;
+        next = null;
+        if (chunks.length === 0 || !embedded) {
           if (row.passes === 0) {
             const current = row;
             await guarded((trx) => reindex.nextPass(current, job.id, trx));
@@ -114,7 +125,11 @@ export function reindexHandler(deps: ReindexDeps): JobHandler<'reindex'> {
           deps.logger.info({ jobId: job.id, alias: key.alias, version: key.version, tenant: key.tenantId, done: finished.done }, 're-index finished');
           return;
         }
-        const embedded = await embedWithRetries(deps, key.alias, key.version, chunks.map((c) => c.text), signal);
+        const cursor: string = chunks[chunks.length - 1]!.id;
+        // The next batch is read and embedded while this one is written, so emb is never
+        // idle waiting for the database; its cursor advances only after this one's.
+        next = load(cursor, since);
+        next.catch(() => undefined);
         if (!ensured) {
           await vectors.ensureCollection({ name: collection, dimension: embedded.dimension });
           ensured = true;
@@ -138,7 +153,6 @@ export function reindexHandler(deps: ReindexDeps): JobHandler<'reindex'> {
           },
         }));
         await vectors.upsert(scope, collection, points);
-        const cursor = chunks[chunks.length - 1]!.id;
         // The sweep pass only rewrites chunks that may have been missed; they were counted already.
         const added: number = row.passes === 0 ? chunks.length : 0;
         await guarded((trx) => reindex.advance(key, job.id, cursor, added, trx));
