@@ -85,22 +85,35 @@ function threads(pid: number): number {
   return Number(/^Threads:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
 }
 
-/** `count` requests with CONCURRENCY in flight: CPU ns per request of the api, and requests per second. */
-async function load(api: Api, token: string, count: number): Promise<{ cpuPerRequestNs: number; rps: number }> {
-  let issued = 0;
-  const worker = async () => {
-    while (issued < count) {
-      issued++;
-      const res = await fetch(`${api.base}${PATH}`, { headers: { Authorization: `Bearer ${token}` } });
-      await res.arrayBuffer();
-      if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
-    }
+/**
+ * `count` requests to each api at once, CONCURRENCY/2 in flight per side, both sides
+ * served in the same seconds: whatever else the shared machine runs meanwhile (other
+ * processes, frequency, caches) weighs on both sides alike, so their ratio keeps only
+ * what differs between them. Returns CPU ns per request and requests per second of each.
+ */
+async function loadBoth(a: Api, b: Api, token: string, count: number): Promise<[LoadResult, LoadResult]> {
+  const side = async (api: Api): Promise<LoadResult> => {
+    let issued = 0;
+    const worker = async () => {
+      while (issued < count) {
+        issued++;
+        const res = await fetch(`${api.base}${PATH}`, { headers: { Authorization: `Bearer ${token}` } });
+        await res.arrayBuffer();
+        if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+      }
+    };
+    const cpuBefore = cpuNs(api.pid);
+    const started = performance.now();
+    await Promise.all(Array.from({ length: Math.max(1, CONCURRENCY >> 1) }, worker));
+    const seconds = (performance.now() - started) / 1000;
+    return { cpuPerRequestNs: (cpuNs(api.pid) - cpuBefore) / count, rps: count / seconds };
   };
-  const cpuBefore = cpuNs(api.pid);
-  const started = performance.now();
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  const seconds = (performance.now() - started) / 1000;
-  return { cpuPerRequestNs: (cpuNs(api.pid) - cpuBefore) / count, rps: count / seconds };
+  return Promise.all([side(a), side(b)]);
+}
+
+interface LoadResult {
+  cpuPerRequestNs: number;
+  rps: number;
 }
 
 /** CPU ns the api spends answering one GET /metrics. */
@@ -125,12 +138,21 @@ async function main(): Promise<void> {
   try {
     // Without metrics /metrics answers 404: make sure the switch really is off.
     if ((await fetch(`${without.base}/metrics`)).status === 200) throw new Error('METRICS=false still serves /metrics');
-    await Promise.all([load(withMetrics, token, WARMUP), load(without, token, WARMUP)]);
-    const on: Array<{ cpuPerRequestNs: number; rps: number }> = [];
-    const off: Array<{ cpuPerRequestNs: number; rps: number }> = [];
+    await loadBoth(withMetrics, without, token, WARMUP);
+    const on: LoadResult[] = [];
+    const off: LoadResult[] = [];
     const scrapes: Array<{ cpuNs: number; bytes: number }> = [];
     for (let i = 0; i < ROUNDS; i++) {
-      for (const side of i % 2 === 0 ? [true, false] : [false, true]) (side ? on : off).push(await load(side ? withMetrics : without, token, REQUESTS));
+      // Which side's requests are issued first alternates, so neither always leads.
+      if (i % 2 === 0) {
+        const [m, n] = await loadBoth(withMetrics, without, token, REQUESTS);
+        on.push(m);
+        off.push(n);
+      } else {
+        const [n, m] = await loadBoth(without, withMetrics, token, REQUESTS);
+        on.push(m);
+        off.push(n);
+      }
     }
     // Scrapes measured after the rounds, not between them: a scrape's garbage and its
     // store reads finish after its response and would land in the next round of either side.

@@ -4,6 +4,7 @@ import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:
 import { tmpdir } from 'node:os';
 import { statSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import { SERVER_NODE_FLAGS } from '../lib/runtime/node-flags.ts';
 import { freePort, ROOT, waitFor } from './support/processes.ts';
 
 /** The runtime stage of the Dockerfile as data: its ENV, VOLUMEs, USER and the uid it creates. */
@@ -34,6 +35,10 @@ describe('Dockerfile', () => {
     assert.match(runtime, /^ENTRYPOINT \["\/usr\/bin\/tini", "--"\]$/m);
     assert.match(runtime, /tesseract-ocr-eng tesseract-ocr-rus/);
     assert.match(runtime, /^HEALTHCHECK .*CMD \["node", "scripts\/healthcheck\.ts"\]$/m);
+    // The server runs with the same V8 flags as `npm start` and the test harness.
+    assert.deepEqual(JSON.parse(/^CMD (\[.*\])$/m.exec(runtime)![1]!), ['node', ...SERVER_NODE_FLAGS, '--import', 'tsx', 'main.ts']);
+    const pkg = JSON.parse(await readFile(`${ROOT}/package.json`, 'utf8')) as { scripts: Record<string, string> };
+    assert.equal(pkg.scripts.start, `tsx ${SERVER_NODE_FLAGS.join(' ')} main.ts`);
     for (const dir of [env.DATA_DIR!, env.MODELS_CACHE_DIR!]) assert.ok(volumes.includes(dir), `${dir} is a volume`);
     assert.ok(!env.DATA_DIR!.startsWith('/app') && !env.MODELS_CACHE_DIR!.startsWith('/app'), 'nothing written under the code');
     const ignored = await readFile(`${ROOT}/.dockerignore`, 'utf8');

@@ -6,7 +6,7 @@
  * within 10 %, plus every request that did not succeed and every job not ready.
  * Not part of CI: `npm run soak`. Ends with one JSON line; exits 1 when a goal is missed.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { httpJson } from '../support/http.ts';
 import { syntheticText, TestMesh } from '../support/mesh.ts';
 import { freePort } from '../support/processes.ts';
@@ -140,6 +140,10 @@ async function main(): Promise<void> {
     process.exitCode = ok ? 0 : 1;
   } finally {
     for (const t of timers) clearInterval(t);
+    // Every log line of every process, for a closer look at one run.
+    if (process.env.FAULT_LOG_DIR) {
+      for (const node of mesh.processes) await writeFile(`${process.env.FAULT_LOG_DIR}/soak-${node.name}.log`, `${node.lines.join('\n')}\n${node.stderr.join('')}`);
+    }
     await mesh.stop();
   }
 }

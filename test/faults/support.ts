@@ -114,6 +114,9 @@ interface ProbeAnswer {
   status: number;
   ms: number;
   code?: string;
+  /** What the api says it spent (`tookMs`) and which legs it dropped: where a slow answer's time went. */
+  serverMs?: number;
+  degraded?: string;
 }
 
 /** POST /api/v1/search in a loop, one at a time, each answer timed (a 5 s client timeout counts as status 0). */
@@ -141,7 +144,14 @@ export class SearchProbe {
             body: JSON.stringify({ query: 'contract payment warranty', limit: 5 }),
             signal: AbortSignal.timeout(5000),
           });
-          this.answers.push({ at, status: res.status, ms: performance.now() - started, code: res.body?.error?.code });
+          this.answers.push({
+            at,
+            status: res.status,
+            ms: performance.now() - started,
+            code: res.body?.error?.code,
+            serverMs: res.body?.tookMs,
+            degraded: res.body?.degraded ? Object.keys(res.body.degraded).join('+') : undefined,
+          });
         } catch (err) {
           this.answers.push({ at, status: 0, ms: performance.now() - started, code: (err as Error).name });
         }
@@ -352,7 +362,7 @@ export async function measure(
       // Slow or failed answers, at seconds from the first fault (negative: before it), for the log.
       notable: probe.answers
         .filter((a) => a.ms >= 1000 || a.status !== 200)
-        .map((a) => `${((a.at - (outages.windows[0]?.from ?? a.at)) / 1000).toFixed(1)}s:${a.status}:${Math.round(a.ms)}ms`),
+        .map((a) => `${((a.at - (outages.windows[0]?.from ?? a.at)) / 1000).toFixed(1)}s:${a.status}:${Math.round(a.ms)}ms${a.serverMs !== undefined ? `(api ${Math.round(a.serverMs)}ms)` : ''}${a.degraded ? `:degraded ${a.degraded}` : ''}`),
     },
     outageMs: outages.windows.reduce((a, w) => a + ((w.to ?? Date.now()) - w.from), 0),
     notReady,

@@ -2,10 +2,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SERVER_NODE_FLAGS } from '../../lib/runtime/node-flags.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-/** A ragmesh process started the way an operator starts one: `node --import tsx main.ts`. */
+/** A ragmesh process started the way an operator starts one: `node <SERVER_NODE_FLAGS> --import tsx main.ts`. */
 export interface NodeProcess {
   name: string;
   child: ChildProcess;
@@ -20,7 +21,7 @@ export interface NodeProcess {
 
 /** `prefix` runs the process through a wrapper that execs it, e.g. `ip netns exec NS`. */
 export function startNode(name: string, env: Record<string, string>, script = 'main.ts', prefix: string[] = []): NodeProcess {
-  const argv = [process.execPath, '--import', 'tsx', script];
+  const argv = [process.execPath, ...SERVER_NODE_FLAGS, '--import', 'tsx', script];
   const command = [...prefix, ...argv];
   const child = spawn(command[0]!, command.slice(1), {
     cwd: ROOT,
