@@ -66,3 +66,16 @@ export async function* ndjson<T = any>(stream: AsyncIterable<Uint8Array | string
     if (line.trim()) yield JSON.parse(line) as T;
   }
 }
+
+/**
+ * A stream's bytes as one Buffer. Unlike `buffer()` of node:stream/consumers, which
+ * goes through a Blob and copies every byte twice more, a stream of one chunk (how the
+ * object stores hand out small objects) comes back as that chunk, and several are
+ * concatenated once: in a backup of 200 objects of 256 KiB the Blob route cost more
+ * CPU than hashing them.
+ */
+export async function readAll(stream: AsyncIterable<Uint8Array | string>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+}

@@ -1,7 +1,6 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { buffer } from 'node:stream/consumers';
 import type { Logger } from 'pino';
 import type { Config } from '../config/env.ts';
 import { knownMigrations, migrateLatest, migrationState, openDatabase, type Database } from '../adapters/db/database.ts';
@@ -20,6 +19,7 @@ import {
   type BucketRole,
 } from './manifest.ts';
 import type { QdrantSnapshots } from './qdrant.ts';
+import { readAll } from '../streams.ts';
 
 /**
  * Backups of a whole deployment: the database, every object of the uploads and
@@ -81,19 +81,22 @@ export async function createBackup(src: BackupSources, now = new Date()): Promis
    */
   const write = async (file: Omit<BackupFile, 'size' | 'sha256'>, body: Readable | Buffer, began?: (hashing: Hashing) => void): Promise<void> => {
     const key = `${id}/${file.path}`;
-    let written: BackupFile;
     if (Buffer.isBuffer(body)) {
       await src.target.put(key, body);
-      written = { ...file, size: body.length, sha256: sha256(body) };
-    } else {
-      const hashing = new Hashing();
-      began?.(hashing);
-      const stored = src.target.put(key, hashing);
-      body.on('error', (err) => hashing.destroy(err));
-      body.pipe(hashing);
-      await stored;
-      written = { ...file, size: hashing.bytes, sha256: hashing.digest() };
+      // The bytes are at hand: compared as they read back (a memcmp), not hashed a second time.
+      if (!(await readAll(await src.target.get(key))).equals(body)) {
+        throw new BackupError(`backup ${id} did not read back`, [`${file.path} reads back other than it was written`]);
+      }
+      files.push({ ...file, size: body.length, sha256: sha256(body) });
+      return;
     }
+    const hashing = new Hashing();
+    began?.(hashing);
+    const stored = src.target.put(key, hashing);
+    body.on('error', (err) => hashing.destroy(err));
+    body.pipe(hashing);
+    await stored;
+    const written: BackupFile = { ...file, size: hashing.bytes, sha256: hashing.digest() };
     const read = await hashStream(await src.target.get(key));
     if (read.size !== written.size || read.sha256 !== written.sha256) {
       throw new BackupError(`backup ${id} did not read back`, [`${file.path} reads back as ${read.size} bytes with another SHA-256 than was written`]);
@@ -115,7 +118,7 @@ export async function createBackup(src: BackupSources, now = new Date()): Promis
       for (const [role, store] of Object.entries(src.buckets) as Array<[BucketRole, ObjectStore]>) {
         await inParallel(store.list(''), COPY_CONCURRENCY, async (info) => {
           // Most objects are small: whole, they cost a few round trips instead of a stream's many.
-          const body = info.size <= WHOLE_OBJECT_BYTES ? await buffer(await store.get(info.key)) : await store.get(info.key);
+          const body = info.size <= WHOLE_OBJECT_BYTES ? await readAll(await store.get(info.key)) : await store.get(info.key);
           await write({ path: `objects/${role}/${info.key}`, kind: 'object', bucket: role, key: info.key }, body);
         });
       }
@@ -176,7 +179,7 @@ export async function verifyBackup(target: ObjectStore, id: string, options: { c
   if (!BACKUP_ID.test(id)) return { manifest: null, problems: [`"${id}" is not a backup id (like 20261130T221503Z-3fa9c1)`] };
   let text: string;
   try {
-    text = (await buffer(await target.get(`${id}/manifest.json`))).toString('utf8');
+    text = (await readAll(await target.get(`${id}/manifest.json`))).toString('utf8');
   } catch {
     return { manifest: null, problems: [`backup ${id} has no manifest.json (missing or incomplete)`] };
   }
@@ -224,7 +227,7 @@ export async function listBackups(target: ObjectStore): Promise<BackupSummary[]>
   }
   const out: BackupSummary[] = [];
   for (const id of ids) {
-    const parsed = parseManifest((await buffer(await target.get(`${id}/manifest.json`))).toString('utf8'));
+    const parsed = parseManifest((await readAll(await target.get(`${id}/manifest.json`))).toString('utf8'));
     if ('problem' in parsed) continue;
     const m = parsed.manifest;
     out.push({ id, createdAt: m.createdAt, bytes: m.bytes, files: m.files.length, app: m.app.version, migration: m.migration.latest });
@@ -299,10 +302,10 @@ export async function restoreBackup(source: ObjectStore, id: string, into: Resto
   for (const file of manifest.files) {
     const body = () => source.get(`${id}/${file.path}`);
     if (file.kind === 'object') await into.buckets[file.bucket!].put(file.key!, await body(), { size: file.size });
-    else if (file.kind === 'vectors') await into.qdrant!.restore(file.collection!, await buffer(await body()));
+    else if (file.kind === 'vectors') await into.qdrant!.restore(file.collection!, await readAll(await body()));
     else if (file.kind === 'secret') {
       await mkdir(secretsDir(into.config), { recursive: true, mode: 0o700 });
-      await writeFile(path.join(secretsDir(into.config), path.basename(file.key!)), await buffer(await body()), { mode: 0o600 });
+      await writeFile(path.join(secretsDir(into.config), path.basename(file.key!)), await readAll(await body()), { mode: 0o600 });
     }
   }
   const db = await openDatabase(into.config);

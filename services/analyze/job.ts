@@ -1,4 +1,3 @@
-import { buffer } from 'node:stream/consumers';
 import type { Logger } from 'pino';
 import { analysisKeys, analysisMarkdown, buildAnalysis, detectLanguage, fullText, type Analysis } from '../../lib/analyze/analysis.ts';
 import { appError } from '../../lib/errors.ts';
@@ -8,6 +7,7 @@ import type { ObjectStore } from '../../lib/ports/object-store.ts';
 import type { Repositories } from '../../lib/repositories/index.ts';
 import type { JobRow } from '../../lib/repositories/jobs.ts';
 import { artifactKeys } from '../ingest/job-model.ts';
+import { readAll } from '../../lib/streams.ts';
 
 /** Largest text whose lexemes are counted for key terms (the rest of a huge document adds little). */
 const TERMS_TEXT_LIMIT = 400_000;
@@ -44,7 +44,7 @@ export function analyzeHandler(deps: AnalyzeDeps): JobHandler<'analyze'> {
       if (document.status !== 'ready') throw appError('DOCUMENT_NOT_READY', `The document is ${document.status}: it has no text to analyze`);
       const extractedKey = artifactKeys(scope.tenantId, document.id, document.version).extracted;
       if (!(await deps.objects.stat(extractedKey))) throw appError('NO_EXTRACTED_TEXT', 'The extracted text of this version is gone; upload the document again');
-      const extracted = JSON.parse((await buffer(await deps.objects.get(extractedKey))).toString('utf8')) as ExtractedDocument;
+      const extracted = JSON.parse((await readAll(await deps.objects.get(extractedKey))).toString('utf8')) as ExtractedDocument;
       const text = fullText(extracted);
 
       await run.progress('terms', 0.4);

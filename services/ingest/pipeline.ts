@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { buffer } from 'node:stream/consumers';
 import type { Logger } from 'pino';
 import { chunkDocument } from '../../lib/chunking/index.ts';
 import { appError } from '../../lib/errors.ts';
@@ -17,6 +16,7 @@ import type { DocumentsRepository } from '../../lib/repositories/documents.ts';
 import type { Repositories } from '../../lib/repositories/index.ts';
 import type { JobRow } from '../../lib/repositories/jobs.ts';
 import { artifactKeys, STEP_PROGRESS_END, type IngestStep } from './job-model.ts';
+import { readAll } from '../../lib/streams.ts';
 
 export interface PipelineDeps {
   jobs: JobsContext;
@@ -92,7 +92,7 @@ async function stepExtract(deps: PipelineDeps, call: Call, scope: TenantScope, p
   const stored = resumable ? await readJson<ExtractedDocument>(deps.objects, keys.extracted) : null;
   if (stored) return stored;
   await progress('extract', 0);
-  const bytes = await buffer(await deps.objects.get(payload.objectKey));
+  const bytes = await readAll(await deps.objects.get(payload.objectKey));
   const extracted = await extractDocument(bytes, {
     kind: payload.kind as ExtractedDocument['kind'],
     signal,
@@ -158,7 +158,7 @@ async function stepEmbed(
     const collection = collectionFor(flag.alias, flag.activeVersion);
     const meta = resumable ? await readJson<{ dimension: number; count: number }>(deps.objects, keys.embeddingsMeta(collection)) : null;
     if (meta && meta.count === chunks.length) {
-      const raw = await buffer(await deps.objects.get(keys.embeddings(collection)));
+      const raw = await readAll(await deps.objects.get(keys.embeddings(collection)));
       results.push({ alias: flag.alias, version: flag.activeVersion, dimension: meta.dimension, collection, vectors: new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4) });
       done += chunks.length;
       continue;
@@ -270,5 +270,5 @@ export async function deleteArtifacts(objects: ObjectStore, scope: TenantScope, 
 
 async function readJson<T>(objects: ObjectStore, key: string): Promise<T | null> {
   if (!(await objects.stat(key))) return null;
-  return JSON.parse((await buffer(await objects.get(key))).toString('utf8')) as T;
+  return JSON.parse((await readAll(await objects.get(key))).toString('utf8')) as T;
 }

@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { mkdir, readdir } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { buffer } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
 import type { Config } from '../../config/env.ts';
 import { pgliteDir, type Database } from './database.ts';
+import { readAll } from '../../streams.ts';
 
 /**
  * The database half of a backup. PostgreSQL: `pg_dump` in its custom format (the
@@ -53,7 +53,7 @@ export async function restoreDatabase(config: Pick<Config, 'db' | 'dataDir'>, fo
     const [{ PGlite }, { vector }] = await Promise.all([import('@electric-sql/pglite'), import('@electric-sql/pglite-pgvector')]);
     const dir = pgliteDir(config.dataDir);
     await mkdir(dir, { recursive: true });
-    const tarball = new Blob([new Uint8Array(await buffer(dump))]);
+    const tarball = new Blob([new Uint8Array(await readAll(dump))]);
     const pglite = await PGlite.create({ dataDir: dir, loadDataDir: tarball, extensions: { vector } });
     await pglite.close();
     return;

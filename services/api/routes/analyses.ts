@@ -1,4 +1,3 @@
-import { buffer } from 'node:stream/consumers';
 import { analysisKeys } from '../../../lib/analyze/analysis.ts';
 import type { Principal } from '../../../lib/auth/jwt.ts';
 import { appError } from '../../../lib/errors.ts';
@@ -10,6 +9,7 @@ import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.t
 import type { JobFeed } from './job-feed.ts';
 import { endpoint, type ApiRouteModule } from './module.ts';
 import { isUuid } from '../../../lib/ids.ts';
+import { readAll } from '../../../lib/streams.ts';
 
 
 /**
@@ -72,7 +72,7 @@ export function analysisRoutes(runtime: Runtime, feed: JobFeed): ApiRouteModule 
           const objects = await runtime.stores.objects();
           const key = markdown ? keys.markdown : keys.json;
           if (!(await objects.stat(key))) throw appError('ANALYSIS_NOT_FOUND', 'This document has not been analyzed yet: POST /api/v1/documents/:id/analyses');
-          const body = (await buffer(await objects.get(key))).toString('utf8');
+          const body = (await readAll(await objects.get(key))).toString('utf8');
           if (markdown) {
             ctx.meta.$responseType = 'text/markdown; charset=utf-8';
             return body;
