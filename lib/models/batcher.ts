@@ -52,8 +52,12 @@ export class ForegroundGate {
   }
 }
 
-/** Interactive callers (queries, ingest) go first; background work (re-index) runs only when nothing else waits. */
-export type Priority = 'foreground' | 'background';
+/**
+ * `interactive` (a search's query) runs at the next batch boundary, ahead of whatever
+ * round is in progress; `foreground` (ingest's passages) runs in rounds; `background`
+ * (re-index) runs only when nothing else waits.
+ */
+export type Priority = 'interactive' | 'foreground' | 'background';
 
 interface Request<O> {
   results: O[];
@@ -82,6 +86,7 @@ interface Slot<I, O> {
  */
 export class MicroBatcher<I extends { ids: ArrayLike<unknown> }, O> {
   private waiting: Slot<I, O>[] = [];
+  private urgent: Slot<I, O>[] = [];
   private background: Slot<I, O>[] = [];
   private outstanding = 0;
   private running = false;
@@ -114,7 +119,7 @@ export class MicroBatcher<I extends { ids: ArrayLike<unknown> }, O> {
     return new Promise<O[]>((resolve, reject) => {
       const request: Request<O> = { results: new Array<O>(items.length), remaining: items.length, failed: false, resolve, reject };
       const at = performance.now();
-      const queue = priority === 'background' ? this.background : this.waiting;
+      const queue = priority === 'background' ? this.background : priority === 'interactive' ? this.urgent : this.waiting;
       items.forEach((item, index) => queue.push({ item, index, request, at }));
       if (priority === 'background' && this.options.runBackground) void this.pumpBackground(this.options.runBackground);
       else void this.pump();
@@ -125,12 +130,12 @@ export class MicroBatcher<I extends { ids: ArrayLike<unknown> }, O> {
     if (this.running) return;
     this.running = true;
     try {
-      while (this.waiting.length > 0 || (!this.options.runBackground && this.background.length > 0)) {
-        if (this.waiting.length === 0) {
+      while (this.urgent.length > 0 || this.waiting.length > 0 || (!this.options.runBackground && this.background.length > 0)) {
+        if (this.urgent.length === 0 && this.waiting.length === 0) {
           // Background work one small batch at a time, so foreground inputs that
           // arrive meanwhile are taken at the next turn of the loop.
           await this.options.gate?.idle();
-          if (this.waiting.length > 0) continue;
+          if (this.urgent.length > 0 || this.waiting.length > 0) continue;
           const size = Math.min(this.options.backgroundBatch ?? this.options.maxBatch, this.options.maxBatch);
           await this.runBatch(this.background.splice(0, size));
           continue;
@@ -140,8 +145,16 @@ export class MicroBatcher<I extends { ids: ArrayLike<unknown> }, O> {
         round.sort((a, b) => a.item.ids.length - b.item.ids.length);
         this.options.gate?.enter();
         try {
+          // Queries that arrive during a round of passages (an ingest of many documents
+          // is hundreds of them) wait for the batch in progress only, not for the round.
+          await this.runUrgent();
           for (let start = 0; start < round.length; start += this.options.maxBatch) {
             await this.runBatch(round.slice(start, start + this.options.maxBatch));
+            if (start + this.options.maxBatch >= round.length) break;
+            // A model run holds the event loop (onnxruntime computes on the calling
+            // thread): let the requests that arrived meanwhile in before the next batch.
+            await new Promise((resolve) => setImmediate(resolve));
+            await this.runUrgent();
           }
         } finally {
           this.options.gate?.leave();
@@ -149,6 +162,18 @@ export class MicroBatcher<I extends { ids: ArrayLike<unknown> }, O> {
       }
     } finally {
       this.running = false;
+    }
+  }
+
+  /** Every interactive input waiting, in batches, before anything else. */
+  private async runUrgent(): Promise<void> {
+    while (this.urgent.length > 0) {
+      const round = this.urgent;
+      this.urgent = [];
+      round.sort((a, b) => a.item.ids.length - b.item.ids.length);
+      for (let start = 0; start < round.length; start += this.options.maxBatch) {
+        await this.runBatch(round.slice(start, start + this.options.maxBatch));
+      }
     }
   }
 

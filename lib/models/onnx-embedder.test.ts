@@ -148,6 +148,37 @@ describe('MicroBatcher', () => {
     assert.equal(batcher.depth, 0);
   });
 
+  it('runs an interactive input (a query) at the next batch boundary of a round of passages, not after the round', async () => {
+    const batches: string[][] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let firstStarted!: () => void;
+    const started = new Promise<void>((resolve) => (firstStarted = resolve));
+    const batcher = new MicroBatcher<{ ids: number[]; tag: string }, string>(
+      async (batch) => {
+        batches.push(batch.map((b) => b.tag));
+        if (batches.length === 1) {
+          firstStarted();
+          await gate;
+        }
+        return batch.map((b) => b.tag);
+      },
+      { maxBatch: 2, queueLimit: 100, name: 'test' },
+    );
+    // One ingest call of six passages: a round of three batches.
+    const passages = batcher.submit(['p1', 'p2', 'p3', 'p4', 'p5', 'p6'].map((tag) => ({ ids: [1], tag })));
+    await started;
+    const query = batcher.submit([{ ids: [1], tag: 'q' }], 'interactive');
+    // A passage that arrives meanwhile waits for the next round, behind the query too.
+    const late = batcher.submit([{ ids: [1], tag: 'late' }]);
+    release();
+    assert.deepEqual(await query, ['q']);
+    assert.deepEqual(await passages, ['p1', 'p2', 'p3', 'p4', 'p5', 'p6']);
+    assert.deepEqual(await late, ['late']);
+    assert.deepEqual(batches, [['p1', 'p2'], ['q'], ['p3', 'p4'], ['p5', 'p6'], ['late']]);
+    assert.equal(batcher.depth, 0);
+  });
+
   it('background batches of one model wait while another model runs foreground inputs (one gate per process)', async () => {
     const shared = new ForegroundGate();
     const order: string[] = [];

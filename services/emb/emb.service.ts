@@ -18,7 +18,10 @@ export interface EmbedParams {
    * being re-indexed), opened on demand. Any other version fails.
    */
   version?: string;
-  /** `background` (the re-index) runs only while no query or ingest input waits. */
+  /**
+   * `background` (the re-index) runs only while no query or ingest input waits. Unset,
+   * a query runs at the next batch boundary, ahead of passages (`interactive`).
+   */
   priority?: 'foreground' | 'background';
 }
 
@@ -110,8 +113,10 @@ export default function embService(runtime: Runtime): ServiceSchema {
           priority: { type: 'enum', values: ['foreground', 'background'], optional: true },
         },
         async handler(ctx: RagmeshContext<EmbedParams>): Promise<EmbedResult> {
-          const { alias, texts, kind = 'passage', version, priority = 'foreground' } = ctx.params;
+          const { alias, texts, kind = 'passage', version } = ctx.params;
           const embedder = version === undefined ? loaded().get(alias) : await pinned(alias, version);
+          // A query is someone waiting on a search: it goes ahead of ingest's passages.
+          const priority = ctx.params.priority ?? (kind === 'query' ? 'interactive' : 'foreground');
           const vectors = await embedder.embed(texts, kind, priority);
           return { alias, version: embedder.version, dimension: embedder.dimension, vectors: vectors.map((v) => Array.from(v)) };
         },

@@ -34,6 +34,43 @@ async function heapMb(url: string): Promise<{ heap: number; external: number } |
   return { heap: mb(value('nodejs_heap_size_used_bytes')), external: mb(value('nodejs_external_memory_bytes')) };
 }
 
+/**
+ * With SOAK_GC_PROBE=1 each process runs with the inspector on, and every sample first
+ * forces a full garbage collection through it and reads the heap that survives: the
+ * live heap, which grows only with a leak (the used heap of /metrics also counts
+ * garbage not yet collected). A diagnostic: the forced collections change the RSS.
+ */
+const GC_PROBE = process.env.SOAK_GC_PROBE === '1';
+
+async function liveHeapMb(inspectPort: number): Promise<number | null> {
+  try {
+    const [target] = (await (await fetch(`http://127.0.0.1:${inspectPort}/json/list`)).json()) as Array<{ webSocketDebuggerUrl: string }>;
+    const ws = new WebSocket(target!.webSocketDebuggerUrl);
+    await new Promise((resolve, reject) => {
+      ws.onopen = resolve;
+      ws.onerror = reject;
+    });
+    let id = 0;
+    const send = (method: string) =>
+      new Promise<Record<string, any>>((resolve) => {
+        const mine = ++id;
+        ws.addEventListener('message', function onMessage(event) {
+          const msg = JSON.parse(String(event.data));
+          if (msg.id !== mine) return;
+          ws.removeEventListener('message', onMessage);
+          resolve(msg.result);
+        });
+        ws.send(JSON.stringify({ id: mine, method }));
+      });
+    await send('HeapProfiler.collectGarbage');
+    const usage = await send('Runtime.getHeapUsage');
+    ws.close();
+    return Math.round(usage.usedSize / 104857.6) / 10;
+  } catch {
+    return null;
+  }
+}
+
 async function main(): Promise<void> {
   await services.ensureAllUp();
   const mesh = await TestMesh.create();
@@ -48,10 +85,12 @@ async function main(): Promise<void> {
   };
   try {
     const [modelsPort, workerPort] = [await freePort(), await freePort()];
+    const inspect: Record<string, number> = GC_PROBE ? { gateway: await freePort(), models: await freePort(), worker: await freePort() } : {};
+    const inspector = (name: string): Record<string, string> => (GC_PROBE ? { NODE_OPTIONS: `--inspect=127.0.0.1:${inspect[name]}` } : {});
     const started = await Promise.all([
-      mesh.start('gateway', 'api'),
-      mesh.start('models', 'emb,llm,analyze,maintenance', { HEALTH_PORT: String(modelsPort) }),
-      mesh.start('worker', 'ingest', { HEALTH_PORT: String(workerPort) }),
+      mesh.start('gateway', 'api', inspector('gateway')),
+      mesh.start('models', 'emb,llm,analyze,maintenance', { HEALTH_PORT: String(modelsPort), ...inspector('models') }),
+      mesh.start('worker', 'ingest', { HEALTH_PORT: String(workerPort), ...inspector('worker') }),
     ]);
     const metricsUrl: Record<string, string> = {
       gateway: `${mesh.apiUrl}/metrics`,
@@ -102,14 +141,16 @@ async function main(): Promise<void> {
     every(RATE.chatEveryMs, 'chat', chat);
 
     const t0 = Date.now();
-    const samples: Array<{ minute: number; rssMb: Record<string, number>; heapMb: Record<string, { heap: number; external: number } | null> }> = [];
+    const samples: Array<{ minute: number; rssMb: Record<string, number>; heapMb: Record<string, { heap: number; external: number; live?: number | null } | null> }> = [];
     const sample = async () => {
       const rssMb: Record<string, number> = {};
-      const heap: Record<string, { heap: number; external: number } | null> = {};
+      const heap: Record<string, { heap: number; external: number; live?: number | null } | null> = {};
       for (const p of started) {
+        const live = GC_PROBE ? await liveHeapMb(inspect[p.name]!) : undefined;
         const kb = await rssKb(p.child.pid!);
         if (kb !== null) rssMb[p.name] = Math.round(kb / 102.4) / 10;
-        heap[p.name] = await heapMb(metricsUrl[p.name]!);
+        const used = await heapMb(metricsUrl[p.name]!);
+        heap[p.name] = used && live !== undefined ? { ...used, live } : used;
       }
       samples.push({ minute: Math.round((Date.now() - t0) / 6000) / 10, rssMb, heapMb: heap });
       console.log(`soak ${samples.at(-1)!.minute} min: rss ${JSON.stringify(rssMb)} heap ${JSON.stringify(heap)} uploads ${counts.uploads} searches ${counts.searches} chats ${counts.chats} errors ${JSON.stringify(errors)}`);
