@@ -63,7 +63,7 @@ describe('llm switch across several llm nodes (warm everywhere, any node vetoes)
       mesh.start('llm-b', 'llm', { ...llmEnv, MODELS_CACHE_DIR: cacheB }),
       mesh.start('gateway', 'api,maintenance'),
     ]);
-    await Promise.all([llmA, llmB].map((n) => n.waitForLog((e) => e.msg === 'llm model loaded' && e.model === 'tiny-llama@1', 60_000)));
+    await Promise.all([llmA, llmB].map((n) => n.waitForLog((e) => e.msg === 'llm model loaded' && e.model === 'llama:tiny-llama@1', 60_000)));
     admin = await mesh.token('ops', 'root', 'admin');
     await waitFor('the gateway to see both llm nodes', async () => {
       const res = await httpJson(`${mesh.apiUrl}/api/v1/status`, { token: admin });
@@ -78,7 +78,7 @@ describe('llm switch across several llm nodes (warm everywhere, any node vetoes)
     assert.equal(res.status, 200, JSON.stringify(res.body));
     assert.match(String(res.body.warmedOn), /llm \(2 nodes\)/);
     assert.equal(await activeVersion(), '2');
-    await waitFor('both llm nodes to serve version 2', async () => served(llmA).at(-1) === 'tiny-llama@2' && served(llmB).at(-1) === 'tiny-llama@2', 60_000);
+    await waitFor('both llm nodes to serve version 2', async () => served(llmA).at(-1) === 'llama:tiny-llama@2' && served(llmB).at(-1) === 'llama:tiny-llama@2', 60_000);
   });
 
   it('lets one node that cannot load the version veto the switch, and leaves both serving the old one', async () => {
@@ -93,8 +93,8 @@ describe('llm switch across several llm nodes (warm everywhere, any node vetoes)
     assert.doesNotMatch(res.body.error.message, /e2e-llm-a/);
     assert.equal(await activeVersion(), '2', 'the flag did not move');
     // Node A warmed version 3 but never swapped it in; both still answer with version 2.
-    assert.equal(served(llmA).at(-1), 'tiny-llama@2');
-    assert.equal(served(llmB).at(-1), 'tiny-llama@2');
+    assert.equal(served(llmA).at(-1), 'llama:tiny-llama@2');
+    assert.equal(served(llmB).at(-1), 'llama:tiny-llama@2');
     const chat = await httpJson(`${mesh.apiUrl}/v1/chat/completions`, {
       method: 'POST',
       token: await mesh.token('acme', 'alice', 'editor'),
@@ -109,6 +109,6 @@ describe('llm switch across several llm nodes (warm everywhere, any node vetoes)
     const res = await switchTo('3');
     assert.equal(res.status, 200, JSON.stringify(res.body));
     assert.equal(await activeVersion(), '3');
-    await waitFor('both llm nodes to serve version 3', async () => served(llmA).at(-1) === 'tiny-llama@3' && served(llmB).at(-1) === 'tiny-llama@3', 60_000);
+    await waitFor('both llm nodes to serve version 3', async () => served(llmA).at(-1) === 'llama:tiny-llama@3' && served(llmB).at(-1) === 'llama:tiny-llama@3', 60_000);
   });
 });

@@ -143,7 +143,17 @@ function normalSource(seed: number): (values: Float32Array, scale: number) => vo
 }
 
 /** llama.cpp's vocab-only model files (a real 32k SentencePiece and Qwen2's BPE vocabulary), checked out of node-llama-cpp's bundle once. */
-async function llamaCppVocabs(): Promise<string> {
+/** One extraction per process: concurrent callers share it (its temp folder is per process). */
+let vocabs: Promise<string> | null = null;
+function llamaCppVocabs(): Promise<string> {
+  vocabs ??= extractLlamaCppVocabs().catch((err: unknown) => {
+    vocabs = null;
+    throw err;
+  });
+  return vocabs;
+}
+
+async function extractLlamaCppVocabs(): Promise<string> {
   const dir = path.join(ROOT, '.cache/llama.cpp-vocab');
   const marker = path.join(dir, '.complete');
   if (await exists(marker)) return dir;
