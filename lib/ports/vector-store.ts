@@ -55,11 +55,16 @@ export interface VectorStore {
   ensureCollection(spec: CollectionSpec): Promise<void>;
   dropCollection(name: string): Promise<void>;
   upsert(scope: TenantScope, collection: string, points: VectorPoint[]): Promise<void>;
+  /**
+   * The `limit` nearest points. `timeoutMs`: how long the caller will wait; an adapter
+   * whose search runs elsewhere (a database) stops it there after that, so a search the
+   * caller gave up on does not go on using the server's CPU.
+   */
   search(
     scope: TenantScope,
     collection: string,
     vector: Float32Array | number[],
-    options: { limit: number; filter?: VectorFilter },
+    options: { limit: number; filter?: VectorFilter; timeoutMs?: number },
   ): Promise<VectorHit[]>;
   /**
    * Deletes a document's points; `versions` narrows it to points of some document

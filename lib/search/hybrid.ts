@@ -288,6 +288,7 @@ export class HybridSearch {
     calls: EmbedCalls,
   ): Promise<DenseOutcome> {
     if (!model) throw new Error('no active embedding model');
+    const legStarted = performance.now();
     const embedding = await calls.embedQuery(model.flag.alias, parsed.text);
     const collection = collectionFor(embedding.alias, embedding.version);
     const vectors = await this.deps.vectors();
@@ -296,7 +297,9 @@ export class HybridSearch {
       await vectors.ensureCollection({ name: collection, dimension: embedding.vector.length });
       this.ensured.add(collection);
     }
-    const hits = await vectors.search(scope, collection, embedding.vector, { limit, filter: filters as VectorFilter | undefined });
+    // What is left of the leg's time: past it the search is dropped here, and stopped in the store.
+    const timeoutMs = Math.max(1, this.deps.settings.legTimeoutMs - (performance.now() - legStarted));
+    const hits = await vectors.search(scope, collection, embedding.vector, { limit, filter: filters as VectorFilter | undefined, timeoutMs });
     const ids = [...new Set(hits.map((h) => h.payload.chunk_id))];
     return { ids, alias: embedding.alias, version: embedding.version };
   }

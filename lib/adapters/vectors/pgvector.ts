@@ -45,12 +45,15 @@ const LAYOUTS = {
 export class PgVectorStore implements VectorStore {
   readonly backend: 'pgvector' | 'postgres';
   private readonly knex: Knex;
+  /** PGlite runs one statement at a time in this process: no server to stop a scan in. */
+  private readonly serverSide: boolean;
   private ready: Promise<void> | null = null;
   /** Collections known to exist with their dimension: ensureCollection runs for every indexed document. */
   private readonly known = new Map<string, number>();
 
   constructor(db: Database, layout: 'pgvector' | 'postgres' = 'pgvector') {
     this.knex = db.knex;
+    this.serverSide = db.backend === 'pg';
     this.backend = layout;
   }
 
@@ -145,16 +148,35 @@ export class PgVectorStore implements VectorStore {
     scope: TenantScope,
     collection: string,
     vector: Float32Array | number[],
-    options: { limit: number; filter?: VectorFilter },
+    options: { limit: number; filter?: VectorFilter; timeoutMs?: number },
   ): Promise<VectorHit[]> {
     const value = this.layout.value(finite(vector));
     const bindings = this.backend === 'pgvector' ? [value] : [value, norm(vector)];
-    const query = this.knex(tableOf(collection))
+    if (options.timeoutMs === undefined || !this.serverSide) return this.searchWith(this.knex, scope, collection, bindings, options);
+    // The exact scan can take seconds on a large tenant (plain arrays: about 1.7 s for
+    // 6,000 vectors of 1,024 dimensions on a busy 2-core machine). A caller that gave up
+    // on it must not leave it running: under load such scans piled up in PostgreSQL and
+    // starved the lexical leg too. The server stops it at the caller's deadline.
+    const ms = Math.max(1, Math.ceil(options.timeoutMs));
+    return this.knex.transaction(async (trx) => {
+      await trx.raw(`set local statement_timeout = ${ms}`);
+      return this.searchWith(trx, scope, collection, bindings, options);
+    });
+  }
+
+  private async searchWith(
+    knex: Knex,
+    scope: TenantScope,
+    collection: string,
+    bindings: unknown[],
+    options: { limit: number; filter?: VectorFilter },
+  ): Promise<VectorHit[]> {
+    const query = knex(tableOf(collection))
       // The hit's columns, not the vector: parsing 100 candidates' embeddings back from
       // text cost the api more CPU than anything else it did, and filled its heap with garbage.
-      .select(...HIT_COLUMNS, this.knex.raw(`${this.layout.score} as score`, bindings))
+      .select(...HIT_COLUMNS, knex.raw(`${this.layout.score} as score`, bindings as Knex.RawBinding[]))
       .where('tenant_id', scope.tenantId)
-      .orderByRaw(this.layout.distance, bindings)
+      .orderByRaw(this.layout.distance, bindings as Knex.RawBinding[])
       .limit(Math.max(1, Math.min(options.limit, 1000)));
     // The exact scan breaks ties by id, so equally distant points always come in one
     // order (a restored table must answer as the original did). pgvector's HNSW index

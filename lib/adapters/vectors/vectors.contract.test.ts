@@ -186,3 +186,34 @@ describe('first use of a collection by concurrent jobs (real PostgreSQL)', () =>
     }
   });
 });
+
+describe('a search the caller gave up on (real PostgreSQL, plain arrays)', () => {
+  it('is stopped in the server at timeoutMs instead of running on, and the store keeps answering', async () => {
+    const t = await postgres.open();
+    const store = new PgVectorStore(t.db, 'postgres');
+    const name = `slow_${randomUUID().slice(0, 8)}`;
+    try {
+      // Enough vectors of a real model's width that an exact scan takes far longer than 1 ms.
+      const dimension = 1024;
+      await store.ensureCollection({ name, dimension });
+      const vector = (seed: number) => unit(Array.from({ length: dimension }, (_, i) => Math.sin(seed * 7.1 + i * 0.37)));
+      for (let batch = 0; batch < 4; batch++) {
+        await store.upsert(A, name, Array.from({ length: 500 }, (_, i) => ({ id: randomUUID(), vector: vector(batch * 500 + i), payload: payload(randomUUID()) })));
+      }
+      await assert.rejects(
+        () => store.search(A, name, vector(1), { limit: 10, timeoutMs: 1 }),
+        // PostgreSQL's statement timeout (57014), classified where it arises.
+        (err: Error & { type?: string }) => err.type === 'DATABASE_TIMEOUT',
+      );
+      const [running] = await t.db.knex('pg_stat_activity').where('state', 'active').andWhere('query', 'like', `%vec_${name}%`).count({ n: '*' });
+      assert.equal(Number(running!.n), 0, 'no scan left running in the server');
+      // The timeout was local to that search: the next one, with time to spare, answers.
+      const hits = await store.search(A, name, vector(1), { limit: 3, timeoutMs: 60_000 });
+      assert.equal(hits.length, 3);
+      assert.ok(hits[0]!.score > 0.999);
+    } finally {
+      await store.dropCollection(name).catch(() => undefined);
+      await t.dispose();
+    }
+  });
+});
