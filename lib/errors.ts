@@ -77,7 +77,7 @@ export const ERROR_CATALOGUE = {
 
   // What a file holds (a job's `errorCode`; never retried: the file will not change)
   UNREADABLE_FILE: { status: 422, retryable: false, summary: 'The file is of a supported type but its content cannot be read.' },
-  NO_TEXT: { status: 422, retryable: false, summary: 'No text could be extracted from the file.' },
+  NO_TEXT: { status: 422, retryable: false, summary: 'No text could be extracted from the file (with OCR off, OCR_ENABLED=false, a file that is only scans or images).' },
   TOO_MANY_PAGES: { status: 413, retryable: false, summary: 'The document has more pages than EXTRACT_MAX_PAGES.' },
   IMAGE_TOO_LARGE: { status: 413, retryable: false, summary: 'An image has more pixels or bytes than OCR accepts.' },
   ARCHIVE_BOMB: { status: 413, retryable: false, summary: 'A DOCX (zip) expands far beyond its size, declares fewer unpacked bytes than it holds compressed, or holds over 10,000 entries: refused at upload (and by the extractor, for what the screen cannot see).' },
