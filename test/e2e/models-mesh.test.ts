@@ -37,7 +37,7 @@ describe('model swap over the mesh', () => {
   };
 
   before(async () => {
-    mesh = await TestMesh.create({ CHUNK_TARGET_TOKENS: '48', CHUNK_OVERLAP_TOKENS: '0', REINDEX_BATCH: '4', REINDEX_LEASE_MS: '2000' });
+    mesh = await TestMesh.create({ CHUNK_TARGET_TOKENS: '48', CHUNK_OVERLAP_TOKENS: '0', REINDEX_BATCH: '4', JOB_LEASE_MS: '3000' });
     await Promise.all([mesh.start('gateway', 'api'), mesh.start('models', 'emb,llm,analyze'), mesh.start('maint-a', 'maintenance'), mesh.start('worker', 'ingest')]);
     admin = await mesh.token('ops', 'root', 'admin');
     editor = await mesh.token('acme', 'alice', 'editor');
