@@ -67,7 +67,10 @@ async function closedLoop(target: string, concurrency: number, request: (i: numb
           if (res.status === 200) ok++;
           else errors[res.status] = (errors[res.status] ?? 0) + 1;
         } catch (err) {
-          errors[(err as Error).name] = (errors[(err as Error).name] ?? 0) + 1;
+          // fetch rejects with a TypeError whose cause says what happened to the connection.
+          const e = err as Error & { cause?: { code?: string; name?: string } };
+          const kind = e.cause?.code ?? e.cause?.name ?? e.name;
+          errors[kind] = (errors[kind] ?? 0) + 1;
         }
       }
     }),
