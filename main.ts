@@ -1,6 +1,7 @@
 import { loadConfig, type Config } from './lib/config/env.ts';
 import { ConfigError } from './lib/errors.ts';
 import { createLogger } from './lib/logging.ts';
+import { SERVER_NODE_FLAGS } from './lib/runtime/node-flags.ts';
 import { bootNode } from './boot.ts';
 
 /**
@@ -22,6 +23,10 @@ async function main(): Promise<void> {
     { profile: config.profile, services: config.services, transporter: config.transporter ? 'amqp' : 'none', dataDir: config.dataDir },
     'ragmesh starting',
   );
+  // Started some other way than `npm start` or the image (plain `node main.ts`): it runs,
+  // but its memory follows V8's defaults, which the soak and the dashboards do not assume.
+  const missingFlags = SERVER_NODE_FLAGS.filter((flag) => !process.execArgv.includes(flag));
+  if (missingFlags.length > 0) logger.warn({ missingFlags }, 'node started without the server flags of lib/runtime/node-flags.ts; RSS will swing with V8 defaults');
   const node = await bootNode(config, logger);
   logger.info(
     { nodeId: node.broker.nodeID, url: node.httpPort ? `http://${config.http.host}:${node.httpPort}` : undefined },

@@ -97,7 +97,7 @@ describe('the service as the image\'s unprivileged user', { skip: cannotSwitchUs
       HEALTH_PORT: '0',
       LOG_LEVEL: 'info',
     };
-    child = spawn(process.execPath, ['--import', 'tsx', 'main.ts'], { cwd: ROOT, env, uid: layout.uid, gid: layout.gid, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(process.execPath, [...SERVER_NODE_FLAGS, '--import', 'tsx', 'main.ts'], { cwd: ROOT, env, uid: layout.uid, gid: layout.gid, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.setEncoding('utf8').on('data', (c: string) => (output += c));
     child.stderr!.setEncoding('utf8').on('data', (c: string) => (output += c));
   });
