@@ -213,7 +213,7 @@ export class SearchRepository {
   }
 
   /**
-   * BM25 from the posting table (migration 2026120120_search_postings), exact on the
+   * BM25 from the posting table (migration 2026120110_search_postings), exact on the
    * top `limit`, with MaxScore pruning in one statement per configuration:
    *
    * 1. θ: the `limit`-th best partial score over the `first` terms (the rarest): a
