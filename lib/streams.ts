@@ -1,7 +1,8 @@
 /**
  * The one reader of ragmesh's line protocols: Server-Sent Events (the api's answers and
- * job updates, read by tests, the smoke script and benches) and NDJSON (the llm
- * service's token stream over the transporter).
+ * job updates, read by tests, the smoke script and benches; an upstream OpenAI-compatible
+ * server's chat stream, read by lib/llm/openai.ts) and NDJSON (the llm service's token
+ * stream over the transporter).
  */
 
 export interface SseEvent {

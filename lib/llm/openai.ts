@@ -1,5 +1,6 @@
 import { appError } from '../errors.ts';
 import { approximateTokens } from '../chunking/index.ts';
+import { sseEvents } from '../streams.ts';
 import { citationsIn, ragMessages } from './prompt.ts';
 import type { GenerateEvent, GenerateRequest, LlmBackend } from './types.ts';
 
@@ -40,28 +41,23 @@ export class OpenAiCompatibleBackend implements LlmBackend {
     let text = '';
     let usage: { prompt_tokens?: number; completion_tokens?: number } | undefined;
     let finish: string | null = null;
-    const decoder = new TextDecoder();
-    let buffer = '';
     try {
-      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let newline: number;
-        while ((newline = buffer.indexOf('\n')) >= 0) {
-          const line = buffer.slice(0, newline).trim();
-          buffer = buffer.slice(newline + 1);
-          if (!line.startsWith('data:')) continue;
-          const data = line.slice(5).trim();
-          if (data === '[DONE]') continue;
-          const event = JSON.parse(data) as { choices?: Array<{ delta?: { content?: string }; finish_reason?: string | null }>; usage?: typeof usage; error?: { message?: string } };
-          // Servers report a failure after the stream started as a data line with `error`.
-          if (event.error) throw appError('LLM_ERROR', `The LLM server failed mid-answer: ${String(event.error.message ?? 'unknown error').slice(0, 300)}`);
-          if (event.usage) usage = event.usage;
-          const choice = event.choices?.[0];
-          if (choice?.finish_reason) finish = choice.finish_reason;
-          if (choice?.delta?.content) {
-            text += choice.delta.content;
-            yield { type: 'token', text: choice.delta.content };
-          }
+      // The project's one SSE reader (lib/streams.ts), not the openai SDK: the backend needs
+      // four fields of the chunks (delta, finish_reason, usage, error), and one more
+      // dependency would bring its own fetch, retries and timeouts into a call whose
+      // abort, deadline and error classes the llm service owns.
+      for await (const { data } of sseEvents(response.body as unknown as AsyncIterable<Uint8Array>)) {
+        // `[DONE]` and anything else that is not a JSON object carries no chunk.
+        if (typeof data !== 'object' || data === null) continue;
+        const event = data as { choices?: Array<{ delta?: { content?: string }; finish_reason?: string | null }>; usage?: typeof usage; error?: { message?: string } };
+        // Servers report a failure after the stream started as a data line with `error`.
+        if (event.error) throw appError('LLM_ERROR', `The LLM server failed mid-answer: ${String(event.error.message ?? 'unknown error').slice(0, 300)}`);
+        if (event.usage) usage = event.usage;
+        const choice = event.choices?.[0];
+        if (choice?.finish_reason) finish = choice.finish_reason;
+        if (choice?.delta?.content) {
+          text += choice.delta.content;
+          yield { type: 'token', text: choice.delta.content };
         }
       }
     } catch (err) {
