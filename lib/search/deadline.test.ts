@@ -20,4 +20,12 @@ describe('AdaptiveDeadline', () => {
     for (let i = 0; i < 20; i++) d.observe(20);
     assert.equal(d.ms, 400, 'old samples leave the window');
   });
+
+  it('by default needs five successes, then follows the slowest of so few', () => {
+    const d = new AdaptiveDeadline({ floorMs: 400, ceilingMs: 2000 });
+    for (let i = 0; i < 4; i++) d.observe(30);
+    assert.equal(d.ms, 2000, 'a cold process waits the ceiling');
+    d.observe(120);
+    assert.equal(d.ms, 600, '5 × the slowest of five (120 ms)');
+  });
 });
