@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
-import { ForegroundGate, MicroBatcher } from './batcher.ts';
+import { ForegroundGate, MicroBatcher, type BatcherOptions } from './batcher.ts';
 import { openEmbedder, type Embedder } from './embedder.ts';
 import { buildManifest } from './manifest.ts';
 import { ensureRandomBert, TEST_MODEL_CACHE, TINY_BERT } from '../../test/support/tiny-bert.ts';
@@ -98,6 +98,27 @@ for (const precision of ['fp32', 'int8'] as const) {
   });
 }
 
+/**
+ * A batcher whose model echoes each input's tag and records every batch it runs; the
+ * first batch stays running until `release()`, so a test can submit while it runs.
+ */
+function heldFirstBatch(options: BatcherOptions<{ ids: number[]; tag: string }, string>) {
+  const batches: string[][] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let firstStarted!: () => void;
+  const started = new Promise<void>((resolve) => (firstStarted = resolve));
+  const batcher = new MicroBatcher<{ ids: number[]; tag: string }, string>(async (batch) => {
+    batches.push(batch.map((b) => b.tag));
+    if (batches.length === 1) {
+      firstStarted();
+      await gate;
+    }
+    return batch.map((b) => b.tag);
+  }, options);
+  return { batcher, batches, started, release };
+}
+
 describe('MicroBatcher', () => {
   it('runs a lone caller at once and pools callers that arrive while busy, sorted by length', async () => {
     const batches: number[][] = [];
@@ -121,22 +142,7 @@ describe('MicroBatcher', () => {
   });
 
   it('runs background inputs in small batches only while no foreground input waits', async () => {
-    const batches: string[][] = [];
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let firstStarted!: () => void;
-    const started = new Promise<void>((resolve) => (firstStarted = resolve));
-    const batcher = new MicroBatcher<{ ids: number[]; tag: string }, string>(
-      async (batch) => {
-        batches.push(batch.map((b) => b.tag));
-        if (batches.length === 1) {
-          firstStarted();
-          await gate;
-        }
-        return batch.map((b) => b.tag);
-      },
-      { maxBatch: 4, backgroundBatch: 2, queueLimit: 100, name: 'test' },
-    );
+    const { batcher, batches, started, release } = heldFirstBatch({ maxBatch: 4, backgroundBatch: 2, queueLimit: 100, name: 'test' });
     const background = batcher.submit(['b1', 'b2', 'b3', 'b4', 'b5'].map((tag) => ({ ids: [1], tag })), 'background');
     await started;
     // b1+b2 are running; a query arriving now goes before b3..b5.
@@ -149,22 +155,7 @@ describe('MicroBatcher', () => {
   });
 
   it('runs an interactive input (a query) at the next batch boundary of a round of passages, not after the round', async () => {
-    const batches: string[][] = [];
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let firstStarted!: () => void;
-    const started = new Promise<void>((resolve) => (firstStarted = resolve));
-    const batcher = new MicroBatcher<{ ids: number[]; tag: string }, string>(
-      async (batch) => {
-        batches.push(batch.map((b) => b.tag));
-        if (batches.length === 1) {
-          firstStarted();
-          await gate;
-        }
-        return batch.map((b) => b.tag);
-      },
-      { maxBatch: 2, queueLimit: 100, name: 'test' },
-    );
+    const { batcher, batches, started, release } = heldFirstBatch({ maxBatch: 2, queueLimit: 100, name: 'test' });
     // One ingest call of six passages: a round of three batches.
     const passages = batcher.submit(['p1', 'p2', 'p3', 'p4', 'p5', 'p6'].map((tag) => ({ ids: [1], tag })));
     await started;
