@@ -70,7 +70,8 @@ export const VARIABLES: VarSpec[] = [
   { name: 'CHUNK_TARGET_TOKENS', default: '256', doc: 'Target size of a chunk in tokens.' },
   { name: 'CHUNK_OVERLAP_TOKENS', default: '32', doc: 'Tokens repeated between consecutive chunks of a page.' },
   { name: 'SEARCH_LEG_TIMEOUT_MS', default: '2000', doc: 'How long search waits for each leg (lexical, dense incl. embedding the query); a leg that fails or takes longer is dropped and the answer says `degraded`.' },
-  { name: 'SEARCH_EMBED_FLOOR_MS', default: '400', doc: 'Least time a search waits for its query embedding once the api has seen 5 of them: the wait is 5× their recent p95, at least this, at most SEARCH_LEG_TIMEOUT_MS. When emb vanishes (killed, partitioned) the first search gives up after this instead of the whole leg timeout, and answers lexical-only (`degraded`). A dense-only search (no lexical leg to fall back on) waits up to SEARCH_LEG_TIMEOUT_MS.' },
+  { name: 'SEARCH_EMBED_FLOOR_MS', default: '400', doc: 'Least time a hybrid search waits for its query embedding once the api has seen 5 of them: the wait is 5× their recent p95, at least this, at most SEARCH_EMBED_TIMEOUT_MS. When emb vanishes (killed, partitioned) a search gives up after this instead of the whole leg timeout, and answers lexical-only (`degraded`).' },
+  { name: 'SEARCH_EMBED_TIMEOUT_MS', default: '700', doc: 'Most time a hybrid search waits for its query embedding (also the wait before the api has seen 5 of them); capped by SEARCH_LEG_TIMEOUT_MS. A hybrid search has its lexical leg to answer with, so it answers within about a second even when emb is gone; raise this where query embeddings are slow (a large model on busy CPUs). A dense-only search (no lexical leg to fall back on) waits up to SEARCH_LEG_TIMEOUT_MS.' },
   { name: 'SEARCH_CANDIDATES', default: '100', doc: 'Hits each search leg contributes to Reciprocal Rank Fusion (at least the requested limit).' },
   { name: 'SEARCH_CONCURRENCY', default: '8', doc: 'Searches one api process runs at once (RAG retrieval included); more wait in a queue.' },
   { name: 'SEARCH_QUEUE_LIMIT', default: '32', doc: 'Searches waiting for a turn; beyond that a search is refused at once with 503 OVERLOADED and Retry-After, instead of waiting into the leg timeout.' },
@@ -153,7 +154,7 @@ export interface Config {
   vectors: { driver: 'usearch' | 'pgvector' | 'postgres' | 'qdrant'; qdrantUrl: string | null; qdrantApiKey: string | null };
   queue: { driver: 'memory' | 'amqp'; url: string | null; prefix: string; heartbeatS: number; maxAttempts: number; backoffMs: number; leaseMs: number; outagePatienceMs: number; sweepIntervalMs: number; staleAfterMs: number };
   ingest: { concurrency: number; uploadMaxBytes: number; uploadMaxFiles: number; chunkTargetTokens: number; chunkOverlapTokens: number };
-  search: { legTimeoutMs: number; embedFloorMs: number; candidates: number; lexicalPostings: number; concurrency: number; queueLimit: number };
+  search: { legTimeoutMs: number; embedFloorMs: number; embedTimeoutMs: number; candidates: number; lexicalPostings: number; concurrency: number; queueLimit: number };
   auth: { jwtSecret: string | null; keysFile: string; audience: string; issuer: string; ttlSeconds: number; cacheEntries: number; apiKeyCacheMs: number };
   rateLimits: RateLimitSettings;
   streams: { eventsPerUser: number; eventsPerTenant: number };
@@ -424,6 +425,7 @@ export function loadConfig(givenEnv: Env = process.env): Config {
     search: {
       legTimeoutMs: r.int('SEARCH_LEG_TIMEOUT_MS', 10, 600_000),
       embedFloorMs: r.int('SEARCH_EMBED_FLOOR_MS', 10, 600_000),
+      embedTimeoutMs: r.int('SEARCH_EMBED_TIMEOUT_MS', 10, 600_000),
       candidates: r.int('SEARCH_CANDIDATES', 10, 1000),
       lexicalPostings: r.int('SEARCH_LEXICAL_POSTINGS', 100, 100_000_000),
       concurrency: r.int('SEARCH_CONCURRENCY', 1, 10_000),

@@ -25,6 +25,11 @@ export class AdaptiveDeadline {
     this.next = (this.next + 1) % window;
   }
 
+  /** How many successes the deadline is drawn from (at most the window). */
+  get sampleCount(): number {
+    return this.samples.length;
+  }
+
   /** The deadline for the next call, in ms. */
   get ms(): number {
     // Five successes are enough: below 20 the p95 below is simply the slowest of them. The

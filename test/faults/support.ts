@@ -150,7 +150,10 @@ export class SearchProbe {
             ms: performance.now() - started,
             code: res.body?.error?.code,
             serverMs: res.body?.tookMs,
-            degraded: res.body?.degraded ? Object.keys(res.body.degraded).join('+') : undefined,
+            // Each degraded leg with the start of its reason: which deadline cut it is the question asked of a slow answer.
+            degraded: res.body?.degraded
+              ? Object.entries(res.body.degraded as Record<string, unknown>).map(([leg, why]) => `${leg} (${String(why).slice(0, 90)})`).join(' + ')
+              : undefined,
           });
         } catch (err) {
           this.answers.push({ at, status: 0, ms: performance.now() - started, code: (err as Error).name });

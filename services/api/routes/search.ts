@@ -67,7 +67,12 @@ export function searchRoutes(runtime: Runtime): ApiRouteModule {
   let embDown = false;
   let probing = false;
   // The query embedding's own deadline, from its observed latency (lib/search/deadline.ts).
-  const embedDeadline = new AdaptiveDeadline({ floorMs: runtime.config.search.embedFloorMs, ceilingMs: runtime.config.search.legTimeoutMs });
+  // Its ceiling is SEARCH_EMBED_TIMEOUT_MS, not the leg timeout: a hybrid search can answer
+  // from its lexical leg, and the first searches of a process (no samples yet) are exactly
+  // the ones a partition catches; with the leg timeout as ceiling they waited 2 s.
+  const { embedFloorMs, embedTimeoutMs, legTimeoutMs } = runtime.config.search;
+  const embedCeilingMs = Math.min(embedTimeoutMs, legTimeoutMs);
+  const embedDeadline = new AdaptiveDeadline({ floorMs: Math.min(embedFloorMs, embedCeilingMs), ceilingMs: embedCeilingMs });
   const embGone = (err: unknown) => ['RequestTimeoutError', 'ServiceNotAvailableError', 'ServiceNotFoundError'].includes((err as Error)?.name);
 
   return {
@@ -103,13 +108,20 @@ export function searchRoutes(runtime: Runtime): ApiRouteModule {
                 }
                 throw appError('SERVICE_UNAVAILABLE', 'emb did not answer a moment ago; the dense leg is skipped until it does');
               }
+              const started = performance.now();
+              const deadlineMs = denseOnly ? runtime.config.search.legTimeoutMs : embedDeadline.ms;
               try {
-                const started = performance.now();
-                const res = await embed(denseOnly ? runtime.config.search.legTimeoutMs : embedDeadline.ms);
+                const res = await embed(deadlineMs);
                 embedDeadline.observe(performance.now() - started);
                 return { alias: res.alias, version: res.version, vector: res.vectors[0]! };
               } catch (err) {
-                if (embGone(err)) embDown = true;
+                if (embGone(err)) {
+                  embDown = true;
+                  runtime.logger.warn(
+                    { err: (err as Error).name, waitedMs: Math.round(performance.now() - started), deadlineMs, samples: embedDeadline.sampleCount },
+                    'the query embedding did not answer; dense legs are skipped until emb answers again',
+                  );
+                }
                 throw err;
               }
             },
