@@ -50,8 +50,31 @@ export class BackupError extends Error {
 
 /** Objects copied and checked at once: small objects are bound by round trips, not bandwidth. */
 const COPY_CONCURRENCY = 16;
-/** Objects up to this size are copied as one buffer (16 of them in flight: at most 128 MiB held). */
-const WHOLE_OBJECT_BYTES = 8 * 1024 * 1024;
+/**
+ * Objects up to this size are copied whole, through two buffers per copy in flight (the
+ * bytes read, and the copy read back) kept from object to object: at most
+ * 16 × 2 × 4 MiB = 128 MiB held. Larger ones stream.
+ */
+const WHOLE_OBJECT_BYTES = 4 * 1024 * 1024;
+
+/**
+ * One copy's buffers, reused for the next object: fresh ones for each of hundreds of
+ * objects were garbage that cost the collector more time than hashing them.
+ */
+class Scratch {
+  read = Buffer.alloc(0);
+  check = Buffer.alloc(0);
+
+  /** Grows both to hold `size` bytes (in powers of two, so a few sizes make few buffers). */
+  fit(size: number): this {
+    if (this.read.length < size) {
+      const capacity = Math.min(WHOLE_OBJECT_BYTES, Math.max(64 * 1024, 2 ** Math.ceil(Math.log2(Math.max(size, 1)))));
+      this.read = Buffer.allocUnsafe(capacity);
+      this.check = Buffer.allocUnsafe(capacity);
+    }
+    return this;
+  }
+}
 
 /** Runs `work` over `items` with at most `limit` at a time; the first failure rejects. */
 async function inParallel<T>(items: AsyncIterable<T> | Iterable<T>, limit: number, work: (item: T) => Promise<void>): Promise<void> {
@@ -76,20 +99,28 @@ export async function createBackup(src: BackupSources, now = new Date()): Promis
   const files: BackupFile[] = [];
   const started = performance.now();
   /**
+   * Copies `body` (the object's bytes, in `scratch.read`) into the backup, then reads the
+   * copy back into `scratch.check`: a file counts only once it reads back the same. The
+   * bytes are at hand, so they are compared (a memcmp), not hashed a second time.
+   */
+  const writeWhole = async (file: Omit<BackupFile, 'size' | 'sha256'>, body: Buffer, scratch: Scratch): Promise<void> => {
+    const key = `${id}/${file.path}`;
+    const stored = src.target.put(key, body);
+    // Hashed while the write is under way in the thread pool.
+    const digest = sha256(body);
+    await stored;
+    const back = await src.target.readInto(key, scratch.check);
+    if (back !== body.length || !scratch.check.subarray(0, back).equals(body)) {
+      throw new BackupError(`backup ${id} did not read back`, [`${file.path} reads back other than it was written`]);
+    }
+    files.push({ ...file, size: body.length, sha256: digest });
+  };
+  /**
    * Copies `body` into the backup, hashing it on the way, then reads the copy back and
    * checks it against that hash: a file counts only once it reads back the same.
    */
-  const write = async (file: Omit<BackupFile, 'size' | 'sha256'>, body: Readable | Buffer, began?: (hashing: Hashing) => void): Promise<void> => {
+  const write = async (file: Omit<BackupFile, 'size' | 'sha256'>, body: Readable, began?: (hashing: Hashing) => void): Promise<void> => {
     const key = `${id}/${file.path}`;
-    if (Buffer.isBuffer(body)) {
-      await src.target.put(key, body);
-      // The bytes are at hand: compared as they read back (a memcmp), not hashed a second time.
-      if (!(await readAll(await src.target.get(key))).equals(body)) {
-        throw new BackupError(`backup ${id} did not read back`, [`${file.path} reads back other than it was written`]);
-      }
-      files.push({ ...file, size: body.length, sha256: sha256(body) });
-      return;
-    }
     const hashing = new Hashing();
     began?.(hashing);
     const stored = src.target.put(key, hashing);
@@ -114,18 +145,30 @@ export async function createBackup(src: BackupSources, now = new Date()): Promis
     const database = Promise.all([write({ path: dbPath, kind: 'database' }, dump.stream, (h) => (dumpBegan = h.firstBytes)), dump.finished]);
     // If the dump fails before its first bytes, stop waiting for them.
     await Promise.race([dumpBegan, database]);
+    const migrationRead = migrationState(src.db);
     const objects = (async () => {
+      const scratches: Scratch[] = [];
       for (const [role, store] of Object.entries(src.buckets) as Array<[BucketRole, ObjectStore]>) {
         await inParallel(store.list(''), COPY_CONCURRENCY, async (info) => {
+          const file = { path: `objects/${role}/${info.key}`, kind: 'object' as const, bucket: role, key: info.key };
           // Most objects are small: whole, they cost a few round trips instead of a stream's many.
-          const body = info.size <= WHOLE_OBJECT_BYTES ? await readAll(await store.get(info.key)) : await store.get(info.key);
-          await write({ path: `objects/${role}/${info.key}`, kind: 'object', bucket: role, key: info.key }, body);
+          if (info.size <= WHOLE_OBJECT_BYTES) {
+            const scratch = (scratches.pop() ?? new Scratch()).fit(info.size);
+            try {
+              const size = await store.readInto(info.key, scratch.read);
+              if (size !== null) return await writeWhole(file, scratch.read.subarray(0, size), scratch);
+            } finally {
+              scratches.push(scratch);
+            }
+          }
+          // Large, or grown past its listed size since: streamed.
+          await write(file, await store.get(info.key));
         });
       }
     })();
-    const settled = await Promise.allSettled([database, objects]);
+    const settled = await Promise.allSettled([database, objects, migrationRead]);
     for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason;
-    const migration = await migrationState(src.db);
+    const migration = await migrationRead;
 
     const collections: string[] = [];
     if (src.qdrant) {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 
 /** A pass-through that counts bytes and hashes them as they stream by. */
@@ -26,7 +26,8 @@ export class Hashing extends Transform {
   }
 }
 
-export const sha256 = (body: Buffer): string => createHash('sha256').update(body).digest('hex');
+/** One-shot: no Hash object per call (a backup hashes every object whole). */
+export const sha256 = (body: Buffer): string => hash('sha256', body, 'hex');
 
 /** Reads a stream to its end, returning its size and SHA-256; nothing is kept in memory. */
 export async function hashStream(stream: Readable): Promise<{ size: number; sha256: string }> {

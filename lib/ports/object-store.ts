@@ -26,6 +26,14 @@ export interface ObjectStore {
   put(key: string, body: Readable | Buffer, options?: PutOptions): Promise<ObjectInfo>;
   /** Streams the object; rejects with a 404 RagmeshError (type OBJECT_NOT_FOUND) when absent. */
   get(key: string): Promise<Readable>;
+  /**
+   * Reads a whole object into `into`, for a caller that reuses one buffer over many
+   * objects (a backup copies hundreds: a fresh buffer each is garbage the collector
+   * then spends more time on than the copy). Returns how many bytes the object has,
+   * now at the start of `into`; null when it is longer than `into` (then `into` holds
+   * nothing useful). Rejects like `get` when the object is absent.
+   */
+  readInto(key: string, into: Buffer): Promise<number | null>;
   stat(key: string): Promise<ObjectInfo | null>;
   /** Deleting a missing key is not an error. */
   delete(key: string): Promise<void>;

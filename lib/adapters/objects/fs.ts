@@ -54,19 +54,15 @@ export class FsObjectStore implements ObjectStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.madeDirs.delete(dir);
       throw err;
     }
+    // A buffer's size is known: no stat for it (a round trip per object in a backup); like S3, the time is now.
+    if (Buffer.isBuffer(body)) return { key, size: body.length, lastModified: new Date(), contentType: options.contentType };
     const info = await stat(file);
     return { key, size: info.size, lastModified: info.mtime, contentType: options.contentType };
   }
 
   async get(key: string): Promise<Readable> {
-    const file = this.pathOf(key);
-    let handle: FileHandle;
-    try {
-      // Opened here, so a missing object fails now and the stream cannot lose a race with a delete.
-      handle = await open(file, 'r');
-    } catch {
-      throw appError('OBJECT_NOT_FOUND', `No object "${key}" in bucket "${this.bucket}"`);
-    }
+    // Opened here, so a missing object fails now and the stream cannot lose a race with a delete.
+    const handle = await this.open(key);
     // A small object is read whole (a few round trips through the thread pool instead of
     // a stream's many); a large one streams, 1 MiB at a time.
     const { size } = await handle.stat();
@@ -78,6 +74,25 @@ export class FsObjectStore implements ObjectStore {
       }
     }
     return handle.createReadStream({ highWaterMark: READ_CHUNK_BYTES });
+  }
+
+  async readInto(key: string, into: Buffer): Promise<number | null> {
+    const handle = await this.open(key);
+    try {
+      // Objects are written once and renamed into place, never changed where they lie:
+      // the opened file keeps the size it has now.
+      const { size } = await handle.stat();
+      if (size > into.length) return null;
+      let read = 0;
+      while (read < size) {
+        const { bytesRead } = await handle.read(into, read, size - read, read);
+        if (bytesRead === 0) break;
+        read += bytesRead;
+      }
+      return read;
+    } finally {
+      await handle.close();
+    }
   }
 
   async stat(key: string): Promise<ObjectInfo | null> {
@@ -118,6 +133,15 @@ export class FsObjectStore implements ObjectStore {
   }
 
   async close(): Promise<void> {}
+
+  private async open(key: string): Promise<FileHandle> {
+    const file = this.pathOf(key);
+    try {
+      return await open(file, 'r');
+    } catch {
+      throw appError('OBJECT_NOT_FOUND', `No object "${key}" in bucket "${this.bucket}"`);
+    }
+  }
 
   private pathOf(key: string): string {
     const file = path.resolve(this.root, assertObjectKey(key));

@@ -57,8 +57,29 @@ function objectStoreContract(name: string, open: () => Promise<{ store: ObjectSt
       assert.deepEqual(await collect(store.list('tenants/b/')), ['tenants/b/sub/2.txt']);
     });
 
+    it('reads a whole object into a buffer it fits, and says when it does not fit', async () => {
+      const body = Buffer.from('a backup reuses this buffer');
+      await store.put('tenants/r/into.txt', body);
+      const into = Buffer.alloc(64, 0xff);
+      assert.equal(await store.readInto('tenants/r/into.txt', into), body.length);
+      assert.ok(into.subarray(0, body.length).equals(body));
+      const exact = Buffer.alloc(body.length);
+      assert.equal(await store.readInto('tenants/r/into.txt', exact), body.length);
+      assert.ok(exact.equals(body));
+      assert.equal(await store.readInto('tenants/r/into.txt', Buffer.alloc(body.length - 1)), null);
+      const big = Buffer.alloc(3 * 1024 * 1024, 9);
+      await store.put('tenants/r/big.bin', big);
+      assert.equal(await store.readInto('tenants/r/big.bin', Buffer.alloc(1024 * 1024)), null);
+      const whole = Buffer.alloc(4 * 1024 * 1024);
+      assert.equal(await store.readInto('tenants/r/big.bin', whole), big.length);
+      assert.ok(whole.subarray(0, big.length).equals(big));
+      await store.put('tenants/r/empty', Buffer.alloc(0));
+      assert.equal(await store.readInto('tenants/r/empty', Buffer.alloc(8)), 0);
+    });
+
     it('answers a missing object with OBJECT_NOT_FOUND', async () => {
       await assert.rejects(() => store.get('tenants/none/x'), { code: 404, type: 'OBJECT_NOT_FOUND' });
+      await assert.rejects(() => store.readInto('tenants/none/x', Buffer.alloc(8)), { code: 404, type: 'OBJECT_NOT_FOUND' });
       assert.equal(await store.stat('tenants/none/x'), null);
     });
 

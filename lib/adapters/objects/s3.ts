@@ -95,6 +95,22 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  async readInto(key: string, into: Buffer): Promise<number | null> {
+    const body = await this.get(key);
+    let read = 0;
+    try {
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        if (read + chunk.length > into.length) return null;
+        chunk.copy(into, read);
+        read += chunk.length;
+      }
+      return read;
+    } finally {
+      // Stops a download that did not fit (a finished one is already closed).
+      body.destroy();
+    }
+  }
+
   async stat(key: string): Promise<ObjectInfo | null> {
     assertObjectKey(key);
     try {
