@@ -43,11 +43,16 @@ export class ApiKeyAuthenticator {
     return { principal: { tenantId: key.tenantId, userId: key.userId, roles: key.roles }, keyId: key.id };
   }
 
+  /** Whether recordUse would write now (the key's last write here is a minute old): the cache's hit path then waits for it. */
+  useDue(keyId: string, now = Date.now()): boolean {
+    return (this.touched.get(keyId) ?? 0) + TOUCH_EVERY_MS <= now;
+  }
+
   /** Records a use of the key as its last-used time: written at most once a minute per key and process. */
   recordUse(keyId: string): Promise<void> | undefined {
     const now = Date.now();
     // Nothing to await on the common path: the caller runs before every request.
-    if ((this.touched.get(keyId) ?? 0) + TOUCH_EVERY_MS > now) return undefined;
+    if (!this.useDue(keyId, now)) return undefined;
     this.touched.set(keyId, now);
     if (this.touched.size > 100_000) this.touched.clear();
     return this.knex().then((knex) => new ApiKeysRepository(knex).touch(keyId, new Date(now)));

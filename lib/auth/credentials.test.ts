@@ -96,6 +96,37 @@ describe('CredentialVerifier (cache of verified tokens and API keys)', () => {
     assert.equal(calls.jwt, 2);
   });
 
+  it('cachedPrincipal answers a verified credential without a promise and leaves everything else to authenticate()', async () => {
+    let now = Date.now();
+    const apiKeys = new ApiKeyAuthenticator(async () => database.db.knex);
+    const calls = counted(tokens, apiKeys);
+    const cache = new CredentialVerifier(tokens, apiKeys, { maxEntries: 100, apiKeyTtlMs: 5000 }, undefined, () => now);
+    const token = await tokens.sign(alice, 60);
+    assert.equal(cache.cachedPrincipal(token), undefined, 'never seen');
+    await cache.authenticate(token);
+    assert.deepEqual(cache.cachedPrincipal(token), alice);
+    // Same tail (hence the same key), another payload: not the credential that was verified.
+    const [, payload, signature] = token.split('.');
+    const forged = `${Buffer.from(JSON.stringify({ tid: 'acme', sub: 'alice', roles: ['admin'] })).toString('base64url')}.${payload}.${signature}`;
+    assert.equal(cache.cachedPrincipal(forged), undefined);
+    const exp = JSON.parse(Buffer.from(payload!, 'base64url').toString()).exp as number;
+    now = exp * 1000;
+    assert.equal(cache.cachedPrincipal(token), undefined, 'expired');
+    assert.equal(calls.jwt, 1);
+
+    now = Date.now();
+    const key = await newKey();
+    await cache.authenticate(key.token);
+    assert.deepEqual(cache.cachedPrincipal(key.token), { tenantId: 'acme', userId: 'bob', roles: ['viewer'] });
+    assert.equal(cache.forget({ tenantId: 'acme', keyId: key.id }), 1);
+    assert.equal(cache.cachedPrincipal(key.token), undefined, 'forgotten (revoked)');
+    await cache.authenticate(key.token);
+    now += 4000;
+    assert.ok(cache.cachedPrincipal(key.token), 'within the TTL');
+    now += 61_000;
+    assert.equal(cache.cachedPrincipal(key.token), undefined, 'past the TTL (and its last use is due to be written)');
+  });
+
   it('keeps at most maxEntries credentials, dropping the least recently used', async () => {
     const apiKeys = new ApiKeyAuthenticator(async () => database.db.knex);
     const calls = counted(tokens, apiKeys);
@@ -128,6 +159,7 @@ describe('CredentialVerifier (cache of verified tokens and API keys)', () => {
       if (!refusal) await new Promise((r) => setTimeout(r, 50));
     }
     assert.equal((refusal as { type?: string } | null)?.type, 'UNKNOWN_SIGNING_KEY');
+    assert.equal(cache.cachedPrincipal(token), undefined);
   });
 
   it('reads an API key once per TTL; a revocation is refused at once after forget(), and after the TTL without it', async () => {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MemoryKeyValueStore } from '../adapters/kv/memory.ts';
-import { ROLES } from './jwt.ts';
+import type { KeyValueStore } from '../ports/key-value.ts';
+import { ROLES, type Principal } from './jwt.ts';
 import { can, grantableRoles, PERMISSIONS, requirePermission, type Action } from './permissions.ts';
 import { RateLimiter, DEFAULT_RATE_LIMITS } from './rate-limit.ts';
 import { StreamSlots } from './stream-slots.ts';
@@ -61,6 +62,20 @@ describe('RateLimiter', () => {
       await limiter.hit({ tenantId: 't1', userId: 'b' }, 'search');
       await assert.rejects(() => limiter.hit({ tenantId: 't1', userId: 'c' }, 'search'), { code: 429 }, 'the tenant is at 3');
       await limiter.hit({ tenantId: 't2', userId: 'a' }, 'search');
+      // The gateway's check(): the memory store answers at once, no promise; a refusal throws there and then.
+      const viewer = Object.freeze({ tenantId: 't3', userId: 'v', roles: Object.freeze(['viewer']) }) as Principal;
+      assert.equal(limiter.check(viewer, 'search'), undefined);
+      limiter.check(viewer, 'search');
+      assert.throws(() => limiter.check(viewer, 'search'), { code: 429, type: 'RATE_LIMITED' });
+      assert.throws(() => limiter.check(viewer, 'documents.upload'), { code: 403, type: 'FORBIDDEN' });
+      assert.throws(() => limiter.check(undefined, 'search'), { code: 401 });
+      // A store that needs a round trip (Redis has no hitWindowsNow): a promise, rejected past the limit.
+      const remote = { hitWindows: (keys: string[], limits: number[], windowMs: number) => kv.hitWindows(keys, limits, windowMs) } as unknown as KeyValueStore;
+      const overRemote = new RateLimiter(remote, { windowMs: 60_000, perUser: { ...DEFAULT_RATE_LIMITS.perUser, search: 1 }, perTenant: DEFAULT_RATE_LIMITS.perTenant });
+      const first = overRemote.check({ ...viewer, userId: 'w' }, 'search');
+      assert.ok(first instanceof Promise);
+      await first;
+      await assert.rejects(overRemote.check({ ...viewer, userId: 'w' }, 'search')!, { code: 429, type: 'RATE_LIMITED' });
     } finally {
       await kv.close();
     }

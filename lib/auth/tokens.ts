@@ -133,8 +133,8 @@ export class AccessTokens {
    * and the answer changes as soon as it has read a rotation or retirement, a few
    * milliseconds later. A failed look keeps the loaded keyset; the next one tries again.
    */
-  trustsKnown(kid: string): boolean {
-    if (Date.now() - this.lastCheck >= RELOAD_CHECK_MS && !this.checking) void this.maybeReload(false).catch(() => undefined);
+  trustsKnown(kid: string, now = Date.now()): boolean {
+    if (now - this.lastCheck >= RELOAD_CHECK_MS && !this.checking) void this.maybeReload(false).catch(() => undefined);
     return this.loaded?.verifier(kid) !== undefined;
   }
 

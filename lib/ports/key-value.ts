@@ -24,6 +24,12 @@ export interface KeyValueStore {
    */
   hitWindows(keys: string[], limits: number[], windowMs: number): Promise<WindowVerdict>;
   /**
+   * hitWindows answered at once, by a store that holds the windows in this process (the
+   * memory store); absent where the answer needs a round trip (Redis). The rate limiter
+   * runs before every request and uses it to wait on nothing when it can.
+   */
+  hitWindowsNow?(keys: string[], limits: number[], windowMs: number): WindowVerdict;
+  /**
    * Counted leases: takes a lease for `holder` in the set `key` only when fewer than `cap`
    * unexpired leases are in it, as one atomic step; each lease expires `ttlMs` after it was
    * taken or last renewed, so the leases of a crashed holder free themselves. True when taken.

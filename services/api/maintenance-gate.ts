@@ -45,12 +45,18 @@ export class MaintenanceGate {
     this.readAt = Date.now();
   }
 
-  /** Throws 503 MAINTENANCE for a write while the mode is on. */
-  async check(method: string, fullPath: string): Promise<void> {
-    if (method === 'GET' || method === 'HEAD' || method === 'OPTIONS') return;
+  /**
+   * Rejects with 503 MAINTENANCE a write while the mode is on. Reads are let through
+   * without a promise (undefined): they are most requests, and this runs before each.
+   */
+  check(method: string, fullPath: string): Promise<void> | undefined {
+    if (method === 'GET' || method === 'HEAD' || method === 'OPTIONS') return undefined;
     const route = `${method} ${fullPath}`;
-    if (this.reads.has(route)) return;
-    const mode = await this.current();
+    if (this.reads.has(route)) return undefined;
+    return this.current().then((mode) => this.refuseIn(mode));
+  }
+
+  private refuseIn(mode: MaintenanceMode): void {
     if (!mode.enabled) return;
     throw appError(
       'MAINTENANCE',
