@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Config } from '../config/env.ts';
 import { knownMigrations, migrateLatest, migrationState, openDatabase, type Database } from '../adapters/db/database.ts';
-import { databaseIsEmpty, dumpDatabase, restoreDatabase, type DumpFormat } from '../adapters/db/dump.ts';
+import { databaseIsEmpty, dumpDatabase, restoreDatabase, type DatabaseDump, type DumpFormat } from '../adapters/db/dump.ts';
 import { AuditRepository } from '../repositories/audit.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import { Hashing, hashStream, sha256 } from './hashing.ts';
@@ -119,10 +119,9 @@ export async function createBackup(src: BackupSources, now = new Date()): Promis
    * Copies `body` into the backup, hashing it on the way, then reads the copy back and
    * checks it against that hash: a file counts only once it reads back the same.
    */
-  const write = async (file: Omit<BackupFile, 'size' | 'sha256'>, body: Readable, began?: (hashing: Hashing) => void): Promise<void> => {
+  const write = async (file: Omit<BackupFile, 'size' | 'sha256'>, body: Readable): Promise<void> => {
     const key = `${id}/${file.path}`;
     const hashing = new Hashing();
-    began?.(hashing);
     const stored = src.target.put(key, hashing);
     body.on('error', (err) => hashing.destroy(err));
     body.pipe(hashing);
@@ -135,16 +134,14 @@ export async function createBackup(src: BackupSources, now = new Date()): Promis
     files.push(written);
   };
 
+  let dump: DatabaseDump | undefined;
   try {
-    // The database dump starts first; once its first bytes arrive it holds its snapshot,
+    // The database dump starts first; once dumpDatabase returns, its snapshot is taken,
     // so every object a row of it refers to (objects are stored before their rows) is
     // already in the buckets: they are copied while the dump streams.
-    const dump = await dumpDatabase(src.db, src.config);
+    dump = await dumpDatabase(src.db, src.config);
     const dbPath = dump.format === 'pg_dump_custom' ? 'database.pgdump' : 'database.pglite.tar.gz';
-    let dumpBegan!: Promise<void>;
-    const database = Promise.all([write({ path: dbPath, kind: 'database' }, dump.stream, (h) => (dumpBegan = h.firstBytes)), dump.finished]);
-    // If the dump fails before its first bytes, stop waiting for them.
-    await Promise.race([dumpBegan, database]);
+    const database = Promise.all([write({ path: dbPath, kind: 'database' }, dump.stream), dump.finished]);
     const migrationRead = migrationState(src.db);
     const objects = (async () => {
       const scratches: Scratch[] = [];
@@ -209,6 +206,8 @@ export async function createBackup(src: BackupSources, now = new Date()): Promis
     src.logger.info({ backup: id, files: files.length, bytes: manifest.bytes, ms: Math.round(performance.now() - started) }, 'backup written and verified');
     return manifest;
   } catch (err) {
+    // A dump whose copy failed would wait on a full pipe, holding its snapshot: closed, pg_dump exits.
+    dump?.stream.destroy();
     await deleteBackup(src.target, id).catch(() => undefined);
     throw err;
   }

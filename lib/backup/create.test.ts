@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { migrateLatest, openDatabase } from '../adapters/db/database.ts';
+import { dumpDatabase, restoreDatabase } from '../adapters/db/dump.ts';
 import { loadConfig } from '../config/env.ts';
 import { createLogger } from '../logging.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
@@ -81,6 +84,33 @@ describe('createBackup reads every file back', () => {
       assert.ok((await readAll(await sources.target.get(`${manifest.id}/${file.path}`))).equals(body), `${key} is copied as it was`);
     }
     assert.deepEqual(await verifyBackup(sources.target, manifest.id), { manifest, problems: [] });
+  });
+
+  it('dumps the database as it was when dumpDatabase returned (objects are copied from then on)', async () => {
+    const { knex } = await stores.db();
+    await knex('tenants').insert({ id: 'before', name: 'before' });
+    const dump = await dumpDatabase(sources.db, sources.config);
+    // Written after the snapshot, while pg_dump is still starting: not in the dump.
+    await knex('tenants').insert({ id: 'after', name: 'after' });
+    const bytes = await readAll(dump.stream);
+    await dump.finished;
+
+    const restored = await createTestDatabase();
+    try {
+      const config = { db: { driver: 'pg' as const, url: restored.value, poolMax: 3, migrateOnStart: false }, dataDir: '' };
+      await restoreDatabase(config, dump.format, Readable.from([bytes]));
+      const db = await openDatabase(config);
+      try {
+        await migrateLatest(db);
+        const ids = (await db.knex('tenants').select('id').orderBy('id')).map((r: { id: string }) => r.id);
+        assert.ok(ids.includes('before'));
+        assert.ok(!ids.includes('after'), 'a row committed after dumpDatabase returned is not in the dump');
+      } finally {
+        await db.close();
+      }
+    } finally {
+      await restored.dispose();
+    }
   });
 
   for (const [what, key] of [

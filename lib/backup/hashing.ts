@@ -5,20 +5,11 @@ import { Transform, type Readable } from 'node:stream';
 export class Hashing extends Transform {
   private readonly hash = createHash('sha256');
   bytes = 0;
-  private began!: () => void;
-  /** Settles when the first bytes (or the end of an empty stream) came through. */
-  readonly firstBytes = new Promise<void>((resolve) => (this.began = resolve));
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null, data?: Buffer) => void): void {
-    this.began();
     this.hash.update(chunk);
     this.bytes += chunk.length;
     done(null, chunk);
-  }
-
-  override _flush(done: (err?: Error | null) => void): void {
-    this.began();
-    done();
   }
 
   digest(): string {

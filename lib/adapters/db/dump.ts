@@ -16,6 +16,11 @@ export type DumpFormat = 'pg_dump_custom' | 'pglite_tar_gz';
 
 export interface DatabaseDump {
   format: DumpFormat;
+  /**
+   * What the dump holds is fixed by the time `dumpDatabase` returns (PostgreSQL: the
+   * snapshot pg_dump reads is taken; PGlite: the copy is made), so anything written
+   * before the call, such as an object a dumped row refers to, exists from then on.
+   */
   stream: Readable;
   /** Settles when the dump tool has exited; rejects with its error output when it failed. */
   finished: Promise<void>;
@@ -28,10 +33,24 @@ export async function dumpDatabase(db: Database, config: Pick<Config, 'db'>): Pr
     const blob = await db.pglite.dumpDataDir('gzip');
     return { format: 'pglite_tar_gz', stream: Readable.from([Buffer.from(await blob.arrayBuffer())]), finished: Promise.resolve() };
   }
-  const child = spawn('pg_dump', ['--format=custom', '--no-owner', '--no-privileges', `--dbname=${config.db.url}`], {
+  // pg_dump reads a snapshot exported here rather than taking its own after it starts
+  // and reads the catalog (~90 ms before its first byte): a backup copies objects from
+  // the moment this returns. A snapshot can be imported only while the transaction that
+  // exported it is open, so it stays open (read only, idle) until pg_dump exits.
+  const exporter = await db.knex.transaction({ isolationLevel: 'repeatable read', readOnly: true });
+  let snapshot: string;
+  try {
+    const result = (await exporter.raw('select pg_export_snapshot() as snapshot')) as { rows: Array<{ snapshot: string }> };
+    snapshot = result.rows[0]!.snapshot;
+  } catch (err) {
+    await exporter.rollback();
+    throw err;
+  }
+  const child = spawn('pg_dump', ['--format=custom', '--no-owner', '--no-privileges', `--snapshot=${snapshot}`, `--dbname=${config.db.url}`], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  return { format: 'pg_dump_custom', stream: child.stdout, finished: exited(child, 'pg_dump') };
+  const finished = exited(child, 'pg_dump').finally(() => exporter.rollback().catch(() => undefined));
+  return { format: 'pg_dump_custom', stream: child.stdout, finished };
 }
 
 /** True when the target holds no database yet: restore writes only into an empty deployment. */
