@@ -29,8 +29,9 @@ import { createLogger } from '../lib/logging.ts';
 import { bootNode } from '../boot.ts';
 import type { SearchResult } from '../lib/search/types.ts';
 import { tempDir } from '../test/support/services.ts';
+import { datasetDir } from './support.ts';
 
-const CISI = path.resolve(import.meta.dirname, '../../shared/datasets/cisi');
+const CISI = datasetDir('cisi');
 const BM25_REFERENCE_NDCG10 = 0.349;
 const UPLOAD_CONCURRENCY = 8;
 

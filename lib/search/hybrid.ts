@@ -205,7 +205,20 @@ export class HybridSearch {
     };
   }
 
-  /** The lexical leg alone: chunk ids by BM25, best first. */
+  /**
+   * The lexical leg alone: chunk ids by BM25, best first.
+   *
+   * MaxScore pruning (Turtle & Flood), exact on the top `limit`: a term can add at
+   * most `bound = weight × (k1 + 1)` to a chunk's score (the tf part of BM25 stays
+   * below k1 + 1). A first pass scores, on every query term, the chunks holding the
+   * terms of highest bound (the rarest, while their postings fit a small budget); its
+   * `limit`-th score θ is a lower bound of the true `limit`-th score. A chunk holding
+   * only terms whose bounds add up to less than θ cannot reach the top, so only the
+   * other ("essential") terms need to bring in candidates. When the first pass already
+   * recruited all of them its answer is the exact top; otherwise a second pass
+   * recruits the essential terms (up to SEARCH_LEXICAL_POSTINGS, beyond which it is no
+   * longer exact: see docs/search.md).
+   */
   async lexical(scope: TenantScope, parsed: ParsedQuery, filters: SearchRowFilters | undefined, limit: number): Promise<LexicalOutcome> {
     const repo = new SearchRepository(await this.deps.knex());
     // Statistics, the query's lexemes and their document frequencies: one round trip.
@@ -215,25 +228,53 @@ export class HybridSearch {
     const configs = FT_CONFIGS.filter(
       (c) => stats.chunksPerConfig[c] > 0 && (!wantedLangs || wantedLangs.some((l) => configOfLang(l) === c)),
     );
-    const plans: LexicalPlan[] = [];
     const highlight: Partial<Record<FtConfig, string[]>> = {};
     const n = stats.chunkCount;
+    const weighted: Array<{ config: FtConfig; terms: WeightedTerm[] }> = [];
     for (const config of configs) {
       const terms = analyzed.get(config) ?? [];
       if (terms.length === 0) continue;
-      const weighted = terms.map((t) => ({ term: t.term, df: t.df, weight: t.qtf * Math.log(1 + (n - t.df + 0.5) / (t.df + 0.5)) }));
-      plans.push({
+      weighted.push({
         config,
-        terms: weighted.map(({ term, weight }) => ({ term, weight })),
-        recruit: recruitingTerms(weighted, this.deps.settings.lexicalPostings),
-        phrases: parsed.phrases,
-        excluded: parsed.excluded,
+        terms: terms.map((t) => {
+          const weight = t.qtf * Math.log(1 + (n - t.df + 0.5) / (t.df + 0.5));
+          return { term: t.term, df: t.df, weight, bound: weight * (BM25.k1 + 1) };
+        }),
       });
       highlight[config] = terms.map((t) => t.term);
     }
-    if (plans.length === 0) return { ids: [], highlight };
-    plans.sort((a, b) => FT_CONFIGS.indexOf(a.config) - FT_CONFIGS.indexOf(b.config));
-    const hits = await repo.bm25(scope, plans, { ...BM25, avgLength: stats.totalLength / n, limit, filters });
+    if (weighted.length === 0) return { ids: [], highlight };
+    const options = { ...BM25, avgLength: stats.totalLength / n, limit, filters };
+    const plansFor = (recruit: (config: FtConfig) => string[]): LexicalPlan[] =>
+      weighted
+        .map(({ config, terms }) => ({
+          config,
+          terms: terms.map(({ term, weight }) => ({ term, weight })),
+          recruit: recruit(config),
+          phrases: parsed.phrases,
+          excluded: parsed.excluded,
+        }))
+        .sort((a, b) => FT_CONFIGS.indexOf(a.config) - FT_CONFIGS.indexOf(b.config));
+
+    const budget = this.deps.settings.lexicalPostings;
+    const firstBudget = Math.min(budget, Math.max(FIRST_PASS_POSTINGS, limit * 10));
+    const first = new Map(weighted.map(({ config, terms }) => [config, recruitingTerms(terms, firstBudget)]));
+    if (!hasRowFilters(filters) && parsed.phrases.length === 0 && parsed.excluded.length === 0) {
+      // Plain words: the posting table, exact BM25 on the top `limit` whatever the budget.
+      const hits = await repo.bm25Postings(
+        scope,
+        weighted.map(({ config, terms }) => ({ config, terms, first: first.get(config)! })),
+        options,
+      );
+      return { ids: hits.map((h) => h.chunkId), highlight };
+    }
+    const firstHits = await repo.bm25(scope, plansFor((c) => first.get(c)!), options);
+    // Fewer than `limit` hits: θ is 0, every term is essential.
+    const theta = firstHits.length >= limit ? firstHits[limit - 1]!.score : 0;
+    const essential = new Map(weighted.map(({ config, terms }) => [config, essentialTerms(terms, theta)]));
+    const covered = weighted.every(({ config }) => essential.get(config)!.every((t) => first.get(config)!.includes(t.term)));
+    if (covered) return { ids: firstHits.map((h) => h.chunkId), highlight };
+    const hits = await repo.bm25(scope, plansFor((c) => recruitingTerms(essential.get(c)!, budget)), options);
     return { ids: hits.map((h) => h.chunkId), highlight };
   }
 
@@ -290,8 +331,25 @@ export class HybridSearch {
  * postings budget. The rest still score every candidate; a chunk holding only very
  * common words would rank last anyway. Below the budget the result is exact BM25.
  */
-export function recruitingTerms(terms: Array<{ term: string; df: number }>, budget: number): string[] {
-  const sorted = [...terms].sort((a, b) => a.df - b.df || (a.term < b.term ? -1 : 1));
+/** Postings the first pass of the lexical leg recruits from (see HybridSearch.lexical). */
+export const FIRST_PASS_POSTINGS = 2000;
+
+export interface WeightedTerm {
+  term: string;
+  df: number;
+  /** qtf × idf: the term's weight in the BM25 sum. */
+  weight: number;
+  /** The most the term can add to one chunk's score. */
+  bound: number;
+}
+
+/**
+ * The terms that bring in candidates: by bound (the rarest first), while their
+ * postings (df) add up to at most `budget`; the first always. The others only score
+ * chunks already found.
+ */
+export function recruitingTerms(terms: Array<{ term: string; df: number; bound?: number }>, budget: number): string[] {
+  const sorted = [...terms].sort((a, b) => (b.bound ?? 0) - (a.bound ?? 0) || a.df - b.df || (a.term < b.term ? -1 : 1));
   const recruit: string[] = [];
   let postings = 0;
   for (const t of sorted) {
@@ -300,6 +358,24 @@ export function recruitingTerms(terms: Array<{ term: string; df: number }>, budg
     postings += t.df;
   }
   return recruit;
+}
+
+/**
+ * MaxScore's essential terms for a threshold θ: leave out the terms of lowest bound
+ * while their bounds add up to less than θ — a chunk holding only those scores below
+ * θ — and keep the rest (highest bound first).
+ */
+export function essentialTerms(terms: WeightedTerm[], theta: number): WeightedTerm[] {
+  const ascending = [...terms].sort((a, b) => a.bound - b.bound || b.df - a.df || (a.term < b.term ? -1 : 1));
+  let sum = 0;
+  let skip = 0;
+  while (skip < ascending.length && sum + ascending[skip]!.bound < theta) sum += ascending[skip++]!.bound;
+  return ascending.slice(skip).reverse();
+}
+
+/** Filters that only the chunk and document rows can answer (the posting table knows neither). */
+function hasRowFilters(filters: SearchRowFilters | undefined): boolean {
+  return Boolean(filters && Object.values(filters).some((v) => Array.isArray(v) && v.length > 0));
 }
 
 function configOfLang(lang: string): FtConfig {

@@ -305,6 +305,48 @@ for (const backend of DATABASE_BACKENDS) {
       assert.equal(repoScores.totalLength, chunks.reduce((s, c) => s + c.len, 0));
     });
 
+    it('prunes with MaxScore yet returns exactly the BM25 top, as scoring every chunk does', async () => {
+      // Enough chunks over a small vocabulary that common words span most of them and
+      // the pruning has something to skip; a filter takes the path that reads chunk rows.
+      const scope = tenantScope('search-maxscore');
+      const vocabulary = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliet', 'kilo', 'lima'];
+      let seed = 7;
+      const rand = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+      const chunks = Array.from({ length: 400 }, () => ({
+        // Word i appears with probability falling with i: a Zipf-like spread of df.
+        text: Array.from({ length: 5 + Math.floor(rand() * 25) }, () => vocabulary[Math.floor(vocabulary.length * rand() ** 2)]!).join(' '),
+        lang: 'en' as const,
+      }));
+      await indexFixture(knex, vectors, scope, { sourceId: 'z1', chunks }, embedPassages);
+      const search = new HybridSearch({ knex: async () => knex, vectors: async () => vectors, activeEmbedModels: async () => [], settings: { legTimeoutMs: 60_000, candidates: 10, lexicalPostings: 20_000 } });
+      // Reference: BM25 of every chunk computed here from its tsvector.
+      const { rows } = await knex.raw(`select id, tsv::text as tsv, tsv_len from chunks where tenant_id = ?`, [scope.tenantId]);
+      const all = (rows as Array<{ id: string; tsv: string; tsv_len: number }>).map((c) => ({ id: c.id, len: Number(c.tsv_len), tf: parseTsv(c.tsv) }));
+      const avgdl = all.reduce((sum, c) => sum + c.len, 0) / all.length;
+      const score = (c: (typeof all)[number], qtf: Map<string, number>) => {
+        let total = 0;
+        for (const [term, count] of qtf) {
+          const tf = c.tf.get(term) ?? 0;
+          if (!tf) continue;
+          const df = all.filter((x) => x.tf.has(term)).length;
+          total += count * Math.log(1 + (all.length - df + 0.5) / (df + 0.5)) * (tf * (BM25.k1 + 1)) / (tf + BM25.k1 * (1 - BM25.b + (BM25.b * c.len) / avgdl));
+        }
+        return total;
+      };
+      for (const query of ['alpha bravo kilo lima', 'lima lima juliet', 'charlie delta echo foxtrot golf hotel india', 'kilo']) {
+        const lexemes = parseTsv((await knex.raw(`select to_tsvector('english', ?)::text as v`, [query])).rows[0].v);
+        const byId = new Map(all.map((c) => [c.id, score(c, lexemes)]));
+        const best = [...byId.values()].filter((v) => v > 0).sort((a, b) => b - a).slice(0, 25);
+        // Ties may come in either order: the scores of what came back, rank by rank, are the best scores.
+        const pruned = await search.lexical(scope, parseQuery(query), undefined, 25);
+        assert.equal(pruned.ids.length, best.length, query);
+        pruned.ids.forEach((id, i) => assert.ok(Math.abs(byId.get(id)! - best[i]!) < 1e-9, `${query}: rank ${i + 1} scores ${byId.get(id)}, best ${best[i]}`));
+        // The path that reads chunk rows (a filter) ranks the same.
+        const filtered = await search.lexical(scope, parseQuery(query), { langs: ['en'] }, 25);
+        filtered.ids.forEach((id, i) => assert.ok(Math.abs(byId.get(id)! - best[i]!) < 1e-9, `${query} (filtered): rank ${i + 1}`));
+      }
+    });
+
     it('applies filters in both legs', async () => {
       const byTag = await run(A, { query: 'contract договор photosynthesis', limit: 50, filters: { tags: ['law'] } });
       assert.deepEqual(new Set(sources(byTag)), new Set(['en-contract', 'ru-contract']));
@@ -480,6 +522,18 @@ async function assertStatsExact(knex: Knex, scope: TenantScope) {
      from chunks c where c.tenant_id = ?`,
     [scope.tenantId],
   );
+  // The posting table: one row per chunk and lexeme, with its tf and the chunk's length.
+  const { rows: expectedPostings } = await knex.raw(
+    `select case c.lang when 'ru' then 'russian' when 'en' then 'english' else 'simple' end as config, u.lexeme as term, c.id::text as chunk_id,
+            coalesce(array_length(u.positions, 1), 1)::int as tf, c.tsv_len::int as len
+     from chunks c, unnest(c.tsv) u where c.tenant_id = ? order by 1, 2, 3`,
+    [scope.tenantId],
+  );
+  const { rows: keptPostings } = await knex.raw(
+    `select config, term, chunk_id::text as chunk_id, tf::int as tf, len::int as len from search_postings where tenant_id = ? order by 1, 2, 3`,
+    [scope.tenantId],
+  );
+  assert.deepEqual(keptPostings, expectedPostings);
   const kept = await knex('search_stats').where({ tenant_id: scope.tenantId }).first();
   const e = rows[0] as { n: number; len: number; ru: number; en: number };
   assert.deepEqual(
