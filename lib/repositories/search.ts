@@ -34,6 +34,24 @@ export interface QueryTerm {
 /** The filters of a search, normalised (lib/search) before they reach SQL. */
 export type SearchRowFilters = SearchFilters;
 
+/** The tables the lexical leg reads, whose statistics lib/search/upkeep.ts keeps. */
+export const SEARCH_TABLES = ['search_postings', 'search_terms', 'chunks'] as const;
+export type SearchTable = (typeof SEARCH_TABLES)[number];
+
+export interface SearchTableState {
+  table: SearchTable;
+  /** pg_class.reltuples: the row count the planner last learned (0 if never). */
+  plannedRows: number;
+  modifiedSinceAnalyze: number;
+  /** Rows inserted since the last vacuum plus dead rows. */
+  changedSinceVacuum: number;
+  /** Whether ANALYZE ever stored column statistics for it (none: every estimate is a default). */
+  hasStatistics: boolean;
+  /** Its size now, and the pages the visibility map marked all-visible at the last vacuum. */
+  pages: number;
+  allVisiblePages: number;
+}
+
 export interface LexicalPlan {
   config: FtConfig;
   /** Every scored term with its weight in the sum (qtf × idf). */
@@ -213,7 +231,7 @@ export class SearchRepository {
   }
 
   /**
-   * BM25 from the posting table (migration 2026120120_search_postings), exact on the
+   * BM25 from the posting table (migration 2026120130_search_postings), exact on the
    * top `limit`, with MaxScore pruning in one statement per configuration:
    *
    * 1. θ: the `limit`-th best partial score over the `first` terms (the rarest): a
@@ -240,11 +258,18 @@ export class SearchRepository {
     const bindings: Knex.RawBinding[] = [];
     for (const plan of plans) {
       if (plan.terms.length === 0) continue;
-      const postings = `search_postings p on p.tenant_id = ? and p.config = ?`;
+      // Every read of the postings is a LATERAL subquery fenced by OFFSET 0, so the
+      // plan is the same with or without statistics on the table: for each query term
+      // (and for each candidate, in the probes) one index range scan of the primary key.
+      // Without the fence the planner may join the other way round, and with no
+      // statistics (fresh ingest, no autovacuum: PGlite) it did: it read every posting
+      // of the tenant for each term, 7.7 s a query on CISI instead of milliseconds.
+      const postings = (term: string, extra = '') =>
+        `cross join lateral (select p.chunk_id, p.tf, p.len from search_postings p where p.tenant_id = ? and p.config = ? and p.term = ${term}${extra} offset 0) p`;
       parts.push(`(
         with q as (select * from unnest(?::text[], ?::float8[], ?::float8[], ?::boolean[]) as q(term, w, bound, first)),
         a as (
-          select p.chunk_id, sum(q.w * ${tfPart}) as s from q join ${postings} and p.term = q.term
+          select p.chunk_id, sum(q.w * ${tfPart}) as s from q ${postings('q.term')}
           where q.first group by p.chunk_id
         ),
         theta as (select coalesce((select s from a order by s desc offset ? limit 1), 0) as v),
@@ -252,8 +277,8 @@ export class SearchRepository {
         skipped as (select coalesce(max(ranked.cum), 0) as v from ranked, theta where ranked.cum < theta.v),
         part as (
           select p.chunk_id, sum(e.w * ${tfPart}) as s
-          from ranked e cross join theta join ${postings} and p.term = e.term
-          where e.cum >= theta.v group by p.chunk_id
+          from ranked e cross join theta ${postings('e.term', ' and e.cum >= theta.v')}
+          group by p.chunk_id
         ),
         theta2 as (select greatest((select v from theta), coalesce((select s from part order by s desc offset ? limit 1), 0)) as v),
         cand as (select part.chunk_id, part.s from part, theta2, skipped where part.s + skipped.v >= theta2.v),
@@ -263,8 +288,7 @@ export class SearchRepository {
         top as (
           select c.chunk_id, c.s + coalesce((
             select sum(n.w * ${tfPart})
-            from ranked n cross join theta join ${postings} and p.term = n.term and p.chunk_id = c.chunk_id
-            where n.cum < theta.v
+            from ranked n cross join theta ${postings('n.term', ' and p.chunk_id = c.chunk_id and n.cum < theta.v')}
           ), 0) as score
           from (select * from cand order by s desc, chunk_id limit ?) c
         ),
@@ -273,8 +297,7 @@ export class SearchRepository {
         union all
         select c.chunk_id, c.s + coalesce((
           select sum(n.w * ${tfPart})
-          from ranked n cross join theta join ${postings} and p.term = n.term and p.chunk_id = c.chunk_id
-          where n.cum < theta.v
+          from ranked n cross join theta ${postings('n.term', ' and p.chunk_id = c.chunk_id and n.cum < theta.v')}
         ), 0)
         from cand c, theta3, skipped
         where c.s + skipped.v >= theta3.v and not exists (select 1 from top where top.chunk_id = c.chunk_id)
@@ -299,16 +322,40 @@ export class SearchRepository {
   }
 
   /**
-   * Sets the visibility map of the posting table (and refreshes its statistics) where
-   * no autovacuum does it — PGlite: the lexical leg's index-only scans otherwise fetch
-   * the heap row of every recently written posting (25× slower at 100k chunks).
-   * Returns whether it vacuumed.
+   * What the planner and the visibility map know of the search tables (lib/search/upkeep.ts
+   * decides from it whether to ANALYZE or VACUUM them), and whether autovacuum runs
+   * here: PGlite has no autovacuum launcher, nor has a PostgreSQL with autovacuum off.
    */
-  async vacuumPostingsWithoutAutovacuum(): Promise<boolean> {
-    const { rows } = await this.knex.raw(`select count(*)::int as n from pg_stat_activity where backend_type = 'autovacuum launcher'`);
-    if (Number(rows[0]?.n ?? 0) > 0) return false;
-    await this.knex.raw('vacuum analyze search_postings');
-    return true;
+  async upkeepState(tables: readonly SearchTable[]): Promise<{ autovacuum: boolean; tables: SearchTableState[] }> {
+    const { rows } = await this.knex.raw(
+      `select c.relname as "table",
+              greatest(c.reltuples, 0)::float8 as "plannedRows",
+              coalesce(s.n_mod_since_analyze, 0)::float8 as "modifiedSinceAnalyze",
+              (coalesce(s.n_ins_since_vacuum, 0) + coalesce(s.n_dead_tup, 0))::float8 as "changedSinceVacuum",
+              exists (select 1 from pg_stats st where st.schemaname = n.nspname and st.tablename = c.relname) as "hasStatistics",
+              (pg_relation_size(c.oid) / current_setting('block_size')::int)::int as pages,
+              c.relallvisible::int as "allVisiblePages",
+              exists (select 1 from pg_stat_activity where backend_type = 'autovacuum launcher') as autovacuum
+       from pg_class c join pg_namespace n on n.oid = c.relnamespace
+       left join pg_stat_user_tables s on s.relid = c.oid
+       where c.oid = any(?::regclass[])`,
+      [[...tables]],
+    );
+    const state = rows as Array<SearchTableState & { autovacuum: boolean }>;
+    return {
+      autovacuum: state.some((r) => r.autovacuum),
+      tables: state.map(({ autovacuum: _, ...r }) => ({ ...r, plannedRows: Number(r.plannedRows), modifiedSinceAnalyze: Number(r.modifiedSinceAnalyze), changedSinceVacuum: Number(r.changedSinceVacuum) })),
+    };
+  }
+
+  /**
+   * ANALYZE, or VACUUM (ANALYZE), of search tables. SKIP_LOCKED: a table another
+   * process is already analyzing or vacuuming is left to it rather than waited for.
+   */
+  async refreshStatistics(tables: readonly SearchTable[], options: { vacuum: boolean }): Promise<void> {
+    if (tables.length === 0) return;
+    const names = tables.map((t) => SEARCH_TABLES.find((known) => known === t)!).join(', ');
+    await this.knex.raw(options.vacuum ? `vacuum (analyze, skip_locked) ${names}` : `analyze (skip_locked) ${names}`);
   }
 
   /**

@@ -7,6 +7,7 @@ import { INGEST_JOB } from '../../lib/jobs/types/index.ts';
 import { JobCanceled, runJobDelivery, WorkerShutdown } from '../../lib/jobs/worker.ts';
 import { JobObserver } from '../../lib/metrics/job-observer.ts';
 import type { Consumer } from '../../lib/ports/job-queue.ts';
+import { SearchTablesUpkeep } from '../../lib/search/upkeep.ts';
 import { readinessAction, type CallMeta, type RagmeshContext, type Runtime } from '../../lib/runtime/service-kit.ts';
 import { closeOcr, ocrActions, ocrEvents } from './ocr.actions.ts';
 import { ingestHandler } from './pipeline.ts';
@@ -20,6 +21,7 @@ import { ingestHandler } from './pipeline.ts';
 export default function ingestService(runtime: Runtime): ServiceSchema {
   const { config } = runtime;
   let consumer: Consumer | null = null;
+  let upkeep: SearchTablesUpkeep | null = null;
   const running = new Map<string, AbortController>();
   const stopping = new AbortController();
 
@@ -58,6 +60,10 @@ export default function ingestService(runtime: Runtime): ServiceSchema {
         },
         cancelRequested: (jobId) => void broker.broadcast(JOB_CANCEL_EVENT, { jobId }).catch(() => undefined),
       });
+      // Ingest is what changes the search tables in bulk, so it keeps their statistics
+      // (and, without autovacuum, their visibility map) fresh; and checks once at start.
+      upkeep = new SearchTablesUpkeep({ knex: async () => db.knex, logger: runtime.logger });
+      upkeep.start();
       const handler = ingestHandler({
         jobs,
         repos: jobs.repos,
@@ -67,6 +73,7 @@ export default function ingestService(runtime: Runtime): ServiceSchema {
         logger: runtime.logger,
         chunking: { targetTokens: config.ingest.chunkTargetTokens, overlapTokens: config.ingest.chunkOverlapTokens },
         ocr: config.models.ocrEnabled,
+        chunksWritten: () => upkeep?.noteWrites(),
         // Calls made for a job carry its principal and one request id, so the logs of
         // every hop (emb, ocr) group under the job.
         callerFor: (job) => {
@@ -98,6 +105,8 @@ export default function ingestService(runtime: Runtime): ServiceSchema {
       for (const controller of running.values()) controller.abort(new WorkerShutdown());
       await consumer?.close();
       consumer = null;
+      await upkeep?.close();
+      upkeep = null;
       await closeOcr(runtime);
     },
   };

@@ -177,6 +177,30 @@ describe('ingest (embedded profile)', () => {
     assert.equal(audit.length, 1);
   });
 
+  it('leaves the search tables analyzed (and, with no autovacuum in PGlite, vacuumed) after an ingest', async () => {
+    // Words enough for a few hundred postings: more than the 50 changed rows that make
+    // the upkeep analyze (lib/search/upkeep.ts).
+    const words = ['ledger', 'invoice', 'pallet', 'freight', 'customs', 'tariff', 'courier', 'warehouse', 'manifest', 'consignment', 'dispatch', 'carrier'];
+    const text = Array.from({ length: 60 }, (_, i) => `Line ${i}: the ${words[i % words.length]} of the ${words[(i * 7) % words.length]} shipment ${i * 13} is checked.`).join('\n\n');
+    const res = await upload(base, editor, { name: 'shipping.md', content: text, type: 'text/markdown' }, { source_id: 'shipping' });
+    assert.equal((await waitForJob(base, editor, res.body.job.id)).status, 'ready');
+    const { knex } = await node.stores.db();
+    const postings = Number((await knex('search_postings').where({ tenant_id: 'acme' }).count({ n: '*' }))[0]!.n);
+    assert.ok(postings > 100, `${postings} postings`);
+    // The check runs a debounce after the commit; then the planner knows the table.
+    const state = await waitFor('the upkeep after ingest', async () => {
+      const { rows } = await knex.raw(
+        `select c.reltuples::float8 as planned, c.relpages::int as pages, c.relallvisible::int as "allVisible",
+                (select count(*) from pg_stats where tablename = 'search_postings')::int as statistics,
+                (select count(*) from search_postings)::int as total
+         from pg_class c where c.oid = 'search_postings'::regclass`,
+      );
+      const r = rows[0] as { planned: number; pages: number; allVisible: number; statistics: number; total: number };
+      return r.statistics > 0 && r.planned >= 0.9 * r.total && r.allVisible === r.pages ? r : null;
+    });
+    assert.ok(state.pages > 0);
+  });
+
   it('retries a failed embed step without re-running extract, and dead-letters a poison file with its reason', async () => {
     // Take emb away: the embed step fails (503, retryable) until attempts run out.
     const emb = node.broker.getLocalService('emb')!;

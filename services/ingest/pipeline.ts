@@ -30,6 +30,8 @@ export interface PipelineDeps {
   ocr: boolean;
   /** ctx.call bound to a job's principal, so emb and ocr see tenant and request id. */
   callerFor: (job: JobRow) => Call;
+  /** Chunk rows were committed (the search tables' statistics may need a refresh: lib/search/upkeep.ts). */
+  chunksWritten?: () => void;
 }
 
 export type Call = <T>(action: string, params: unknown, options?: { timeout?: number }) => Promise<T>;
@@ -246,6 +248,7 @@ async function stepIndex(deps: PipelineDeps, run: JobRun<'ingest'>, chunks: Stor
     }, trx);
     if (!previous) throw appError('DOCUMENT_DELETED', 'The document was deleted while it was being indexed');
   });
+  deps.chunksWritten?.();
 
   const before = previous as Awaited<ReturnType<DocumentsRepository['commitVersion']>>;
   for (const e of payload.version > 1 ? embeddings : []) {
