@@ -228,6 +228,7 @@ export async function deleteDocument(ctx: JobsContext, scope: TenantScope, docum
   });
   if (!outcome) throw appError('DOCUMENT_NOT_FOUND', `No document ${documentId}`);
   for (const job of open) ctx.notify.cancelRequested(job.id);
+  if (outcome.chunks > 0) ctx.notify.chunksDeleted?.();
 
   const [vectors, objects, kv] = await Promise.all([ctx.vectors(), ctx.objects(), ctx.kv()]);
   const versions = (await repos.models.listVersions()).filter((v) => v.kind === 'embed');

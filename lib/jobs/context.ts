@@ -13,6 +13,8 @@ export interface JobNotifier {
   updated(job: JobRow): void;
   /** A cancel was asked: whoever runs the job should abort its step. */
   cancelRequested(jobId: string): void;
+  /** Chunk rows were deleted outside ingest (a document deleted): the search tables' upkeep should look (lib/search/upkeep.ts). */
+  chunksDeleted?(): void;
 }
 
 export interface JobSettings {

@@ -15,7 +15,8 @@ import { SEARCH_TABLES, SearchRepository, type SearchTable, type SearchTableStat
  * does not depend on statistics (SearchRepository.bm25Postings), but the rest of the
  * speed does.
  *
- * When: ingest calls `noteWrites()` after each commit of chunk rows; a check follows
+ * When: ingest calls `noteWrites()` after each commit of chunk rows (and on
+ * SEARCH_TABLES_CHANGED_EVENT, after a document delete); a check follows
  * `debounceMs` later (one check for the documents of that while, however many) and at
  * `start()`. A check
  * reads pg_class and the cumulative statistics and, per table, with autovacuum's
@@ -29,6 +30,12 @@ import { SEARCH_TABLES, SearchRepository, type SearchTable, type SearchTableStat
  * Only one check runs at a time in a process; SKIP_LOCKED leaves a table another
  * process is analyzing to that process.
  */
+/**
+ * Broadcast when chunk rows go outside ingest (a document deleted through the api):
+ * the ingest services, which own the upkeep, check after it.
+ */
+export const SEARCH_TABLES_CHANGED_EVENT = 'search.tables-changed';
+
 export const UPKEEP_ANALYZE = { base: 50, fraction: 0.1 } as const;
 export const UPKEEP_VACUUM = { base: 1000, fraction: 0.2, allVisibleBelow: 0.5 } as const;
 

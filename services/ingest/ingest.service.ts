@@ -7,7 +7,7 @@ import { INGEST_JOB } from '../../lib/jobs/types/index.ts';
 import { JobCanceled, runJobDelivery, WorkerShutdown } from '../../lib/jobs/worker.ts';
 import { JobObserver } from '../../lib/metrics/job-observer.ts';
 import type { Consumer } from '../../lib/ports/job-queue.ts';
-import { SearchTablesUpkeep } from '../../lib/search/upkeep.ts';
+import { SEARCH_TABLES_CHANGED_EVENT, SearchTablesUpkeep } from '../../lib/search/upkeep.ts';
 import { readinessAction, type CallMeta, type RagmeshContext, type Runtime } from '../../lib/runtime/service-kit.ts';
 import { closeOcr, ocrActions, ocrEvents } from './ocr.actions.ts';
 import { ingestHandler } from './pipeline.ts';
@@ -38,6 +38,12 @@ export default function ingestService(runtime: Runtime): ServiceSchema {
       [JOB_CANCEL_EVENT]: {
         handler(ctx: RagmeshContext<{ jobId: string }>) {
           running.get(ctx.params.jobId)?.abort(new JobCanceled());
+        },
+      },
+      /** Chunk rows went outside ingest (a document deleted): their dead rows and statistics. */
+      [SEARCH_TABLES_CHANGED_EVENT]: {
+        handler() {
+          upkeep?.noteWrites();
         },
       },
     },

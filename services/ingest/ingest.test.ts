@@ -199,6 +199,13 @@ describe('ingest (embedded profile)', () => {
       return r.statistics > 0 && r.planned >= 0.9 * r.total && r.allVisible === r.pages ? r : null;
     });
     assert.ok(state.pages > 0);
+
+    // A delete through the api (not ingest) changes as many rows: the upkeep hears of
+    // it by the mesh event and analyzes again.
+    const analyses = async () => Number((await knex.raw(`select analyze_count::int as n from pg_stat_user_tables where relname = 'search_postings'`)).rows[0].n);
+    const before = await analyses();
+    assert.equal((await httpJson(`${base}/api/v1/documents/${res.body.document.id}`, { method: 'DELETE', token: editor })).status, 200);
+    await waitFor('the upkeep after a delete', async () => (await analyses()) > before);
   });
 
   it('retries a failed embed step without re-running extract, and dead-letters a poison file with its reason', async () => {

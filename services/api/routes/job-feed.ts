@@ -5,6 +5,7 @@ import { isUuid } from '../../../lib/ids.ts';
 import { jobsContext, type JobsContext } from '../../../lib/jobs/context.ts';
 import { JOB_CANCEL_EVENT, JOB_UPDATED_EVENT, jobView, type JobView } from '../../../lib/jobs/model.ts';
 import { tenantScope } from '../../../lib/ports/tenant-scope.ts';
+import { SEARCH_TABLES_CHANGED_EVENT } from '../../../lib/search/upkeep.ts';
 import type { JobRow } from '../../../lib/repositories/jobs.ts';
 import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
 import { openSse } from '../sse.ts';
@@ -39,6 +40,7 @@ export function jobFeed(runtime: Runtime): JobFeed {
       ctx ??= jobsContext(runtime, {
         updated: (job) => void broker?.broadcast(JOB_UPDATED_EVENT, jobView(job)).catch(() => undefined),
         cancelRequested: (jobId) => void broker?.broadcast(JOB_CANCEL_EVENT, { jobId }).catch(() => undefined),
+        chunksDeleted: () => void broker?.broadcast(SEARCH_TABLES_CHANGED_EVENT, {}).catch(() => undefined),
       });
       ctx.catch(() => (ctx = null));
       return ctx;
