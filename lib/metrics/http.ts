@@ -1,10 +1,11 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { HistogramChild } from './hot-histogram.ts';
 import type { Metrics } from './metrics.ts';
 
 interface RoutedRequest extends IncomingMessage {
   /** Set by moleculer-web when a declared alias matched. */
-  $alias?: { fullPath?: string };
+  $alias?: { method?: string; fullPath?: string };
 }
 
 const STARTED = Symbol('ragmesh.metrics.started');
@@ -23,36 +24,53 @@ function routeOf(req: RoutedRequest): string {
  * beside the gateway's own handler, so routes need no code of their own.
  *
  * This runs on every request, so it allocates nothing per request but the start time:
- * one shared 'close' listener (`this` is the response), the histogram child of each
- * (method, route, status) looked up in a map, never re-created.
+ * one shared 'close' listener (`this` is the response), and the histogram child of each
+ * (route, status) found through moleculer-web's alias object and the status number,
+ * never a key string built and hashed per request. Open responses are not tracked one
+ * by one: the sockets are (a keep-alive connection carries many requests), and a scrape
+ * asks each socket for the response it is writing.
  */
 export function instrumentHttpServer(server: Server, metrics: Metrics): void {
-  const open = new Set<ServerResponse>();
-  const children = new Map<string, HistogramChild>();
-  function closed(this: TimedResponse): void {
-    open.delete(this);
-    const req = this.req as RoutedRequest;
+  const sockets = new Set<Socket>();
+  /** Children per alias (whose route and method are fixed), then per status code. */
+  const byAlias = new WeakMap<object, Map<number, HistogramChild>>();
+  /** Requests no declared alias matched (and an alias answering another method): by `METHOD status route`. */
+  const others = new Map<string, HistogramChild>();
+  const childOf = (req: RoutedRequest, status: number): HistogramChild => {
     const method = req.method ?? 'OTHER';
-    const route = routeOf(req);
-    const status = this.statusCode;
-    // Bounded: Node's parser admits only known methods, routes are declared aliases.
-    const key = `${method} ${status} ${route}`;
-    let child = children.get(key);
-    if (!child) {
-      child = metrics.httpDuration.child({ method, route, status: String(status) });
-      children.set(key, child);
+    const alias = req.$alias;
+    if (alias && alias.method === method) {
+      let byStatus = byAlias.get(alias);
+      if (!byStatus) byAlias.set(alias, (byStatus = new Map()));
+      let child = byStatus.get(status);
+      if (!child) byStatus.set(status, (child = metrics.httpDuration.child({ method, route: routeOf(req), status: String(status) })));
+      return child;
     }
-    child.observe((performance.now() - this[STARTED]) / 1000);
+    // Bounded: Node's parser admits only known methods, routes are declared aliases.
+    const route = routeOf(req);
+    const key = `${method} ${status} ${route}`;
+    let child = others.get(key);
+    if (!child) others.set(key, (child = metrics.httpDuration.child({ method, route, status: String(status) })));
+    return child;
+  };
+  function closed(this: TimedResponse): void {
+    childOf(this.req as RoutedRequest, this.statusCode).observe((performance.now() - this[STARTED]) / 1000);
   }
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
     (res as TimedResponse)[STARTED] = performance.now();
-    open.add(res);
     res.on('close', closed);
   });
   metrics.gaugeFromScrape('ragmesh_sse_streams_active', 'Server-Sent Events streams open on this api process, by route', ['route'], async () => {
     const byRoute = new Map<string, number>();
-    for (const res of open) {
-      if (!String(res.getHeader('content-type') ?? '').startsWith('text/event-stream')) continue;
+    for (const socket of sockets) {
+      // The response a socket is writing (Node's own field; an event stream is always the
+      // socket's current response, since nothing follows it on the connection).
+      const res = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+      if (!res || res.writableEnded || !String(res.getHeader('content-type') ?? '').startsWith('text/event-stream')) continue;
       const route = routeOf(res.req as RoutedRequest);
       byRoute.set(route, (byRoute.get(route) ?? 0) + 1);
     }

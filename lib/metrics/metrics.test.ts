@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
 import { parsePrometheusText, sumOf } from '../../test/support/prometheus.ts';
+import { instrumentHttpServer } from './http.ts';
 import { JobObserver } from './job-observer.ts';
 import { Metrics } from './metrics.ts';
 
@@ -69,6 +72,59 @@ describe('HotHistogram', () => {
     assert.ok(Math.abs(sumOf(e, 'ragmesh_http_request_duration_seconds_sum', series) - 99.209) < 1e-9);
     assert.equal(sumOf(e, 'ragmesh_http_request_duration_seconds_count', { status: '404' }), 1);
     assert.throws(() => metrics.actionDuration.child({} as { action: string }), /label action missing/);
+  });
+});
+
+describe('instrumentHttpServer', () => {
+  it('times responses by alias route and status, and counts the event streams open at scrape time', async () => {
+    const metrics = new Metrics({ service: 'api' });
+    const alias = { method: 'GET', fullPath: '/api/v1/things/:id' };
+    const server = createServer((req: IncomingMessage & { $alias?: object }, res) => {
+      if (req.url === '/stream') {
+        (req as { $alias?: object }).$alias = { method: 'GET', fullPath: '/api/v1/stream' };
+        // As behind moleculer-web, which sets X-Request-ID first (writeHead keeps headers passed to it only then).
+        res.setHeader('Content-Type', 'text/event-stream');
+        res.writeHead(200);
+        res.write(': ok\n\n');
+        return;
+      }
+      if (req.url!.startsWith('/things/')) req.$alias = alias;
+      res.statusCode = req.url === '/things/2' ? 404 : 200;
+      res.end('x');
+    });
+    instrumentHttpServer(server, metrics);
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    try {
+      for (const path of ['/things/1', '/things/1', '/things/2', '/nowhere']) await (await fetch(base + path)).text();
+      const stream = await fetch(`${base}/stream`);
+      const reader = stream.body!.getReader();
+      await reader.read();
+      let e = parsePrometheusText((await metrics.render()).body);
+      const count = (labels: Record<string, string>) => sumOf(e, 'ragmesh_http_request_duration_seconds_count', labels);
+      // A response is timed when it emits 'close', which for a kept-alive one may come a tick after the client has it.
+      for (let i = 0; i < 200 && count({}) < 4; i++) {
+        await new Promise((r) => setImmediate(r));
+        e = parsePrometheusText((await metrics.render()).body);
+      }
+      assert.equal(count({ route: '/api/v1/things/:id', status: '200', method: 'GET' }), 2);
+      assert.equal(count({ route: '/api/v1/things/:id', status: '404' }), 1);
+      assert.equal(count({ route: 'unmatched', status: '200' }), 1);
+      assert.equal(sumOf(e, 'ragmesh_sse_streams_active', { route: '/api/v1/stream' }), 1);
+      assert.equal(sumOf(e, 'ragmesh_sse_streams_active'), 1, 'the finished keep-alive responses are not streams');
+      await reader.cancel();
+      // The server sees the client go when its socket closes: wait for that, not a time.
+      for (let i = 0; i < 200 && sumOf(e, 'ragmesh_sse_streams_active') > 0; i++) {
+        await new Promise((r) => setImmediate(r));
+        e = parsePrometheusText((await metrics.render()).body);
+      }
+      assert.equal(sumOf(e, 'ragmesh_sse_streams_active'), 0);
+      assert.equal(count({ route: '/api/v1/stream', status: '200' }), 1);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 });
 
