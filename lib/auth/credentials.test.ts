@@ -96,7 +96,7 @@ describe('CredentialVerifier (cache of verified tokens and API keys)', () => {
     assert.equal(calls.jwt, 2);
   });
 
-  it('cachedPrincipal answers a verified credential without a promise and leaves everything else to authenticate()', async () => {
+  it('cachedPrincipal and cachedBearer answer a verified credential without a promise and leave everything else to authenticate()', async () => {
     let now = Date.now();
     const apiKeys = new ApiKeyAuthenticator(async () => database.db.knex);
     const calls = counted(tokens, apiKeys);
@@ -105,13 +105,18 @@ describe('CredentialVerifier (cache of verified tokens and API keys)', () => {
     assert.equal(cache.cachedPrincipal(token), undefined, 'never seen');
     await cache.authenticate(token);
     assert.deepEqual(cache.cachedPrincipal(token), alice);
+    assert.deepEqual(cache.cachedBearer(`Bearer ${token}`), alice);
+    assert.equal(cache.cachedBearer(`bearer ${token}`), undefined, 'only the header form bearerToken accepts');
+    assert.equal(cache.cachedBearer(`Bearer ${token} `), undefined);
     // Same tail (hence the same key), another payload: not the credential that was verified.
     const [, payload, signature] = token.split('.');
     const forged = `${Buffer.from(JSON.stringify({ tid: 'acme', sub: 'alice', roles: ['admin'] })).toString('base64url')}.${payload}.${signature}`;
     assert.equal(cache.cachedPrincipal(forged), undefined);
+    assert.equal(cache.cachedBearer(`Bearer ${forged}`), undefined);
     const exp = JSON.parse(Buffer.from(payload!, 'base64url').toString()).exp as number;
     now = exp * 1000;
     assert.equal(cache.cachedPrincipal(token), undefined, 'expired');
+    assert.equal(cache.cachedBearer(`Bearer ${token}`), undefined);
     assert.equal(calls.jwt, 1);
 
     now = Date.now();
@@ -120,6 +125,7 @@ describe('CredentialVerifier (cache of verified tokens and API keys)', () => {
     assert.deepEqual(cache.cachedPrincipal(key.token), { tenantId: 'acme', userId: 'bob', roles: ['viewer'] });
     assert.equal(cache.forget({ tenantId: 'acme', keyId: key.id }), 1);
     assert.equal(cache.cachedPrincipal(key.token), undefined, 'forgotten (revoked)');
+    assert.equal(cache.cachedBearer(`Bearer ${key.token}`), undefined);
     await cache.authenticate(key.token);
     now += 4000;
     assert.ok(cache.cachedPrincipal(key.token), 'within the TTL');

@@ -22,11 +22,13 @@ const TAIL = 32;
  * allocates a key string nor hashes one; equal keys of different credentials only take
  * turns in the cache, since a hit must be the very credential (`===`).
  */
-function tailKey(token: string): number {
-  let h = token.length;
-  for (let i = Math.max(0, token.length - TAIL); i < token.length; i++) h = (Math.imul(h, 31) + token.charCodeAt(i)) | 0;
+function tailKey(token: string, skip = 0): number {
+  let h = token.length - skip;
+  for (let i = Math.max(skip, token.length - TAIL); i < token.length; i++) h = (Math.imul(h, 31) + token.charCodeAt(i)) | 0;
   return h;
 }
+
+const BEARER = 'Bearer ';
 
 export const DEFAULT_CREDENTIAL_CACHE: CredentialCacheSettings = { maxEntries: 10_000, apiKeyTtlMs: 5_000 };
 
@@ -44,6 +46,8 @@ export interface CredentialChange {
 interface Entry {
   /** The whole credential: a hit must be this very string. */
   credential: string;
+  /** `Bearer <credential>` as one flat string, for cachedBearer. */
+  bearer: string;
   principal: Principal;
   /** Epoch ms after which the entry is not used: the JWT's exp, or now + apiKeyTtlMs for an API key. */
   until: number;
@@ -108,11 +112,27 @@ export class CredentialVerifier {
    * first: through HTTP each async layer and each allocation of the hit path cost more
    * than in a loop (bench:auth), and this is the path of nearly every request.
    */
-  cachedPrincipal(token: string): Principal | undefined {
-    const now = this.now();
+  cachedPrincipal(token: string, now = this.now()): Principal | undefined {
     const key = tailKey(token);
     const hit = this.entries.get(key);
-    if (hit === undefined || hit.credential !== token || hit.until <= now) return undefined;
+    return hit !== undefined && hit.credential === token ? this.usable(key, hit, now) : undefined;
+  }
+
+  /**
+   * cachedPrincipal of a whole Authorization header value (`Bearer <credential>`), compared
+   * whole with the header the entry was verified under: the header is a flat string from
+   * Node's parser, while a credential sliced off it compared 300 characters through V8's
+   * slow path (~0.3 µs timed in place, against ~0.07). `now` lets the gateway share one
+   * clock read between the checks of a request (each read cost 0.2–0.4 µs in place).
+   */
+  cachedBearer(header: string, now = this.now()): Principal | undefined {
+    const key = tailKey(header, BEARER.length);
+    const hit = this.entries.get(key);
+    return hit !== undefined && hit.bearer === header ? this.usable(key, hit, now) : undefined;
+  }
+
+  private usable(key: number, hit: Entry, now: number): Principal | undefined {
+    if (hit.until <= now) return undefined;
     if (hit.kid !== undefined && !this.tokens.trustsKnown(hit.kid, now)) return undefined;
     if (hit.keyId !== undefined && this.apiKeys.useDue(hit.keyId, now)) return undefined;
     this.touch(key, hit);
@@ -140,12 +160,12 @@ export class CredentialVerifier {
     if (looksLikeApiKey(token)) {
       const { principal, keyId } = await this.apiKeys.authenticate(token);
       await this.onFirstSight(principal, 'apiKey');
-      entry = { credential: token, principal: freeze(principal), until: now + this.settings.apiKeyTtlMs, kid: undefined, keyId, stamp: 0 };
+      entry = { credential: token, bearer: bearerOf(token), principal: freeze(principal), until: now + this.settings.apiKeyTtlMs, kid: undefined, keyId, stamp: 0 };
     } else {
       const { principal, exp, kid } = await this.tokens.verifyDetailed(token);
       await this.onFirstSight(principal, 'jwt');
       // verify() enforced exp; a token without one (HS256 of existing setups) is verified again after the API key TTL.
-      entry = { credential: token, principal: freeze(principal), until: exp !== null ? exp * 1000 : now + this.settings.apiKeyTtlMs, kid: kid ?? undefined, keyId: undefined, stamp: 0 };
+      entry = { credential: token, bearer: bearerOf(token), principal: freeze(principal), until: exp !== null ? exp * 1000 : now + this.settings.apiKeyTtlMs, kid: kid ?? undefined, keyId: undefined, stamp: 0 };
     }
     entry.stamp = ++this.clock;
     // Another credential with the same key gives way (set keeps the key's place, so it is moved too).
@@ -180,6 +200,11 @@ export class CredentialVerifier {
     }
     return dropped;
   }
+}
+
+/** `Bearer <token>` built flat (join, not `+`, which makes a two-part string compared the slow way). */
+function bearerOf(token: string): string {
+  return [BEARER, token].join('');
 }
 
 /** One principal object serves many requests: frozen, so no request can change another's caller. */

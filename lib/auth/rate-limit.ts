@@ -36,6 +36,7 @@ export function parseRateLimits(spec: string, defaults: Record<RateClass, number
 
 /** The windows one caller's request of one class counts in: KV keys and their limits. */
 interface Windows {
+  rateClass: RateClass;
   keys: string[];
   limits: number[];
 }
@@ -52,6 +53,8 @@ export class RateLimiter {
    * path builds no key strings (each new string would also be hashed again by the KV).
    */
   private readonly planned = new WeakMap<object, Partial<Record<RateClass, Windows>>>();
+  /** The windows of each action a frozen principal was admitted to (see check): present = permitted. */
+  private readonly admitted = new WeakMap<object, Partial<Record<Action, Windows>>>();
 
   constructor(
     private readonly kv: KeyValueStore,
@@ -70,10 +73,27 @@ export class RateLimiter {
    * admit() for the gateway's hot path: throws at once when the permission table or a
    * window already in this process (the memory store) refuses, and returns a promise
    * only when the count needs a round trip (Redis). Through HTTP each async layer of
-   * admit → hit → hitWindows cost about a microsecond (bench:auth).
+   * admit → hit → hitWindows cost about a microsecond (bench:auth). `now` (epoch ms) is the
+   * caller's clock read for the request, when it has one: the memory store counts the hit
+   * at that time instead of reading the clock again; Redis keeps its own clock.
    */
-  check(principal: Principal | undefined | null, action: Action): Promise<void> | undefined {
-    return this.count(requirePermission(principal, action), permissionOf(action).rate);
+  check(principal: Principal | undefined | null, action: Action, now?: number): Promise<void> | undefined {
+    // The verdict of the permission table for a frozen principal (roles frozen too, as the
+    // credential cache hands them out) cannot change, the table being code: looked up once
+    // per principal and action, with its windows.
+    // Timed in place the table's check was the dearest part (~0.6 µs of ~1.3).
+    let windows = principal ? this.admitted.get(principal)?.[action] : undefined;
+    if (windows === undefined) {
+      const caller = requirePermission(principal, action);
+      const rateClass = permissionOf(action).rate;
+      windows = this.windowsOf(caller, rateClass);
+      if (Object.isFrozen(caller) && Object.isFrozen(caller.roles)) {
+        let byAction = this.admitted.get(caller);
+        if (!byAction) this.admitted.set(caller, (byAction = {}));
+        byAction[action] = windows;
+      }
+    }
+    return this.countIn(windows, now);
   }
 
   async hit(who: { tenantId: string; userId: string }, rateClass: RateClass): Promise<void> {
@@ -82,13 +102,16 @@ export class RateLimiter {
   }
 
   private count(who: { tenantId: string; userId: string }, rateClass: RateClass): Promise<void> | undefined {
-    const windows = this.windowsOf(who, rateClass);
+    return this.countIn(this.windowsOf(who, rateClass));
+  }
+
+  private countIn(windows: Windows, now?: number): Promise<void> | undefined {
     if (windows.keys.length === 0) return undefined;
     if (this.kv.hitWindowsNow) {
-      this.enforce(this.kv.hitWindowsNow(windows.keys, windows.limits, this.settings.windowMs), rateClass);
+      this.enforce(this.kv.hitWindowsNow(windows.keys, windows.limits, this.settings.windowMs, now), windows.rateClass);
       return undefined;
     }
-    return this.kv.hitWindows(windows.keys, windows.limits, this.settings.windowMs).then((verdict) => this.enforce(verdict, rateClass));
+    return this.kv.hitWindows(windows.keys, windows.limits, this.settings.windowMs).then((verdict) => this.enforce(verdict, windows.rateClass));
   }
 
   private enforce(verdict: WindowVerdict, rateClass: RateClass): void {
@@ -114,7 +137,7 @@ export class RateLimiter {
       keys.push(`rl:${rateClass}:t:${who.tenantId}`);
       limits.push(tenant);
     }
-    const windows = { keys, limits };
+    const windows = { rateClass, keys, limits };
     // Only a frozen caller is remembered: its ids cannot change under the cached keys.
     if (Object.isFrozen(who)) {
       if (!byClass) this.planned.set(who, (byClass = {}));

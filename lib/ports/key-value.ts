@@ -26,9 +26,10 @@ export interface KeyValueStore {
   /**
    * hitWindows answered at once, by a store that holds the windows in this process (the
    * memory store); absent where the answer needs a round trip (Redis). The rate limiter
-   * runs before every request and uses it to wait on nothing when it can.
+   * runs before every request and uses it to wait on nothing when it can. `now` (epoch ms)
+   * is the caller's clock read, when it already has one for this request.
    */
-  hitWindowsNow?(keys: string[], limits: number[], windowMs: number): WindowVerdict;
+  hitWindowsNow?(keys: string[], limits: number[], windowMs: number, now?: number): WindowVerdict;
   /**
    * Counted leases: takes a lease for `holder` in the set `key` only when fewer than `cap`
    * unexpired leases are in it, as one atomic step; each lease expires `ttlMs` after it was

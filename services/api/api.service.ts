@@ -91,6 +91,10 @@ class KnownMembers {
   }
 }
 
+/** When authenticate read the clock for a request: the rate limit counts the hit at that time. */
+const CHECKED_AT = Symbol('ragmesh.checkedAt');
+type CheckedRequest = GatewayRequest & { [CHECKED_AT]?: number };
+
 /** A client-sent X-Request-ID is kept only if it is short and plain, so it is safe in logs. */
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
 
@@ -213,10 +217,12 @@ export default function apiService(runtime: Runtime): ServiceSchema {
 
       /** A JWT (EdDSA with kid, or HS256 of existing setups) or an API key, as a Bearer token. */
       async authenticate(ctx: RagmeshContext, _route: unknown, req: GatewayRequest): Promise<Principal> {
-        // A credential in the cache is a string that passed bearerToken's checks when it was
-        // first seen, so the very same string needs no second look (nor a promise: bench:auth).
+        // A header whose credential is in the cache is the very string that passed bearerToken's
+        // checks when it was first seen: no second look, nor a promise (bench:auth).
         const header = req.headers.authorization;
-        const principal = (header?.startsWith('Bearer ') ? credentials!.cachedPrincipal(header.slice(7)) : undefined) ?? (await credentials!.authenticate(bearerToken(req)));
+        // One clock read for the checks of this request, the rate limit's included (see authorize).
+        const now = ((req as CheckedRequest)[CHECKED_AT] = Date.now());
+        const principal = (header !== undefined ? credentials!.cachedBearer(header, now) : undefined) ?? (await credentials!.authenticate(bearerToken(req)));
         (ctx.meta as CallMeta).auth = principal;
         return principal;
       },
@@ -236,7 +242,7 @@ export default function apiService(runtime: Runtime): ServiceSchema {
         // is counted; public routes (health, JWKS, signed upload URLs) have no caller to check.
         if (!declared?.public) {
           // Returns a promise only when the count needs a round trip (Redis); the memory store answers at once.
-          const counting = limiter!.check(ctx.meta.auth, declared!.permission!);
+          const counting = limiter!.check(ctx.meta.auth, declared!.permission!, (req as CheckedRequest)[CHECKED_AT]);
           if (counting) await counting;
         }
         const gate = maintenance.check(req.method ?? 'GET', alias?.fullPath ?? req.url ?? '');

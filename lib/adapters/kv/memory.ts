@@ -87,8 +87,7 @@ export class MemoryKeyValueStore implements KeyValueStore {
   }
 
   /** hitWindows answered without a promise: the rate limiter's check of every request waits on nothing here. */
-  hitWindowsNow(keys: string[], limits: number[], windowMs: number): WindowVerdict {
-    const now = Date.now();
+  hitWindowsNow(keys: string[], limits: number[], windowMs: number, now = Date.now()): WindowVerdict {
     const since = now - windowMs;
     const logs = this.counting;
     let retryAfterMs = 0;
