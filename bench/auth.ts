@@ -13,7 +13,7 @@
  * authenticate/authorize hooks (doing nothing on the unchecked gateway), each kind of
  * gateway with the same one route, so the difference is the checks alone;
  * authenticate/authorize call the very objects services/api/api.service.ts calls, the
- * same way (CredentialVerifier.cachedPrincipal, else authenticate; RateLimiter.check).
+ * same way (CredentialVerifier.cachedBearer, else authenticate; RateLimiter.check).
  * Requests of the three kinds take turns one by one, so drifting
  * load on a noisy machine hits all alike; the slowest 1 % of each kind (other
  * processes' bursts on a shared machine) is left out of the means.
@@ -70,15 +70,15 @@ async function main(): Promise<void> {
         noCaller: async () => null,
         noCheck: async () => undefined,
         // As services/api/api.service.ts does: the cached credential without a promise, else the full check.
-        async authenticate(ctx: { meta: Record<string, unknown> }, _route: unknown, req: { headers: Record<string, string | undefined> }) {
+        async authenticate(ctx: { meta: Record<string, unknown> }, _route: unknown, req: { headers: Record<string, string | undefined>; checkedAt?: number }) {
           const header = req.headers.authorization ?? '';
-          const token = header.slice('Bearer '.length);
-          const principal = credentials.cachedPrincipal(token) ?? (await credentials.authenticate(token));
+          const now = (req.checkedAt = Date.now());
+          const principal = credentials.cachedBearer(header, now) ?? (await credentials.authenticate(header.slice('Bearer '.length)));
           ctx.meta.auth = principal;
           return principal;
         },
-        async authorize(ctx: { meta: { auth?: Principal } }) {
-          const counting = limiter.check(ctx.meta.auth, 'documents.read');
+        async authorize(ctx: { meta: { auth?: Principal } }, _route: unknown, req: { checkedAt?: number }) {
+          const counting = limiter.check(ctx.meta.auth, 'documents.read', req.checkedAt);
           if (counting) await counting;
         },
       },
