@@ -6,12 +6,10 @@ import type { Metrics } from './metrics.ts';
 interface RoutedRequest extends IncomingMessage {
   /** Set by moleculer-web when a declared alias matched. */
   $alias?: { method?: string; fullPath?: string };
+  /** process.hrtime() taken by moleculer-web as its handler starts. */
+  $startTime?: [number, number];
 }
 
-const STARTED = Symbol('ragmesh.metrics.started');
-interface TimedResponse extends ServerResponse {
-  [STARTED]: number;
-}
 
 /** The declared route of a request, never its URL (ids would explode the series). */
 function routeOf(req: RoutedRequest): string {
@@ -23,10 +21,10 @@ function routeOf(req: RoutedRequest): string {
  * counts the Server-Sent Events streams open at scrape time. Listens on the server
  * beside the gateway's own handler, so routes need no code of their own.
  *
- * This runs on every request, so it allocates nothing per request but the start time:
- * one shared 'close' listener (`this` is the response), and the histogram child of each
- * (route, status) found through moleculer-web's alias object and the status number,
- * never a key string built and hashed per request. Open responses are not tracked one
+ * This runs on every request, so it reads no clock at the start (moleculer-web's own
+ * start time is used), shares one 'close' listener (`this` is the response), and finds
+ * the histogram child of each (route, status) through moleculer-web's alias object and
+ * the status number, never a key string built and hashed per request. Open responses are not tracked one
  * by one: the sockets are (a keep-alive connection carries many requests), and a scrape
  * asks each socket for the response it is writing.
  */
@@ -53,15 +51,20 @@ export function instrumentHttpServer(server: Server, metrics: Metrics): void {
     if (!child) others.set(key, (child = metrics.httpDuration.child({ method, route, status: String(status) })));
     return child;
   };
-  function closed(this: TimedResponse): void {
-    childOf(this.req as RoutedRequest, this.statusCode).observe((performance.now() - this[STARTED]) / 1000);
+  function closed(this: ServerResponse): void {
+    const req = this.req as RoutedRequest;
+    // moleculer-web's clock read as its handler starts (it runs right after this listener);
+    // a second read of our own cost as much again per request. Absent: the gateway never saw it.
+    const started = req.$startTime;
+    if (started === undefined) return;
+    const [seconds, nanos] = process.hrtime(started);
+    childOf(req, this.statusCode).observe(seconds + nanos / 1e9);
   }
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });
   server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
-    (res as TimedResponse)[STARTED] = performance.now();
     res.on('close', closed);
   });
   metrics.gaugeFromScrape('ragmesh_sse_streams_active', 'Server-Sent Events streams open on this api process, by route', ['route'], async () => {
