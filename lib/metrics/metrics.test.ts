@@ -3,6 +3,8 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
 import { parsePrometheusText, sumOf } from '../../test/support/prometheus.ts';
+import { ServiceBroker } from 'moleculer';
+import { actionMetricsMiddleware } from './action-middleware.ts';
 import { instrumentHttpServer } from './http.ts';
 import { JobObserver } from './job-observer.ts';
 import { Metrics } from './metrics.ts';
@@ -72,6 +74,39 @@ describe('HotHistogram', () => {
     assert.ok(Math.abs(sumOf(e, 'ragmesh_http_request_duration_seconds_sum', series) - 99.209) < 1e-9);
     assert.equal(sumOf(e, 'ragmesh_http_request_duration_seconds_count', { status: '404' }), 1);
     assert.throws(() => metrics.actionDuration.child({} as { action: string }), /label action missing/);
+  });
+});
+
+describe('actionMetricsMiddleware', () => {
+  it('times every call of an action, with or without a timeout, and counts errors by code', async () => {
+    const metrics = new Metrics({ service: 'api' });
+    const broker = new ServiceBroker({ logger: false, requestTimeout: 5000, middlewares: [actionMetricsMiddleware(metrics)] });
+    broker.createService({
+      name: 's',
+      actions: {
+        ok: () => 1,
+        boom: () => {
+          throw Object.assign(new Error('no'), { type: 'NOT_FOUND', code: 404 });
+        },
+      },
+    });
+    await broker.start();
+    try {
+      const t0 = performance.now();
+      await broker.call('s.ok');
+      // Without a timeout Moleculer records no start: the middleware reads its own.
+      await broker.call('s.ok', {}, { timeout: 0 });
+      await assert.rejects(broker.call('s.boom'));
+      const spent = (performance.now() - t0) / 1000;
+      const e = parsePrometheusText((await metrics.render()).body);
+      assert.equal(sumOf(e, 'ragmesh_action_duration_seconds_count', { action: 's.ok' }), 2);
+      assert.equal(sumOf(e, 'ragmesh_action_duration_seconds_count', { action: 's.boom' }), 1);
+      const sum = sumOf(e, 'ragmesh_action_duration_seconds_sum', { action: 's.ok' });
+      assert.ok(sum > 0 && sum <= spent, `within the calls (${sum} s of ${spent} s), not a clock value`);
+      assert.equal(sumOf(e, 'ragmesh_action_errors_total', { action: 's.boom' }), 1);
+    } finally {
+      await broker.stop();
+    }
   });
 });
 
