@@ -101,7 +101,7 @@ export function searchRoutes(runtime: Runtime): ApiRouteModule {
                 if (!probing) {
                   probing = true;
                   // The probe may take the whole leg timeout: it only decides when to stop skipping.
-                  void embed(runtime.config.search.legTimeoutMs).then(
+                  void embed(legTimeoutMs).then(
                     () => (embDown = false),
                     () => undefined,
                   ).finally(() => (probing = false));
@@ -109,7 +109,7 @@ export function searchRoutes(runtime: Runtime): ApiRouteModule {
                 throw appError('SERVICE_UNAVAILABLE', 'emb did not answer a moment ago; the dense leg is skipped until it does');
               }
               const started = performance.now();
-              const deadlineMs = denseOnly ? runtime.config.search.legTimeoutMs : embedDeadline.ms;
+              const deadlineMs = denseOnly ? legTimeoutMs : embedDeadline.ms;
               try {
                 const res = await embed(deadlineMs);
                 embedDeadline.observe(performance.now() - started);
@@ -126,7 +126,7 @@ export function searchRoutes(runtime: Runtime): ApiRouteModule {
               }
             },
             async embedPassages(alias, version, texts) {
-              const res = (await ctx.call('emb.embed', { alias, version, texts, kind: 'passage' } satisfies EmbedParams, { timeout: runtime.config.search.legTimeoutMs })) as EmbedResult;
+              const res = (await ctx.call('emb.embed', { alias, version, texts, kind: 'passage' } satisfies EmbedParams, { timeout: legTimeoutMs })) as EmbedResult;
               return res.vectors;
             },
           };
