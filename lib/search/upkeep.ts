@@ -4,33 +4,6 @@ import type { Logger } from 'pino';
 import { SEARCH_TABLES, SearchRepository, type SearchTable, type SearchTableState } from '../repositories/search.ts';
 
 /**
- * Keeps the planner's statistics and the visibility map of the lexical leg's tables
- * (search_postings, search_terms, chunks) fresh where nothing else does.
- *
- * Why: PGlite runs no autovacuum, nor does a PostgreSQL with autovacuum off, and even
- * with it the first autoanalyze comes up to a minute after a bulk ingest. Without
- * column statistics every estimate is a default; without a vacuum the index-only
- * scans of the posting table fetch the heap row of every posting (at 100k chunks on
- * PGlite, 1 s a query instead of 40 ms). The lexical SQL is written so that its plan
- * does not depend on statistics (SearchRepository.bm25Postings), but the rest of the
- * speed does.
- *
- * When: ingest calls `noteWrites()` after each commit of chunk rows (and on
- * SEARCH_TABLES_CHANGED_EVENT, after a document delete); a check follows
- * `debounceMs` later (one check for the documents of that while, however many) and at
- * `start()`. A check
- * reads pg_class and the cumulative statistics and, per table, with autovacuum's
- * default thresholds:
- * - ANALYZE when it has rows but no column statistics (never analyzed, or lost), or
- *   when more rows changed since the last analyze than 50 + 10 % of what the planner
- *   knows;
- * - VACUUM (ANALYZE), only where no autovacuum runs, when more rows were inserted or
- *   died since the last vacuum than 1,000 + 20 % of it, or when under half its pages
- *   are marked all-visible.
- * Only one check runs at a time in a process; SKIP_LOCKED leaves a table another
- * process is analyzing to that process.
- */
-/**
  * Broadcast when chunk rows go outside ingest (a document deleted through the api):
  * the ingest services, which own the upkeep, check after it.
  */
@@ -56,6 +29,32 @@ export function upkeepNeeds(state: SearchTableState, autovacuum: boolean): { ana
   return { analyze: analyze || vacuum, vacuum };
 }
 
+/**
+ * Keeps the planner's statistics and the visibility map of the lexical leg's tables
+ * (search_postings, search_terms, chunks) fresh where nothing else does.
+ *
+ * Why: PGlite runs no autovacuum, nor does a PostgreSQL with autovacuum off, and even
+ * with it the first autoanalyze comes up to a minute after a bulk ingest. Without
+ * column statistics every estimate is a default; without a vacuum the index-only
+ * scans of the posting table fetch the heap row of every posting (at 100k chunks on
+ * PGlite, 1 s a query instead of 40 ms). The lexical SQL is written so that its plan
+ * does not depend on statistics (SearchRepository.bm25Postings), but the rest of the
+ * speed does.
+ *
+ * When: ingest calls `noteWrites()` after each commit of chunk rows (and on
+ * SEARCH_TABLES_CHANGED_EVENT, after a document delete); a check follows
+ * `debounceMs` later (one check for the documents of that while, however many) and at
+ * `start()`. A check reads pg_class and the cumulative statistics and, per table, with
+ * autovacuum's default thresholds:
+ * - ANALYZE when it has rows but no column statistics (never analyzed, or lost), or
+ *   when more rows changed since the last analyze than 50 + 10 % of what the planner
+ *   knows;
+ * - VACUUM (ANALYZE), only where no autovacuum runs, when more rows were inserted or
+ *   died since the last vacuum than 1,000 + 20 % of it, or when under half its pages
+ *   are marked all-visible.
+ * Only one check runs at a time in a process; SKIP_LOCKED leaves a table another
+ * process is analyzing to that process.
+ */
 export class SearchTablesUpkeep extends EventEmitter<{ checked: [UpkeepOutcome]; failed: [unknown] }> {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<UpkeepOutcome> | null = null;
