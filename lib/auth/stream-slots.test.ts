@@ -6,7 +6,7 @@ import { REDIS_BASE_URL, testKeyPrefix } from '../../test/support/services.ts';
 import { MemoryKeyValueStore } from '../adapters/kv/memory.ts';
 import { RedisKeyValueStore } from '../adapters/kv/redis.ts';
 import type { KeyValueStore } from '../ports/key-value.ts';
-import { StreamSlots } from './stream-slots.ts';
+import { StreamSlots, streamSlotKey } from './stream-slots.ts';
 
 const CAPS = { perUser: { answer: 2, events: 8 }, perTenant: { answer: 3, events: 0 } };
 
@@ -45,6 +45,8 @@ describe('StreamSlots: per-tenant caps', () => {
       assert.ok((err.data?.retryAfterSeconds ?? 0) >= 1);
       return true;
     });
+    // Dave's own slot was asked for together with the tenant lease: the refusal gave it back.
+    assert.equal(await kvB.get(streamSlotKey('answer', 'acme', 'dave', 0)), null);
     await a.take('answer', 'other-tenant', 'dave');
     await b.take('events', 'acme', 'dave');
     await first();
@@ -87,6 +89,7 @@ describe('StreamSlots: per-tenant caps', () => {
       await slots.take('answer', 'acme', 'b');
       await slots.take('answer', 'acme', 'c');
       await assert.rejects(() => slots.take('answer', 'acme', 'd'), /per tenant/);
+      assert.equal(await kv.get(streamSlotKey('answer', 'acme', 'd', 0)), null, 'the refused take gave its user slot back');
       await release();
       await slots.take('answer', 'acme', 'd');
     } finally {

@@ -26,8 +26,8 @@ export interface StreamCaps {
  * set-if-absent and released with compare-and-delete; the tenant's are counted leases
  * (one atomic script: drop expired leases, take one under the cap). Both are renewed
  * while the stream lives and expire SLOT_TTL_MS after a crashed replica stopped renewing
- * them, so no slot leaks. The tenant lease is taken first and given back if the user has
- * no slot left. Past a cap: 429 TOO_MANY_STREAMS.
+ * them, so no slot leaks. The tenant lease and the user's first slot are asked for together;
+ * whichever a refused take got is given back. Past a cap: 429 TOO_MANY_STREAMS.
  */
 export class StreamSlots {
   constructor(
@@ -37,37 +37,55 @@ export class StreamSlots {
     private readonly ttlMs = SLOT_TTL_MS,
   ) {}
 
-  /** Takes a slot; the returned function releases it (idempotent). */
+  /**
+   * Takes a slot; the returned function releases it (idempotent). The tenant lease and
+   * the user's first slot are asked for at once, so a take costs one round trip to the
+   * store when both are free (the common case); a slot or lease taken for a take that is
+   * refused is given back before the refusal.
+   */
   async take(kind: StreamKind, tenantId: string, userId: string): Promise<() => Promise<void>> {
     const kv = await this.kv();
     const holder = randomUUID();
     const what = kind === 'answer' ? 'answers' : 'event streams';
     const tenantCap = this.caps.perTenant[kind];
     const tenantKey = streamLeaseKey(kind, tenantId);
-    if (tenantCap > 0 && !(await kv.takeLease(tenantKey, holder, tenantCap, this.ttlMs))) {
+    const cap = this.caps.perUser[kind];
+    const slotKey = (i: number) => streamSlotKey(kind, tenantId, userId, i);
+    const releaseLease = () => (tenantCap > 0 ? kv.releaseLease(tenantKey, holder).catch(() => undefined) : Promise.resolve());
+
+    const [lease, first] = await Promise.allSettled([tenantCap > 0 ? kv.takeLease(tenantKey, holder, tenantCap, this.ttlMs) : Promise.resolve(true), kv.setIfAbsent(slotKey(0), holder, this.ttlMs)]);
+    if (lease.status === 'rejected' || !lease.value) {
+      if (first.status === 'fulfilled' && first.value) await kv.deleteIfEquals(slotKey(0), holder).catch(() => undefined);
+      if (lease.status === 'rejected') throw lease.reason;
       throw appError('TOO_MANY_STREAMS', `At most ${tenantCap} ${what} may stream at once per tenant`, { retryAfterSeconds: 2 });
     }
-    const cap = this.caps.perUser[kind];
-    for (let i = 0; i < cap; i++) {
-      const key = streamSlotKey(kind, tenantId, userId, i);
-      if (await kv.setIfAbsent(key, holder, this.ttlMs)) {
-        const renew = setInterval(() => {
-          void kv.set(key, holder, this.ttlMs).catch(() => undefined);
-          if (tenantCap > 0) void kv.renewLease(tenantKey, holder, this.ttlMs).catch(() => undefined);
-        }, this.ttlMs / 3);
-        renew.unref();
-        let released = false;
-        return async () => {
-          if (released) return;
-          released = true;
-          clearInterval(renew);
-          await kv.deleteIfEquals(key, holder).catch(() => undefined);
-          if (tenantCap > 0) await kv.releaseLease(tenantKey, holder).catch(() => undefined);
-        };
-      }
+    let slot = -1;
+    try {
+      if (first.status === 'rejected') throw first.reason;
+      if (first.value) slot = 0;
+      for (let i = 1; slot < 0 && i < cap; i++) if (await kv.setIfAbsent(slotKey(i), holder, this.ttlMs)) slot = i;
+    } catch (err) {
+      await releaseLease();
+      throw err;
     }
-    if (tenantCap > 0) await kv.releaseLease(tenantKey, holder).catch(() => undefined);
-    throw appError('TOO_MANY_STREAMS', `At most ${cap} ${what} may stream at once per user`, { retryAfterSeconds: 2 });
+    if (slot < 0) {
+      await releaseLease();
+      throw appError('TOO_MANY_STREAMS', `At most ${cap} ${what} may stream at once per user`, { retryAfterSeconds: 2 });
+    }
+    const key = slotKey(slot);
+    const renew = setInterval(() => {
+      void kv.set(key, holder, this.ttlMs).catch(() => undefined);
+      if (tenantCap > 0) void kv.renewLease(tenantKey, holder, this.ttlMs).catch(() => undefined);
+    }, this.ttlMs / 3);
+    renew.unref();
+    let released = false;
+    return async () => {
+      if (released) return;
+      released = true;
+      clearInterval(renew);
+      await kv.deleteIfEquals(key, holder).catch(() => undefined);
+      await releaseLease();
+    };
   }
 }
 
