@@ -53,7 +53,13 @@ for (const backend of DATABASE_BACKENDS) {
       assert.deepEqual(all[1]!.usage, { promptTokens: 40, completionTokens: 5, finishReason: 'stop' });
       assert.deepEqual(all[0]!.sources, []);
       assert.equal(all[0]!.usage, null);
-      assert.deepEqual((await chats.listRecentMessages(A, chat.id, 2)).map((m) => m.content), ['turn 1', 'turn 2'], 'the last turns, oldest first');
+      const recent = await chats.getWithRecentMessages(A, 'alice', chat.id, 2);
+      assert.equal(recent?.chat.title, 'Lease');
+      assert.deepEqual(recent?.recent.map((m) => m.content), ['turn 1', 'turn 2'], 'the last turns, oldest first');
+      assert.deepEqual((await chats.getWithRecentMessages(A, 'alice', chat.id, 10))?.recent[1], all[1], 'a message read with its chat is the row as listMessages reads it');
+      assert.equal(await chats.getWithRecentMessages(A, 'bob', chat.id, 10), null, "another user's chat: nothing, not even its messages");
+      assert.equal(await chats.getWithRecentMessages(B, 'alice', chat.id, 10), null);
+      assert.deepEqual((await chats.getWithRecentMessages(A, 'alice', (await chats.create(A, 'alice')).id, 10))?.recent, [], 'a chat with no messages yet');
 
       assert.deepEqual(await chats.listMessages(B, chat.id), []);
       assert.equal(await chats.deleteMessage(B, chat.id, question.id), false);

@@ -78,18 +78,28 @@ export class ChatsRepository {
     return toMessage(rows[0]);
   }
 
-  /** The last `limit` messages, oldest first: the context of the next answer. */
   /** Removes one message (a question whose answer was refused before it started). */
   async deleteMessage(scope: TenantScope, chatId: string, id: string): Promise<boolean> {
     return (await this.knex('messages').where({ tenant_id: scope.tenantId, chat_id: chatId, id }).delete()) === 1;
   }
 
-  async listRecentMessages(scope: TenantScope, chatId: string, limit: number): Promise<MessageRow[]> {
-    const rows = await this.knex('messages')
-      .where({ tenant_id: scope.tenantId, chat_id: chatId })
-      .orderBy('seq', 'desc')
-      .limit(Math.min(Math.max(limit, 1), 1000));
-    return rows.reverse().map(toMessage);
+  /**
+   * A user's chat with its last `limit` messages, oldest first (the context of the next
+   * answer), or null when the chat is not the user's: one statement, so asking costs one
+   * round trip before the answer starts, and no message is read unless the chat is owned.
+   */
+  async getWithRecentMessages(scope: TenantScope, userId: string, id: string, limit: number): Promise<{ chat: ChatRow; recent: MessageRow[] } | null> {
+    const { rows } = await this.knex.raw(
+      `select c.*, coalesce((
+         select json_agg(m order by m.seq) from (
+           select * from messages where tenant_id = c.tenant_id and chat_id = c.id order by seq desc limit ?
+         ) m
+       ), '[]'::json) as recent
+       from chats c where c.tenant_id = ? and c.user_id = ? and c.id = ?`,
+      [Math.min(Math.max(limit, 1), 1000), scope.tenantId, userId, id],
+    );
+    const row = rows[0] as Record<string, unknown> | undefined;
+    return row ? { chat: toChat(row), recent: (json(row.recent) as Array<Record<string, unknown>>).map(toMessage) } : null;
   }
 
   async listMessages(scope: TenantScope, chatId: string, limit = 200): Promise<MessageRow[]> {

@@ -91,16 +91,14 @@ export class Answerer {
       if (options.rag) events.sources(shown, degraded);
     };
     const sources: LlmSource[] = hits.map((h, i) => ({ n: i + 1, chunkId: h.chunkId, documentId: h.documentId, title: h.title, page: h.page, text: h.text }));
-    const info = await this.llmInfo(ctx);
-
     // RAG answers are cached (key: question + the chunks found + model version); a plain
-    // chat answer depends on the conversation, so it is not.
+    // chat answer depends on the conversation, so it is not (nor does it ask the version).
     const cacheKey = options.rag
       ? await answerCacheKey(kv, scope, {
           question,
           chunkIds: sources.map((s) => s.chunkId),
           documentIds: sources.map((s) => s.documentId),
-          modelVersion: `${info.version}:${options.maxTokens ?? 'default'}`,
+          modelVersion: `${(await this.llmInfo(ctx)).version}:${options.maxTokens ?? 'default'}`,
         })
       : null;
     const cached = cacheKey ? await kv.get(cacheKey) : null;

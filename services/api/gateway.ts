@@ -45,6 +45,8 @@ interface GatewayThis {
   broker: ServiceBroker;
 }
 
+const ADMITTED = Promise.resolve();
+
 /**
  * The one wrapper of every streaming route: parameters gathered and validated against
  * the declaration, errors before the first byte in the one error shape, a client gone
@@ -62,14 +64,19 @@ function streamAlias(e: StreamEndpoint, check: ((params: unknown) => true | unkn
         const result = check(params);
         if (result !== true) throw new Errors.ValidationError('Parameters validation error!', 'VALIDATION_ERROR', result as object[]);
       }
+      let admitted = ADMITTED;
       if (e.streamCap && slots()) {
         // One of the caller's slots of this kind for as long as the response lives (429 TOO_MANY_STREAMS past the cap).
         const auth = req.$ctx.meta.auth!;
-        const release = await slots()!.take(e.streamCap, auth.tenantId, auth.userId);
-        if (res.closed) await release();
-        else res.once('close', () => void release());
+        admitted = slots()!.take(e.streamCap, auth.tenantId, auth.userId).then((release) => {
+          // A route that failed on its reads meanwhile may have answered already.
+          if (res.closed) void release();
+          else res.once('close', () => void release());
+        });
+        if (e.readsBeforeAdmission) admitted.catch(() => undefined);
+        else await admitted;
       }
-      await e.stream({ req, res, ctx: req.$ctx, broker: this.broker, params });
+      await e.stream({ req, res, ctx: req.$ctx, broker: this.broker, params, admitted });
     })().catch((err: unknown) => {
       if (!res.headersSent) this.sendError(req, res, err);
       else res.destroy();

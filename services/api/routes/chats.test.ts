@@ -123,8 +123,31 @@ describe('chats and RAG answers over SSE (embedded profile)', () => {
     assert.equal(refused.status, 429);
     assert.equal(refused.body.error.code, 'TOO_MANY_STREAMS');
     assert.ok(Number(refused.headers.get('retry-after')) >= 1);
+    // The chat was read while the slot was asked for; nothing was written for the refused question.
+    assert.deepEqual((await httpJson(`${base}/api/v1/chats/${carolChat.id}`, { token: carol })).body.messages, []);
+    // The cap is still answered before anything about the chat itself.
+    const unknownChat = await httpJson(`${base}/api/v1/chats/00000000-0000-4000-8000-000000000000/messages`, { method: 'POST', token: carol, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ content: 'hello' }) });
+    assert.equal(unknownChat.status, 429);
     const ok = await ask(`${base}/api/v1/chats/${chat.id}/messages`, alice, { content: 'office hours' });
     assert.equal(ok.res.status, 200, 'other users are not affected');
+  });
+
+  it('fails the answer visibly when its question cannot be stored (written while the answer starts), and stores no answer', async () => {
+    const chat = (await httpJson(`${base}/api/v1/chats`, { method: 'POST', token: alice })).body;
+    const { chats } = await node.stores.repos();
+    const addMessage = chats.addMessage;
+    chats.addMessage = async function (this: typeof chats, ...args: Parameters<typeof addMessage>) {
+      if (args[1] === chat.id && args[2].role === 'user') throw new Error('the disk is full');
+      return addMessage.apply(this, args);
+    };
+    try {
+      const { res, events } = await ask(`${base}/api/v1/chats/${chat.id}/messages`, alice, { content: 'Tell me a joke', rag: false });
+      assert.ok(!events.some((e) => e.event === 'done'), 'no done: the question was not kept');
+      assert.ok(res.status >= 500 || events.at(-1)?.event === 'error', `an HTTP error or an error event, got ${res.status} ${events.at(-1)?.event}`);
+    } finally {
+      chats.addMessage = addMessage;
+    }
+    assert.deepEqual((await httpJson(`${base}/api/v1/chats/${chat.id}`, { token: alice })).body.messages, []);
   });
 
   it('refuses empty and oversized questions with a 400', async () => {

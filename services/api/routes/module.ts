@@ -69,6 +69,12 @@ export interface StreamCall<P> {
   broker: ServiceBroker;
   /** Query, JSON body and path parameters, validated against the route's `params`. */
   params: P;
+  /**
+   * Resolves once the caller holds the route's stream slot (`streamCap`), rejects with
+   * 429 TOO_MANY_STREAMS past the cap. Already settled unless the route declares
+   * `readsBeforeAdmission`.
+   */
+  admitted: Promise<void>;
 }
 
 interface EndpointBase {
@@ -110,6 +116,12 @@ export interface StreamEndpoint<P = any> extends EndpointBase {
    * when the response closes; past the cap 429 TOO_MANY_STREAMS. Required on event streams.
    */
   streamCap?: StreamKind;
+  /**
+   * `stream` starts while the slot is being taken, so its first reads overlap that round
+   * trip; it must await `admitted` before it writes, calls another service or answers
+   * (a refused slot is then still the 429, and nothing was done for it).
+   */
+  readsBeforeAdmission?: boolean;
   action?: never;
   handler?: never;
 }
