@@ -21,6 +21,9 @@ export interface GenerateParams {
   maxTokens?: number;
 }
 
+/** Tokens that follow a chunk sent less than this long ago are held and sent with the next one (see llm.generate). */
+export const TOKEN_BATCH_MS = 5;
+
 /** A line of the generate stream: a GenerateEvent, or the error that ended it. */
 export type StreamLine = GenerateEvent | { type: 'error'; code: string; message: string };
 
@@ -194,10 +197,29 @@ export default function llmService(runtime: Runtime): ServiceSchema {
           const out = new PassThrough();
           out.on('close', () => abort.abort());
           const maxTokens = Math.min(ctx.params.maxTokens ?? runtime.config.llm.maxTokens, runtime.config.llm.maxTokens);
+          // Each chunk written to `out` becomes one message over the transporter, and the api
+          // parses every message that has arrived before it gets to the first token: the first
+          // token goes out at once, later ones that come within TOKEN_BATCH_MS of the last
+          // chunk wait for it and go out together (the last line flushes them).
+          let held = '';
+          let heldTimer: NodeJS.Timeout | null = null;
+          let sentAt = -Infinity;
+          const flushHeld = () => {
+            if (heldTimer) clearTimeout(heldTimer);
+            heldTimer = null;
+            if (!held || out.destroyed) return;
+            sentAt = performance.now();
+            out.write(held);
+            held = '';
+          };
           const write = async (line: StreamLine) => {
             if (out.destroyed) return;
             // A reader that goes away while the buffer is full never drains: the abort ends the wait.
-            if (!out.write(`${JSON.stringify(line)}\n`)) await once(out, 'drain', { signal: abort.signal }).catch(() => undefined);
+            if (out.writableNeedDrain) await once(out, 'drain', { signal: abort.signal }).catch(() => undefined);
+            held += `${JSON.stringify(line)}\n`;
+            const wait = TOKEN_BATCH_MS - (performance.now() - sentAt);
+            if (line.type === 'token' && (heldTimer || wait > 0)) heldTimer ??= setTimeout(flushHeld, wait);
+            else flushHeld();
           };
           const started = performance.now();
           let tokens = 0;
@@ -232,6 +254,9 @@ export default function llmService(runtime: Runtime): ServiceSchema {
                 // Tokens after the first over the time they took: the decode speed, without prompt processing.
                 if (tokens > 1 && seconds > 0) runtime.metrics.llmTokensPerSecond.observe(backendLabel, (tokens - 1) / seconds);
               }
+              // Tokens held for an aborted generation have no reader left.
+              if (abort.signal.aborted) held = '';
+              flushHeld();
               out.end();
               runtime.logger.info({ generationId: ctx.params.generationId, outcome, tokens, ms: Math.round(performance.now() - started) }, 'generation ended');
             }
