@@ -83,8 +83,7 @@ export class StreamSlots {
       if (released) return;
       released = true;
       clearInterval(renew);
-      await kv.deleteIfEquals(key, holder).catch(() => undefined);
-      await releaseLease();
+      await Promise.all([kv.deleteIfEquals(key, holder).catch(() => undefined), releaseLease()]);
     };
   }
 }
