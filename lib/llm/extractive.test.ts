@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ExtractiveBackend, NOT_FOUND_ANSWER, pickSentences, questionKind, stem } from './extractive.ts';
+import { clausesOf, ExtractiveBackend, NOT_FOUND_ANSWER, pickSentences, questionKind, stem } from './extractive.ts';
 import { splitProse, splitSentences } from './sentences.ts';
 import type { LlmSource } from './types.ts';
 
@@ -126,10 +126,22 @@ describe('extractive answers', () => {
     assert.deepEqual(pickSentences('How many days are backups kept?', sources), [{ n: 1, text: 'Backups are kept for 30 days by default; the retention setting changes it.' }]);
   });
 
-  it('quotes a long factoid sentence whole, never cut mid-way', () => {
+  it('trims a long factoid sentence to its answering clauses, marked with …, never inside brackets or numbers', () => {
     const long =
       'The company was founded in a small garage in Palo Alto by two engineers who had met at university, and it moved its headquarters to Mountain View in 1998, where it grew to thousands of employees; its first product was a test instrument sold to Walt Disney for the film Fantasia.';
-    assert.deepEqual(pickSentences('When did the company move its headquarters to Mountain View?', [source(1, long)]), [{ n: 1, text: long }]);
+    const [part] = pickSentences('When did the company move its headquarters to Mountain View?', [source(1, long)]);
+    assert.ok(part && part.text.includes('moved its headquarters to Mountain View in 1998'), JSON.stringify(part));
+    assert.ok(part.text.endsWith(' …') && part.text.length < long.length, part.text);
+    assert.deepEqual(clausesOf('Revenue grew 3,5 % (i.e., 1,190 units, mostly abroad), e.g., DER files; then it fell – sharply.'), [
+      'Revenue grew 3,5 % (i.e., 1,190 units, mostly abroad),',
+      ' e.g., DER files;',
+      ' then it fell – sharply.',
+    ]);
+    assert.deepEqual(clausesOf('Срок продлён до 1 янв. 2025 г., т.е. на 3,5 мес., по решению проф. А. В. Смирнова.'), [
+      'Срок продлён до 1 янв. 2025 г.,',
+      ' т.е. на 3,5 мес.,',
+      ' по решению проф. А. В. Смирнова.',
+    ]);
   });
 
   it('answers from hard sentences whole: abbreviations, versions, decimals, URLs (en)', async () => {
