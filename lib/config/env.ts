@@ -73,8 +73,9 @@ export const VARIABLES: VarSpec[] = [
   { name: 'SEARCH_EMBED_FLOOR_MS', default: '400', doc: 'Least time a hybrid search waits for its query embedding once the api has seen 5 of them: the wait is 5× their recent p95, at least this, at most SEARCH_EMBED_TIMEOUT_MS. When emb vanishes (killed, partitioned) a search gives up after this instead of the whole leg timeout, and answers lexical-only (`degraded`).' },
   { name: 'SEARCH_EMBED_TIMEOUT_MS', default: '700', doc: 'Most time a hybrid search waits for its query embedding (also the wait before the api has seen 5 of them); capped by SEARCH_LEG_TIMEOUT_MS. A hybrid search has its lexical leg to answer with, so it answers within about a second even when emb is gone; raise this where query embeddings are slow (a large model on busy CPUs). A dense-only search (no lexical leg to fall back on) waits up to SEARCH_LEG_TIMEOUT_MS.' },
   { name: 'SEARCH_CANDIDATES', default: '100', doc: 'Hits each search leg contributes to Reciprocal Rank Fusion (at least the requested limit).' },
-  { name: 'SEARCH_CONCURRENCY', default: '8', doc: 'Searches one api process runs at once (RAG retrieval included); more wait in a queue.' },
-  { name: 'SEARCH_QUEUE_LIMIT', default: '32', doc: 'Searches waiting for a turn; beyond that a search is refused at once with 503 OVERLOADED and Retry-After, instead of waiting into the leg timeout.' },
+  { name: 'SEARCH_CONCURRENCY', defaultDoc: '1 (DB_DRIVER=pglite), 4 (pg)', doc: 'Searches one api process runs at once (RAG retrieval included); more wait in a queue (SEARCH_QUEUE_WAIT_MS, SEARCH_QUEUE_LIMIT). PGlite runs one statement at a time on the api\'s own thread, so more than 1 only queues inside PGlite, where admission control cannot see it; with PostgreSQL, sized from bench:search-load (docs/search.md).' },
+  { name: 'SEARCH_QUEUE_LIMIT', default: '32', doc: 'Most searches waiting for a turn, whatever their expected wait; beyond that a search is refused at once with 503 OVERLOADED and Retry-After.' },
+  { name: 'SEARCH_QUEUE_WAIT_MS', default: '1000', doc: 'Longest a search waits for its turn: one whose expected wait (waiting searches × the measured time a search takes ÷ SEARCH_CONCURRENCY) is longer is refused at once with 503 OVERLOADED and a Retry-After from the same measurement, and one that has waited this long is refused then — instead of waiting into the leg timeout.' },
   { name: 'SEARCH_LEXICAL_POSTINGS', default: '20000', doc: 'Candidate budget of lexical searches with filters, phrases or exclusions (plain-word searches read the posting table and are exact whatever the size): the query words that can still lift a chunk into the top recruit candidates while they occur in at most this many chunks together; beyond it the commonest of them only score (bounds latency on large tenants).' },
   { name: 'LLM_BACKEND', default: 'extractive', doc: '`extractive` (offline default, no weights: answers with the best-matching sentences of the sources, cited), `llama` (a GGUF model from the models bucket, alias LLM_MODEL, run on CPU by node-llama-cpp) or `openai` (an OpenAI-compatible server inside your network: vLLM, llama.cpp server, Ollama).' },
   { name: 'LLM_URL', doc: 'Base URL of the OpenAI-compatible server, `http://vllm:8000/v1`. Required when LLM_BACKEND=openai.' },
@@ -154,7 +155,7 @@ export interface Config {
   vectors: { driver: 'usearch' | 'pgvector' | 'postgres' | 'qdrant'; qdrantUrl: string | null; qdrantApiKey: string | null };
   queue: { driver: 'memory' | 'amqp'; url: string | null; prefix: string; heartbeatS: number; maxAttempts: number; backoffMs: number; leaseMs: number; outagePatienceMs: number; sweepIntervalMs: number; staleAfterMs: number };
   ingest: { concurrency: number; uploadMaxBytes: number; uploadMaxFiles: number; chunkTargetTokens: number; chunkOverlapTokens: number };
-  search: { legTimeoutMs: number; embedFloorMs: number; embedTimeoutMs: number; candidates: number; lexicalPostings: number; concurrency: number; queueLimit: number };
+  search: { legTimeoutMs: number; embedFloorMs: number; embedTimeoutMs: number; candidates: number; lexicalPostings: number; concurrency: number; queueLimit: number; queueWaitMs: number };
   auth: { jwtSecret: string | null; keysFile: string; audience: string; issuer: string; ttlSeconds: number; cacheEntries: number; apiKeyCacheMs: number };
   rateLimits: RateLimitSettings;
   streams: { eventsPerUser: number; eventsPerTenant: number };
@@ -428,8 +429,9 @@ export function loadConfig(givenEnv: Env = process.env): Config {
       embedTimeoutMs: r.int('SEARCH_EMBED_TIMEOUT_MS', 10, 600_000),
       candidates: r.int('SEARCH_CANDIDATES', 10, 1000),
       lexicalPostings: r.int('SEARCH_LEXICAL_POSTINGS', 100, 100_000_000),
-      concurrency: r.int('SEARCH_CONCURRENCY', 1, 10_000),
+      concurrency: r.raw('SEARCH_CONCURRENCY') === undefined ? (dbDriver === 'pg' ? 4 : 1) : r.int('SEARCH_CONCURRENCY', 1, 10_000),
       queueLimit: r.int('SEARCH_QUEUE_LIMIT', 0, 100_000),
+      queueWaitMs: r.int('SEARCH_QUEUE_WAIT_MS', 0, 600_000),
     },
     llm: {
       backend: llmBackend,

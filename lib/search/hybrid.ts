@@ -6,8 +6,8 @@ import { collectionFor, type VectorFilter, type VectorStore } from '../ports/vec
 import type { TenantScope } from '../ports/tenant-scope.ts';
 import type { ActiveModel } from '../repositories/models.ts';
 import { FT_CONFIGS, SearchRepository, type FtConfig, type LexicalPlan, type SearchRowFilters } from '../repositories/search.ts';
-import { Gate } from '../llm/gate.ts';
 import { withTimeout } from '../runtime/stores.ts';
+import { SearchAdmission } from './admission.ts';
 import { maximalMarginalRelevance } from './mmr.ts';
 import { parseQuery, type ParsedQuery } from './query.ts';
 import { reciprocalRankFusion, type FusedItem } from './rrf.ts';
@@ -46,6 +46,8 @@ export interface SearchSettings {
   concurrency?: number;
   /** Searches waiting for a turn; past it a search is refused at once (OVERLOADED). */
   queueLimit?: number;
+  /** Longest expected wait for a turn; a search expected to wait longer is refused at once (lib/search/admission.ts). */
+  queueWaitMs?: number;
 }
 
 export interface QueryEmbedding {
@@ -98,27 +100,37 @@ export class HybridSearch {
   private readonly ensured = new Set<string>();
   private modelsCache: { at: number; value: Promise<ActiveModel[]> } | null = null;
   /**
-   * Admission control: past `concurrency` running and `queueLimit` waiting, a search
-   * gets 503 OVERLOADED with Retry-After at once, instead of joining a queue whose
-   * every member would run into the leg timeout (the 2 s cascade under overload).
+   * Admission control: past `concurrency` running, a search waits only while its
+   * expected wait (measured service time) is under `queueWaitMs` and fewer than
+   * `queueLimit` wait; otherwise it gets 503 OVERLOADED with Retry-After at once, instead
+   * of joining a queue whose every member would run into the leg timeout (the 2 s
+   * cascade under overload).
    */
-  private readonly gate: Gate | null;
+  readonly admission: SearchAdmission | null;
 
   constructor(private readonly deps: HybridSearchDeps) {
-    const { concurrency, queueLimit } = deps.settings;
-    this.gate = concurrency ? new Gate(concurrency, queueLimit ?? 0, 'search') : null;
+    const { concurrency, queueLimit, queueWaitMs } = deps.settings;
+    this.admission = concurrency ? new SearchAdmission({ concurrency, queueLimit: queueLimit ?? 0, maxWaitMs: queueWaitMs ?? Infinity }) : null;
   }
 
   async search(scope: TenantScope, params: SearchParams, calls: EmbedCalls): Promise<SearchResult> {
-    const release = this.gate ? await this.gate.acquire() : null;
+    const release = this.admission ? await this.admission.acquire() : null;
+    // The legs' own work, which a leg timeout does not stop (a PostgreSQL statement runs
+    // to its end): the slot is held until it is done, so admission counts what the
+    // database is really running. Releasing at the timeout let new searches in on top
+    // of the late ones, and each late one made the next later (the timeout cascade).
+    const work: Array<Promise<unknown>> = [];
     try {
-      return await this.admitted(scope, params, calls);
+      return await this.admitted(scope, params, calls, work);
     } finally {
-      release?.();
+      if (release) {
+        if (work.length) void Promise.allSettled(work).then(release);
+        else release();
+      }
     }
   }
 
-  private async admitted(scope: TenantScope, params: SearchParams, calls: EmbedCalls): Promise<SearchResult> {
+  private async admitted(scope: TenantScope, params: SearchParams, calls: EmbedCalls, work: Array<Promise<unknown>>): Promise<SearchResult> {
     const started = performance.now();
     const request = withDefaults(params);
     const parsed = parseQuery(params.query);
@@ -130,9 +142,12 @@ export class HybridSearch {
     const runDense = request.mode !== 'lexical';
     const denseModel = runDense || request.mmr ? await this.pickModel(params.alias) : null;
 
+    const lexicalWork = runLexical ? this.lexical(scope, parsed, filters, candidates) : null;
+    const denseWork = runDense ? this.dense(scope, parsed, filters, candidates, denseModel, calls) : null;
+    for (const leg of [lexicalWork, denseWork]) if (leg) work.push(leg);
     const [lexical, dense] = await Promise.all([
-      runLexical ? settle(withTimeout(this.lexical(scope, parsed, filters, candidates), settings.legTimeoutMs, 'lexical search')) : null,
-      runDense ? settle(withTimeout(this.dense(scope, parsed, filters, candidates, denseModel, calls), settings.legTimeoutMs, 'dense search')) : null,
+      lexicalWork ? settle(withTimeout(lexicalWork, settings.legTimeoutMs, 'lexical search')) : null,
+      denseWork ? settle(withTimeout(denseWork, settings.legTimeoutMs, 'dense search')) : null,
     ]);
     const degraded: NonNullable<SearchResult['degraded']> = {};
     if (lexical?.error) degraded.lexical = lexical.error;

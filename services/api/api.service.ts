@@ -91,6 +91,8 @@ class KnownMembers {
   }
 }
 
+const defaultErrorHandler = (ApiGateway as unknown as { methods: { errorHandler(this: unknown, req: GatewayRequest, res: ServerResponse, err: Error): void } }).methods.errorHandler;
+
 /** When authenticate read the clock for a request: the rate limit counts the hit at that time. */
 const CHECKED_AT = Symbol('ragmesh.checkedAt');
 type CheckedRequest = GatewayRequest & { [CHECKED_AT]?: number };
@@ -214,6 +216,17 @@ export default function apiService(runtime: Runtime): ServiceSchema {
     },
 
     methods: {
+      /**
+       * moleculer-web's error handling, without its error line and stack for a 503: a
+       * refusal that says when to come back (OVERLOADED, MAINTENANCE, a dependency down)
+       * is the system working as designed, logged once as a warning where it was decided
+       * (lib/runtime/call-logging-middleware.ts) and in the access log. Under overload
+       * the default printed a stack per refused search.
+       */
+      errorHandler(this: { sendError(req: GatewayRequest, res: ServerResponse, err: unknown): void }, req: GatewayRequest, res: ServerResponse, err: Error) {
+        if (errorBody(err).status === 503) return this.sendError(req, res, err);
+        return defaultErrorHandler.call(this, req, res, err);
+      },
 
       /** A JWT (EdDSA with kid, or HS256 of existing setups) or an API key, as a Bearer token. */
       async authenticate(ctx: RagmeshContext, _route: unknown, req: GatewayRequest): Promise<Principal> {
