@@ -1,24 +1,37 @@
 /**
  * bench:search-load — searches/s and latency under concurrent closed-loop HTTP clients
- * against an embedded node (the default profile: PGlite, usearch, the bundled starter
- * embedding model), next to `/healthz` served by the same gateway in the same run.
+ * against the api, next to `/healthz` served by the same gateway in the same run.
  *
  *   ratio = lexical searches/s at c=16 / healthz requests/s at c=16     goal ≥ 0.05
  *
- * Corpus: bench:search's 100k-chunk tenant `bench` (BENCH_DATA_DIR; built by running
- * bench/search.ts first when the folder holds none). The node boots on that DATA_DIR
- * and each client signs in as that tenant with a JWT. Each client sends its next request
- * as soon as the previous one answered (closed loop), the CISI questions in turn, for
- * BENCH_SECONDS (10) per step, at concurrency 1, 4, 16 and 32 (BENCH_CONCURRENCY), for
- * `/healthz`, lexical and hybrid search (limit 10). Reported per step: requests/s, p50,
- * p95, and answers other than 200 by status (429/503 are admission control refusing at
- * once: SEARCH_CONCURRENCY, SEARCH_QUEUE_LIMIT).
+ * BENCH_PROFILE=embedded (default): one node in this process (PGlite, usearch, the
+ * bundled starter embedding model) on bench:search's 100k-chunk corpus in
+ * BENCH_DATA_DIR (built by running bench/search.ts first when the folder holds none).
+ * BENCH_PROFILE=mesh: DATABASE_URL names a PostgreSQL database holding bench:search's
+ * corpus (`DB_DRIVER=pg DATABASE_URL=… npm run bench:search` builds it); the api and emb
+ * run as processes of their own on RabbitMQ and Redis (test/support/mesh.ts, as
+ * bench:sse), vectors in PostgreSQL arrays (no Qdrant here).
+ *
+ * Each client signs in as tenant `bench` and sends its next request as soon as the
+ * previous one is done (closed loop), the CISI questions in turn, for BENCH_SECONDS (10)
+ * per step, at concurrency 1, 4, 16 and 32 (BENCH_CONCURRENCY), for `/healthz`, lexical
+ * and hybrid search (limit 10). Rate limits are lifted (capacity is measured).
+ *
+ * What counts: a search is done when it gets its 200. A 503 OVERLOADED (or 429) with
+ * Retry-After is admission control refusing at once: the client is told when to come
+ * back, and does — it waits Retry-After (plus up to 25 % jitter) and sends the same
+ * search again, as a well-behaved client would. Such refusals are counted and timed
+ * apart ("refused", their p95), not as errors. An error is anything else: another
+ * status, a 503 without Retry-After or of another code (SEARCH_UNAVAILABLE: no leg
+ * answered in time — the timeout cascade), a dropped connection. Per step: searches/s
+ * (200s), p50/p95 of the answered attempts, p95 from the first attempt to the 200
+ * (retries included), refusals and their p95, errors by kind.
  *
  * The hybrid leg's dense half embeds each question with the starter model, for real;
  * the corpus has no vectors of that model, so its kNN search finds nothing (bench:search
  * measures kNN at 100k): hybrid here measures embedding + lexical + fusion under load.
  */
-import { spawnSync } from 'node:child_process';
+import { execSync, spawnSync } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,11 +39,17 @@ import { signAccessToken } from '../lib/auth/jwt.ts';
 import { loadConfig } from '../lib/config/env.ts';
 import { createLogger } from '../lib/logging.ts';
 import { bootNode } from '../boot.ts';
+import { TestMesh } from '../test/support/mesh.ts';
 import { datasetDir } from './support.ts';
 
+const PROFILE = process.env.BENCH_PROFILE === 'mesh' ? 'mesh' : 'embedded';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const LEVELS = (process.env.BENCH_CONCURRENCY ?? '1,4,16,32').split(',').map(Number);
+const MODES = (process.env.BENCH_MODES ?? 'lexical,hybrid').split(',');
 const GOAL = 0.05;
+/** What the api may be told by env for this run (admission control, timeouts, pools). */
+const PASSED = ['SEARCH_CONCURRENCY', 'SEARCH_QUEUE_LIMIT', 'SEARCH_QUEUE_WAIT_MS', 'SEARCH_LEG_TIMEOUT_MS', 'DB_POOL_MAX'];
+const NO_LIMITS = { RATE_LIMIT_PER_USER: 'search=0,read=0', RATE_LIMIT_PER_TENANT: 'search=0,read=0' };
 
 const pct = (xs: number[], p: number) => {
   if (xs.length === 0) return NaN;
@@ -38,6 +57,8 @@ const pct = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 };
 const r1 = (x: number) => Math.round(x * 10) / 10;
+const load = () => os.loadavg().map((x) => Math.round(x * 100) / 100);
+const sum = (o: Record<string, number>) => Object.values(o).reduce((a, b) => a + b, 0);
 
 interface Step {
   target: string;
@@ -45,12 +66,18 @@ interface Step {
   rps: number;
   p50: number;
   p95: number;
+  /** From a search's first attempt to its 200, waits after refusals included. */
+  p95WithRetries: number;
   ok: number;
+  refused: number;
+  refusedP95: number;
   errors: Record<string, number>;
 }
 
 async function closedLoop(target: string, concurrency: number, request: (i: number) => Promise<Response>): Promise<Step> {
   const latencies: number[] = [];
+  const withRetries: number[] = [];
+  const refusals: number[] = [];
   const errors: Record<string, number> = {};
   let ok = 0;
   let n = 0;
@@ -59,29 +86,81 @@ async function closedLoop(target: string, concurrency: number, request: (i: numb
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (performance.now() < until) {
-        const t = performance.now();
-        try {
-          const res = await request(n++);
-          await res.arrayBuffer();
-          latencies.push(performance.now() - t);
-          if (res.status === 200) ok++;
-          else errors[res.status] = (errors[res.status] ?? 0) + 1;
-        } catch (err) {
-          // fetch rejects with a TypeError whose cause says what happened to the connection.
-          const e = err as Error & { cause?: { code?: string; name?: string } };
-          const kind = e.cause?.code ?? e.cause?.name ?? e.name;
+        const i = n++;
+        const first = performance.now();
+        // The same search again after each refusal, until it is answered or the step ends.
+        while (performance.now() < until) {
+          const t = performance.now();
+          let res: Response;
+          let body: string;
+          try {
+            res = await request(i);
+            body = await res.text();
+          } catch (err) {
+            // fetch rejects with a TypeError whose cause says what happened to the connection.
+            const e = err as Error & { cause?: { code?: string; name?: string } };
+            const kind = e.cause?.code ?? e.cause?.name ?? e.name;
+            errors[kind] = (errors[kind] ?? 0) + 1;
+            break;
+          }
+          const ms = performance.now() - t;
+          if (res.status === 200) {
+            ok++;
+            latencies.push(ms);
+            withRetries.push(performance.now() - first);
+            break;
+          }
+          const code = res.status >= 400 ? codeOf(body) : '';
+          const retryAfter = Number(res.headers.get('retry-after'));
+          if ((code === 'OVERLOADED' || code === 'RATE_LIMITED') && retryAfter > 0) {
+            refusals.push(ms);
+            await new Promise((resolve) => setTimeout(resolve, retryAfter * 1000 * (1 + 0.25 * Math.random())));
+            continue;
+          }
+          const kind = `${res.status}${code ? ` ${code}` : ''}`;
           errors[kind] = (errors[kind] ?? 0) + 1;
+          break;
         }
       }
     }),
   );
   const seconds = (performance.now() - started) / 1000;
-  const step = { target, concurrency, rps: r1(ok / seconds), p50: r1(pct(latencies, 50)), p95: r1(pct(latencies, 95)), ok, errors };
-  console.log(`  ${target.padEnd(8)} c=${String(concurrency).padStart(2)}  ${String(step.rps).padStart(8)} /s   p50 ${String(step.p50).padStart(7)} ms   p95 ${String(step.p95).padStart(7)} ms   errors ${JSON.stringify(errors)}   load ${os.loadavg()[0]!.toFixed(2)}`);
+  const step: Step = {
+    target,
+    concurrency,
+    rps: r1(ok / seconds),
+    p50: r1(pct(latencies, 50)),
+    p95: r1(pct(latencies, 95)),
+    p95WithRetries: r1(pct(withRetries, 95)),
+    ok,
+    refused: refusals.length,
+    refusedP95: r1(pct(refusals, 95)),
+    errors,
+  };
+  console.log(
+    `  ${target.padEnd(8)} c=${String(concurrency).padStart(2)}  ${String(step.rps).padStart(8)} /s   p50 ${String(step.p50).padStart(7)} ms   p95 ${String(step.p95).padStart(7)} ms` +
+      (target === 'healthz' ? '' : `   p95 with retries ${String(step.p95WithRetries).padStart(7)} ms   refused ${step.refused} (p95 ${step.refusedP95} ms)`) +
+      `   errors ${JSON.stringify(errors)}   load ${os.loadavg()[0]!.toFixed(2)}`,
+  );
   return step;
 }
 
-async function main(): Promise<void> {
+function codeOf(body: string): string {
+  try {
+    return String((JSON.parse(body) as { error?: { code?: string } }).error?.code ?? '');
+  } catch {
+    return '';
+  }
+}
+
+interface Target {
+  base: string;
+  token: string;
+  settings: Record<string, unknown>;
+  stop(): Promise<void>;
+}
+
+async function embedded(): Promise<Target> {
   const dataDir = process.env.BENCH_DATA_DIR ?? path.join(os.tmpdir(), 'ragmesh-bench-search-100k');
   if (!(await stat(path.join(dataDir, 'pg')).catch(() => null))) {
     console.error(`no corpus in ${dataDir}: building it with bench/search.ts`);
@@ -91,51 +170,87 @@ async function main(): Promise<void> {
     });
     if (built.status !== 0) throw new Error('building the corpus failed');
   }
-  const queries = (await readFile(path.join(datasetDir('cisi'), 'queries.jsonl'), 'utf8')).trim().split('\n').map((l) => (JSON.parse(l) as { text: string }).text.replace(/"/g, ''));
-
-  // Capacity, not the per-user rate limit, is measured: search is unlimited here.
-  const config = loadConfig({ DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'error', RATE_LIMIT_PER_USER: 'search=0,read=0', RATE_LIMIT_PER_TENANT: 'search=0,read=0', ...pick(process.env, ['SEARCH_CONCURRENCY', 'SEARCH_QUEUE_LIMIT', 'SEARCH_LEG_TIMEOUT_MS']) });
+  const config = loadConfig({ DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'error', ...NO_LIMITS, ...pick(process.env, PASSED) });
   const node = await bootNode(config, createLogger('error'));
-  const base = `http://127.0.0.1:${node.httpPort}`;
   const token = await signAccessToken({ tenantId: 'bench', userId: 'bench', roles: ['viewer'] }, node.runtime.jwtSecret, { issuer: config.auth.issuer, ttlSeconds: 86_400 });
-  const headers = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
+  return { base: `http://127.0.0.1:${node.httpPort}`, token, settings: { corpus: dataDir, db: 'pglite', ...config.search, db_pool_max: null }, stop: () => node.stop() };
+}
+
+async function mesh(): Promise<Target> {
+  const databaseUrl = process.env.DATABASE_URL;
+  if (!databaseUrl) throw new Error('BENCH_PROFILE=mesh needs DATABASE_URL: the PostgreSQL database holding bench:search\'s corpus');
+  const m = await TestMesh.create({ DATABASE_URL: databaseUrl, ...NO_LIMITS, ...pick(process.env, PASSED) });
+  try {
+    await Promise.all([m.start('gateway', 'api'), m.start('models', 'emb')]);
+  } catch (err) {
+    await m.stop();
+    throw err;
+  }
+  const config = loadConfig(m.env);
+  return { base: m.apiUrl, token: await m.token('bench', 'bench', 'viewer'), settings: { corpus: databaseUrl.replace(/\/\/[^@]*@/, '//'), db: 'pg', ...config.search, db_pool_max: config.db.poolMax }, stop: () => m.stop() };
+}
+
+async function main(): Promise<void> {
+  const queries = (await readFile(path.join(datasetDir('cisi'), 'queries.jsonl'), 'utf8')).trim().split('\n').map((l) => (JSON.parse(l) as { text: string }).text.replace(/"/g, ''));
+  const loadAtStart = load();
+  const target = PROFILE === 'mesh' ? await mesh() : await embedded();
+  const headers = { Authorization: `Bearer ${target.token}`, 'Content-Type': 'application/json' };
   const search = (mode: string) => (i: number) =>
-    fetch(`${base}/api/v1/search`, { method: 'POST', headers, body: JSON.stringify({ query: queries[i % queries.length], mode, limit: 10 }) });
+    fetch(`${target.base}/api/v1/search`, { method: 'POST', headers, body: JSON.stringify({ query: queries[i % queries.length], mode, limit: 10 }) });
 
   const steps: Step[] = [];
   try {
-    console.log(`bench:search-load  ${SECONDS} s per step, node ${process.version}, ${os.cpus().length} cores, SEARCH_CONCURRENCY ${config.search.concurrency}, SEARCH_QUEUE_LIMIT ${config.search.queueLimit}, corpus ${dataDir}`);
-    // Warm-up: the first searches load the model and fill caches.
-    for (let i = 0; i < 5; i++) for (const mode of ['lexical', 'hybrid']) await (await search(mode)(i)).arrayBuffer();
-    for (const c of LEVELS) steps.push(await closedLoop('healthz', c, () => fetch(`${base}/healthz`)));
-    for (const mode of ['lexical', 'hybrid']) for (const c of LEVELS) steps.push(await closedLoop(mode, c, search(mode)));
+    console.log(`bench:search-load  ${PROFILE}, ${SECONDS} s per step, node ${process.version}, ${os.cpus().length} cores, ${JSON.stringify(target.settings)}`);
+    // Warm-up: the first searches load the model, fill caches and give admission control its first service times.
+    for (let i = 0; i < 5; i++) {
+      for (const mode of MODES) {
+        const res = await search(mode)(i);
+        if (res.status !== 200) throw new Error(`warm-up ${mode} search: ${res.status} ${await res.text()}`);
+        const degraded = ((await res.json()) as { degraded: unknown }).degraded;
+        if (degraded) console.log(`  warm-up ${mode} search degraded: ${JSON.stringify(degraded)}`);
+      }
+    }
+    for (const c of LEVELS) steps.push(await closedLoop('healthz', c, () => fetch(`${target.base}/healthz`)));
+    for (const mode of MODES) for (const c of LEVELS) steps.push(await closedLoop(mode, c, search(mode)));
   } finally {
-    await node.stop();
+    await target.stop();
   }
-  const at = (target: string, c: number) => steps.find((s) => s.target === target && s.concurrency === c);
+  const at = (name: string, c: number) => steps.find((s) => s.target === name && s.concurrency === c);
   const floor = at('healthz', 16)?.rps ?? NaN;
-  const lexical16 = at('lexical', 16)?.rps ?? NaN;
-  const hybrid16 = at('hybrid', 16)?.rps ?? NaN;
-  const errorsAt32 = ['lexical', 'hybrid'].map((t) => Object.values(at(t, 32)?.errors ?? {}).reduce((a, b) => a + b, 0));
-  console.log(`  lexical c=16 / healthz c=16 = ${(lexical16 / floor).toFixed(4)} (goal ≥ ${GOAL}); hybrid ${(hybrid16 / floor).toFixed(4)}; errors at c=32: lexical ${errorsAt32[0]}, hybrid ${errorsAt32[1]}`);
+  const ratio = (mode: string) => Math.round(((at(mode, 16)?.rps ?? NaN) / floor) * 10000) / 10000;
+  const errorsAt32 = Object.fromEntries(MODES.map((m) => [m, sum(at(m, 32)?.errors ?? {})]));
+  const refusedAt32 = Object.fromEntries(MODES.map((m) => [m, at(m, 32)?.refused ?? null]));
+  console.log(
+    `  lexical c=16 / healthz c=16 = ${ratio('lexical').toFixed(4)} (goal ≥ ${GOAL}); hybrid ${ratio('hybrid').toFixed(4)}; errors at c=32: ${JSON.stringify(errorsAt32)} (goal 0), refused at once with Retry-After and retried: ${JSON.stringify(refusedAt32)}`,
+  );
+  let commit = '';
+  try {
+    commit = execSync('git rev-parse --short HEAD', { cwd: import.meta.dirname, encoding: 'utf8' }).trim();
+  } catch {
+    // not a checkout
+  }
   console.log(
     JSON.stringify({
       bench: 'search-load',
-      ratio: Math.round((lexical16 / floor) * 10000) / 10000,
+      profile: PROFILE,
+      ratio: ratio('lexical'),
       goal: GOAL,
-      hybrid_ratio: Math.round((hybrid16 / floor) * 10000) / 10000,
+      hybrid_ratio: ratio('hybrid'),
       healthz_rps_c16: floor,
-      lexical_rps_c16: lexical16,
+      lexical_rps_c16: at('lexical', 16)?.rps,
       lexical_p95_ms_c16: at('lexical', 16)?.p95,
-      hybrid_rps_c16: hybrid16,
+      hybrid_rps_c16: at('hybrid', 16)?.rps,
       hybrid_p95_ms_c16: at('hybrid', 16)?.p95,
-      errors_c32: { lexical: errorsAt32[0], hybrid: errorsAt32[1] },
-      steps: steps.map((s) => [s.target, s.concurrency, s.rps, s.p95, Object.values(s.errors).reduce((a, b) => a + b, 0)]),
-      search_concurrency: config.search.concurrency,
-      search_queue_limit: config.search.queueLimit,
+      errors_c32: errorsAt32,
+      refused_c32: refusedAt32,
+      // [target, c, ok/s, p50 ms, p95 ms, p95 with retries ms, refused, refusal p95 ms, errors]
+      steps: steps.map((s) => [s.target, s.concurrency, s.rps, s.p50, s.p95, s.p95WithRetries, s.refused, s.refusedP95, sum(s.errors)]),
+      settings: target.settings,
       node: process.version,
       cores: os.cpus().length,
-      load_avg: os.loadavg().map((x) => Math.round(x * 100) / 100),
+      commit,
+      load_avg_start: loadAtStart,
+      load_avg: load(),
     }),
   );
 }
