@@ -4,9 +4,10 @@
  *
  *   ratio = lexical searches/s at c=16 / healthz requests/s at c=16     goal ≥ 0.05
  *
- * BENCH_PROFILE=embedded (default): one node in this process (PGlite, usearch, the
- * bundled starter embedding model) on bench:search's 100k-chunk corpus in
- * BENCH_DATA_DIR (built by running bench/search.ts first when the folder holds none).
+ * BENCH_PROFILE=embedded (default): one node (PGlite, usearch, the bundled starter
+ * embedding model) started as `npm start` starts it, in a process of its own, on
+ * bench:search's 100k-chunk corpus in BENCH_DATA_DIR (built by running bench/search.ts
+ * first when the folder holds none).
  * BENCH_PROFILE=mesh: DATABASE_URL names a PostgreSQL database holding bench:search's
  * corpus (`DB_DRIVER=pg DATABASE_URL=… npm run bench:search` builds it); the api and emb
  * run as processes of their own on RabbitMQ and Redis (test/support/mesh.ts, as
@@ -35,11 +36,9 @@ import { execSync, spawnSync } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { signAccessToken } from '../lib/auth/jwt.ts';
 import { loadConfig } from '../lib/config/env.ts';
-import { createLogger } from '../lib/logging.ts';
-import { bootNode } from '../boot.ts';
 import { TestMesh } from '../test/support/mesh.ts';
+import { freePort, runScript, startNode } from '../test/support/processes.ts';
 import { datasetDir } from './support.ts';
 
 const PROFILE = process.env.BENCH_PROFILE === 'mesh' ? 'mesh' : 'embedded';
@@ -170,10 +169,21 @@ async function embedded(): Promise<Target> {
     });
     if (built.status !== 0) throw new Error('building the corpus failed');
   }
-  const config = loadConfig({ DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'error', ...NO_LIMITS, ...pick(process.env, PASSED) });
-  const node = await bootNode(config, createLogger('error'));
-  const token = await signAccessToken({ tenantId: 'bench', userId: 'bench', roles: ['viewer'] }, node.runtime.jwtSecret, { issuer: config.auth.issuer, ttlSeconds: 86_400 });
-  return { base: `http://127.0.0.1:${node.httpPort}`, token, settings: { corpus: dataDir, db: 'pglite', ...config.search, db_pool_max: null }, stop: () => node.stop() };
+  // The node runs in a process of its own, as `npm start` does: clients in the node's own
+  // process were served by its event loop, which PGlite blocks for a whole statement, so
+  // they read even a quick answer a search or two late.
+  const env: Record<string, string> = { DATA_DIR: dataDir, HOST: '127.0.0.1', PORT: String(await freePort()), LOG_LEVEL: 'info', ...NO_LIMITS, ...pick(process.env, PASSED) };
+  const node = startNode('embedded', env);
+  try {
+    await node.waitForLog((e) => e.msg === 'ragmesh ready', 300_000);
+  } catch (err) {
+    await node.stop();
+    throw err;
+  }
+  const made = await runScript('scripts/token.ts', ['--tenant', 'bench', '--user', 'bench', '--role', 'viewer'], env);
+  if (made.code !== 0) throw new Error(`token: ${made.stderr}`);
+  const config = loadConfig(env);
+  return { base: `http://127.0.0.1:${env.PORT}`, token: made.stdout.trim(), settings: { corpus: dataDir, db: 'pglite', ...config.search, db_pool_max: null }, stop: async () => void (await node.stop()) };
 }
 
 async function mesh(): Promise<Target> {
