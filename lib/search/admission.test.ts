@@ -91,10 +91,22 @@ describe('search admission control', () => {
       return true;
     });
     assert.equal(admission.refused, 1);
-    // The slot passes to the waiters in turn.
+    // The slot passes to the waiters in turn; they held it 0 ms, 400 ms, 0 ms, 0 ms.
     running();
-    for (const w of waiters) (await w)();
+    (await waiters[0]!)();
+    const second = await waiters[1]!;
+    now += 400;
+    second();
+    for (const w of waiters.slice(2)) (await w)();
     assert.deepEqual({ active: admission.load.active, waiting: admission.load.waiting }, { active: 0, waiting: 0 });
+    // A spread-out service time counts for more than its mean: S + 2D per search ahead.
+    const { serviceMs, deviationMs } = admission.load;
+    assert.ok(deviationMs > 0);
+    const holding = await admission.acquire();
+    const next = admission.acquire();
+    assert.equal(admission.expectedWaitMs(), 2 * (serviceMs! + 2 * deviationMs));
+    holding();
+    (await next)();
   });
 
   it('refuses a search that has waited the whole budget (the estimate was too low), and the queue moves on without it', async () => {
