@@ -191,7 +191,8 @@ async function mesh(): Promise<Target> {
   if (!databaseUrl) throw new Error('BENCH_PROFILE=mesh needs DATABASE_URL: the PostgreSQL database holding bench:search\'s corpus');
   const m = await TestMesh.create({ DATABASE_URL: databaseUrl, ...NO_LIMITS, ...pick(process.env, PASSED) });
   try {
-    await Promise.all([m.start('gateway', 'api'), m.start('models', 'emb')]);
+    // BENCH_API_NODE_OPTIONS: e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile the api under this load.
+    await Promise.all([m.start('gateway', 'api', process.env.BENCH_API_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_API_NODE_OPTIONS } : {}), m.start('models', 'emb')]);
   } catch (err) {
     await m.stop();
     throw err;
