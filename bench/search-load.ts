@@ -26,7 +26,10 @@
  * status, a 503 without Retry-After or of another code (SEARCH_UNAVAILABLE: no leg
  * answered in time — the timeout cascade), a dropped connection. Per step: searches/s
  * (200s), p50/p95 of the answered attempts, p95 from the first attempt to the 200
- * (retries included), refusals and their p95, errors by kind.
+ * (retries included), refusals and their p95, errors by kind, and the CPU time the
+ * serving processes spent per answer (from /proc: the node, or the api, emb and the
+ * PostgreSQL backends of the corpus' database) — what the cores a given rate needs are
+ * estimated from, whatever else loads the machine.
  *
  * The hybrid leg's dense half embeds each question with the starter model, for real;
  * the corpus has no vectors of that model, so its kNN search finds nothing (bench:search
@@ -34,6 +37,7 @@
  */
 import { execSync, spawnSync } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
+import pg from 'pg';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../lib/config/env.ts';
@@ -71,9 +75,25 @@ interface Step {
   refused: number;
   refusedP95: number;
   errors: Record<string, number>;
+  /** CPU time the serving processes spent per answered request (ms), refusals' share included. */
+  cpuMs: number;
 }
 
-async function closedLoop(target: string, concurrency: number, request: (i: number) => Promise<Response>): Promise<Step> {
+/** CPU time (user + system, ms) of each process, from /proc (a process gone meanwhile is left out). */
+async function cpuOf(pids: number[]): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  for (const pid of pids) {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+    if (!stat) continue;
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command name, in clock ticks (100 Hz).
+    out.set(pid, ((Number(fields[11]) + Number(fields[12])) * 1000) / 100);
+  }
+  return out;
+}
+
+async function closedLoop(target: string, concurrency: number, request: (i: number) => Promise<Response>, servers: () => Promise<number[]>): Promise<Step> {
+  const cpuBefore = await cpuOf(await servers());
   const latencies: number[] = [];
   const withRetries: number[] = [];
   const refusals: number[] = [];
@@ -124,6 +144,9 @@ async function closedLoop(target: string, concurrency: number, request: (i: numb
     }),
   );
   const seconds = (performance.now() - started) / 1000;
+  const cpuAfter = await cpuOf(await servers());
+  let cpu = 0;
+  for (const [pid, ms] of cpuAfter) cpu += ms - (cpuBefore.get(pid) ?? 0);
   const step: Step = {
     target,
     concurrency,
@@ -135,11 +158,12 @@ async function closedLoop(target: string, concurrency: number, request: (i: numb
     refused: refusals.length,
     refusedP95: r1(pct(refusals, 95)),
     errors,
+    cpuMs: Math.round((cpu / Math.max(1, ok)) * 100) / 100,
   };
   console.log(
     `  ${target.padEnd(8)} c=${String(concurrency).padStart(2)}  ${String(step.rps).padStart(8)} /s   p50 ${String(step.p50).padStart(7)} ms   p95 ${String(step.p95).padStart(7)} ms` +
       (target === 'healthz' ? '' : `   p95 with retries ${String(step.p95WithRetries).padStart(7)} ms   refused ${step.refused} (p95 ${step.refusedP95} ms)`) +
-      `   errors ${JSON.stringify(errors)}   load ${os.loadavg()[0]!.toFixed(2)}`,
+      `   errors ${JSON.stringify(errors)}   cpu ${step.cpuMs} ms/answer   load ${os.loadavg()[0]!.toFixed(2)}`,
   );
   return step;
 }
@@ -156,6 +180,8 @@ interface Target {
   base: string;
   token: string;
   settings: Record<string, unknown>;
+  /** The processes that serve (api, emb, PGlite's node, PostgreSQL's backends of the corpus' database). */
+  servers(): Promise<number[]>;
   stop(): Promise<void>;
 }
 
@@ -183,7 +209,7 @@ async function embedded(): Promise<Target> {
   const made = await runScript('scripts/token.ts', ['--tenant', 'bench', '--user', 'bench', '--role', 'viewer'], env);
   if (made.code !== 0) throw new Error(`token: ${made.stderr}`);
   const config = loadConfig(env);
-  return { base: `http://127.0.0.1:${env.PORT}`, token: made.stdout.trim(), settings: { corpus: dataDir, db: 'pglite', ...config.search, db_pool_max: null }, stop: async () => void (await node.stop()) };
+  return { base: `http://127.0.0.1:${env.PORT}`, token: made.stdout.trim(), settings: { corpus: dataDir, db: 'pglite', ...config.search, db_pool_max: null }, servers: async () => [node.child.pid!], stop: async () => void (await node.stop()) };
 }
 
 async function mesh(): Promise<Target> {
@@ -198,7 +224,21 @@ async function mesh(): Promise<Target> {
     throw err;
   }
   const config = loadConfig(m.env);
-  return { base: m.apiUrl, token: await m.token('bench', 'bench', 'viewer'), settings: { corpus: databaseUrl.replace(/\/\/[^@]*@/, '//'), db: 'pg', ...config.search, db_pool_max: config.db.poolMax }, stop: () => m.stop() };
+  // PostgreSQL's backends serving the corpus' database run on this machine: their CPU is the search's too.
+  const admin = new pg.Client({ connectionString: databaseUrl });
+  await admin.connect();
+  const backends = async () =>
+    (await admin.query<{ pid: number }>('select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()')).rows.map((r) => r.pid);
+  return {
+    base: m.apiUrl,
+    token: await m.token('bench', 'bench', 'viewer'),
+    settings: { corpus: databaseUrl.replace(/\/\/[^@]*@/, '//'), db: 'pg', ...config.search, db_pool_max: config.db.poolMax },
+    servers: async () => [...m.processes.map((p) => p.child.pid!), ...(await backends())],
+    stop: async () => {
+      await admin.end();
+      await m.stop();
+    },
+  };
 }
 
 async function main(): Promise<void> {
@@ -221,8 +261,8 @@ async function main(): Promise<void> {
         if (degraded) console.log(`  warm-up ${mode} search degraded: ${JSON.stringify(degraded)}`);
       }
     }
-    for (const c of LEVELS) steps.push(await closedLoop('healthz', c, () => fetch(`${target.base}/healthz`)));
-    for (const mode of MODES) for (const c of LEVELS) steps.push(await closedLoop(mode, c, search(mode)));
+    for (const c of LEVELS) steps.push(await closedLoop('healthz', c, () => fetch(`${target.base}/healthz`), target.servers));
+    for (const mode of MODES) for (const c of LEVELS) steps.push(await closedLoop(mode, c, search(mode), target.servers));
   } finally {
     await target.stop();
   }
@@ -254,8 +294,10 @@ async function main(): Promise<void> {
       hybrid_p95_ms_c16: at('hybrid', 16)?.p95,
       errors_c32: errorsAt32,
       refused_c32: refusedAt32,
-      // [target, c, ok/s, p50 ms, p95 ms, p95 with retries ms, refused, refusal p95 ms, errors]
-      steps: steps.map((s) => [s.target, s.concurrency, s.rps, s.p50, s.p95, s.p95WithRetries, s.refused, s.refusedP95, sum(s.errors)]),
+      // CPU of the serving processes per answered search at c=1 (ms): what the cores estimate in docs/search.md is made of
+      cpu_ms_per_search_c1: Object.fromEntries(MODES.map((m) => [m, at(m, 1)?.cpuMs ?? null])),
+      // [target, c, ok/s, p50 ms, p95 ms, p95 with retries ms, refused, refusal p95 ms, errors, server CPU ms per answer]
+      steps: steps.map((s) => [s.target, s.concurrency, s.rps, s.p50, s.p95, s.p95WithRetries, s.refused, s.refusedP95, sum(s.errors), s.cpuMs]),
       settings: target.settings,
       node: process.version,
       cores: os.cpus().length,
