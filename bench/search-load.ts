@@ -77,22 +77,24 @@ interface Step {
   errors: Record<string, number>;
   /** CPU time the serving processes spent per answered request (ms), refusals' share included. */
   cpuMs: number;
+  /** The same by process kind (node, api, emb, db). */
+  cpuSplit: Record<string, number>;
 }
 
 /** CPU time (user + system, ms) of each process, from /proc (a process gone meanwhile is left out). */
-async function cpuOf(pids: number[]): Promise<Map<number, number>> {
-  const out = new Map<number, number>();
-  for (const pid of pids) {
+async function cpuOf(servers: Array<[string, number]>): Promise<Map<number, [string, number]>> {
+  const out = new Map<number, [string, number]>();
+  for (const [kind, pid] of servers) {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
     if (!stat) continue;
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command name, in clock ticks (100 Hz).
-    out.set(pid, ((Number(fields[11]) + Number(fields[12])) * 1000) / 100);
+    out.set(pid, [kind, ((Number(fields[11]) + Number(fields[12])) * 1000) / 100]);
   }
   return out;
 }
 
-async function closedLoop(target: string, concurrency: number, request: (i: number) => Promise<Response>, servers: () => Promise<number[]>): Promise<Step> {
+async function closedLoop(target: string, concurrency: number, request: (i: number) => Promise<Response>, servers: () => Promise<Array<[string, number]>>): Promise<Step> {
   const cpuBefore = await cpuOf(await servers());
   const latencies: number[] = [];
   const withRetries: number[] = [];
@@ -146,7 +148,13 @@ async function closedLoop(target: string, concurrency: number, request: (i: numb
   const seconds = (performance.now() - started) / 1000;
   const cpuAfter = await cpuOf(await servers());
   let cpu = 0;
-  for (const [pid, ms] of cpuAfter) cpu += ms - (cpuBefore.get(pid) ?? 0);
+  const split: Record<string, number> = {};
+  for (const [pid, [kind, ms]] of cpuAfter) {
+    const spent = ms - (cpuBefore.get(pid)?.[1] ?? 0);
+    cpu += spent;
+    split[kind] = (split[kind] ?? 0) + spent;
+  }
+  const perAnswer = (ms: number) => Math.round((ms / Math.max(1, ok)) * 100) / 100;
   const step: Step = {
     target,
     concurrency,
@@ -158,12 +166,13 @@ async function closedLoop(target: string, concurrency: number, request: (i: numb
     refused: refusals.length,
     refusedP95: r1(pct(refusals, 95)),
     errors,
-    cpuMs: Math.round((cpu / Math.max(1, ok)) * 100) / 100,
+    cpuMs: perAnswer(cpu),
+    cpuSplit: Object.fromEntries(Object.entries(split).map(([k, v]) => [k, perAnswer(v)])),
   };
   console.log(
     `  ${target.padEnd(8)} c=${String(concurrency).padStart(2)}  ${String(step.rps).padStart(8)} /s   p50 ${String(step.p50).padStart(7)} ms   p95 ${String(step.p95).padStart(7)} ms` +
       (target === 'healthz' ? '' : `   p95 with retries ${String(step.p95WithRetries).padStart(7)} ms   refused ${step.refused} (p95 ${step.refusedP95} ms)`) +
-      `   errors ${JSON.stringify(errors)}   cpu ${step.cpuMs} ms/answer   load ${os.loadavg()[0]!.toFixed(2)}`,
+      `   errors ${JSON.stringify(errors)}   cpu ${step.cpuMs} ms/answer ${JSON.stringify(step.cpuSplit)}   load ${os.loadavg()[0]!.toFixed(2)}`,
   );
   return step;
 }
@@ -181,7 +190,7 @@ interface Target {
   token: string;
   settings: Record<string, unknown>;
   /** The processes that serve (api, emb, PGlite's node, PostgreSQL's backends of the corpus' database). */
-  servers(): Promise<number[]>;
+  servers(): Promise<Array<[string, number]>>;
   stop(): Promise<void>;
 }
 
@@ -209,7 +218,7 @@ async function embedded(): Promise<Target> {
   const made = await runScript('scripts/token.ts', ['--tenant', 'bench', '--user', 'bench', '--role', 'viewer'], env);
   if (made.code !== 0) throw new Error(`token: ${made.stderr}`);
   const config = loadConfig(env);
-  return { base: `http://127.0.0.1:${env.PORT}`, token: made.stdout.trim(), settings: { corpus: dataDir, db: 'pglite', ...config.search, db_pool_max: null }, servers: async () => [node.child.pid!], stop: async () => void (await node.stop()) };
+  return { base: `http://127.0.0.1:${env.PORT}`, token: made.stdout.trim(), settings: { corpus: dataDir, db: 'pglite', ...config.search, db_pool_max: null }, servers: async () => [['node', node.child.pid!]], stop: async () => void (await node.stop()) };
 }
 
 async function mesh(): Promise<Target> {
@@ -233,7 +242,7 @@ async function mesh(): Promise<Target> {
     base: m.apiUrl,
     token: await m.token('bench', 'bench', 'viewer'),
     settings: { corpus: databaseUrl.replace(/\/\/[^@]*@/, '//'), db: 'pg', ...config.search, db_pool_max: config.db.poolMax },
-    servers: async () => [...m.processes.map((p) => p.child.pid!), ...(await backends())],
+    servers: async () => [...m.processes.map((p): [string, number] => [p.name === 'gateway' ? 'api' : 'emb', p.child.pid!]), ...(await backends()).map((pid): [string, number] => ['db', pid])],
     stop: async () => {
       await admin.end();
       await m.stop();
@@ -296,6 +305,7 @@ async function main(): Promise<void> {
       refused_c32: refusedAt32,
       // CPU of the serving processes per answered search at c=1 (ms): what the cores estimate in docs/search.md is made of
       cpu_ms_per_search_c1: Object.fromEntries(MODES.map((m) => [m, at(m, 1)?.cpuMs ?? null])),
+      cpu_split_c1: Object.fromEntries([['healthz', at('healthz', 1)?.cpuSplit], ...MODES.map((m) => [m, at(m, 1)?.cpuSplit])]),
       // [target, c, ok/s, p50 ms, p95 ms, p95 with retries ms, refused, refusal p95 ms, errors, server CPU ms per answer]
       steps: steps.map((s) => [s.target, s.concurrency, s.rps, s.p50, s.p95, s.p95WithRetries, s.refused, s.refusedP95, sum(s.errors), s.cpuMs]),
       settings: target.settings,
