@@ -1,7 +1,7 @@
 import type { ChatHistoryItem, ChatWrapper, Llama, LlamaContext, LlamaModel } from 'node-llama-cpp';
 import { appError } from '../errors.ts';
 import { citationsIn, ragMessages } from './prompt.ts';
-import { pickThreads, readCpuBudget } from './threads.ts';
+import { fastestThreads, median, readCpuBudget, threadCandidates, usableCores } from './threads.ts';
 import type { ChatMessage, GenerateEvent, GenerateRequest, LlmBackend } from './types.ts';
 
 export interface LlamaBackendOptions {
@@ -13,7 +13,7 @@ export interface LlamaBackendOptions {
   contextSize: number;
   /** Generations at once; one context sequence each. */
   slots: number;
-  /** 0 = picked from the CPUs the process really has and the load on them (see pickThreads). */
+  /** 0 = the fastest count in timed trials up to the CPUs the process really has (see timeThreads). */
   threads: number;
 }
 
@@ -48,6 +48,8 @@ export class LlamaCppBackend implements LlmBackend {
   readonly version: string;
   /** llama.cpp threads this model generates with. */
   readonly threads: number;
+  /** LLM_THREADS=0: median ms of the timed trial by thread count (see timeThreads). */
+  readonly threadTrials: Record<number, number> | null;
   private active = 0;
   private idle: (() => void) | null = null;
 
@@ -57,24 +59,27 @@ export class LlamaCppBackend implements LlmBackend {
     private readonly options: LlamaBackendOptions,
     /** Resolved once: a LlamaChat left to resolve it renders the model's Jinja template anew for every answer. */
     private readonly chatWrapper: ChatWrapper,
+    trials: Map<number, number[]> | null,
   ) {
     this.version = `llama:${options.model}`;
     this.threads = context.idealThreads;
+    this.threadTrials = trials && Object.fromEntries([...trials].map(([threads, ms]) => [threads, Math.round(median(ms))]));
   }
 
   static async load(options: LlamaBackendOptions): Promise<LlamaCppBackend> {
     const llama = await cpuLlama();
     const model = await llama.loadModel({ modelPath: options.modelPath });
     try {
+      // A fixed count: node-llama-cpp's own default is every math core, which stalls
+      // spin-waiting threads as soon as anything else runs on those cores.
+      const trials = options.threads > 0 ? null : await timeThreads(model, threadCandidates(usableCores(readCpuBudget())));
       const context = await model.createContext({
         contextSize: Math.min(options.contextSize, model.trainContextSize),
         sequences: options.slots,
-        // A fixed count: node-llama-cpp's own default is every math core, which stalls
-        // spin-waiting threads as soon as anything else runs on those cores.
-        threads: options.threads > 0 ? options.threads : pickThreads(readCpuBudget()),
+        threads: trials ? fastestThreads(trials) : options.threads,
       });
       const { resolveChatWrapper } = await import('node-llama-cpp');
-      return new LlamaCppBackend(model, context, options, resolveChatWrapper(model));
+      return new LlamaCppBackend(model, context, options, resolveChatWrapper(model), trials);
     } catch (err) {
       await model.dispose();
       throw err;
@@ -174,6 +179,64 @@ export class LlamaCppBackend implements LlmBackend {
     await this.context.dispose();
     await this.model.dispose();
   }
+}
+
+/** Prompt tokens and generated tokens of one thread trial: a short answer's prompt decode and a few steps. */
+const TRIAL_PROMPT_TOKENS = 48;
+const TRIAL_STEPS = 8;
+const TRIAL_ROUNDS = 3;
+
+/**
+ * Times the same small generation (a 48-token prompt, then 8 tokens) on this model at
+ * each candidate thread count, the counts interleaved over three rounds so a change in
+ * the machine's load hits them alike; milliseconds per trial by count.
+ *
+ * Why time it rather than compute it: llama.cpp's threads meet at a barrier after every
+ * operation and spin while they wait. On cores other work also uses, more threads get a
+ * bigger share of CPU time (the scheduler shares by thread) but lose more of it waiting
+ * for a descheduled peer, and which effect wins depends on the model's shape: a 260K
+ * llama on a loaded 2-core machine made 60 tokens in 0.05 s with 1 thread and 36 s with 2,
+ * a Qwen2.5-0.5B-shaped one was fastest with 2 at a load average of 10. The load average
+ * cannot tell these apart; a trial on the model itself can.
+ *
+ * A count slower than twice the best of its round is not tried again, and a trial
+ * stops early once it has taken three times the best whole trial (its time so far counts).
+ */
+async function timeThreads(model: LlamaModel, candidates: number[]): Promise<Map<number, number[]>> {
+  const trials = new Map<number, number[]>(candidates.map((threads) => [threads, []]));
+  if (candidates.length === 1) return trials.set(candidates[0]!, [0]);
+  let text = 'The quarterly report of the northern office describes sales, costs, staff and plans for the next year. ';
+  while (model.tokenize(text).length < TRIAL_PROMPT_TOKENS) text += text;
+  const prompt = model.tokenize(text).slice(0, TRIAL_PROMPT_TOKENS);
+  const contexts = new Map<number, LlamaContext>();
+  try {
+    for (const threads of candidates) {
+      contexts.set(threads, await model.createContext({ contextSize: 256, batchSize: 64, sequences: 1, threads }));
+    }
+    let alive = [...candidates];
+    let bestTrial = Infinity;
+    for (let round = 0; round < TRIAL_ROUNDS && alive.length > 1; round++) {
+      const times = new Map<number, number>();
+      for (const threads of alive) {
+        const sequence = contexts.get(threads)!.getSequence();
+        const started = performance.now();
+        let steps = 0;
+        for await (const _token of sequence.evaluate(prompt)) {
+          if (++steps >= TRIAL_STEPS || performance.now() - started > bestTrial * 3) break;
+        }
+        const ms = performance.now() - started;
+        sequence.dispose();
+        times.set(threads, ms);
+        trials.get(threads)!.push(ms);
+        if (steps >= TRIAL_STEPS) bestTrial = Math.min(bestTrial, ms);
+      }
+      const bestOfRound = Math.min(...times.values());
+      alive = alive.filter((threads) => times.get(threads)! <= bestOfRound * 2);
+    }
+  } finally {
+    for (const context of contexts.values()) await context.dispose();
+  }
+  return trials;
 }
 
 function historyOf(messages: ChatMessage[]): ChatHistoryItem[] {

@@ -1,22 +1,29 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { cgroupQuota, pickThreads, readCpuBudget } from './threads.ts';
+import { cgroupQuota, fastestThreads, readCpuBudget, threadCandidates, usableCores } from './threads.ts';
 
 describe('llama thread count for LLM_THREADS=0', () => {
-  it('takes every core of an idle machine', () => {
-    assert.equal(pickThreads({ parallelism: 8, quota: null, hostCpus: 8, loadAverage: 0.1 }), 8);
+  it('uses the CPUs of the affinity mask, within the cgroup quota rounded down, at least one', () => {
+    assert.equal(usableCores({ parallelism: 8, quota: null, hostCpus: 8, loadAverage: 3 }), 8);
+    assert.equal(usableCores({ parallelism: 64, quota: 2.5, hostCpus: 64, loadAverage: 8 }), 2);
+    assert.equal(usableCores({ parallelism: 64, quota: 0.5, hostCpus: 64, loadAverage: 0 }), 1);
+    assert.equal(usableCores({ parallelism: 2, quota: 4, hostCpus: 16, loadAverage: 0 }), 2);
   });
 
-  it('leaves the cores other work keeps busy, never fewer than one', () => {
-    // The machine of the issue: 2 cores, load 3 from other processes.
-    assert.equal(pickThreads({ parallelism: 2, quota: null, hostCpus: 2, loadAverage: 3 }), 1);
-    assert.equal(pickThreads({ parallelism: 8, quota: null, hostCpus: 8, loadAverage: 3 }), 5);
+  it('times every count up to 4, then powers of two and all the cores', () => {
+    assert.deepEqual(threadCandidates(1), [1]);
+    assert.deepEqual(threadCandidates(2), [1, 2]);
+    assert.deepEqual(threadCandidates(6), [1, 2, 3, 4, 6]);
+    assert.deepEqual(threadCandidates(32), [1, 2, 3, 4, 8, 16, 32]);
+    assert.deepEqual(threadCandidates(12), [1, 2, 3, 4, 8, 12]);
   });
 
-  it('obeys the cgroup quota, rounded down, and scales host load to its share', () => {
-    // A container with 2.5 CPUs of quota (2 whole) on a 64-core host loaded with 8: ours carry 2/64 of it.
-    assert.equal(pickThreads({ parallelism: 64, quota: 2.5, hostCpus: 64, loadAverage: 8 }), 2);
-    assert.equal(pickThreads({ parallelism: 64, quota: 0.5, hostCpus: 64, loadAverage: 0 }), 1);
+  it('keeps the count with the lowest median trial, the fewer threads when within 3 %', () => {
+    // The loaded 2-core machine of the issue: two threads spin against each other.
+    assert.equal(fastestThreads(new Map([[1, [3912]], [2, [13261]]])), 1);
+    assert.equal(fastestThreads(new Map([[1, [300, 290, 310]], [2, [160, 400, 170]]])), 2);
+    assert.equal(fastestThreads(new Map([[1, [200]], [2, [195]], [4, []]])), 1);
+    assert.throws(() => fastestThreads(new Map([[1, []]])));
   });
 
   it('reads cgroup v2 cpu.max (tightest ancestor) and v1 cfs quota', () => {
@@ -38,7 +45,6 @@ describe('llama thread count for LLM_THREADS=0', () => {
   it('reads this machine', () => {
     const budget = readCpuBudget();
     assert.ok(budget.parallelism >= 1);
-    const threads = pickThreads(budget);
-    assert.ok(threads >= 1 && threads <= budget.parallelism);
+    assert.ok(usableCores(budget) >= 1 && usableCores(budget) <= budget.parallelism);
   });
 });

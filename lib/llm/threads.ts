@@ -7,9 +7,9 @@ export interface CpuBudget {
   parallelism: number;
   /** CPUs' worth of time the cgroup allows (cpu.max or cfs_quota/period); null = no quota. */
   quota: number | null;
-  /** CPUs the host has (os.cpus()): load average is host-wide, so it is scaled to our share. */
+  /** CPUs the host has (os.cpus()). */
   hostCpus: number;
-  /** 1-minute load average of the host. */
+  /** 1-minute load average of the host: reported next to bench figures, not used to pick (see threadCandidates). */
   loadAverage: number;
 }
 
@@ -17,19 +17,38 @@ export function readCpuBudget(): CpuBudget {
   return { parallelism: os.availableParallelism(), quota: cgroupQuota(), hostCpus: Math.max(1, os.cpus().length), loadAverage: os.loadavg()[0] ?? 0 };
 }
 
+/** The CPUs this process may run on: affinity/cpuset, then the cgroup quota rounded down; at least one. */
+export function usableCores(budget: CpuBudget): number {
+  return Math.max(1, Math.min(budget.parallelism, budget.quota === null ? Infinity : Math.floor(budget.quota)));
+}
+
 /**
- * Threads for llama.cpp when LLM_THREADS=0. Its worker threads spin-wait for each
- * other at every step of every token, so one more thread than there is free CPU does
- * not slow generation a little, it stalls it: on a 2-core machine already loaded by
- * other processes, 2 threads made 60 tokens take 36 s and 1 thread 0.05 s. So:
- * the CPUs we may use (affinity, then the cgroup quota rounded down), minus the load
- * other work puts on them (the host's load average scaled to our share of its
- * CPUs), never fewer than one.
+ * Thread counts worth timing when LLM_THREADS=0: every count up to 4, beyond that the
+ * powers of two and the usable cores themselves (at most a handful of trials).
  */
-export function pickThreads(budget: CpuBudget): number {
-  const cores = Math.max(1, Math.min(budget.parallelism, budget.quota === null ? Infinity : Math.floor(budget.quota)));
-  const busy = budget.loadAverage * Math.min(1, cores / budget.hostCpus);
-  return Math.max(1, Math.min(cores, Math.floor(cores - busy + 0.25)));
+export function threadCandidates(cores: number): number[] {
+  const counts = new Set<number>();
+  for (let n = 1; n <= Math.min(cores, 4); n++) counts.add(n);
+  for (let n = 8; n < cores; n *= 2) counts.add(n);
+  counts.add(cores);
+  return [...counts].sort((a, b) => a - b);
+}
+
+/**
+ * The fastest count from timed trials (ms per trial, by count): lowest median wins;
+ * within 3 % of it, the fewer threads (they leave the rest to other work).
+ */
+export function fastestThreads(trials: Map<number, number[]>): number {
+  const medians = [...trials].filter(([, ms]) => ms.length > 0).map(([threads, ms]) => [threads, median(ms)] as const);
+  if (medians.length === 0) throw new Error('no thread trial was timed');
+  const best = Math.min(...medians.map(([, ms]) => ms));
+  return Math.min(...medians.filter(([, ms]) => ms <= best * 1.03).map(([threads]) => threads));
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 /** The CPU quota of this process's cgroup (v2 `cpu.max`, or v1 `cpu.cfs_quota_us`/`cpu.cfs_period_us`). */

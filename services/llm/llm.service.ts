@@ -37,8 +37,10 @@ export interface LlmInfo {
   running: number;
   /** Tokens streamed by this node since it started. */
   tokensStreamed: number;
-  /** llama: the CPU threads generation runs on (LLM_THREADS, or picked when 0). */
+  /** llama: the CPU threads generation runs on (LLM_THREADS, or the fastest in timed trials when 0). */
   threads?: number;
+  /** llama with LLM_THREADS=0: median ms of the load-time trial by thread count. */
+  threadTrials?: Record<number, number> | null;
 }
 
 /** The backends that need no model file; `llama` is loaded from the models bucket (see loadLlama). */
@@ -106,7 +108,7 @@ export default function llmService(runtime: Runtime): ServiceSchema {
       const previous = backend as LlamaCppBackend | null;
       backend = next;
       loadError = null;
-      runtime.logger.info({ model: next.version, threads: next.threads }, 'llm model loaded');
+      runtime.logger.info({ model: next.version, threads: next.threads, threadTrials: next.threadTrials }, 'llm model loaded');
       if (previous) void previous.dispose().catch((err: unknown) => runtime.logger.warn({ err }, 'disposing the previous llm model failed'));
     } catch (err) {
       loadError = (err as Error).message;
@@ -155,7 +157,7 @@ export default function llmService(runtime: Runtime): ServiceSchema {
       info: {
         handler(): LlmInfo {
           const current = serving();
-          return { backend: current.name, version: current.version, maxTokens: runtime.config.llm.maxTokens, ...gate.load, running: running.size, tokensStreamed, ...(current instanceof LlamaCppBackend && { threads: current.threads }) };
+          return { backend: current.name, version: current.version, maxTokens: runtime.config.llm.maxTokens, ...gate.load, running: running.size, tokensStreamed, ...(current instanceof LlamaCppBackend && { threads: current.threads, threadTrials: current.threadTrials }) };
         },
       },
 
