@@ -8,7 +8,8 @@
  *   raw       — node-llama-cpp's LlamaChat in this process, every thread count from 1
  *               to the CPUs available tried, the fastest kept as the baseline;
  *   embedded  — POST /api/v1/chats/:id/messages on an embedded node in this process
- *               (api → llm service → llama backend, LLM_THREADS=0: the picked count);
+ *               (api → llm service → llama backend, LLM_THREADS=0: the count it timed
+ *               fastest on the model when it loaded);
  *   mesh      — the same request to a mesh api, the llm service in its own process
  *               over RabbitMQ (LLM_THREADS=0 there too).
  * Samples of the three alternate so drift in machine load hits all alike.
@@ -19,7 +20,7 @@
 import os from 'node:os';
 import type { LlamaChat as LlamaChatType, LlamaContext, LlamaModel } from 'node-llama-cpp';
 import { loadConfig } from '../lib/config/env.ts';
-import { pickThreads, readCpuBudget } from '../lib/llm/threads.ts';
+import { readCpuBudget, usableCores } from '../lib/llm/threads.ts';
 import { ensureTinyLlama, QWEN25_05B_SHAPE } from '../test/support/tiny-gguf.ts';
 import { createLogger } from '../lib/logging.ts';
 import { publishFolder } from '../lib/models/publish.ts';
@@ -31,7 +32,9 @@ import { TestMesh } from '../test/support/mesh.ts';
 import { waitFor } from '../test/support/processes.ts';
 
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 32);
-const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 3);
+/** Samples per side in the comparison (the sweep takes 3 per count). */
+const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 5);
+const SWEEP_SAMPLES = 3;
 const CONTEXT = 2048;
 const ALIAS = 'qwen-shape';
 const PROMPT = 'Summarise what the quarterly report says about the northern office, in three sentences.';
@@ -131,7 +134,6 @@ async function main(): Promise<void> {
   const model = await ensureTinyLlama({ alias: ALIAS, shape: QWEN25_05B_SHAPE });
   console.log(`model ${model.modelPath} ready in ${Math.round(performance.now() - madeAt)} ms`);
   const budget = readCpuBudget();
-  const picked = pickThreads(budget);
   const llmEnv = { LLM_BACKEND: 'llama', LLM_MODEL: ALIAS, LLM_THREADS: '0', LLM_CONCURRENCY: '1', LLM_CONTEXT_SIZE: String(CONTEXT), LLM_MAX_TOKENS: String(TOKENS) };
 
   // The mesh first: its processes boot while nothing else runs.
@@ -154,9 +156,10 @@ async function main(): Promise<void> {
       await stores.close();
     }
     // One at a time, before anything else loads: on a busy machine boots in parallel time out.
+    // The model loaded (and its threads timed) before the gateway boots beside it.
     const llmNode = await mesh.start('llm', 'llm', { ...llmEnv, ...modelStore });
+    const meshLoaded = await llmNode.waitForLog((e) => e.msg === 'llm model loaded', 600_000);
     await mesh.start('gateway', 'api');
-    const meshLoaded = await llmNode.waitForLog((e) => e.msg === 'llm model loaded', 300_000);
     const meshToken = await mesh.token('bench', 'user', 'editor');
     const node = (embedded = await startEmbeddedNode(llmEnv));
     raw = await Raw.load(model.modelPath);
@@ -166,18 +169,25 @@ async function main(): Promise<void> {
     const admin = { meta: { auth: { tenantId: 'ops', userId: 'ops', roles: ['admin'] } }, timeout: 600_000 };
     await embedded.node.broker.call('maintenance.models.switch', { alias: ALIAS, version: '1' }, admin);
     await waitFor('the embedded llm to load the model', async () => ((await node.node.broker.call('llm.readiness')) as { ready: boolean }).ready, 300_000);
-    const embeddedInfo = (await embedded.node.broker.call('llm.info')) as { threads?: number };
+    const embeddedInfo = (await embedded.node.broker.call('llm.info')) as { threads?: number; threadTrials?: Record<number, number> | null };
     // Minted per request: the thread sweep can outlast a token's 10 minutes on a busy machine.
     const embeddedToken = () => node.token(['editor']);
     await waitFor('the mesh gateway to reach the llm', async () => (await overHttp(mesh.apiUrl, meshToken, 1).catch(() => null)) !== null, 600_000);
 
     // Raw node-llama-cpp at every thread count: the best is the baseline.
     const sweep: Record<number, ReturnType<typeof summary>> = {};
-    for (let threads = 1; threads <= budget.parallelism; threads++) {
+    for (let threads = 1; threads <= usableCores(budget); threads++) {
       await raw.useThreads(threads);
-      await raw.generate(); // warm-up
+      const warm = await raw.generate(); // warm-up
+      // A count already twice slower than the best is not the baseline: its samples would only cost minutes.
+      const bestSoFar = Object.values(sweep).sort((a, b) => b.tokens_per_s - a.tokens_per_s)[0];
+      if (bestSoFar && warm.tokensPerSecond < bestSoFar.tokens_per_s / 2 && warm.ttftMs > bestSoFar.ttft_ms * 2) {
+        sweep[threads] = { ...summary([warm]), skipped: 'warm-up over twice slower than the best' } as ReturnType<typeof summary>;
+        console.log(`raw, ${threads} thread(s): ${JSON.stringify(sweep[threads])}`);
+        continue;
+      }
       const samples: Sample[] = [];
-      for (let i = 0; i < SAMPLES; i++) samples.push(await raw.generate());
+      for (let i = 0; i < SWEEP_SAMPLES; i++) samples.push(await raw.generate());
       sweep[threads] = summary(samples);
       console.log(`raw, ${threads} thread(s): ${JSON.stringify(sweep[threads])}`);
     }
@@ -210,10 +220,10 @@ async function main(): Promise<void> {
         ratios,
         raw: { ...r, threads: best },
         raw_sweep: sweep,
-        embedded: { ...e, threads: embeddedInfo.threads },
-        mesh: { ...m, threads: meshLoaded.threads },
-        picked_threads_here: picked,
+        embedded: { ...e, threads: embeddedInfo.threads, trial_ms: embeddedInfo.threadTrials },
+        mesh: { ...m, threads: meshLoaded.threads, trial_ms: meshLoaded.threadTrials },
         cpu: { ...budget, loadAverage: round(budget.loadAverage) },
+        load_average_end: round(os.loadavg()[0] ?? 0),
         model: 'random-weight Qwen2.5-0.5B shape, q8_0',
         max_tokens: TOKENS,
         samples: SAMPLES,
