@@ -41,12 +41,27 @@ export class OpenAiCompatibleBackend implements LlmBackend {
     let text = '';
     let usage: { prompt_tokens?: number; completion_tokens?: number } | undefined;
     let finish: string | null = null;
+    // On abort, the body is cancelled through its reader: a read pending on a body that has
+    // already arrived in full was seen to wait forever for an AbortError that never came
+    // (the whole answer came in one batch, the test hung in CI), and cancel() ends it.
+    const reader = response.body.getReader();
+    const onAbort = () => void reader.cancel().catch(() => {});
+    request.signal.addEventListener('abort', onAbort, { once: true });
+    async function* bodyChunks(): AsyncIterable<Uint8Array> {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        yield value;
+      }
+    }
     try {
       // The project's one SSE reader (lib/streams.ts), not the openai SDK: the backend needs
       // four fields of the chunks (delta, finish_reason, usage, error), and one more
       // dependency would bring its own fetch, retries and timeouts into a call whose
       // abort, deadline and error classes the llm service owns.
-      for await (const { data } of sseEvents(response.body as unknown as AsyncIterable<Uint8Array>)) {
+      for await (const { data } of sseEvents(bodyChunks())) {
+        // Events already buffered when the caller hung up are not handed out.
+        if (request.signal.aborted) return;
         // `[DONE]` and anything else that is not a JSON object carries no chunk.
         if (typeof data !== 'object' || data === null) continue;
         const event = data as { choices?: Array<{ delta?: { content?: string }; finish_reason?: string | null }>; usage?: typeof usage; error?: { message?: string } };
@@ -63,7 +78,12 @@ export class OpenAiCompatibleBackend implements LlmBackend {
     } catch (err) {
       if (request.signal.aborted) return;
       throw err;
+    } finally {
+      request.signal.removeEventListener('abort', onAbort);
+      // A consumer that stopped early hangs up too; after the end this is a no-op.
+      void reader.cancel().catch(() => {});
     }
+    if (request.signal.aborted) return;
     yield {
       type: 'done',
       usage: {
