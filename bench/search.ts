@@ -26,7 +26,7 @@
  * ingest runs after its commits and at start (lib/search/upkeep.ts): ANALYZE, and
  * VACUUM where no autovacuum runs (PGlite, a PostgreSQL with autovacuum off).
  */
-import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createHash, randomUUID } from 'node:crypto';
@@ -96,9 +96,21 @@ async function main(): Promise<void> {
   const docWords = docs.map((d) => d.text.split(/\s+/));
   const vocabulary = docWords.flat();
 
+  const allModes = ['lexical', 'dense', 'hybrid'] as const;
+  // BENCH_MODES=lexical: the lexical leg alone (PostgreSQL without pgvector scans plain arrays, seconds a query).
+  const modes = allModes.filter((m) => (process.env.BENCH_MODES ?? 'lexical,dense,hybrid').split(',').includes(m));
+  // A lexical-only run writes no vectors (at 1M chunks on PostgreSQL the plain-array
+  // vectors were most of the build: 10k chunks in 150 s). The marker file keeps a later
+  // dense or hybrid run from measuring a corpus that has no vectors.
+  const lexicalOnly = !modes.some((m) => m !== 'lexical');
+  const noVectorsMarker = path.join(dataDir, 'corpus-without-vectors');
   const existing = Number((await knex('chunks').where({ tenant_id: scope.tenantId }).count({ n: '*' }))[0]!.n);
   const buildStarted = performance.now();
+  const markedLexicalOnly = await stat(noVectorsMarker).then(() => true, () => false);
+  if (markedLexicalOnly && !lexicalOnly) throw new Error(`${dataDir} holds a corpus built for BENCH_MODES=lexical, without vectors: build another for dense or hybrid`);
   if (existing < CHUNKS) {
+    const writeVectors = !(lexicalOnly && (existing === 0 || markedLexicalOnly));
+    if (!writeVectors) await writeFile(noVectorsMarker, 'built by BENCH_MODES=lexical\n');
     await knex('tenants').insert({ id: scope.tenantId, name: 'bench' }).onConflict('id').ignore();
     await vectors.ensureCollection({ name: collection, dimension: DIM });
     const documents = new DocumentsRepository(knex);
@@ -119,6 +131,7 @@ async function main(): Promise<void> {
         return { id: randomUUID(), ord, text, lang: 'en' as const, page: 1 + Math.floor(ord / 5), contentHash: `${d}-${ord}`, tokenCount: 80 };
       });
       await knex.transaction((trx) => chunks.insertMany(scope, document.id, rows, trx));
+      // The vectors are drawn either way, so the texts (same random stream) do not depend on the modes.
       const points: VectorPoint[] = rows.map((row) => ({
         id: row.id,
         vector: noisy(centre, 0.6),
@@ -127,7 +140,7 @@ async function main(): Promise<void> {
           version: 1, updated_at: new Date().toISOString(), tags: [], embed_model_alias: ALIAS, embed_model_version: VERSION,
         },
       }));
-      await vectors.upsert(scope, collection, points);
+      if (writeVectors) await vectors.upsert(scope, collection, points);
       if (d % 100 === 0) process.stderr.write(`built ${(d + 1) * CHUNKS_PER_DOC} chunks in ${Math.round((performance.now() - buildStarted) / 1000)} s\n`);
     }
   }
@@ -152,9 +165,6 @@ async function main(): Promise<void> {
     embedPassages: async () => [],
   };
 
-  const allModes = ['lexical', 'dense', 'hybrid'] as const;
-  // BENCH_MODES=lexical: the lexical leg alone (PostgreSQL without pgvector scans plain arrays, seconds a query).
-  const modes = allModes.filter((m) => (process.env.BENCH_MODES ?? 'lexical,dense,hybrid').split(',').includes(m));
   const times: Record<(typeof modes)[number], number[]> = { lexical: [], dense: [], hybrid: [] };
   const hitsSeen: Record<string, number> = { lexical: 0, dense: 0, hybrid: 0 };
   for (let i = -10; i < QUERIES; i++) {
