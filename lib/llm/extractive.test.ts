@@ -144,6 +144,35 @@ describe('extractive answers', () => {
     ]);
   });
 
+  it('cuts a long "how many"/"when" sentence to the words around its number or date, names, brackets and scales whole (en, ru)', () => {
+    const words = (t: string) => t.match(/[\p{L}\p{N}]+(?:[.,'’-][\p{L}\p{N}]+)*/gu)?.length ?? 0;
+    // Words never change: the answer without its "…" marks is a piece of the sentence.
+    const quoted = (part: string, sentence: string) => sentence.includes(part.replace(/^… /, '').replace(/ …$/, ''));
+    const balanced = (t: string) => (t.match(/\(/g) ?? []).length === (t.match(/\)/g) ?? []).length && (t.match(/«/g) ?? []).length === (t.match(/»/g) ?? []).length;
+    const en =
+      'After a long dispute over the licence terms with the vendor of the original design (the firm then known as Acme Instruments of Rochester, New York), the city council finally approved the purchase of the new water treatment plant for 17 million dollars, and the works started two years later under the supervision of chief engineer Mary Ann Jones.';
+    const [much] = pickSentences('How much did the council pay for the water treatment plant?', [source(1, en)]);
+    assert.ok(much && much.text.includes('the new water treatment plant for 17 million dollars'), JSON.stringify(much));
+    assert.ok(much.text.startsWith('… ') && much.text.endsWith(' …') && words(much.text) <= 30 && quoted(much.text, en) && balanced(much.text), much.text);
+
+    const ru =
+      'После долгого спора об условиях лицензии с поставщиком исходного проекта (фирмой «Точные приборы» из Нижнего Новгорода) городской совет наконец одобрил покупку новой станции водоочистки за 17 млн рублей, а строительство началось в 2019 году под руководством главного инженера Марии Ивановны Соколовой, и работы шли без перерывов.';
+    const [cost] = pickSentences('Сколько совет заплатил за станцию водоочистки?', [source(1, ru)]);
+    assert.ok(cost && cost.text.includes('станции водоочистки за 17 млн рублей'), JSON.stringify(cost));
+    assert.ok(cost.text.startsWith('… ') && words(cost.text) <= 30 && quoted(cost.text, ru) && balanced(cost.text), cost.text);
+    const [year] = pickSentences('В каком году началось строительство станции?', [source(1, ru)]);
+    assert.ok(year && year.text.includes('строительство началось в 2019 году'), JSON.stringify(year));
+    // The window reaches the end of a name it would cut: «Марии Ивановны Соколовой», never «Марии Ивановны».
+    assert.ok(!/Ивановны …/.test(year.text) && words(year.text) <= 30 && quoted(year.text, ru) && balanced(year.text), year.text);
+  });
+
+  it('cuts a sentence run on past 60 words to the 60 that hold the question', () => {
+    const list = `The collection includes ${Array.from({ length: 40 }, (_, i) => `item${i} pottery`).join(' and ')} and the famous Ardabil carpet woven in Persia.`;
+    const [part] = pickSentences('What is the famous carpet woven in Persia called?', [source(1, list)]);
+    assert.ok(part && part.text.includes('the famous Ardabil carpet woven in Persia.'), JSON.stringify(part));
+    assert.ok(part.text.startsWith('… ') && part.text.split(' ').length <= 62, part.text);
+  });
+
   it('answers from hard sentences whole: abbreviations, versions, decimals, URLs (en)', async () => {
     const sources = [
       source(1, 'The parser was rewritten in 2019. Version 3.2.1 of the ASN.1 parser, e.g. the DER reader, fixed the 2.5 % slowdown reported by Dr. J. R. Watson. Builds are published at https://ftp.gnu.org/gnu/tar/ and mirrored weekly.'),

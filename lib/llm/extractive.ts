@@ -16,7 +16,7 @@ export const NOT_FOUND_ANSWER = 'Your documents do not answer this question.';
 export class ExtractiveBackend implements LlmBackend {
   readonly name = 'extractive';
   // Part of the answer-cache key: a new selection rule must not serve answers cached under the old one.
-  readonly version = 'extractive-3';
+  readonly version = 'extractive-4';
 
   async *generate(request: GenerateRequest): AsyncIterable<GenerateEvent> {
     const question = [...request.messages].reverse().find((m) => m.role === 'user')?.content ?? '';
@@ -57,9 +57,9 @@ export function stem(word: string): string {
   if (w.length > 3) w = w.replace(/e$/, '');
   return w.length > 6 ? w.slice(0, 6) : w;
 }
-const wordsOf = (text: string) => text.match(/[\p{L}\p{N}]+(?:[.,'’-][\p{L}\p{N}]+)*/gu) ?? [];
+export const wordsOf = (text: string) => text.match(/[\p{L}\p{N}]+(?:[.,'’-][\p{L}\p{N}]+)*/gu) ?? [];
 /** A word's term, or null for a stopword; hyphenated words count by their parts ("second-largest"). */
-const termOf = (word: string): string | null => {
+export const termOf = (word: string): string | null => {
   const w = word.toLowerCase();
   return w.length > 1 && !isStopword(w) ? stem(w) : null;
 };
@@ -89,7 +89,7 @@ const SENTENCES_FOR: Record<QuestionKind, number> = { person: 1, time: 1, number
 /**
  * A factoid answer takes the runner-up sentence too when it scores within this share of
  * the best (the evidence does not single one out) and both together stay within
- * FACTOID_WORDS: two sentences, never a paragraph. Sentences are never cut. Measured on
+ * FACTOID_WORDS: two sentences, never a paragraph. Measured (whole sentences) on
  * the 990 xquad-en questions bench:answers does not ask (its hits kept with BENCH_DUMP):
  * the best sentence alone held the gold span 78 % of the time in 30 words; 0.7 with
  * no word cap 87 % in 40 words, 0.8 85 % in 37, 0.7 capped at 55 words 83 % in 36.
@@ -110,7 +110,7 @@ function hasAnswerCue(kind: QuestionKind, words: string[], asked: Set<string>): 
 }
 
 /** Where in `words` a token of the asked kind stands (a number, a date, a name), not counting the question's own words. */
-function answerCues(kind: QuestionKind, words: string[], asked: Set<string>): number[] {
+export function answerCues(kind: QuestionKind, words: string[], asked: Set<string>): number[] {
   const test: ((w: string) => boolean) | null =
     kind === 'number'
       ? (w) => /\d/.test(w) || NUMBER_WORDS.test(w)
@@ -143,7 +143,7 @@ function looksLikeCode(text: string, structural: boolean): boolean {
   );
 }
 
-interface Candidate {
+export interface Candidate {
   n: number;
   position: number;
   text: string;
@@ -152,29 +152,16 @@ interface Candidate {
   termList: string[];
   code: boolean;
 }
+export interface Scored extends Candidate {
+  score: number;
+  cue: boolean;
+}
 
-/**
- * The sentences that answer `question` best, in the order they are to be read.
- * Each is scored on
- *  - coverage: the question's words it holds (hyphenated words by their parts),
- *    weighted by how rare they are among the candidate sentences (rare words say more
- *    about what is asked); words only the sentence before holds count a little;
- *  - proximity: how close together those words stand;
- *  - answer type: a "when" question wants a date, "how many" a number, "who" a name
- *    that is not already in the question;
- *  - the rank of its chunk in the search results;
- * code, CLI and table lines are demoted, over-long sentences a little. A factoid
- * question gets the best sentence (and the next best when the first holds no answer
- * of the asked type and the second does, or scores close to it and both stay short);
- * "explain"/"list" questions up to three; near-duplicates of a picked sentence are
- * skipped. A factoid's long sentences are trimmed to their answering clauses (answeringPart).
- */
-export function pickSentences(question: string, sources: LlmSource[]): Array<{ n: number; text: string }> {
-  const asked = termsOf(wordsOf(question));
-  const wanted = new Set(asked);
-  if (wanted.size === 0) return [];
+/** Every sentence of the sources scored against the question, best first (see pickSentences); null when the question has no words to look for. */
+export function rankSentences(question: string, sources: LlmSource[]): { kind: QuestionKind; wanted: Set<string>; idf: (term: string) => number; candidates: Candidate[]; scored: Scored[] } | null {
+  const wanted = new Set(termsOf(wordsOf(question)));
+  if (wanted.size === 0) return null;
   const kind = questionKind(question);
-
   const candidates: Candidate[] = sources.flatMap((source) =>
     splitSentences(source.text).map((sentence, position) => {
       const words = wordsOf(sentence.text);
@@ -193,7 +180,7 @@ export function pickSentences(question: string, sources: LlmSource[]): Array<{ n
     chunkCoverage.set(n, [...wanted].reduce((sum, t) => sum + (terms.has(t) ? idf(t) : 0), 0) / total);
   }
 
-  const scored = candidates
+  const scored: Scored[] = candidates
     .map((c) => {
       const matched = [...wanted].filter((t) => c.terms.has(t));
       if (matched.length === 0) return { ...c, score: 0, cue: false };
@@ -219,11 +206,45 @@ export function pickSentences(question: string, sources: LlmSource[]): Array<{ n
     .filter((c) => c.score > 0)
     .sort((a, b) => b.score - a.score || a.n - b.n || a.position - b.position);
 
+  return { kind, wanted, idf, candidates, scored };
+}
+
+/**
+ * The sentences that answer `question` best, in the order they are to be read.
+ * Each is scored on
+ *  - coverage: the question's words it holds (hyphenated words by their parts),
+ *    weighted by how rare they are among the candidate sentences (rare words say more
+ *    about what is asked); words only the sentence before holds count a little;
+ *  - proximity: how close together those words stand;
+ *  - answer type: a "when" question wants a date, "how many" a number, "who" a name
+ *    that is not already in the question;
+ *  - the rank of its chunk in the search results;
+ * code, CLI and table lines are demoted, over-long sentences a little. A factoid
+ * question gets the best sentence (and the next best when the first holds no answer
+ * of the asked type and the second does, or scores close to it and both stay short);
+ * "explain"/"list" questions up to three; near-duplicates of a picked sentence are
+ * skipped. Long sentences are trimmed to their answering clauses (answeringPart), a
+ * "when"/"how many" factoid's to the words around its date or number (cueWindow).
+ */
+export function pickSentences(question: string, sources: LlmSource[]): Array<{ n: number; text: string }> {
+  const ranking = rankSentences(question, sources);
+  if (!ranking) return [];
+  const { kind, wanted, candidates, scored, idf } = ranking;
+
   const limit = SENTENCES_FOR[kind];
   const picked: typeof scored = [];
-  // A factoid answer quotes its best sentence trimmed to the clauses that answer (LEAD),
-  // and any other sentence trimmed closer (RUNNER_UP); explain/list answers stay whole.
-  const part = (c: Candidate, lead: boolean) => (limit === 1 ? answeringPart(c, kind, wanted, lead ? LEAD : RUNNER_UP) : { text: c.text, words: c.words.length });
+  // The best sentence is trimmed to the part that answers (LEAD), any other closer
+  // (RUNNER_UP); a "when"/"how many" sentence to the words around its date or number.
+  const windowed = kind === 'time' || kind === 'number';
+  const parts = new Map<Candidate, { text: string; words: number }>();
+  const part = (c: Candidate, lead: boolean) => {
+    let p = parts.get(c);
+    if (!p) {
+      p = (windowed && limit === 1 ? cueWindow(c.text, kind, wanted, idf, lead ? TYPED_WINDOW.lead : TYPED_WINDOW.runnerUp) : null) ?? answeringPart(c, kind, wanted, lead ? LEAD : RUNNER_UP, idf);
+      parts.set(c, p);
+    }
+    return p;
+  };
   for (const c of scored) {
     if (picked.length >= limit && !(limit === 1 && picked.length === 1 && c.score >= RUNNER_UP_SHARE * picked[0]!.score)) break;
     if (limit === 1 && picked.length === 1 && part(picked[0]!, true).words + part(c, false).words > FACTOID_WORDS) continue;
@@ -285,10 +306,15 @@ export function clausesOf(text: string): string[] {
   return clauses;
 }
 
-/** How a sentence is trimmed: only past `over` words, to the clauses holding question words and `around` clauses either side. */
+/**
+ * How a sentence is trimmed: only past `over` words, to the clauses holding question
+ * words and `around` clauses either side; what is still over `cap` words (a list or a
+ * table run together without clause breaks) to its best `cap` words (windowOf).
+ */
 interface Trim {
   over: number;
   around: number;
+  cap: number;
 }
 /**
  * The best sentence is trimmed only when long (over 30 words) and keeps a clause
@@ -297,21 +323,33 @@ interface Trim {
  * Measured on the 990 xquad-en questions bench:answers does not ask (BENCH_DUMP hits):
  * whole sentences 0.900 of the best hit's containment in 35.6 words; trimmed this way,
  * 0.905 in 33.5 (both trimmed to the question's clauses alone 0.855 in 29.8; a runner-up
- * trimmed to its clauses and the one after 0.900 in 33.4).
+ * trimmed to its clauses and the one after 0.900 in 33.4). The 60-word cap took 0.3
+ * words off and no answer.
  */
-const LEAD: Trim = { over: 30, around: 1 };
-const RUNNER_UP: Trim = { over: 15, around: 0 };
+const LEAD: Trim = { over: 30, around: 1, cap: 60 };
+const RUNNER_UP: Trim = { over: 15, around: 0, cap: 60 };
+/**
+ * A "when" or "how many" sentence is cut to this many words around its date or number
+ * (cueWindow): the answer is one token the question's words point at, and the clauses
+ * around it say little more. Tuned on the 200 xquad-en bench questions (hits of a live
+ * run, BENCH_DUMP), checked on the 990 others: 22 and 12 words took 1.2–1.3 words off
+ * every answer at the same containment (bench 0.910, held-out 0.901 against 0.905);
+ * 15 and 10 cost 1.1 points, a window for "who"/"where" (any capitalised word is a
+ * candidate name there) 1–1.5 points.
+ */
+const TYPED_WINDOW = { lead: 22, runnerUp: 12 };
+/** How far from a date or number the question's words still point at it (words, e-folding). */
+const CUE_REACH = 3;
+/** A cut end moves out to a clause break at most this many words away. */
+const SNAP_WORDS = 2;
 
-const partCache = new WeakMap<Candidate, Map<Trim, { text: string; words: number }>>();
 /**
  * The part of a sentence that answers: the run of its clauses from the first to the
  * last that holds a question word (widened by `trim.around`), reaching to the nearest
  * clause with an answer of the asked kind (a date for "when"…) when the run has none.
  * Cut ends are marked with "…"; the sentence's own words are never changed.
  */
-function answeringPart(c: Candidate, kind: QuestionKind, wanted: Set<string>, trim: Trim): { text: string; words: number } {
-  const cached = partCache.get(c)?.get(trim);
-  if (cached) return cached;
+function answeringPart(c: Candidate, kind: QuestionKind, wanted: Set<string>, trim: Trim, idf: (t: string) => number): { text: string; words: number } {
   let part = { text: c.text, words: c.words.length };
   if (c.words.length > trim.over) {
     const clauses = clausesOf(c.text).map((text) => {
@@ -339,10 +377,7 @@ function answeringPart(c: Candidate, kind: QuestionKind, wanted: Set<string>, tr
     const body = kept.map((cl) => cl.text).join('').trim().replace(/[,;:]$/, '');
     part = { text: (from > 0 ? '… ' : '') + body + (to < clauses.length - 1 ? ' …' : ''), words: kept.reduce((sum, cl) => sum + cl.words.length, 0) };
   }
-  const parts = partCache.get(c) ?? new Map<Trim, { text: string; words: number }>();
-  parts.set(trim, part);
-  partCache.set(c, parts);
-  return part;
+  return part.words > trim.cap ? windowOf(part.text, kind, wanted, idf, trim.cap) : part;
 }
 
 /** A sentence that leans on the one before: "He is also…", "It was…", «Он…», «Это…». */
@@ -357,4 +392,133 @@ function nearDuplicate(a: Candidate, b: Candidate): boolean {
   for (const t of a.terms) if (b.terms.has(t)) shared++;
   const union = a.terms.size + b.terms.size - shared;
   return union > 0 && shared / union >= 0.7;
+}
+
+const WORD = /[\p{L}\p{N}]+(?:[.,'’-][\p{L}\p{N}]+)*/gu;
+interface Token {
+  w: string;
+  s: number;
+  e: number;
+}
+const tokensOf = (text: string): Token[] => [...text.matchAll(WORD)].map((m) => ({ w: m[0], s: m.index!, e: m.index! + m[0].length }));
+/** The question's terms each word of `tokens` holds (hyphenated words by their parts). */
+const askedAt = (tokens: Token[], wanted: Set<string>) => tokens.map((t) => termsOf([t.w]).filter((x) => wanted.has(x)));
+
+/**
+ * For a "when"/"how many" question: the `size` words of a sentence around the date or
+ * number the question's words point at (each of them, rare ones weighing more, pulls
+ * the token it stands nearest to), placed to hold as many question words as it can;
+ * ends cut to clause breaks, names and brackets kept whole (snapWindow). Null when the
+ * sentence holds no token of the asked kind: it is then trimmed by its clauses.
+ */
+export function cueWindow(text: string, kind: QuestionKind, wanted: Set<string>, idf: (t: string) => number, size: number): { text: string; words: number } | null {
+  const tokens = tokensOf(text);
+  const cues = answerCues(kind, tokens.map((t) => t.w), wanted);
+  if (cues.length === 0) return null;
+  if (tokens.length <= size) return { text, words: tokens.length };
+  const asked = askedAt(tokens, wanted);
+  const at = new Map<string, number[]>();
+  asked.forEach((terms, i) => terms.forEach((t) => at.set(t, [...(at.get(t) ?? []), i])));
+  let cue = cues[0]!;
+  let best = -Infinity;
+  for (const p of cues) {
+    let pull = 0;
+    for (const [t, places] of at) pull += idf(t) * Math.max(...places.map((i) => Math.exp(-Math.abs(i - p) / CUE_REACH)));
+    if (pull > best) [best, cue] = [pull, p];
+  }
+  let from = 0;
+  best = -Infinity;
+  for (let start = Math.max(0, cue - size + 1); start <= Math.min(cue, tokens.length - size); start++) {
+    const held = new Set(asked.slice(start, start + size).flat());
+    // Equal cover: the window with the date or number nearer its middle.
+    const score = [...held].reduce((sum, t) => sum + idf(t), 0) - 0.01 * Math.abs(cue - (start + (size - 1) / 2));
+    if (score > best) [best, from] = [score, start];
+  }
+  return snapWindow(text, tokens, from, from + size - 1);
+}
+
+/**
+ * The `cap` words of a part that answer best, for a sentence still too long after its
+ * clauses are trimmed: the run holding most of the question's words (rare ones weigh
+ * more), a token of the asked kind in it, and room either side of the question's words
+ * (the answer stands next to them, before or after); ends snapped as in cueWindow.
+ */
+export function windowOf(text: string, kind: QuestionKind, wanted: Set<string>, idf: (t: string) => number, cap: number): { text: string; words: number } {
+  const tokens = tokensOf(text);
+  const n = tokens.length;
+  if (n <= cap) return { text, words: n };
+  const asked = askedAt(tokens, wanted);
+  const cues = new Set(kind === 'thing' ? [] : answerCues(kind, tokens.map((t) => t.w), wanted));
+  const total = [...wanted].reduce((sum, t) => sum + idf(t), 0);
+  const room = 5;
+  let best = -Infinity;
+  let from = 0;
+  for (let start = 0; start + cap <= n; start++) {
+    const held = new Set<string>();
+    let cue = false;
+    let first = -1;
+    let last = -1;
+    for (let i = start; i < start + cap; i++) {
+      for (const t of asked[i]!) held.add(t);
+      if (asked[i]!.length) {
+        if (first < 0) first = i;
+        last = i;
+      }
+      if (cues.has(i)) cue = true;
+    }
+    const before = start === 0 ? room : first < 0 ? 0 : Math.min(room, first - start);
+    const after = start + cap === n ? room : last < 0 ? 0 : Math.min(room, start + cap - 1 - last);
+    const score = [...held].reduce((sum, t) => sum + idf(t), 0) / total + (cue ? 0.3 : 0) + (0.4 * (before + after)) / (2 * room);
+    if (score > best) [best, from] = [score, start];
+  }
+  return snapWindow(text.replace(/^… /, '').replace(/ …$/, ''), tokensOf(text.replace(/^… /, '').replace(/ …$/, '')), from, from + cap - 1, text.startsWith('… '), text.endsWith(' …'));
+}
+
+const SCALE = /^(?:hundred|thousand|million|billion|trillion|percent|per|тыс\p{L}*|млн|млрд|миллион\p{L}*|миллиард\p{L}*|процент\p{L}*)$/iu;
+const OPENERS: Record<string, string> = { '(': ')', '[': ']', '«': '»', '“': '”' };
+
+/**
+ * Tokens `a`..`b` of `text` as an answer: each end moves out to a clause break (", ",
+ * "; ", a dash) up to SNAP_WORDS words away; never ends inside brackets or quotes, a
+ * run of capitalised words (a name) or a number and its scale ("17 million"); cut ends
+ * are marked "…"; the words are the sentence's own.
+ */
+function snapWindow(text: string, tokens: Token[], a: number, b: number, cutBefore = false, cutAfter = false): { text: string; words: number } {
+  const n = tokens.length;
+  const gap = (i: number) => text.slice(tokens[i]!.e, tokens[i + 1]!.s);
+  const opensAt = (i: number) => i === 0 || /[,;:(–—]\s*$/.test(gap(i - 1));
+  const closesAt = (i: number) => i === n - 1 || /^\S*[,;:)]|^\s+[–—]/.test(gap(i));
+  for (let d = 0; d <= SNAP_WORDS && a - d >= 0; d++)
+    if (opensAt(a - d)) {
+      a -= d;
+      break;
+    }
+  for (let d = 0; d <= SNAP_WORDS && b + d < n; d++)
+    if (closesAt(b + d)) {
+      b += d;
+      break;
+    }
+  const capital = (i: number) => /^\p{Lu}/u.test(tokens[i]!.w);
+  while (a > 0 && capital(a) && capital(a - 1) && !/[,;:()]/.test(gap(a - 1))) a--;
+  while (b < n - 1 && capital(b) && capital(b + 1) && !/[,;:()]/.test(gap(b))) b++;
+  while (b < n - 1 && /\d/.test(tokens[b]!.w) && SCALE.test(tokens[b + 1]!.w) && !/[,;:]/.test(gap(b))) b++;
+  // Brackets and quotes open before a cut end reach to their other end.
+  const open = (i: number) => {
+    const stack: string[] = [];
+    let straight = false;
+    for (const ch of text.slice(0, tokens[i]!.s)) {
+      if (OPENERS[ch]) stack.push(OPENERS[ch]!);
+      else if (ch === stack.at(-1)) stack.pop();
+      else if (ch === '"') straight = !straight;
+    }
+    return stack.length > 0 || straight;
+  };
+  while (a > 0 && open(a)) a--;
+  while (b < n - 1 && open(b + 1)) b++;
+  const from = a === 0 ? 0 : tokens[a]!.s;
+  let to = b === n - 1 ? text.length : tokens[b]!.e;
+  // What sticks to the last word ("18%", "1521)", "”") stays with it.
+  if (b < n - 1) to += /^[^\s,;:]*/.exec(text.slice(to))![0].length;
+  const body = text.slice(from, to).replace(/[,;:]$/, '');
+  return { text: (a > 0 || cutBefore ? '… ' : '') + body + (b < n - 1 || cutAfter ? ' …' : ''), words: b - a + 1 };
 }
