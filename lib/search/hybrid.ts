@@ -153,7 +153,10 @@ export class HybridSearch {
     if (lexical?.error) degraded.lexical = lexical.error;
     if (dense?.error) degraded.dense = dense.error;
     if (!lexical?.value && !dense?.value) {
-      throw appError('SEARCH_UNAVAILABLE', 'Search is unavailable right now: no search leg answered', degraded);
+      // The legs' reasons go into the message too: the REST error shape carries no data,
+      // and a 503 that says only "no leg answered" cannot be told apart afterwards.
+      const reasons = Object.entries(degraded).map(([leg, reason]) => `${leg}: ${reason}`).join('; ');
+      throw appError('SEARCH_UNAVAILABLE', `Search is unavailable right now: no search leg answered${reasons ? ` (${reasons})` : ''}`, degraded);
     }
     for (const [leg, outcome] of [['lexical', lexical], ['dense', dense]] as const) {
       if (outcome?.error) this.deps.logger?.warn({ leg, err: outcome.cause }, 'search leg dropped');
