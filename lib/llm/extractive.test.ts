@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { clausesOf, ExtractiveBackend, NOT_FOUND_ANSWER, pickSentences, questionKind, stem } from './extractive.ts';
+import { clausesOf, cueWindow, ExtractiveBackend, NOT_FOUND_ANSWER, pickSentences, questionKind, stem } from './extractive.ts';
 import { splitProse, splitSentences } from './sentences.ts';
 import type { LlmSource } from './types.ts';
 
@@ -164,6 +164,20 @@ describe('extractive answers', () => {
     assert.ok(year && year.text.includes('строительство началось в 2019 году'), JSON.stringify(year));
     // The window reaches the end of a name it would cut: «Марии Ивановны Соколовой», never «Марии Ивановны».
     assert.ok(!/Ивановны …/.test(year.text) && words(year.text) <= 30 && quoted(year.text, ru) && balanced(year.text), year.text);
+  });
+
+  it('ends a date or number window after the whole name or scale it reaches into (en, ru)', () => {
+    const asked = (...words: string[]) => new Set(words.map(stem));
+    const even = () => 1;
+    const treaty = 'After a long war the peace treaty was signed in 1648 by Cardinal Jules Raymond Mazarin and the envoys of the emperor in the town hall of Münster.';
+    assert.equal(cueWindow(treaty, 'time', asked('peace', 'treaty', 'signed'), even, 8)?.text, '… peace treaty was signed in 1648 by Cardinal Jules Raymond Mazarin …');
+    const cost = 'По итогам года новая станция обошлась городу в 17 млн рублей, которые район выплачивал десять лет.';
+    assert.equal(cueWindow(cost, 'number', asked('станция', 'обошлась', 'городу'), even, 4)?.text, '… обошлась городу в 17 млн рублей …');
+    const more = 'По итогам года новая станция обошлась городу в 17 млн рублей и ещё в 2 млн на ремонт дорог вокруг неё.';
+    assert.equal(cueWindow(more, 'number', asked('станция', 'обошлась', 'городу'), even, 4)?.text, '… обошлась городу в 17 млн …');
+    const plant = 'The new plant finally cost the city 17 million dollars and another 2 million for the roads around it.';
+    assert.equal(cueWindow(plant, 'number', asked('plant', 'cost', 'city'), even, 4)?.text, '… cost the city 17 million …');
+    assert.equal(cueWindow('The peace treaty was signed by the envoys of the emperor in the town hall of the old city.', 'number', asked('treaty'), even, 4), null, 'no number: the sentence is trimmed by its clauses instead');
   });
 
   it('cuts a sentence run on past 60 words to the 60 that hold the question', () => {
