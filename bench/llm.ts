@@ -14,12 +14,21 @@
  *               over RabbitMQ (LLM_THREADS=0 there too).
  * Samples of the three alternate so drift in machine load hits all alike.
  *
+ * Raw loads the model as the backend does (LLAMA_MODEL_LOAD: read into memory, not
+ * mapped), so the ratio measures the service's path, not a load option. Next to the rates,
+ * CPU milliseconds per generated token (prompt included) of the processes doing the work:
+ * this process for raw and embedded (the embedded api, llm and the HTTP client share it),
+ * the llm and api processes for the mesh. CPU time depends less than wall clock on what
+ * else the shared machine runs.
+ *
  *   ratio = min(tokens/s service ÷ tokens/s raw, TTFT raw ÷ TTFT service) over embedded and mesh
  *   goal ≥ 0.90
  */
 import os from 'node:os';
 import type { LlamaChat as LlamaChatType, LlamaContext, LlamaModel } from 'node-llama-cpp';
 import { loadConfig } from '../lib/config/env.ts';
+import { readFileSync } from 'node:fs';
+import { LLAMA_MODEL_LOAD } from '../lib/llm/llama.ts';
 import { readCpuBudget, usableCores } from '../lib/llm/threads.ts';
 import { ensureTinyLlama, QWEN25_05B_SHAPE } from '../test/support/tiny-gguf.ts';
 import { createLogger } from '../lib/logging.ts';
@@ -43,11 +52,39 @@ interface Sample {
   ttftMs: number;
   tokensPerSecond: number;
   tokens: number;
+  /** CPU ms of the working processes per generated token (prompt processing included). */
+  cpuMsPerToken?: number;
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
-const summary = (samples: Sample[]) => ({ ttft_ms: round(median(samples.map((s) => s.ttftMs)), 1), tokens_per_s: round(median(samples.map((s) => s.tokensPerSecond))), tokens: median(samples.map((s) => s.tokens)) });
+const summary = (samples: Sample[]) => ({
+  ttft_ms: round(median(samples.map((s) => s.ttftMs)), 1),
+  tokens_per_s: round(median(samples.map((s) => s.tokensPerSecond))),
+  tokens: median(samples.map((s) => s.tokens)),
+  ...(samples.every((s) => s.cpuMsPerToken !== undefined) && { cpu_ms_per_token: round(median(samples.map((s) => s.cpuMsPerToken!)), 1) }),
+});
+
+/** CPU ms so far of this process, or of other processes by pid (utime + stime from /proc). */
+function cpuMs(pids: number[] = []): number {
+  if (pids.length === 0) {
+    const usage = process.cpuUsage();
+    return (usage.user + usage.system) / 1000;
+  }
+  const tick = 1000 / 100; // USER_HZ
+  return pids.reduce((sum, pid) => {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return sum + (Number(fields[11]) + Number(fields[12])) * tick;
+  }, 0);
+}
+
+/** A sample with the CPU its processes spent on it. */
+async function withCpu(pids: number[], run: () => Promise<Sample>): Promise<Sample> {
+  const before = cpuMs(pids);
+  const sample = await run();
+  return { ...sample, cpuMsPerToken: (cpuMs(pids) - before) / Math.max(1, sample.tokens) };
+}
 
 /** Decode speed: tokens after the first over the time after the first (TTFT is prompt processing). */
 function sampleOf(started: number, first: number, last: number, tokens: number): Sample {
@@ -64,7 +101,7 @@ class Raw {
   static async load(modelPath: string): Promise<Raw> {
     const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
     const llama = await getLlama({ gpu: false, build: 'never', usePrebuiltBinaries: true, skipDownload: true, progressLogs: false, logLevel: LlamaLogLevel.error });
-    return new Raw(await llama.loadModel({ modelPath }));
+    return new Raw(await llama.loadModel({ modelPath, ...LLAMA_MODEL_LOAD }));
   }
 
   async useThreads(threads: number): Promise<void> {
@@ -159,7 +196,8 @@ async function main(): Promise<void> {
     // The model loaded (and its threads timed) before the gateway boots beside it.
     const llmNode = await mesh.start('llm', 'llm', { ...llmEnv, ...modelStore });
     const meshLoaded = await llmNode.waitForLog((e) => e.msg === 'llm model loaded', 600_000);
-    await mesh.start('gateway', 'api');
+    const gateway = await mesh.start('gateway', 'api');
+    const meshPids = [llmNode.child.pid!, gateway.child.pid!];
     const meshToken = await mesh.token('bench', 'user', 'editor');
     const node = (embedded = await startEmbeddedNode(llmEnv));
     raw = await Raw.load(model.modelPath);
@@ -198,9 +236,10 @@ async function main(): Promise<void> {
     await overHttp(node.base, await embeddedToken()); // warm-up
     const sides = { raw: [] as Sample[], embedded: [] as Sample[], mesh: [] as Sample[] };
     for (let i = 0; i < SAMPLES; i++) {
-      sides.raw.push(await raw.generate());
-      sides.embedded.push(await overHttp(node.base, await embeddedToken()));
-      sides.mesh.push(await overHttp(mesh.apiUrl, meshToken2));
+      sides.raw.push(await withCpu([], () => raw!.generate()));
+      const token = await embeddedToken();
+      sides.embedded.push(await withCpu([], () => overHttp(node.base, token)));
+      sides.mesh.push(await withCpu(meshPids, () => overHttp(mesh.apiUrl, meshToken2)));
     }
     const r = summary(sides.raw);
     const e = summary(sides.embedded);
@@ -225,6 +264,7 @@ async function main(): Promise<void> {
         cpu: { ...budget, loadAverage: round(budget.loadAverage) },
         load_average_end: round(os.loadavg()[0] ?? 0),
         model: 'random-weight Qwen2.5-0.5B shape, q8_0',
+        model_load: LLAMA_MODEL_LOAD,
         max_tokens: TOKENS,
         samples: SAMPLES,
         node_llama_cpp: '3.21.1',

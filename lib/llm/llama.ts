@@ -34,6 +34,21 @@ async function cpuLlama(): Promise<Llama> {
   return llamaRuntime;
 }
 
+/**
+ * How the llm loads a GGUF file (bench:llm loads its raw baseline the same way).
+ *
+ * Read into the process's memory, not mapped: the file the llm opens is the copy
+ * ModelLoader has just written to MODELS_CACHE_DIR, and generating from a mapping of
+ * that fresh copy was 1.1–10× slower per token than from a mapping of an older file on this
+ * (virtualised, 2-core) machine, in CPU time as well as wall clock: the same 25 prompt and 32
+ * generated tokens, the same matrix kernel (ggml_vec_dot_q8_0_q8_0 ~87 % of samples), 2.5–18 s
+ * of CPU against 1.4–2 s; the same backend reading the old file was as fast as raw
+ * node-llama-cpp. Read into memory, the service's generations took 1.35–1.5 s of CPU, as raw's.
+ * The cost: the weights count in the process's resident memory (a mapping's pages are shared
+ * page cache), and a load reads the whole file.
+ */
+export const LLAMA_MODEL_LOAD = { useMmap: false } as const;
+
 /** Tokens kept free for the chat template's own markup around the messages. */
 const TEMPLATE_RESERVE = 64;
 
@@ -68,7 +83,7 @@ export class LlamaCppBackend implements LlmBackend {
 
   static async load(options: LlamaBackendOptions): Promise<LlamaCppBackend> {
     const llama = await cpuLlama();
-    const model = await llama.loadModel({ modelPath: options.modelPath });
+    const model = await llama.loadModel({ modelPath: options.modelPath, ...LLAMA_MODEL_LOAD });
     try {
       // A fixed count: node-llama-cpp's own default is every math core, which stalls
       // spin-waiting threads as soon as anything else runs on those cores.
