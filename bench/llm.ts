@@ -23,6 +23,7 @@
  *
  *   ratio = min(tokens/s service ÷ tokens/s raw, TTFT raw ÷ TTFT service) over embedded and mesh
  *   goal ≥ 0.90
+ *   cpu_ratios = CPU ms per token raw ÷ service (beside the goal, not part of it)
  */
 import os from 'node:os';
 import type { LlamaChat as LlamaChatType, LlamaContext, LlamaModel } from 'node-llama-cpp';
@@ -251,12 +252,15 @@ async function main(): Promise<void> {
       embedded_ttft: round(r.ttft_ms / e.ttft_ms, 3),
       mesh_ttft: round(r.ttft_ms / m.ttft_ms, 3),
     };
+    // Raw's CPU per token over the service's: less sensitive than the rates to what else the machine runs.
+    const cpuRatio = (side: ReturnType<typeof summary>) => (r.cpu_ms_per_token && side.cpu_ms_per_token ? round(r.cpu_ms_per_token / side.cpu_ms_per_token, 3) : null);
     console.log(
       JSON.stringify({
         bench: 'llm',
         ratio: Math.min(...Object.values(ratios)),
         goal: 0.9,
         ratios,
+        cpu_ratios: { embedded: cpuRatio(e), mesh: cpuRatio(m) },
         raw: { ...r, threads: best },
         raw_sweep: sweep,
         embedded: { ...e, threads: embeddedInfo.threads, trial_ms: embeddedInfo.threadTrials },
