@@ -121,6 +121,21 @@ describe('extractive answers', () => {
     assert.equal(sentences.filter((s) => s.startsWith('The nightly backup fails when the disk is full')).length, 1, text);
   });
 
+  it('gives an explain question its two best sentences in source order, a list question three (en, ru)', () => {
+    const en = [source(1, 'The nightly report was sent at six. Backups also fail when the storage token has expired. The nightly backup fails when the disk is full.')];
+    assert.deepEqual(
+      pickSentences('Why does the nightly backup fail?', en).map((s) => s.text),
+      ['Backups also fail when the storage token has expired.', 'The nightly backup fails when the disk is full.'],
+    );
+    const ru = [source(1, 'Ночной отчёт отправлен в шесть. Копия также не создаётся, когда истёк токен хранилища. Ночная резервная копия не создаётся, когда диск заполнен.')];
+    assert.deepEqual(
+      pickSentences('Почему не создаётся ночная резервная копия?', ru).map((s) => s.text),
+      ['Копия также не создаётся, когда истёк токен хранилища.', 'Ночная резервная копия не создаётся, когда диск заполнен.'],
+    );
+    const list = [source(1, 'Backup options include a full copy. Backup options include an incremental copy. Backup options include a snapshot of the volume.')];
+    assert.equal(pickSentences('List the backup options', list).length, 3);
+  });
+
   it('demotes command lines and table rows below prose', () => {
     const sources = [source(1, 'Options:\n  --retention-days N   keep backups N days\n\nBackups are kept for 30 days by default; the retention setting changes it.')];
     assert.deepEqual(pickSentences('How many days are backups kept?', sources), [{ n: 1, text: 'Backups are kept for 30 days by default; the retention setting changes it.' }]);
