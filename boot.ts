@@ -5,7 +5,6 @@ import { brokerOptions } from './moleculer.config.ts';
 import { SERVICE_FACTORIES } from './services/index.ts';
 import { resolveJwtSecret } from './lib/auth/jwt.ts';
 import type { Config } from './lib/config/env.ts';
-import { actionMetricsMiddleware } from './lib/metrics/action-middleware.ts';
 import { Metrics } from './lib/metrics/metrics.ts';
 import { registerDependencyMetrics } from './lib/metrics/dependencies.ts';
 import { registerModelMetrics } from './lib/metrics/models.ts';
@@ -49,9 +48,7 @@ export async function bootNode(config: Config, logger: Logger): Promise<RunningN
     jwtSecret: config.services.includes('api') ? await resolveJwtSecret(config) : '',
     metrics,
   };
-  const options = brokerOptions(config);
-  // Last = outermost: the timing includes the other middlewares.
-  if (metrics) options.middlewares = [...(options.middlewares ?? []), actionMetricsMiddleware(metrics)];
+  const options = brokerOptions(config, metrics);
   const broker = new ServiceBroker(options);
   for (const name of config.services) broker.createService(SERVICE_FACTORIES[name](runtime));
   try {

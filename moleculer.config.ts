@@ -1,5 +1,6 @@
 import type { BrokerOptions } from 'moleculer';
 import type { Config } from './lib/config/env.ts';
+import type { ActionMetrics } from './lib/metrics/action-middleware.ts';
 import { pinoOptions } from './lib/logging.ts';
 import { requestContextMiddleware } from './lib/runtime/context-middleware.ts';
 import { callLoggingMiddleware } from './lib/runtime/call-logging-middleware.ts';
@@ -9,9 +10,10 @@ import { applyMolEnvOverrides } from './lib/runtime/mol-env.ts';
  * Broker options for any process of ragmesh, built from the validated config. The
  * same file serves the embedded profile (no transporter) and the mesh (AMQP).
  * MOL_* variables (read with the rest by lib/config/env.ts) override any option here
- * the way moleculer-runner does.
+ * the way moleculer-runner does. `metrics`: the process's action metrics, recorded by the
+ * call-logging middleware (none when METRICS=false).
  */
-export function brokerOptions(config: Config): BrokerOptions {
+export function brokerOptions(config: Config, metrics?: ActionMetrics): BrokerOptions {
   const options: BrokerOptions = {
     namespace: config.namespace,
     nodeID: config.nodeId ?? undefined,
@@ -45,7 +47,7 @@ export function brokerOptions(config: Config): BrokerOptions {
     logLevel: config.logLevel,
     // Moleculer wraps later middlewares around earlier ones: the request context must be
     // outermost so call logs carry the request id.
-    middlewares: [callLoggingMiddleware, requestContextMiddleware],
+    middlewares: [callLoggingMiddleware(metrics), requestContextMiddleware],
     metrics: { enabled: false },
     tracing: { enabled: false },
   };

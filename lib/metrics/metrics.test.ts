@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
 import { parsePrometheusText, sumOf } from '../../test/support/prometheus.ts';
 import { ServiceBroker } from 'moleculer';
-import { actionMetricsMiddleware } from './action-middleware.ts';
+import { callLoggingMiddleware } from '../runtime/call-logging-middleware.ts';
 import { instrumentHttpServer } from './http.ts';
 import { JobObserver } from './job-observer.ts';
 import { Metrics } from './metrics.ts';
@@ -77,10 +77,10 @@ describe('HotHistogram', () => {
   });
 });
 
-describe('actionMetricsMiddleware', () => {
+describe('action metrics (recorded by the call-logging middleware)', () => {
   it('times every call of an action, with or without a timeout, and counts errors by code', async () => {
     const metrics = new Metrics({ service: 'api' });
-    const broker = new ServiceBroker({ logger: false, requestTimeout: 5000, middlewares: [actionMetricsMiddleware(metrics)] });
+    const broker = new ServiceBroker({ logger: false, requestTimeout: 5000, middlewares: [callLoggingMiddleware(metrics)] });
     broker.createService({
       name: 's',
       actions: {
@@ -94,7 +94,6 @@ describe('actionMetricsMiddleware', () => {
     try {
       const t0 = performance.now();
       await broker.call('s.ok');
-      // Without a timeout Moleculer records no start: the middleware reads its own.
       await broker.call('s.ok', {}, { timeout: 0 });
       await assert.rejects(broker.call('s.boom'));
       const spent = (performance.now() - t0) / 1000;
