@@ -42,8 +42,8 @@ import { TestMesh } from '../test/support/mesh.ts';
 import { waitFor } from '../test/support/processes.ts';
 
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 32);
-/** Samples per side in the comparison (the sweep takes 3 per count). */
-const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 5);
+/** Samples per side in the comparison (the sweep takes 3 per count): with 5, the median TTFT of one side moved 256–497 ms within a run at load 5. */
+const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 11);
 const SWEEP_SAMPLES = 3;
 const CONTEXT = 2048;
 const ALIAS = 'qwen-shape';
