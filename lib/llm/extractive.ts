@@ -57,9 +57,11 @@ export function stem(word: string): string {
   if (w.length > 3) w = w.replace(/e$/, '');
   return w.length > 6 ? w.slice(0, 6) : w;
 }
-export const wordsOf = (text: string) => text.match(/[\p{L}\p{N}]+(?:[.,'’-][\p{L}\p{N}]+)*/gu) ?? [];
+/** A word: letters and digits, with inner dots, commas, apostrophes and hyphens ("ASN.1", "1,190", "second-largest"). */
+const WORD = /[\p{L}\p{N}]+(?:[.,'’-][\p{L}\p{N}]+)*/gu;
+const wordsOf = (text: string) => text.match(WORD) ?? [];
 /** A word's term, or null for a stopword; hyphenated words count by their parts ("second-largest"). */
-export const termOf = (word: string): string | null => {
+const termOf = (word: string): string | null => {
   const w = word.toLowerCase();
   return w.length > 1 && !isStopword(w) ? stem(w) : null;
 };
@@ -125,7 +127,7 @@ function hasAnswerCue(kind: QuestionKind, words: string[], asked: Set<string>): 
 }
 
 /** Where in `words` a token of the asked kind stands (a number, a date, a name), not counting the question's own words. */
-export function answerCues(kind: QuestionKind, words: string[], asked: Set<string>): number[] {
+function answerCues(kind: QuestionKind, words: string[], asked: Set<string>): number[] {
   const test: ((w: string) => boolean) | null =
     kind === 'number'
       ? (w) => /\d/.test(w) || NUMBER_WORDS.test(w)
@@ -158,7 +160,7 @@ function looksLikeCode(text: string, structural: boolean): boolean {
   );
 }
 
-export interface Candidate {
+interface Candidate {
   n: number;
   position: number;
   text: string;
@@ -167,13 +169,13 @@ export interface Candidate {
   termList: string[];
   code: boolean;
 }
-export interface Scored extends Candidate {
+interface Scored extends Candidate {
   score: number;
   cue: boolean;
 }
 
 /** Every sentence of the sources scored against the question, best first (see pickSentences); null when the question has no words to look for. */
-export function rankSentences(question: string, sources: LlmSource[]): { kind: QuestionKind; wanted: Set<string>; idf: (term: string) => number; candidates: Candidate[]; scored: Scored[] } | null {
+function rankSentences(question: string, sources: LlmSource[]): { kind: QuestionKind; wanted: Set<string>; idf: (term: string) => number; candidates: Candidate[]; scored: Scored[] } | null {
   const wanted = new Set(termsOf(wordsOf(question)));
   if (wanted.size === 0) return null;
   const kind = questionKind(question);
@@ -409,7 +411,6 @@ function nearDuplicate(a: Candidate, b: Candidate): boolean {
   return union > 0 && shared / union >= 0.7;
 }
 
-const WORD = /[\p{L}\p{N}]+(?:[.,'’-][\p{L}\p{N}]+)*/gu;
 interface Token {
   w: string;
   s: number;
@@ -458,7 +459,7 @@ export function cueWindow(text: string, kind: QuestionKind, wanted: Set<string>,
  * more), a token of the asked kind in it, and room either side of the question's words
  * (the answer stands next to them, before or after); ends snapped as in cueWindow.
  */
-export function windowOf(text: string, kind: QuestionKind, wanted: Set<string>, idf: (t: string) => number, cap: number): { text: string; words: number } {
+function windowOf(text: string, kind: QuestionKind, wanted: Set<string>, idf: (t: string) => number, cap: number): { text: string; words: number } {
   const tokens = tokensOf(text);
   const n = tokens.length;
   if (n <= cap) return { text, words: n };
@@ -486,7 +487,9 @@ export function windowOf(text: string, kind: QuestionKind, wanted: Set<string>, 
     const score = [...held].reduce((sum, t) => sum + idf(t), 0) / total + (cue ? 0.3 : 0) + (0.4 * (before + after)) / (2 * room);
     if (score > best) [best, from] = [score, start];
   }
-  return snapWindow(text.replace(/^… /, '').replace(/ …$/, ''), tokensOf(text.replace(/^… /, '').replace(/ …$/, '')), from, from + cap - 1, text.startsWith('… '), text.endsWith(' …'));
+  // The part's own cut marks are kept as cut ends, not as words.
+  const bare = text.replace(/^… /, '').replace(/ …$/, '');
+  return snapWindow(bare, tokensOf(bare), from, from + cap - 1, text.startsWith('… '), text.endsWith(' …'));
 }
 
 const SCALE = /^(?:hundred|thousand|million|billion|trillion|percent|per|тыс\p{L}*|млн|млрд|миллион\p{L}*|миллиард\p{L}*|процент\p{L}*)$/iu;
