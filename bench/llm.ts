@@ -28,7 +28,6 @@
 import os from 'node:os';
 import type { LlamaChat as LlamaChatType, LlamaContext, LlamaModel } from 'node-llama-cpp';
 import { loadConfig } from '../lib/config/env.ts';
-import { readFileSync } from 'node:fs';
 import { LLAMA_MODEL_LOAD } from '../lib/llm/llama.ts';
 import { readCpuBudget, usableCores } from '../lib/llm/threads.ts';
 import { ensureTinyLlama, QWEN25_05B_SHAPE } from '../test/support/tiny-gguf.ts';
@@ -40,6 +39,7 @@ import { startEmbeddedNode } from '../test/support/embedded.ts';
 import { httpJson } from '../test/support/http.ts';
 import { TestMesh } from '../test/support/mesh.ts';
 import { waitFor } from '../test/support/processes.ts';
+import { processCpuMs } from './support.ts';
 
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 32);
 /** Samples per side in the comparison (the sweep takes 3 per count): with 5, the median TTFT of one side moved 256–497 ms within a run at load 5. */
@@ -72,12 +72,13 @@ function cpuMs(pids: number[] = []): number {
     const usage = process.cpuUsage();
     return (usage.user + usage.system) / 1000;
   }
-  const tick = 1000 / 100; // USER_HZ
-  return pids.reduce((sum, pid) => {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return sum + (Number(fields[11]) + Number(fields[12])) * tick;
-  }, 0);
+  let total = 0;
+  for (const pid of pids) {
+    const ms = processCpuMs(pid);
+    if (ms === null) throw new Error(`process ${pid} is gone: its CPU cannot be counted`);
+    total += ms;
+  }
+  return total;
 }
 
 /** A sample with the CPU its processes spent on it. */

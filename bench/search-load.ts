@@ -43,7 +43,7 @@ import path from 'node:path';
 import { loadConfig } from '../lib/config/env.ts';
 import { TestMesh } from '../test/support/mesh.ts';
 import { freePort, runScript, startNode } from '../test/support/processes.ts';
-import { datasetDir } from './support.ts';
+import { datasetDir, processCpuMs } from './support.ts';
 
 const PROFILE = process.env.BENCH_PROFILE === 'mesh' ? 'mesh' : 'embedded';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -85,11 +85,8 @@ interface Step {
 async function cpuOf(servers: Array<[string, number]>): Promise<Map<number, [string, number]>> {
   const out = new Map<number, [string, number]>();
   for (const [kind, pid] of servers) {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
-    if (!stat) continue;
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command name, in clock ticks (100 Hz).
-    out.set(pid, [kind, ((Number(fields[11]) + Number(fields[12])) * 1000) / 100]);
+    const ms = processCpuMs(pid);
+    if (ms !== null) out.set(pid, [kind, ms]);
   }
   return out;
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -56,4 +57,20 @@ export async function firstTokenMs(url: string, token: string, body: { content: 
   }
   if (first < 0) throw new Error(`no token: ${buffer.slice(0, 300)}`);
   return first;
+}
+
+/**
+ * CPU time (user + system, ms) a process has used so far, from /proc/PID/stat; null when
+ * it is gone. utime and stime are fields 14 and 15 of the line (12 and 13 after the
+ * command name, which may itself hold spaces), in clock ticks of 100 Hz.
+ */
+export function processCpuMs(pid: number): number | null {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }
