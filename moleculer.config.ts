@@ -1,6 +1,6 @@
 import type { BrokerOptions } from 'moleculer';
 import type { Config } from './lib/config/env.ts';
-import type { ActionMetrics } from './lib/metrics/action-middleware.ts';
+import type { ActionMetrics } from './lib/metrics/action-timer.ts';
 import { pinoOptions } from './lib/logging.ts';
 import { requestContextMiddleware } from './lib/runtime/context-middleware.ts';
 import { callLoggingMiddleware } from './lib/runtime/call-logging-middleware.ts';

@@ -1,5 +1,5 @@
 import type { Context, Middleware } from 'moleculer';
-import { actionTimer, type ActionMetrics } from '../metrics/action-middleware.ts';
+import { actionTimer, type ActionMetrics } from '../metrics/action-timer.ts';
 
 /**
  * One log line per served call, where it was served: debug for success and for a
@@ -8,9 +8,9 @@ import { actionTimer, type ActionMetrics } from '../metrics/action-middleware.ts
  * its process's log under the request's request_id.
  *
  * With `metrics` (METRICS=true) the same wrapper also records the call's latency and
- * error in the action metrics, from the clock reads it makes for the log line: a second
- * middleware around every action cost a promise, two closures and a clock read more per
- * call (lib/metrics/action-middleware.ts).
+ * error in the action metrics (lib/metrics/action-timer.ts), from the clock reads it makes
+ * for the log line: a second middleware around every action cost a promise, two closures
+ * and a clock read more per call.
  */
 export function callLoggingMiddleware(metrics?: ActionMetrics): Middleware {
   return {
