@@ -327,6 +327,12 @@ export class SearchRepository {
    * here: PGlite has no autovacuum launcher, nor has a PostgreSQL with autovacuum off.
    */
   async upkeepState(tables: readonly SearchTable[]): Promise<{ autovacuum: boolean; tables: SearchTableState[] }> {
+    // A backend keeps its row counts to itself until it flushes them, and PGlite's one
+    // backend does not flush on its own: counts of inserts made before an ANALYZE would
+    // arrive after it and read as changes since. Flushed at the end of this statement,
+    // so the read below sees them (with PostgreSQL, those of this pool connection; other
+    // backends flush within seconds).
+    await this.knex.raw('select pg_stat_force_next_flush()');
     const { rows } = await this.knex.raw(
       `select c.relname as "table",
               greatest(c.reltuples, 0)::float8 as "plannedRows",
