@@ -14,7 +14,10 @@
  * no real model exists here; a query's vector is a noisy centre. Query embedding time
  * is left out of every mode alike (bench:emb measures it): the embed call returns a
  * precomputed vector. Queries are the CISI questions. Modes alternate query by query
- * so machine noise hits all three alike.
+ * so machine noise hits all three alike. The lexical leg runs as the api runs it, from
+ * the tenant's postings held in memory (built before measuring; SEARCH_LEXICAL_MEMORY_MB=0
+ * measures the SQL leg alone), and its top is checked against the SQL leg's, query by
+ * query, after the timed runs.
  *
  * Env: BENCH_CHUNKS (100000), BENCH_QUERIES (150 per mode), BENCH_DATA_DIR (reuse an
  * already built corpus: its PGlite files and vector index; with PostgreSQL the corpus
@@ -38,6 +41,8 @@ import { ChunksRepository } from '../lib/repositories/chunks.ts';
 import { DocumentsRepository } from '../lib/repositories/documents.ts';
 import { Stores } from '../lib/runtime/stores.ts';
 import { HybridSearch, type EmbedCalls } from '../lib/search/hybrid.ts';
+import { LexicalIndexCache } from '../lib/search/lexical-index.ts';
+import { parseQuery } from '../lib/search/query.ts';
 import { SearchTablesUpkeep } from '../lib/search/upkeep.ts';
 import type { ActiveModel } from '../lib/repositories/models.ts';
 import { datasetDir } from './support.ts';
@@ -152,12 +157,23 @@ async function main(): Promise<void> {
   const upkeepSeconds = (performance.now() - upkeepStarted) / 1000;
 
   const model = { flag: { alias: ALIAS, activeVersion: VERSION }, model: { manifest: { embed: { engine: 'onnx' } } } } as unknown as ActiveModel;
+  // Admission control is the api's (bench:search-load measures it): one search at a time here.
+  const settings = { ...config.search, concurrency: undefined };
+  // The lexical leg as the api runs it: the tenant's postings in memory, built before
+  // measuring (the api builds them on a tenant's first search, SQL answering meanwhile).
+  const lexicalIndex = new LexicalIndexCache({ knex: async () => knex, settings: { budgetBytes: config.search.lexicalMemoryBytes } });
+  const heldStarted = performance.now();
+  const held = modes.includes('lexical') || modes.includes('hybrid') ? await lexicalIndex.load(scope) : null;
+  const heldSeconds = (performance.now() - heldStarted) / 1000;
   const search = new HybridSearch({
     knex: async () => knex,
     vectors: async () => vectors,
     activeEmbedModels: async () => [model],
-    settings: config.search,
+    settings,
+    lexicalIndex,
   });
+  // The same searches with the lexical leg in SQL, for the parity check below.
+  const sqlSearch = new HybridSearch({ knex: async () => knex, vectors: async () => vectors, activeEmbedModels: async () => [model], settings });
   const queryVectors = queries.map(() => Array.from(noisy(centres[Math.floor(rand() * CENTRES)]!, 0.6)));
   let current = 0;
   const calls: EmbedCalls = {
@@ -183,6 +199,20 @@ async function main(): Promise<void> {
     }
   }
 
+  // Parity (untimed): the lexical leg's top SEARCH_CANDIDATES from memory and from SQL.
+  let identical = 0;
+  const sqlMs: number[] = [];
+  if (held && modes.includes('lexical')) {
+    for (let i = 0; i < QUERIES; i++) {
+      const parsed = parseQuery(queries[i % queries.length]!);
+      const fromMemory = await search.lexical(scope, parsed, undefined, config.search.candidates);
+      const started = performance.now();
+      const fromSql = await sqlSearch.lexical(scope, parsed, undefined, config.search.candidates);
+      sqlMs.push(performance.now() - started);
+      if (fromMemory.ids.join() === fromSql.ids.join()) identical++;
+    }
+  }
+
   const p = Object.fromEntries(allModes.map((m) => [m, { p50: r2(pct(times[m], 50)), p95: r2(pct(times[m], 95)) }])) as Record<(typeof modes)[number], { p50: number; p95: number }>;
   const slower = Math.max(p.lexical.p95, p.dense.p95);
   const ratio = modes.length === 3 ? p.hybrid.p95 / slower : NaN;
@@ -191,8 +221,11 @@ async function main(): Promise<void> {
   console.log(`bench:search  ${CHUNKS} chunks (${CHUNKS / CHUNKS_PER_DOC} documents), ${QUERIES} CISI questions per mode, limit 10`);
   console.log(`  node ${process.version}, db ${config.db.driver}, vectors ${config.vectors.driver} , ${os.cpus().length} cores; corpus build ${Math.round(buildSeconds)} s, upkeep ${upkeepSeconds.toFixed(1)} s (analyzed ${upkeep.analyzed.join(' ') || 'none'}, vacuumed ${upkeep.vacuumed.join(' ') || 'none'}${upkeep.autovacuum ? ', autovacuum on' : ''}), pg dir ${Math.round(dbBytes / 2 ** 20)} MB`);
   for (const m of modes) console.log(`  ${m.padEnd(8)} p50 ${p[m].p50.toFixed(2).padStart(8)} ms   p95 ${p[m].p95.toFixed(2).padStart(8)} ms   hits/query ${(hitsSeen[m]! / QUERIES).toFixed(1)}`);
+  if (held) console.log(`  lexical postings in memory: ${held.chunkCount} chunks, ~${Math.round(held.bytes / 2 ** 20)} MB, built in ${heldSeconds.toFixed(1)} s; top ${config.search.candidates} identical to the SQL leg's in ${identical} of ${sqlMs.length} queries (SQL leg alone: p50 ${r2(pct(sqlMs, 50))} ms, p95 ${r2(pct(sqlMs, 95))} ms)`);
+  else console.log(`  lexical postings in memory: not held (SEARCH_LEXICAL_MEMORY_MB=${config.search.lexicalMemoryBytes / 2 ** 20}); the lexical leg read SQL`);
   console.log(`  hybrid p95 / slower leg p95 = ${ratio.toFixed(3)} (goal ≤ ${goal.toFixed(3)} = 1.2 + 5 ms / ${slower} ms)`);
   console.log(`  hybrid p95 / (lexical p95 + dense p95) = ${(p.hybrid.p95 / (p.lexical.p95 + p.dense.p95)).toFixed(3)} (1.0 = the legs ran one after the other)`);
+  await lexicalIndex.close();
   await stores.close();
   if (!reuse) await rm(dataDir, { recursive: true, force: true });
   console.log(
@@ -207,6 +240,7 @@ async function main(): Promise<void> {
       lexical_p95_ms: p.lexical.p95,
       // issue 13's goal for the lexical leg at 100k chunks
       lexical_p95_goal_ms: 50,
+      lexical_in_memory: held ? { chunks: held.chunkCount, mb: Math.round(held.bytes / 2 ** 20), build_s: Math.round(heldSeconds * 10) / 10, identical_to_sql: sqlMs.length ? identical / sqlMs.length : null, sql_p50_ms: sqlMs.length ? r2(pct(sqlMs, 50)) : null, sql_p95_ms: sqlMs.length ? r2(pct(sqlMs, 95)) : null } : null,
       modes,
       load_avg: os.loadavg().map((x) => Math.round(x * 100) / 100),
       dense_p50_ms: p.dense.p50,

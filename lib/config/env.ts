@@ -76,6 +76,7 @@ export const VARIABLES: VarSpec[] = [
   { name: 'SEARCH_CONCURRENCY', defaultDoc: '1 (DB_DRIVER=pglite), 4 (pg)', doc: 'Searches one api process runs at once (RAG retrieval included); more wait in a queue (SEARCH_QUEUE_WAIT_MS, SEARCH_QUEUE_LIMIT). PGlite runs one statement at a time on the api\'s own thread, so more than 1 only queues inside PGlite, where admission control cannot see it; with PostgreSQL, sized from bench:search-load (docs/search.md).' },
   { name: 'SEARCH_QUEUE_LIMIT', default: '32', doc: 'Most searches waiting for a turn, whatever their expected wait; beyond that a search is refused at once with 503 OVERLOADED and Retry-After.' },
   { name: 'SEARCH_QUEUE_WAIT_MS', default: '1000', doc: 'Longest a search waits for its turn: one whose expected wait (waiting searches × the measured time a search takes ÷ SEARCH_CONCURRENCY) is longer is refused at once with 503 OVERLOADED and a Retry-After from the same measurement, and one that has waited this long is refused then — instead of waiting into the leg timeout.' },
+  { name: 'SEARCH_LEXICAL_MEMORY_MB', default: '256', doc: 'Memory each api process may give to tenants\' postings for plain-word lexical searches (the same exact BM25, summed in memory instead of in SQL; docs/search.md). A tenant is held once searched, rebuilt in the background after its chunks change (searches read SQL meanwhile), dropped least recently used first; one larger than this is never held. 0 = always SQL.' },
   { name: 'SEARCH_LEXICAL_POSTINGS', default: '20000', doc: 'Candidate budget of lexical searches with filters, phrases or exclusions (plain-word searches read the posting table and are exact whatever the size): the query words that can still lift a chunk into the top recruit candidates while they occur in at most this many chunks together; beyond it the commonest of them only score (bounds latency on large tenants).' },
   { name: 'LLM_BACKEND', default: 'extractive', doc: '`extractive` (offline default, no weights: answers with the best-matching sentences of the sources, cited), `llama` (a GGUF model from the models bucket, alias LLM_MODEL, run on CPU by node-llama-cpp) or `openai` (an OpenAI-compatible server inside your network: vLLM, llama.cpp server, Ollama).' },
   { name: 'LLM_URL', doc: 'Base URL of the OpenAI-compatible server, `http://vllm:8000/v1`. Required when LLM_BACKEND=openai.' },
@@ -155,7 +156,7 @@ export interface Config {
   vectors: { driver: 'usearch' | 'pgvector' | 'postgres' | 'qdrant'; qdrantUrl: string | null; qdrantApiKey: string | null };
   queue: { driver: 'memory' | 'amqp'; url: string | null; prefix: string; heartbeatS: number; maxAttempts: number; backoffMs: number; leaseMs: number; outagePatienceMs: number; sweepIntervalMs: number; staleAfterMs: number };
   ingest: { concurrency: number; uploadMaxBytes: number; uploadMaxFiles: number; chunkTargetTokens: number; chunkOverlapTokens: number };
-  search: { legTimeoutMs: number; embedFloorMs: number; embedTimeoutMs: number; candidates: number; lexicalPostings: number; concurrency: number; queueLimit: number; queueWaitMs: number };
+  search: { legTimeoutMs: number; embedFloorMs: number; embedTimeoutMs: number; candidates: number; lexicalPostings: number; lexicalMemoryBytes: number; concurrency: number; queueLimit: number; queueWaitMs: number };
   auth: { jwtSecret: string | null; keysFile: string; audience: string; issuer: string; ttlSeconds: number; cacheEntries: number; apiKeyCacheMs: number };
   rateLimits: RateLimitSettings;
   streams: { eventsPerUser: number; eventsPerTenant: number };
@@ -429,6 +430,7 @@ export function loadConfig(givenEnv: Env = process.env): Config {
       embedTimeoutMs: r.int('SEARCH_EMBED_TIMEOUT_MS', 10, 600_000),
       candidates: r.int('SEARCH_CANDIDATES', 10, 1000),
       lexicalPostings: r.int('SEARCH_LEXICAL_POSTINGS', 100, 100_000_000),
+      lexicalMemoryBytes: (r.int('SEARCH_LEXICAL_MEMORY_MB', 0, 1_000_000) ?? 0) * 2 ** 20,
       concurrency: r.raw('SEARCH_CONCURRENCY') === undefined ? (dbDriver === 'pg' ? 4 : 1) : r.int('SEARCH_CONCURRENCY', 1, 10_000),
       queueLimit: r.int('SEARCH_QUEUE_LIMIT', 0, 100_000),
       queueWaitMs: r.int('SEARCH_QUEUE_WAIT_MS', 0, 600_000),

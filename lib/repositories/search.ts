@@ -23,6 +23,21 @@ export interface TenantSearchStats {
   totalLength: number;
   /** Chunks per configuration: a query needs only the configurations with chunks. */
   chunksPerConfig: Record<FtConfig, number>;
+  /** Changed (to a random value) by every write of the tenant's chunk rows (migration 2026120200_search_stats_version). */
+  version: number;
+}
+
+/** One chunk's lexemes in its configuration, as the posting table holds them. */
+export interface ChunkLexemes {
+  chunkId: string;
+  documentId: string;
+  ord: number;
+  config: FtConfig;
+  /** BM25 length (positions summed, tsv_len). */
+  len: number;
+  terms: string[];
+  /** tf of each of `terms`, in the same order. */
+  tfs: number[];
 }
 
 export interface QueryTerm {
@@ -114,7 +129,35 @@ export class SearchRepository {
         english: Number(row?.english_chunks ?? 0),
         simple: Number(row?.simple_chunks ?? 0),
       },
+      version: Number(row?.version ?? 0),
     };
+  }
+
+  /**
+   * A page of the tenant's chunks with their lexemes and tf, in (document, ord) order
+   * after `after`: what lib/search/lexical-index.ts builds its postings from. tf is
+   * counted as the posting table's triggers count it (positions, at least 1).
+   */
+  async chunkLexemes(scope: TenantScope, after: { documentId: string; ord: number } | null, limit: number): Promise<ChunkLexemes[]> {
+    const { rows } = await this.knex.raw(
+      `select c.id, c.document_id, c.ord, c.lang, c.tsv_len,
+              array(select u.lexeme from unnest(c.tsv) u order by u.lexeme) as terms,
+              array(select coalesce(array_length(u.positions, 1), 1) from unnest(c.tsv) u order by u.lexeme) as tfs
+       from chunks c
+       where c.tenant_id = ? ${after ? 'and (c.document_id, c.ord) > (?::uuid, ?::int)' : ''}
+       order by c.document_id, c.ord
+       limit ?`,
+      after ? [scope.tenantId, after.documentId, after.ord, limit] : [scope.tenantId, limit],
+    );
+    return (rows as Array<{ id: string; document_id: string; ord: number; lang: string; tsv_len: number; terms: string[]; tfs: number[] }>).map((r) => ({
+      chunkId: r.id,
+      documentId: r.document_id,
+      ord: Number(r.ord),
+      config: r.lang === 'ru' ? 'russian' : r.lang === 'en' ? 'english' : 'simple',
+      len: Number(r.tsv_len),
+      terms: r.terms,
+      tfs: r.tfs.map(Number),
+    }));
   }
 
   /**
@@ -149,7 +192,7 @@ export class SearchRepository {
          from s, unnest(array['russian', 'english', 'simple']) as c(cfg), unnest(to_tsvector(c.cfg::regconfig, ?)) as u
          where case c.cfg when 'russian' then s.russian_chunks when 'english' then s.english_chunks else s.simple_chunks end > 0
        )
-       select s.chunk_count, s.total_length, s.russian_chunks, s.english_chunks, s.simple_chunks, q.cfg, q.lexeme, q.qtf, coalesce(t.df, 0) as df
+       select s.chunk_count, s.total_length, s.russian_chunks, s.english_chunks, s.simple_chunks, s.version, q.cfg, q.lexeme, q.qtf, coalesce(t.df, 0) as df
        from s left join q on true
        left join search_terms t on t.tenant_id = s.tenant_id and t.config = q.cfg and t.term = q.lexeme
        order by q.cfg, q.lexeme`,
@@ -160,6 +203,7 @@ export class SearchRepository {
       chunkCount: Number(first?.chunk_count ?? 0),
       totalLength: Number(first?.total_length ?? 0),
       chunksPerConfig: { russian: Number(first?.russian_chunks ?? 0), english: Number(first?.english_chunks ?? 0), simple: Number(first?.simple_chunks ?? 0) },
+      version: Number(first?.version ?? 0),
     };
     const terms = new Map<FtConfig, Array<QueryTerm & { df: number }>>();
     for (const row of rows as Array<{ cfg: FtConfig | null; lexeme: string; qtf: number; df: number }>) {

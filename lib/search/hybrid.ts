@@ -7,6 +7,7 @@ import type { TenantScope } from '../ports/tenant-scope.ts';
 import type { ActiveModel } from '../repositories/models.ts';
 import { FT_CONFIGS, SearchRepository, type FtConfig, type LexicalPlan, type SearchRowFilters } from '../repositories/search.ts';
 import { withTimeout } from '../runtime/stores.ts';
+import type { LexicalIndexCache } from './lexical-index.ts';
 import { SearchAdmission } from './admission.ts';
 import { maximalMarginalRelevance } from './mmr.ts';
 import { parseQuery, type ParsedQuery } from './query.ts';
@@ -70,6 +71,8 @@ export interface HybridSearchDeps {
   activeEmbedModels: () => Promise<ActiveModel[]>;
   settings: SearchSettings;
   logger?: Logger;
+  /** Tenants' postings in memory for plain-word lexical searches (absent: always SQL). */
+  lexicalIndex?: LexicalIndexCache;
 }
 
 interface LegOutcome<T> {
@@ -277,7 +280,15 @@ export class HybridSearch {
     const budget = this.deps.settings.lexicalPostings;
     const firstBudget = Math.min(budget, Math.max(FIRST_PASS_POSTINGS, limit * 10));
     const first = new Map(weighted.map(({ config, terms }) => [config, recruitingTerms(terms, firstBudget)]));
-    if (!hasRowFilters(filters) && parsed.phrases.length === 0 && parsed.excluded.length === 0) {
+    const plainWords = !hasRowFilters(filters) && parsed.phrases.length === 0 && parsed.excluded.length === 0;
+    // Plain words with the tenant's postings in memory at this very version: the same
+    // BM25 over the same statistics, summed in the process (lib/search/lexical-index.ts).
+    const held = plainWords ? this.deps.lexicalIndex?.lookup(scope, stats) : null;
+    if (held) {
+      const hits = held.top(weighted.map(({ config, terms }) => ({ config, terms })), options);
+      return { ids: hits.map((h) => h.chunkId), highlight };
+    }
+    if (plainWords) {
       // Plain words: the posting table, exact BM25 on the top `limit` whatever the budget.
       const hits = await repo.bm25Postings(
         scope,

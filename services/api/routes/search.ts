@@ -2,6 +2,7 @@ import { appError } from '../../../lib/errors.ts';
 import type { EmbedParams, EmbedResult } from '../../emb/emb.service.ts';
 import { tenantScope } from '../../../lib/ports/tenant-scope.ts';
 import { HybridSearch, MAX_LIMIT, type EmbedCalls } from '../../../lib/search/hybrid.ts';
+import { LexicalIndexCache } from '../../../lib/search/lexical-index.ts';
 import type { SearchParams, SearchResult } from '../../../lib/search/types.ts';
 import type { RagmeshContext, Runtime } from '../../../lib/runtime/service-kit.ts';
 import { endpoint, type ApiRouteModule } from './module.ts';
@@ -51,12 +52,14 @@ const HIT = {
  * meta, so the tenant always comes from the verified token, never from params.
  */
 export function searchRoutes(runtime: Runtime): ApiRouteModule {
+  const knex = async () => (await runtime.stores.db()).knex;
   const search = new HybridSearch({
-    knex: async () => (await runtime.stores.db()).knex,
+    knex,
     vectors: () => runtime.stores.vectors(),
     activeEmbedModels: async () => (await runtime.stores.repos()).models.listActive('embed'),
     settings: runtime.config.search,
     logger: runtime.logger,
+    lexicalIndex: new LexicalIndexCache({ knex, settings: { budgetBytes: runtime.config.search.lexicalMemoryBytes }, logger: runtime.logger }),
   });
 
   // While emb does not answer (killed, partitioned), the query embedding is not waited
