@@ -180,8 +180,17 @@ interface Entry {
 export class LexicalIndexCache {
   private readonly entries = new Map<string, Entry>();
   private closed = false;
+  /** Plain-word lookups answered from memory, and those left to SQL (for metrics). */
+  readonly lookups = { memory: 0, sql: 0 };
 
   constructor(private readonly deps: { knex: () => Promise<Knex>; settings: LexicalIndexSettings; logger?: Logger }) {}
+
+  /** Tenants whose postings are held now. */
+  get tenants(): number {
+    let n = 0;
+    for (const e of this.entries.values()) if (e.postings) n++;
+    return n;
+  }
 
   /** Estimated bytes held now. */
   get bytes(): number {
@@ -199,7 +208,11 @@ export class LexicalIndexCache {
     let entry = this.entries.get(scope.tenantId);
     if (!entry) this.entries.set(scope.tenantId, (entry = { postings: null, loading: null, lastUsed: 0, skipVersion: null, retryAt: 0 }));
     entry.lastUsed = performance.now();
-    if (entry.postings?.version === stats.version) return entry.postings;
+    if (entry.postings?.version === stats.version) {
+      this.lookups.memory++;
+      return entry.postings;
+    }
+    this.lookups.sql++;
     // Out of date: useless now, and its memory is better spent on the rebuild.
     entry.postings = null;
     if (!entry.loading && !(entry.skipVersion === stats.version && performance.now() < entry.retryAt)) {
