@@ -124,8 +124,11 @@ export class TenantPostings {
   }
 }
 
-/** Builds a tenant's postings page by page (term lists in chunk order). */
-async function buildPostings(repo: SearchRepository, scope: TenantScope, version: number, pageSize: number): Promise<TenantPostings> {
+/**
+ * Builds a tenant's postings page by page (term lists in chunk order). Exported for
+ * bench:search, which feeds it pages of its own to measure a larger tenant.
+ */
+export async function buildPostings(repo: Pick<SearchRepository, 'chunkLexemes'>, scope: TenantScope, version: number, pageSize: number): Promise<TenantPostings> {
   const chunkIds: string[] = [];
   const lens: number[] = [];
   // Per configuration and term: growing lists of chunk index and tf, packed at the end.
