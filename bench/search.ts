@@ -236,8 +236,10 @@ async function main(): Promise<void> {
       after = { documentId: page[page.length - 1]!.documentId, ord: page[page.length - 1]!.ord };
     }
     let served = 0;
+    const terms = await repo.tenantTerms(scope);
     const big = await buildPostings(
       {
+        tenantTerms: async () => terms.map((t) => ({ ...t, df: t.df * scale })),
         chunkLexemes: async (_s, _after, limit) => {
           const out = [];
           for (; out.length < limit && served < all.length * scale; served++) {

@@ -133,6 +133,12 @@ export class SearchRepository {
     };
   }
 
+  /** Every term of the tenant with its df, by configuration: the size of each posting list. */
+  async tenantTerms(scope: TenantScope): Promise<Array<{ config: FtConfig; term: string; df: number }>> {
+    const rows = (await this.knex('search_terms').where({ tenant_id: scope.tenantId }).where('df', '>', 0).select('config', 'term', 'df')) as Array<{ config: FtConfig; term: string; df: number | string }>;
+    return rows.map((r) => ({ config: r.config, term: r.term, df: Number(r.df) }));
+  }
+
   /**
    * A page of the tenant's chunks with their lexemes and tf, in (document, ord) order
    * after `after`: what lib/search/lexical-index.ts builds its postings from. tf is

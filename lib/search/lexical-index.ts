@@ -23,7 +23,7 @@ import { FT_CONFIGS, SearchRepository, type FtConfig, type LexicalHit, type Tena
 export interface LexicalIndexSettings {
   /** Memory for every tenant's postings together (estimated), in bytes. 0 = off. */
   budgetBytes: number;
-  /** Chunks read per round trip while building (each round trip holds PGlite's one connection). */
+  /** Chunks read per round trip while building (each round trip holds PGlite's one connection; default 500, ~100 ms there). */
   pageSize?: number;
 }
 
@@ -124,16 +124,37 @@ export class TenantPostings {
   }
 }
 
+/** The chunk rows and the term statistics disagreed: they were read at different versions. */
+export class PostingsChangedError extends Error {
+  constructor(detail: string) {
+    super(`the tenant's chunks changed while their postings were built (${detail})`);
+    this.name = 'PostingsChangedError';
+  }
+}
+
 /**
- * Builds a tenant's postings page by page (term lists in chunk order). Exported for
- * bench:search, which feeds it pages of its own to measure a larger tenant.
+ * Builds a tenant's postings: the terms with their df first, which size every list
+ * exactly (6 bytes a posting, nothing larger held meanwhile), then the chunks' lexemes
+ * page by page, each chunk's tf written into its terms' lists. Exported for
+ * bench:search, which feeds it a tenant of its own to measure a larger one.
  */
-export async function buildPostings(repo: Pick<SearchRepository, 'chunkLexemes'>, scope: TenantScope, version: number, pageSize: number): Promise<TenantPostings> {
+export async function buildPostings(
+  repo: Pick<SearchRepository, 'chunkLexemes' | 'tenantTerms'>,
+  scope: TenantScope,
+  version: number,
+  pageSize: number,
+): Promise<TenantPostings> {
+  // Per configuration and term: its range in docs/tfs, and where its next posting goes.
+  const slots: Record<FtConfig, Map<string, { start: number; end: number; at: number }>> = { russian: new Map(), english: new Map(), simple: new Map() };
+  let total = 0;
+  for (const { config, term, df } of await repo.tenantTerms(scope)) {
+    slots[config].set(term, { start: total, end: total + df, at: total });
+    total += df;
+  }
+  const docs = new Int32Array(total);
+  const tfs = new Uint16Array(total);
   const chunkIds: string[] = [];
   const lens: number[] = [];
-  // Per configuration and term: growing lists of chunk index and tf, packed at the end.
-  const growing: Record<FtConfig, Map<string, { docs: number[]; tfs: number[] }>> = { russian: new Map(), english: new Map(), simple: new Map() };
-  let postings = 0;
   let after: { documentId: string; ord: number } | null = null;
   for (;;) {
     const page = await repo.chunkLexemes(scope, after, pageSize);
@@ -141,31 +162,27 @@ export async function buildPostings(repo: Pick<SearchRepository, 'chunkLexemes'>
       const d = chunkIds.length;
       chunkIds.push(chunk.chunkId);
       lens.push(chunk.len);
-      const lists = growing[chunk.config];
+      const byTerm = slots[chunk.config];
       for (let i = 0; i < chunk.terms.length; i++) {
-        let list = lists.get(chunk.terms[i]!);
-        if (!list) lists.set(chunk.terms[i]!, (list = { docs: [], tfs: [] }));
-        list.docs.push(d);
-        list.tfs.push(Math.min(chunk.tfs[i]!, 65_535));
+        const slot = byTerm.get(chunk.terms[i]!);
+        if (!slot) throw new PostingsChangedError(`a term with no df: ${chunk.terms[i]}`);
+        if (slot.at >= slot.end) throw new PostingsChangedError(`more postings than df: ${chunk.terms[i]}`);
+        docs[slot.at] = d;
+        tfs[slot.at] = Math.min(chunk.tfs[i]!, 65_535);
+        slot.at++;
       }
-      postings += chunk.terms.length;
     }
     if (page.length < pageSize) break;
     const last = page[page.length - 1]!;
     after = { documentId: last.documentId, ord: last.ord };
   }
-  const docs = new Int32Array(postings);
-  const tfs = new Uint16Array(postings);
   const lists = { russian: new Map(), english: new Map(), simple: new Map() } as Record<FtConfig, Map<string, [number, number]>>;
-  let at = 0;
   for (const config of FT_CONFIGS) {
-    for (const [term, list] of growing[config]) {
-      docs.set(list.docs, at);
-      tfs.set(list.tfs, at);
-      lists[config].set(term, [at, at + list.docs.length]);
-      at += list.docs.length;
+    for (const [term, slot] of slots[config]) {
+      if (slot.at !== slot.end) throw new PostingsChangedError(`fewer postings than df: ${term}`);
+      lists[config].set(term, [slot.start, slot.end]);
     }
-    growing[config].clear();
+    slots[config].clear();
   }
   return new TenantPostings(version, chunkIds, Float64Array.from(lens), lists, docs, tfs);
 }
@@ -250,15 +267,23 @@ export class LexicalIndexCache {
         this.deps.logger?.info({ tenant: scope.tenantId, chunks: before.chunkCount, estimateBytes: estimate }, 'lexical postings over the memory budget: searches read SQL');
         return;
       }
-      const postings = await buildPostings(repo, scope, before.version, this.deps.settings.pageSize ?? 1000);
+      const postings = await buildPostings(repo, scope, before.version, this.deps.settings.pageSize ?? 500).catch((err: unknown) => {
+        if (err instanceof PostingsChangedError) return null;
+        throw err;
+      });
       const after = await repo.stats(scope);
       const ms = performance.now() - started;
-      if (after.version !== before.version) {
+      if (!postings || after.version !== before.version) {
         // Written to meanwhile: what was read may mix versions. Another try once as much
         // time has passed as this one took, so a tenant under constant ingest costs at
         // most half the time in rebuilds.
         entry.skipVersion = after.version;
         entry.retryAt = performance.now() + ms;
+        return;
+      }
+      if (postings.bytes > this.deps.settings.budgetBytes) {
+        entry.skipVersion = before.version;
+        entry.retryAt = Number.POSITIVE_INFINITY;
         return;
       }
       this.makeRoom(postings.bytes, scope.tenantId);
