@@ -66,45 +66,127 @@ export class TenantPostings {
 
   /**
    * The top `limit` chunks by BM25, best first (ties by chunk id, as the SQL orders
-   * them): every posting of every query term summed, no pruning needed at this speed.
+   * them), exact, with MaxScore pruning (Turtle & Flood) in memory: the query's lists
+   * are summed rarest first (highest bound w·(k1 + 1) first); once the bounds of the
+   * lists left add up to less than θ, the `limit`-th best sum so far (a lower bound of
+   * the final `limit`-th score, since sums only grow), no chunk untouched so far can
+   * reach the top, nor can a touched one whose sum plus those bounds stays under θ. The
+   * lists left are then only probed for the remaining candidates (each list is in chunk
+   * order: a binary search per candidate) instead of read whole — the long lists of
+   * common words, which are most of the postings of a long question.
    */
   top(plans: IndexPlan[], options: { k1: number; b: number; avgLength: number; limit: number }): LexicalHit[] {
     const { k1, b, limit } = options;
+    if (limit <= 0) return [];
     const avgdl = Math.max(options.avgLength, 1);
     const { scores, touched, docs, tfs, lens } = this;
-    let count = 0;
+    const query: Array<{ start: number; end: number; weight: number; bound: number }> = [];
     for (const plan of plans) {
       const lists = this.lists[plan.config];
       for (const { term, weight } of plan.terms) {
         const range = lists.get(term);
-        if (!range) continue;
-        for (let i = range[0]; i < range[1]; i++) {
-          const d = docs[i]!;
-          const tf = tfs[i]!;
-          // Written as SearchRepository's SQL writes it, so equal chunks tie exactly alike.
-          const add = weight * ((tf * (k1 + 1)) / (tf + k1 * (1 - b + (b * lens[d]!) / avgdl)));
-          if (scores[d] === 0) touched[count++] = d;
-          scores[d]! += add;
+        if (range) query.push({ start: range[0], end: range[1], weight, bound: weight * (k1 + 1) });
+      }
+    }
+    query.sort((x, y) => y.bound - x.bound || x.end - x.start - (y.end - y.start));
+    // rest[i]: the most the lists from i on can add to one chunk.
+    const rest = new Float64Array(query.length + 1);
+    for (let i = query.length - 1; i >= 0; i--) rest[i] = rest[i + 1]! + query[i]!.bound;
+    // Written as SearchRepository's SQL writes it, so equal chunks tie exactly alike.
+    const contribution = (d: number, tf: number, weight: number) => weight * ((tf * (k1 + 1)) / (tf + k1 * (1 - b + (b * lens[d]!) / avgdl)));
+
+    let count = 0;
+    let i = 0;
+    let attempts = 0;
+    let candidates: Int32Array | null = null;
+    for (; i < query.length; i++) {
+      const list = query[i]!;
+      // θ costs a pass over the touched chunks: tried at most twice, before a list long
+      // next to them (the common words come last).
+      if (candidates === null && attempts < 2 && count >= limit && (list.end - list.start) * 2 > count) {
+        attempts++;
+        const theta = this.kthScore(count, limit);
+        if (rest[i]! < theta) {
+          const kept: number[] = [];
+          for (let t = 0; t < count; t++) if (scores[touched[t]!]! + rest[i]! >= theta) kept.push(touched[t]!);
+          let left = 0;
+          for (let j = i; j < query.length; j++) left += query[j]!.end - query[j]!.start;
+          // Probing pays when the candidates' binary searches cost less than reading the lists.
+          if (kept.length * Math.log2(left + 2) * 2 < left) candidates = Int32Array.from(kept).sort();
+        }
+        if (candidates) break;
+      }
+      const weight = list.weight;
+      // `contribution` written out: as a call in this loop the whole search took twice as long.
+      for (let p = list.start; p < list.end; p++) {
+        const d = docs[p]!;
+        const tf = tfs[p]!;
+        if (scores[d] === 0) touched[count++] = d;
+        scores[d]! += weight * ((tf * (k1 + 1)) / (tf + k1 * (1 - b + (b * lens[d]!) / avgdl)));
+      }
+    }
+
+    if (candidates) {
+      for (let j = i; j < query.length; j++) {
+        const list = query[j]!;
+        let lo = list.start;
+        for (let c = 0; c < candidates.length && lo < list.end; c++) {
+          const d = candidates[c]!;
+          // First posting at or after d in [lo, end): the candidates ascend, so lo only moves on.
+          let hi = list.end;
+          while (lo < hi) {
+            const mid = (lo + hi) >>> 1;
+            if (docs[mid]! < d) lo = mid + 1;
+            else hi = mid;
+          }
+          if (lo < list.end && docs[lo] === d) scores[d]! += contribution(d, tfs[lo]!, list.weight);
         }
       }
     }
+
+    const hits = this.best(candidates ?? touched.subarray(0, count), limit);
+    for (let t = 0; t < count; t++) scores[touched[t]!] = 0;
+    return hits;
+  }
+
+  /** The `limit`-th best score among the first `count` touched chunks. */
+  private kthScore(count: number, limit: number): number {
+    const heap = new Float64Array(limit);
+    let size = 0;
+    for (let t = 0; t < count; t++) {
+      const v = this.scores[this.touched[t]!]!;
+      if (size < limit) {
+        let i = size++;
+        heap[i] = v;
+        while (i > 0 && heap[(i - 1) >> 1]! > heap[i]!) {
+          const parent = (i - 1) >> 1;
+          [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
+          i = parent;
+        }
+      } else if (v > heap[0]!) {
+        heap[0] = v;
+        for (let i = 0; ; ) {
+          const l = 2 * i + 1;
+          const r = l + 1;
+          let m = i;
+          if (l < size && heap[l]! < heap[m]!) m = l;
+          if (r < size && heap[r]! < heap[m]!) m = r;
+          if (m === i) break;
+          [heap[i], heap[m]] = [heap[m]!, heap[i]!];
+          i = m;
+        }
+      }
+    }
+    return size < limit ? 0 : heap[0]!;
+  }
+
+  /** The best `limit` of `candidates` by score, then chunk id. */
+  private best(candidates: Int32Array, limit: number): LexicalHit[] {
+    const { scores, chunkIds } = this;
     // A min-heap of the best `limit` seen so far (its root is the worst of them).
     const heap: number[] = [];
-    const worse = (x: number, y: number) => scores[x]! < scores[y]! || (scores[x] === scores[y] && this.chunkIds[x]! > this.chunkIds[y]!);
-    const siftDown = (i: number) => {
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < heap.length && worse(heap[l]!, heap[m]!)) m = l;
-        if (r < heap.length && worse(heap[r]!, heap[m]!)) m = r;
-        if (m === i) return;
-        [heap[i], heap[m]] = [heap[m]!, heap[i]!];
-        i = m;
-      }
-    };
-    for (let t = 0; t < count; t++) {
-      const d = touched[t]!;
+    const worse = (x: number, y: number) => scores[x]! < scores[y]! || (scores[x] === scores[y] && chunkIds[x]! > chunkIds[y]!);
+    for (const d of candidates) {
       if (heap.length < limit) {
         heap.push(d);
         for (let i = heap.length - 1; i > 0; ) {
@@ -113,14 +195,21 @@ export class TenantPostings {
           [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
           i = parent;
         }
-      } else if (limit > 0 && worse(heap[0]!, d)) {
+      } else if (worse(heap[0]!, d)) {
         heap[0] = d;
-        siftDown(0);
+        for (let i = 0; ; ) {
+          const l = 2 * i + 1;
+          const r = l + 1;
+          let m = i;
+          if (l < heap.length && worse(heap[l]!, heap[m]!)) m = l;
+          if (r < heap.length && worse(heap[r]!, heap[m]!)) m = r;
+          if (m === i) break;
+          [heap[i], heap[m]] = [heap[m]!, heap[i]!];
+          i = m;
+        }
       }
     }
-    const hits = heap.map((d) => ({ chunkId: this.chunkIds[d]!, score: scores[d]! }));
-    for (let t = 0; t < count; t++) scores[touched[t]!] = 0;
-    return hits.sort((x, y) => y.score - x.score || (x.chunkId < y.chunkId ? -1 : 1));
+    return heap.map((d) => ({ chunkId: chunkIds[d]!, score: scores[d]! })).sort((x, y) => y.score - x.score || (x.chunkId < y.chunkId ? -1 : 1));
   }
 }
 
