@@ -195,6 +195,37 @@ describe('extractive answers', () => {
     assert.equal(cueWindow('The peace treaty was signed by the envoys of the emperor in the town hall of the old city.', 'number', asked('treaty'), even, 4), null, 'no number: the sentence is trimmed by its clauses instead');
   });
 
+  it('drops a lead-in clause that holds neither a question word nor a possible answer, but not before a date or a name (en, ru)', () => {
+    const ask = (question: string, text: string) => pickSentences(question, [source(1, text)]).map((s) => s.text);
+    assert.deepEqual(ask('What plan did the council adopt?', 'After a long and careful review of the old records, the council adopted the new water plan in spring.'), ['… the council adopted the new water plan in spring.']);
+    assert.deepEqual(ask('Какой план утвердил совет?', 'После долгого и тщательного изучения старых записей, совет утвердил новый план водоснабжения весной.'), ['… совет утвердил новый план водоснабжения весной.']);
+    // A name in the lead-in may be the answer; a "when" lead-in is where dates stand.
+    assert.deepEqual(ask('What plan did the council adopt?', 'After a long review by Mayor Jones, the council adopted the new water plan in spring.'), ['After a long review by Mayor Jones, the council adopted the new water plan in spring.']);
+    assert.deepEqual(ask('When did the council adopt the plan?', 'During the reign of the old king, the council adopted the plan.'), ['During the reign of the old king, the council adopted the plan.']);
+    assert.deepEqual(ask('Когда совет утвердил план?', 'Во время правления старого короля, совет утвердил план.'), ['Во время правления старого короля, совет утвердил план.']);
+  });
+
+  it("cuts a factoid's runner-up to what is left of 40 words after the best sentence, words unchanged (en, ru)", () => {
+    const words = (t: string) => t.match(/[\p{L}\p{N}]+(?:[.,'’-][\p{L}\p{N}]+)*/gu)?.length ?? 0;
+    const en =
+      'The city council of the old river town met in the great hall on the square for the annual vote on the water treatment plant and the new bridge. ' +
+      'In a long and heated session that lasted until midnight the council finally approved the water treatment plant after many residents from the northern districts had spoken against its cost and its noise.';
+    const ru =
+      'Городской совет старого речного города собрался в большом зале на площади для ежегодного голосования по станции водоочистки и новому мосту через реку. ' +
+      'На долгом и жарком заседании до полуночи совет наконец одобрил станцию водоочистки после того как многие жители северных районов выступили против её стоимости и шума.';
+    for (const [question, text, held] of [
+      ['What did the council approve at the annual vote on the water treatment plant?', en, 'the council finally approved the water treatment plant'],
+      ['Что совет одобрил на ежегодном голосовании по станции водоочистки?', ru, 'совет наконец одобрил станцию водоочистки'],
+    ] as const) {
+      const parts = pickSentences(question, [source(1, text)]);
+      assert.equal(parts.length, 2, JSON.stringify(parts));
+      const [, second] = parts;
+      assert.ok(second!.text.includes(held) && second!.text.endsWith(' …'), second!.text);
+      assert.ok(text.includes(second!.text.replace(/^… /, '').replace(/ …$/, '')), second!.text);
+      assert.ok(words(parts[0]!.text) + words(second!.text) <= 40, JSON.stringify(parts));
+    }
+  });
+
   it('cuts a sentence run on past 60 words to the 60 that hold the question', () => {
     const list = `The collection includes ${Array.from({ length: 40 }, (_, i) => `item${i} pottery`).join(' and ')} and the famous Ardabil carpet woven in Persia.`;
     const [part] = pickSentences('What is the famous carpet woven in Persia called?', [source(1, list)]);

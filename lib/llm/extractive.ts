@@ -16,7 +16,7 @@ export const NOT_FOUND_ANSWER = 'Your documents do not answer this question.';
 export class ExtractiveBackend implements LlmBackend {
   readonly name = 'extractive';
   // Part of the answer-cache key: a new selection rule must not serve answers cached under the old one.
-  readonly version = 'extractive-6';
+  readonly version = 'extractive-7';
 
   async *generate(request: GenerateRequest): AsyncIterable<GenerateEvent> {
     const question = [...request.messages].reverse().find((m) => m.role === 'user')?.content ?? '';
@@ -102,17 +102,24 @@ const SENTENCES_FOR: Record<QuestionKind, number> = { person: 1, time: 1, number
  * the 990 xquad-en questions bench:answers does not ask (its hits kept with BENCH_DUMP):
  * the best sentence alone held the gold span 78 % of the time in 30 words; 0.7 with
  * no word cap 87 % in 40 words, 0.8 85 % in 37, 0.7 capped at 55 words 83 % in 36.
+ * It was 0.7, and 0.75 when the best sentence already held an answer of the asked kind;
+ * with the runner-up cut to PAIR_WORDS, 0.75 for both took 0.2–0.3 words off every
+ * answer (bench 200 / held-out 990) for no answer; 0.78 cost 0.005–0.007 of the ratio.
  */
-const RUNNER_UP_SHARE = 0.7;
-/**
- * The share when the best sentence already holds an answer of the asked kind (a date,
- * a number, a name; for "what" a capitalised word or a digit): the runner-up is less
- * likely needed. On the xquad-en hits (bench 200 / held-out 990): 0.75 took 0.8 and 0.5
- * words off every answer for 0.006 and 0.000 of the ratio; 0.8 cost 0.011 and 0.005,
- * and applied to dates, numbers and names alone it cost more for less.
- */
-const RUNNER_UP_SHARE_HELD = 0.75;
+const RUNNER_UP_SHARE = 0.75;
 const FACTOID_WORDS = 55;
+/**
+ * A factoid's runner-up is cut (windowOf) to what is left of this many words after the
+ * best sentence, at least RUNNER_UP_MIN_WORDS: it is there in case the best is wrong,
+ * and its part that holds the question's words says as much. On the xquad-en hits:
+ * bench 0.904 in 32.0 words → 0.910 in 31.6, held-out 0.900 in 30.5 → 0.906 in 30.8
+ * (more runner-ups now fit FACTOID_WORDS, and the answer is more often among them);
+ * 36 words cost 0.005–0.01 of the ratio, 44 bought none. "When"/"how many" runner-ups
+ * are cut to their date or number already (TYPED_WINDOW); cutting them again cost
+ * answers.
+ */
+const PAIR_WORDS = 40;
+const RUNNER_UP_MIN_WORDS = 10;
 /** How much a question word found only in the sentence before counts (it may be what "he" or "it" stands for). */
 const LENT_WEIGHT = 0.2;
 /** Each lower-ranked chunk's sentences weigh 1 / (1 + RANK_DECAY · rank). */
@@ -238,10 +245,12 @@ function rankSentences(question: string, sources: LlmSource[]): { kind: Question
  *  - the rank of its chunk in the search results;
  * code, CLI and table lines are demoted, over-long sentences a little. A factoid
  * question gets the best sentence (and the next best when the first holds no answer
- * of the asked type and the second does, or scores close to it and both stay short);
+ * of the asked type and the second does, or scores close to it and both stay short,
+ * cut to what is left of PAIR_WORDS);
  * "explain" questions up to two, "list" ones three; near-duplicates of a picked sentence are
  * skipped. Long sentences are trimmed to their answering clauses (answeringPart), a
- * "when"/"how many" factoid's to the words around its date or number (cueWindow).
+ * "when"/"how many" factoid's to the words around its date or number (cueWindow); the
+ * best sentence of any length loses a lead-in clause that holds nothing asked for.
  */
 export function pickSentences(question: string, sources: LlmSource[]): Array<{ n: number; text: string }> {
   const ranking = rankSentences(question, sources);
@@ -253,17 +262,22 @@ export function pickSentences(question: string, sources: LlmSource[]): Array<{ n
   // The best sentence is trimmed to the part that answers (LEAD), any other closer
   // (RUNNER_UP); a "when"/"how many" sentence to the words around its date or number.
   const windowed = kind === 'time' || kind === 'number';
+  const best = scored[0];
   const parts = new Map<Candidate, { text: string; words: number }>();
   const part = (c: Candidate, lead: boolean) => {
     let p = parts.get(c);
     if (!p) {
       p = (windowed && limit === 1 ? cueWindow(c.text, kind, wanted, idf, lead ? TYPED_WINDOW.lead : TYPED_WINDOW.runnerUp) : null) ?? answeringPart(c, kind, wanted, lead ? LEAD : RUNNER_UP, idf);
+      if (!lead && limit === 1 && !windowed && best && c !== best) {
+        const room = Math.max(RUNNER_UP_MIN_WORDS, PAIR_WORDS - part(best, true).words);
+        if (p.words > room) p = windowOf(p.text, kind, wanted, idf, room);
+      }
       parts.set(c, p);
     }
     return p;
   };
   for (const c of scored) {
-    if (picked.length >= limit && !(limit === 1 && picked.length === 1 && c.score >= (picked[0]!.cue ? RUNNER_UP_SHARE_HELD : RUNNER_UP_SHARE) * picked[0]!.score)) break;
+    if (picked.length >= limit && !(limit === 1 && picked.length === 1 && c.score >= RUNNER_UP_SHARE * picked[0]!.score)) break;
     if (limit === 1 && picked.length === 1 && part(picked[0]!, true).words + part(c, false).words > FACTOID_WORDS) continue;
     if (picked.some((p) => nearDuplicate(p, c))) continue;
     picked.push(c);
@@ -332,6 +346,8 @@ interface Trim {
   over: number;
   around: number;
   cap: number;
+  /** Whatever its length, the clauses before the question's words go when they hold neither a question word nor a possible answer (see LEAD). */
+  dropsLeadIn?: boolean;
 }
 /**
  * The best sentence is trimmed only when long (over 30 words) and keeps a clause
@@ -342,8 +358,15 @@ interface Trim {
  * 0.905 in 33.5 (both trimmed to the question's clauses alone 0.855 in 29.8; a runner-up
  * trimmed to its clauses and the one after 0.900 in 33.4). The 60-word cap took 0.3
  * words off and no answer.
+ * Whatever its length, the best sentence also loses the clauses before its first
+ * question word that hold no question word and nothing that could be the answer (no
+ * name, digit or number word: "Published at a time of rising demand, …", «По
+ * итогам года, …»): bench 200 and held-out 990 0.5 words off every answer for no
+ * answer and two (0.002). Not for "when" (a lead-in is where dates stand: "During the
+ * reign of …", it cost 2 of 106 held-out answers) nor "why"/"how" (a lead-in is often
+ * the reason: "Because of …").
  */
-const LEAD: Trim = { over: 30, around: 1, cap: 60 };
+const LEAD: Trim = { over: 30, around: 1, cap: 60, dropsLeadIn: true };
 const RUNNER_UP: Trim = { over: 15, around: 0, cap: 60 };
 /**
  * A "when" or "how many" sentence is cut to this many words around its date or number
@@ -368,16 +391,27 @@ const SNAP_WORDS = 2;
  */
 function answeringPart(c: Candidate, kind: QuestionKind, wanted: Set<string>, trim: Trim, idf: (t: string) => number): { text: string; words: number } {
   let part = { text: c.text, words: c.words.length };
-  if (c.words.length > trim.over) {
+  const long = c.words.length > trim.over;
+  const leadIn = trim.dropsLeadIn === true && kind !== 'time' && kind !== 'explain';
+  if (long || leadIn) {
     const clauses = clausesOf(c.text).map((text) => {
       const words = wordsOf(text);
-      return { text, words, asked: termsOf(words).some((t) => wanted.has(t)), cue: kind !== 'thing' && answerCues(kind, words, wanted).length > 0 };
+      return {
+        text,
+        words,
+        asked: termsOf(words).some((t) => wanted.has(t)),
+        cue: kind !== 'thing' && answerCues(kind, words, wanted).length > 0,
+        // For the lead-in: any token that could be the answer ("what" and "list": a capitalised word or a digit).
+        anyCue: answerCues(kind === 'list' ? 'thing' : kind, words, wanted).length > 0,
+      };
     });
     let first = clauses.findIndex((cl) => cl.asked);
     let last = clauses.findLastIndex((cl) => cl.asked);
     if (first < 0) first = last = 0;
-    let from = Math.max(0, first - trim.around);
-    let to = Math.min(clauses.length - 1, last + trim.around);
+    let from = long ? Math.max(0, first - trim.around) : 0;
+    let to = long ? Math.min(clauses.length - 1, last + trim.around) : clauses.length - 1;
+    if (leadIn) while (from < first && !clauses[from]!.asked && !clauses[from]!.anyCue) from++;
+    if (!long && from === 0) return part;
     if (kind !== 'thing' && !clauses.slice(from, to + 1).some((cl) => cl.cue)) {
       for (let d = 1; d < clauses.length; d++) {
         if (clauses[to + d]?.cue) {
