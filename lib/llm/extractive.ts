@@ -16,7 +16,7 @@ export const NOT_FOUND_ANSWER = 'Your documents do not answer this question.';
 export class ExtractiveBackend implements LlmBackend {
   readonly name = 'extractive';
   // Part of the answer-cache key: a new selection rule must not serve answers cached under the old one.
-  readonly version = 'extractive-7';
+  readonly version = 'extractive-8';
 
   async *generate(request: GenerateRequest): AsyncIterable<GenerateEvent> {
     const question = [...request.messages].reverse().find((m) => m.role === 'user')?.content ?? '';
@@ -93,8 +93,14 @@ export function questionKind(question: string): QuestionKind {
  * words, and the third held the only gold span in no bench answer and one held-out
  * one: two sentences took 0.6 words off every answer (32.5 → 31.9, 31.1 → 30.5) for
  * 0.000 and 0.001 of the ratio; one (with a factoid's runner-up) cost a bench answer.
+ * An explain question whose best sentence gives a reason or a means itself (REASON:
+ * "because", "by", «из-за», «благодаря»…) is answered like a factoid, one sentence
+ * and a close runner-up: 0.2–0.3 words off every answer for no answer.
  */
 const SENTENCES_FOR: Record<QuestionKind, number> = { person: 1, time: 1, number: 1, place: 1, thing: 1, explain: 2, list: 3 };
+/** A reason or a means: what a "why"/"how" question asks for. */
+const REASON =
+  /(?<![\p{L}\p{N}])(?:because|since|due to|owing to|as a result|so that|in order to|thanks to|by|through|via|using|потому|так как|из-за|благодаря|поскольку|чтобы|вследствие|в результате|путём|путем|с помощью)(?![\p{L}\p{N}])/iu;
 /**
  * A factoid answer takes the runner-up sentence too when it scores within this share of
  * the best (the evidence does not single one out) and both together stay within
@@ -104,9 +110,13 @@ const SENTENCES_FOR: Record<QuestionKind, number> = { person: 1, time: 1, number
  * no word cap 87 % in 40 words, 0.8 85 % in 37, 0.7 capped at 55 words 83 % in 36.
  * It was 0.7, and 0.75 when the best sentence already held an answer of the asked kind;
  * with the runner-up cut to PAIR_WORDS, 0.75 for both took 0.2–0.3 words off every
- * answer (bench 200 / held-out 990) for no answer; 0.78 cost 0.005–0.007 of the ratio.
+ * answer (bench 200 / held-out 990) for no answer. With the cuts of RUNNER_UP,
+ * NAME_WINDOW and elideAsides: 0.75 0.910 in 30.3 words and 0.907 in 29.8; 0.76
+ * 0.910 in 30.1 and 0.904 in 29.7; 0.77 0.904 in 29.9 and 0.899 in 29.4; 0.80 0.888
+ * in 29.2 and 0.895 in 29.0. 0.77 is the least that keeps the bench within 30 words:
+ * it costs answers at a steep rate, and is where the ≤ 30-words goal sets it.
  */
-const RUNNER_UP_SHARE = 0.75;
+const RUNNER_UP_SHARE = 0.77;
 const FACTOID_WORDS = 55;
 /**
  * A factoid's runner-up is cut (windowOf) to what is left of this many words after the
@@ -116,7 +126,8 @@ const FACTOID_WORDS = 55;
  * (more runner-ups now fit FACTOID_WORDS, and the answer is more often among them);
  * 36 words cost 0.005–0.01 of the ratio, 44 bought none. "When"/"how many" runner-ups
  * are cut to their date or number already (TYPED_WINDOW); cutting them again cost
- * answers.
+ * answers. An explain answer's second sentence is cut the same way: 0.3 words off every
+ * bench answer for one of them; held-out ones unchanged.
  */
 const PAIR_WORDS = 40;
 const RUNNER_UP_MIN_WORDS = 10;
@@ -128,9 +139,14 @@ const RANK_DECAY = 0.3;
 const MONTHS = /^(?:(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)$|январ|феврал|март|апрел|ма[йя]$|мая$|июн|июл|август|сентябр|октябр|ноябр|декабр)/iu;
 const NUMBER_WORDS = /^(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|million|billion|half|dozen|один|одна|два|две|три|четыре|пять|шесть|семь|восемь|девять|десять|сто|тысяч\p{L}*|миллион\p{L}*|миллиард\p{L}*|половин\p{L}*)$/iu;
 
-/** Whether a sentence holds the kind of thing asked for, beyond the question's own words. */
+/**
+ * Whether a sentence holds the kind of thing asked for, beyond the question's own words;
+ * for "why"/"how" a reason or a means (REASON), which ranks the sentence that gives one
+ * higher (held-out 990: one answer more in 0.1 words fewer).
+ */
 function hasAnswerCue(kind: QuestionKind, words: string[], asked: Set<string>): boolean {
-  return answerCues(kind, words, asked).length > 0 || kind === 'explain' || kind === 'list';
+  if (kind === 'explain') return REASON.test(words.join(' '));
+  return answerCues(kind, words, asked).length > 0 || kind === 'list';
 }
 
 /** Where in `words` a token of the asked kind stands (a number, a date, a name), not counting the question's own words. */
@@ -246,29 +262,38 @@ function rankSentences(question: string, sources: LlmSource[]): { kind: Question
  * code, CLI and table lines are demoted, over-long sentences a little. A factoid
  * question gets the best sentence (and the next best when the first holds no answer
  * of the asked type and the second does, or scores close to it and both stay short,
- * cut to what is left of PAIR_WORDS);
- * "explain" questions up to two, "list" ones three; near-duplicates of a picked sentence are
- * skipped. Long sentences are trimmed to their answering clauses (answeringPart), a
- * "when"/"how many" factoid's to the words around its date or number (cueWindow); the
- * best sentence of any length loses a lead-in clause that holds nothing asked for.
+ * cut to what is left of PAIR_WORDS); "explain" questions two, the second cut the same
+ * way (one, as a factoid, when the best gives a reason or a means), "list" ones three;
+ * near-duplicates of a picked sentence are skipped. Long sentences are trimmed to their
+ * answering clauses (answeringPart), a "when"/"how many" factoid's to the words around
+ * its date or number and a "who"/"where" runner-up to those around a name (cueWindow);
+ * the best sentence of any length loses a lead-in clause that holds nothing asked for,
+ * and any part its long bracketed asides that hold nothing asked for (elideAsides).
  */
 export function pickSentences(question: string, sources: LlmSource[]): Array<{ n: number; text: string }> {
   const ranking = rankSentences(question, sources);
   if (!ranking) return [];
   const { kind, wanted, candidates, scored, idf } = ranking;
 
-  const limit = SENTENCES_FOR[kind];
+  const best = scored[0];
+  const limit = kind === 'explain' && best?.cue ? 1 : SENTENCES_FOR[kind];
   const picked: typeof scored = [];
   // The best sentence is trimmed to the part that answers (LEAD), any other closer
-  // (RUNNER_UP); a "when"/"how many" sentence to the words around its date or number.
+  // (RUNNER_UP); a "when"/"how many" sentence to the words around its date or number,
+  // a "who"/"where" runner-up to the words around a name.
   const windowed = kind === 'time' || kind === 'number';
-  const best = scored[0];
+  const named = kind === 'person' || kind === 'place';
   const parts = new Map<Candidate, { text: string; words: number }>();
   const part = (c: Candidate, lead: boolean) => {
     let p = parts.get(c);
     if (!p) {
-      p = (windowed && limit === 1 ? cueWindow(c.text, kind, wanted, idf, lead ? TYPED_WINDOW.lead : TYPED_WINDOW.runnerUp) : null) ?? answeringPart(c, kind, wanted, lead ? LEAD : RUNNER_UP, idf);
-      if (!lead && limit === 1 && !windowed && best && c !== best) {
+      p =
+        (windowed && limit === 1 ? cueWindow(c.text, kind, wanted, idf, lead ? TYPED_WINDOW.lead : TYPED_WINDOW.runnerUp) : null) ??
+        (named && !lead ? cueWindow(c.text, kind, wanted, idf, NAME_WINDOW) : null) ??
+        answeringPart(c, kind, wanted, lead ? LEAD : RUNNER_UP, idf);
+      p = elideAsides(p, kind, wanted);
+      // The second sentence of a factoid or an explain answer: what is left of PAIR_WORDS.
+      if (!lead && (limit === 1 || kind === 'explain') && !windowed && best && c !== best) {
         const room = Math.max(RUNNER_UP_MIN_WORDS, PAIR_WORDS - part(best, true).words);
         if (p.words > room) p = windowOf(p.text, kind, wanted, idf, room);
       }
@@ -345,6 +370,8 @@ export function clausesOf(text: string): string[] {
 interface Trim {
   over: number;
   around: number;
+  /** Clauses kept after the last one holding a question word, if not `around`. */
+  after?: number;
   cap: number;
   /** Whatever its length, the clauses before the question's words go when they hold neither a question word nor a possible answer (see LEAD). */
   dropsLeadIn?: boolean;
@@ -357,7 +384,10 @@ interface Trim {
  * whole sentences 0.900 of the best hit's containment in 35.6 words; trimmed this way,
  * 0.905 in 33.5 (both trimmed to the question's clauses alone 0.855 in 29.8; a runner-up
  * trimmed to its clauses and the one after 0.900 in 33.4). The 60-word cap took 0.3
- * words off and no answer.
+ * words off and no answer. Since a runner-up is cut to PAIR_WORDS anyway, it keeps the
+ * clause after its question's words again (the answer more often follows them: "…
+ * with other diseases, including typhus, smallpox …"): bench 200 two answers more,
+ * held-out 990 two, for 0.3 words.
  * Whatever its length, the best sentence also loses the clauses before its first
  * question word that hold no question word and nothing that could be the answer (no
  * name, digit or number word: "Published at a time of rising demand, …", «По
@@ -367,7 +397,7 @@ interface Trim {
  * the reason: "Because of …").
  */
 const LEAD: Trim = { over: 30, around: 1, cap: 60, dropsLeadIn: true };
-const RUNNER_UP: Trim = { over: 15, around: 0, cap: 60 };
+const RUNNER_UP: Trim = { over: 15, around: 0, after: 1, cap: 60 };
 /**
  * A "when" or "how many" sentence is cut to this many words around its date or number
  * (cueWindow): the answer is one token the question's words point at, and the clauses
@@ -378,6 +408,21 @@ const RUNNER_UP: Trim = { over: 15, around: 0, cap: 60 };
  * candidate name there) 1–1.5 points.
  */
 const TYPED_WINDOW = { lead: 22, runnerUp: 12 };
+/**
+ * A "who"/"where" runner-up is cut to this many words around the name the question's
+ * words point at (cueWindow); the best sentence is not (any capitalised word is a
+ * candidate name, and a window there cost 1–1.5 points). 0.2–0.3 words off every
+ * answer (bench 200 / held-out 990) for no answer.
+ */
+const NAME_WINDOW = 10;
+/**
+ * A bracketed aside of this many words or more, holding none of the question's words
+ * nor an answer of the asked kind, is elided to "(…)" (elideAsides): "(see World's
+ * busiest airports by passenger traffic)", «(в том числе …)». 0.4 and 0.2 words off
+ * every answer for no answer (bench 200 / held-out 990); from 5 words on it cost
+ * held-out answers (6 of 990 before asides with an answer of the asked kind were kept).
+ */
+const ASIDE_WORDS = 7;
 /** How far from a date or number the question's words still point at it (words, e-folding). */
 const CUE_REACH = 3;
 /** A cut end moves out to a clause break at most this many words away. */
@@ -409,7 +454,7 @@ function answeringPart(c: Candidate, kind: QuestionKind, wanted: Set<string>, tr
     let last = clauses.findLastIndex((cl) => cl.asked);
     if (first < 0) first = last = 0;
     let from = long ? Math.max(0, first - trim.around) : 0;
-    let to = long ? Math.min(clauses.length - 1, last + trim.around) : clauses.length - 1;
+    let to = long ? Math.min(clauses.length - 1, last + (trim.after ?? trim.around)) : clauses.length - 1;
     if (leadIn) while (from < first && !clauses[from]!.asked && !clauses[from]!.anyCue) from++;
     if (!long && from === 0) return part;
     if (kind !== 'thing' && !clauses.slice(from, to + 1).some((cl) => cl.cue)) {
@@ -429,6 +474,23 @@ function answeringPart(c: Candidate, kind: QuestionKind, wanted: Set<string>, tr
     part = { text: (from > 0 ? '… ' : '') + body + (to < clauses.length - 1 ? ' …' : ''), words: kept.reduce((sum, cl) => sum + cl.words.length, 0) };
   }
   return part.words > trim.cap ? windowOf(part.text, kind, wanted, idf, trim.cap) : part;
+}
+
+/**
+ * A part with its long bracketed asides elided to "(…)" (ASIDE_WORDS) when they hold no
+ * question word and, for "who"/"when"/"where"/"how many", no answer of the asked kind.
+ */
+function elideAsides(part: { text: string; words: number }, kind: QuestionKind, wanted: Set<string>): { text: string; words: number } {
+  let elided = 0;
+  const text = part.text.replace(/\(([^()]*)\)/g, (aside, inner: string) => {
+    const words = wordsOf(inner);
+    if (words.length < ASIDE_WORDS || termsOf(words).some((t) => wanted.has(t))) return aside;
+    // answerCues skips a sentence's first word (capitalised anyway); an aside's first word counts.
+    if (kind !== 'thing' && kind !== 'explain' && kind !== 'list' && answerCues(kind, ['', ...words], wanted).length > 0) return aside;
+    elided += words.length;
+    return '(…)';
+  });
+  return elided ? { text, words: part.words - elided } : part;
 }
 
 /** A sentence that leans on the one before: "He is also…", "It was…", «Он…», «Это…». */
