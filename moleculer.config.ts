@@ -5,6 +5,7 @@ import { pinoOptions } from './lib/logging.ts';
 import { requestContextMiddleware } from './lib/runtime/context-middleware.ts';
 import { callLoggingMiddleware } from './lib/runtime/call-logging-middleware.ts';
 import { applyMolEnvOverrides } from './lib/runtime/mol-env.ts';
+import { CORKED_AMQP } from './lib/runtime/amqp-transporter.ts';
 
 /**
  * Broker options for any process of ragmesh, built from the validated config. The
@@ -19,7 +20,8 @@ export function brokerOptions(config: Config, metrics?: ActionMetrics): BrokerOp
     nodeID: config.nodeId ?? undefined,
     transporter: config.transporter
       ? {
-          type: 'AMQP',
+          // Moleculer's AMQP transporter, writing each batch of frames in one socket write.
+          type: CORKED_AMQP,
           options: {
             url: config.transporter,
             // Without TCP_NODELAY small request/response frames wait on Nagle's
