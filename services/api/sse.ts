@@ -3,6 +3,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 export interface SseStream {
   /** Sends one event; `data` is JSON-encoded. Returns false once the client is gone. */
   send(event: string, data: unknown): boolean;
+  /** Writes what the stream holds now (headers and first events are held until the end of the turn they were sent in). */
+  flush(): void;
   close(): void;
   /** Resolves when the client disconnects or close() is called. */
   readonly closed: Promise<void>;
@@ -15,6 +17,24 @@ export interface SseStream {
  * `heartbeatMs` so idle proxies keep the connection.
  */
 export function openSse(req: IncomingMessage, res: ServerResponse, options: { heartbeatMs?: number } = {}): SseStream {
+  // Headers and the events sent in this turn of the event loop leave in one write, at
+  // flush() or at the end of the turn, whichever comes first: when an answer's first
+  // token came in the same read as the start of its stream, the client gets headers,
+  // meta and the token together (Node would flush them on the next tick, before the
+  // token is parsed). Later events are written as they come.
+  const socket = res.socket;
+  let held = false;
+  const flush = () => {
+    if (!held) return;
+    held = false;
+    // Node's own cork of a response write stays off while this one holds the socket.
+    while (socket!.writableCorked > 0) socket!.uncork();
+  };
+  if (socket && !socket.destroyed) {
+    held = true;
+    socket.cork();
+    setImmediate(flush);
+  }
   res.writeHead(200, {
     'Content-Type': 'text/event-stream; charset=utf-8',
     'Cache-Control': 'no-cache, no-transform',
@@ -40,6 +60,7 @@ export function openSse(req: IncomingMessage, res: ServerResponse, options: { he
       if (!open) return false;
       return res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`) || true;
     },
+    flush,
     close() {
       if (open) res.end();
       finish();

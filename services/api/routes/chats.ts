@@ -79,10 +79,20 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
     const found = await reading;
     if (!found) throw appError('CHAT_NOT_FOUND', `No chat ${String(params.id).slice(0, 64)}`);
     const { chat, recent: history } = found;
-    // The question is stored while the answer starts (one round trip less before the first
-    // token); its id is chosen here so `meta` can name it at once.
+    // The question is stored once the answer has started (the turn after `ready`, so after
+    // a first token that came with the start of the stream): neither the insert's round
+    // trip nor its work sits between the request and the first token, and a refused answer
+    // (429, 503) leaves nothing to delete. Its id is chosen here so `meta` can name it at
+    // once; `done` waits for the row, and a failed insert fails the stream.
     const questionId = randomUUID();
-    let storingQuestion: Promise<unknown> = Promise.resolve();
+    let storingQuestion: Promise<unknown> | null = null;
+    const storeQuestion = (): Promise<unknown> => {
+      if (!storingQuestion) {
+        storingQuestion = repo.addMessage(scope, chat.id, { id: questionId, role: 'user', content });
+        storingQuestion.catch(() => undefined);
+      }
+      return storingQuestion;
+    };
     const kv = await runtime.stores.kv();
 
     // The client may leave before the answer starts as well as during it.
@@ -104,19 +114,26 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
         filters: params.tags || params.sourceIds ? { tags: params.tags, sourceIds: params.sourceIds } : undefined,
         maxTokens: params.maxTokens,
       };
-      const answering = answerer.answer(ctx, kv, scope, messages, options, {
-        ready: () => void stream(),
+      let firstToken = true;
+      const result = await answerer.answer(ctx, kv, scope, messages, options, {
+        ready: () => {
+          stream();
+          setImmediate(storeQuestion);
+        },
         sources: (sources, degraded) => stream().send('sources', { sources, degraded }),
-        token: (text) => stream().send('token', { text }),
+        token: (text) => {
+          const sse = stream();
+          sse.send('token', { text });
+          if (firstToken) {
+            firstToken = false;
+            // The first token leaves now, with the headers, rather than after the rest of what came with it.
+            sse.flush();
+          }
+        },
       }, abort.signal);
-      // Written once the answer has set off (a plain chat's request to the llm is already
-      // sent by now, a RAG answer's search asked), so the insert is not on the path to the
-      // first token; `done` waits for it, and a failed write fails the stream.
-      storingQuestion = repo.addMessage(scope, chat.id, { id: questionId, role: 'user', content });
-      storingQuestion.catch(() => undefined);
-      const result = await answering;
-      await storingQuestion;
-      if (!result) return; // the client left: nothing to store
+      await storeQuestion();
+      if (!result) return; // the client left: its question is kept, no answer is
+
       const saved = await repo.addMessage(scope, chat.id, {
         role: 'assistant',
         content: result.content,
@@ -127,10 +144,11 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
       stream().send('done', { messageId: saved.id, usage: result.usage, citations: result.citations, finishReason: result.finishReason, cached: result.cached });
     } catch (err) {
       if (!sse && !res.headersSent) {
-        // Refused before it started: the question is not kept, the client gets the HTTP error.
-        await storingQuestion.then(() => repo.deleteMessage(scope, chat.id, questionId)).catch(() => undefined);
+        // Refused before it started: the question was not stored, the client gets the HTTP error.
         throw err;
       }
+      // The answer started, then failed: the question is kept, as a started answer's is.
+      void storeQuestion();
       const e = err as { type?: string; message?: string; code?: number };
       stream().send('error', { code: typeof e.type === 'string' ? e.type : 'INTERNAL', message: (e.code ?? 500) >= 500 && !e.type ? 'The answer failed' : (e.message ?? 'The answer failed') });
       runtime.logger.warn({ err }, 'chat answer failed');
