@@ -46,7 +46,19 @@ describe('AMQP frames of one muxer pass in one socket write', () => {
     assert.equal(writes, 1);
   });
 
-  it('is the transporter moleculer.config.ts names', () => {
-    assert.ok(Transporters.resolve({ type: CORKED_AMQP, options: { url: `amqp://${AMQP_HOST}` } }) instanceof CorkedAmqpTransporter);
+  it('is the transporter moleculer.config.ts names, and corks each connection it is given (a reconnect too) as it gets it', async () => {
+    const transporter = Transporters.resolve({ type: CORKED_AMQP, options: { url: `amqp://${AMQP_HOST}` } }) as unknown as { connection: unknown };
+    assert.ok(transporter instanceof CorkedAmqpTransporter);
+    const fresh = await amqp.connect(`amqp://guest:guest@${AMQP_HOST}`);
+    try {
+      const muxer = (fresh as unknown as { connection: { muxer: object } }).connection.muxer;
+      assert.equal(Object.hasOwn(muxer, '_readIncoming'), false);
+      transporter.connection = fresh;
+      assert.equal(transporter.connection, fresh);
+      assert.equal(Object.hasOwn(muxer, '_readIncoming'), true);
+      transporter.connection = null;
+    } finally {
+      await fresh.close();
+    }
   });
 });

@@ -40,16 +40,27 @@ export function corkMuxerPasses(channelModel: unknown): boolean {
   return true;
 }
 
-const Amqp = Transporters.AMQP as unknown as new (opts?: unknown) => { connection: unknown; logger: { warn(...args: unknown[]): void }; connect(...args: unknown[]): Promise<void> };
+const Amqp = Transporters.AMQP as unknown as new (opts?: unknown) => { connection: unknown; logger: { warn(...args: unknown[]): void } };
 
 /**
  * Moleculer's AMQP transporter whose connection writes each muxer pass in one socket
- * write (see corkMuxerPasses); set up again on every (re)connect.
+ * write (see corkMuxerPasses). Set up as each connection is made (the first and every
+ * reconnect), before anything is sent on it: Moleculer's connect() resolves only after
+ * the node has announced itself, and on a reconnect calls flow before that.
  */
 export class CorkedAmqpTransporter extends Amqp {
-  override async connect(...args: unknown[]): Promise<void> {
-    await super.connect(...args);
-    if (!corkMuxerPasses(this.connection)) this.logger.warn('amqplib internals changed: AMQP frames are written one by one');
+  constructor(opts?: unknown) {
+    super(opts);
+    let current: unknown = this.connection;
+    Object.defineProperty(this, 'connection', {
+      configurable: true,
+      enumerable: true,
+      get: () => current,
+      set: (model: unknown) => {
+        current = model;
+        if (model && !corkMuxerPasses(model)) this.logger?.warn('amqplib internals changed: AMQP frames are written one by one');
+      },
+    });
   }
 }
 
