@@ -170,7 +170,6 @@ export class RedisKeyValueStore implements KeyValueStore {
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 
-  /** Runs one command; a connection-class failure becomes KV_UNAVAILABLE (errors of the command itself pass). */
   /**
    * Commands sent in one tick leave in one socket write, as Node's HTTP responses do:
    * taking a stream slot sends two (the tenant's lease and the user's slot) at once, and
@@ -190,6 +189,7 @@ export class RedisKeyValueStore implements KeyValueStore {
     });
   }
 
+  /** Runs one command; a connection-class failure becomes KV_UNAVAILABLE (errors of the command itself pass). */
   private async command<T>(run: () => Promise<T>): Promise<T> {
     this.batchWrites();
     try {
