@@ -3,15 +3,15 @@ import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { ServiceBroker } from 'moleculer';
-import { loadConfig } from '../config/env.ts';
-import { createLogger } from '../logging.ts';
-import { Stores } from '../runtime/stores.ts';
-import llmService, { type GenerateParams, type LlmInfo } from '../../services/llm/llm.service.ts';
+import { loadConfig } from '../../lib/config/env.ts';
+import { createLogger } from '../../lib/logging.ts';
+import { Stores } from '../../lib/runtime/stores.ts';
+import llmService, { type GenerateParams, type LlmInfo } from './llm.service.ts';
 import { startEmbeddedNode, type EmbeddedNode } from '../../test/support/embedded.ts';
-import { ndjson } from '../streams.ts';
-import { NO_MODEL_ANSWER } from './extractive.ts';
-import { OpenAiCompatibleBackend } from './openai.ts';
-import type { GenerateEvent } from './types.ts';
+import { ndjson } from '../../lib/streams.ts';
+import { NO_MODEL_ANSWER } from '../../lib/llm/extractive.ts';
+import { OpenAiCompatibleBackend } from '../../lib/llm/openai.ts';
+import type { GenerateEvent } from '../../lib/llm/types.ts';
 
 /**
  * The `openai` backend against a real OpenAI-compatible server: another ragmesh node's
