@@ -123,6 +123,40 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Where the lexical leg's postings held in memory are read from when scraped (the api's search routes set it). */
+  private lexicalPostings: (() => { bytes: number; tenants: number; reads: { memory: number; sql: number } }) | null = null;
+
+  /** The api's search routes name what they hold; set again (routes built anew), the last one counts. */
+  reportLexicalPostings(read: () => { bytes: number; tenants: number; reads: { memory: number; sql: number } }): void {
+    this.lexicalPostings = read;
+  }
+
+  readonly lexicalMemoryBytes: Gauge = new Gauge({
+    name: 'ragmesh_search_lexical_memory_bytes',
+    help: "Estimated bytes of tenants' postings this api holds in memory for the lexical leg (SEARCH_LEXICAL_MEMORY_MB)",
+    registers: [this.registry],
+    collect: () => this.lexicalMemoryBytes.set(this.lexicalPostings?.().bytes ?? 0),
+  });
+
+  readonly lexicalMemoryTenants: Gauge = new Gauge({
+    name: 'ragmesh_search_lexical_memory_tenants',
+    help: 'Tenants whose postings this api holds in memory',
+    registers: [this.registry],
+    collect: () => this.lexicalMemoryTenants.set(this.lexicalPostings?.().tenants ?? 0),
+  });
+
+  readonly lexicalReads: Counter<'source'> = new Counter({
+    name: 'ragmesh_search_lexical_reads_total',
+    help: 'Plain-word lexical legs by where their postings were read: memory, or sql (not held, or changed since they were built)',
+    labelNames: ['source'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const reads = this.lexicalPostings?.().reads;
+      this.lexicalReads.reset();
+      if (reads) for (const source of ['memory', 'sql'] as const) this.lexicalReads.inc({ source }, reads[source]);
+    },
+  });
+
   constructor(labels: { service: string }) {
     // `service` tells apart processes of one image (SERVICES); Prometheus adds instance/job.
     this.registry.setDefaultLabels(labels);

@@ -54,14 +54,7 @@ const HIT = {
 export function searchRoutes(runtime: Runtime): ApiRouteModule {
   const knex = async () => (await runtime.stores.db()).knex;
   const lexicalIndex = new LexicalIndexCache({ knex, settings: { budgetBytes: runtime.config.search.lexicalMemoryBytes }, logger: runtime.logger });
-  if (runtime.metrics) {
-    runtime.metrics.gaugeFromScrape('ragmesh_search_lexical_memory_bytes', 'Estimated bytes of tenants\' postings this api holds in memory for the lexical leg (SEARCH_LEXICAL_MEMORY_MB)', [], async () => [{ labels: {}, value: lexicalIndex.bytes }]);
-    runtime.metrics.gaugeFromScrape('ragmesh_search_lexical_memory_tenants', 'Tenants whose postings this api holds in memory', [], async () => [{ labels: {}, value: lexicalIndex.tenants }]);
-    runtime.metrics.counterFromScrape('ragmesh_search_lexical_reads_total', 'Plain-word lexical legs by where their postings were read: memory, or sql (not held, or changed since they were built)', ['source'], () => [
-      { labels: { source: 'memory' }, value: lexicalIndex.lookups.memory },
-      { labels: { source: 'sql' }, value: lexicalIndex.lookups.sql },
-    ]);
-  }
+  runtime.metrics?.reportLexicalPostings(() => ({ bytes: lexicalIndex.bytes, tenants: lexicalIndex.tenants, reads: lexicalIndex.lookups }));
   const search = new HybridSearch({
     knex,
     vectors: () => runtime.stores.vectors(),
