@@ -149,7 +149,11 @@ export class TenantPostings {
     return hits;
   }
 
-  /** The `limit`-th best score among the first `count` touched chunks. */
+  /**
+   * The `limit`-th best score among the first `count` touched chunks. A heap of plain
+   * values, not `best`'s heap of chunks with its tie-break: it runs over every touched
+   * chunk, and through `best`'s comparator the 1M-chunk top took 30 % longer.
+   */
   private kthScore(count: number, limit: number): number {
     const heap = new Float64Array(limit);
     let size = 0;
@@ -314,8 +318,7 @@ export class LexicalIndexCache {
    */
   lookup(scope: TenantScope, stats: TenantSearchStats): TenantPostings | null {
     if (this.deps.settings.budgetBytes <= 0 || this.closed) return null;
-    let entry = this.entries.get(scope.tenantId);
-    if (!entry) this.entries.set(scope.tenantId, (entry = { postings: null, loading: null, lastUsed: 0, skipVersion: null, retryAt: 0 }));
+    const entry = this.entryOf(scope.tenantId);
     entry.lastUsed = performance.now();
     if (entry.postings?.version === stats.version) {
       this.lookups.memory++;
@@ -332,12 +335,10 @@ export class LexicalIndexCache {
 
   /** Builds the tenant's postings now (or waits for the build running); null when they were not kept. */
   async load(scope: TenantScope): Promise<TenantPostings | null> {
-    let entry = this.entries.get(scope.tenantId);
-    if (!entry) this.entries.set(scope.tenantId, (entry = { postings: null, loading: null, lastUsed: performance.now(), skipVersion: null, retryAt: 0 }));
+    const entry = this.entryOf(scope.tenantId);
     if (!entry.loading) {
-      const e = entry;
-      e.loading = this.build(scope, e).finally(() => {
-        e.loading = null;
+      entry.loading = this.build(scope, entry).finally(() => {
+        entry.loading = null;
       });
     }
     await entry.loading;
@@ -382,6 +383,12 @@ export class LexicalIndexCache {
       this.deps.logger?.warn({ err, tenant: scope.tenantId }, 'lexical postings not built: searches read SQL');
       throw err;
     }
+  }
+
+  private entryOf(tenantId: string): Entry {
+    let entry = this.entries.get(tenantId);
+    if (!entry) this.entries.set(tenantId, (entry = { postings: null, loading: null, lastUsed: performance.now(), skipVersion: null, retryAt: 0 }));
+    return entry;
   }
 
   /** Starts no more builds and waits for those running (the database closes next). */
