@@ -12,6 +12,11 @@ import type { TenantScope } from '../ports/tenant-scope.ts';
 export const FT_CONFIGS = ['russian', 'english', 'simple'] as const;
 export type FtConfig = (typeof FT_CONFIGS)[number];
 
+/** The configuration that indexes a chunk of this language (as the tsv column and the triggers choose it). */
+export function configOfLang(lang: string): FtConfig {
+  return lang === 'ru' ? 'russian' : lang === 'en' ? 'english' : 'simple';
+}
+
 const LANG_CONDITION: Record<FtConfig, string> = {
   russian: `c.lang = 'ru'`,
   english: `c.lang = 'en'`,
@@ -146,10 +151,12 @@ export class SearchRepository {
    */
   async chunkLexemes(scope: TenantScope, after: { documentId: string; ord: number } | null, limit: number): Promise<ChunkLexemes[]> {
     const { rows } = await this.knex.raw(
-      `select c.id, c.document_id, c.ord, c.lang, c.tsv_len,
-              array(select u.lexeme from unnest(c.tsv) u order by u.lexeme) as terms,
-              array(select coalesce(array_length(u.positions, 1), 1) from unnest(c.tsv) u order by u.lexeme) as tfs
+      `select c.id, c.document_id, c.ord, c.lang, c.tsv_len, coalesce(l.terms, '{}') as terms, coalesce(l.tfs, '{}') as tfs
        from chunks c
+       cross join lateral (
+         select array_agg(u.lexeme order by u.lexeme) as terms, array_agg(coalesce(array_length(u.positions, 1), 1) order by u.lexeme) as tfs
+         from unnest(c.tsv) u
+       ) l
        where c.tenant_id = ? ${after ? 'and (c.document_id, c.ord) > (?::uuid, ?::int)' : ''}
        order by c.document_id, c.ord
        limit ?`,
@@ -159,7 +166,7 @@ export class SearchRepository {
       chunkId: r.id,
       documentId: r.document_id,
       ord: Number(r.ord),
-      config: r.lang === 'ru' ? 'russian' : r.lang === 'en' ? 'english' : 'simple',
+      config: configOfLang(r.lang),
       len: Number(r.tsv_len),
       terms: r.terms,
       tfs: r.tfs.map(Number),

@@ -5,7 +5,7 @@ import type { ModelManifest } from '../models/manifest.ts';
 import { collectionFor, type VectorFilter, type VectorStore } from '../ports/vector-store.ts';
 import type { TenantScope } from '../ports/tenant-scope.ts';
 import type { ActiveModel } from '../repositories/models.ts';
-import { FT_CONFIGS, SearchRepository, type FtConfig, type LexicalPlan, type SearchRowFilters } from '../repositories/search.ts';
+import { configOfLang, FT_CONFIGS, SearchRepository, type FtConfig, type LexicalPlan, type SearchRowFilters } from '../repositories/search.ts';
 import { withTimeout } from '../runtime/stores.ts';
 import type { LexicalIndexCache } from './lexical-index.ts';
 import { SearchAdmission } from './admission.ts';
@@ -405,10 +405,6 @@ export function essentialTerms(terms: WeightedTerm[], theta: number): WeightedTe
 /** Filters that only the chunk and document rows can answer (the posting table knows neither). */
 function hasRowFilters(filters: SearchRowFilters | undefined): boolean {
   return Boolean(filters && Object.values(filters).some((v) => Array.isArray(v) && v.length > 0));
-}
-
-function configOfLang(lang: string): FtConfig {
-  return lang === 'ru' ? 'russian' : lang === 'en' ? 'english' : 'simple';
 }
 
 interface ValidRequest {
