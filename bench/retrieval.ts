@@ -33,7 +33,7 @@ import { createLogger } from '../lib/logging.ts';
 import { bootNode } from '../boot.ts';
 import type { SearchResult } from '../lib/search/types.ts';
 import { tempDir } from '../test/support/services.ts';
-import { datasetDir } from './support.ts';
+import { datasetDir, waitForHeldPostings } from './support.ts';
 
 /** BENCH_DATASET: cisi (default) or xquad-en (questions judged against the paragraph they were written on). */
 const DATASET = process.env.BENCH_DATASET ?? 'cisi';
@@ -142,11 +142,7 @@ async function main(): Promise<void> {
     const memory = config.search.lexicalMemoryBytes > 0;
     if (memory) {
       await ask(judged[0]!.text, { mode: 'lexical' });
-      const waitStarted = performance.now();
-      while (!/^ragmesh_search_lexical_memory_tenants(?:\{[^}]*\})? [1-9]/m.test(await (await fetch(`${base}/metrics`)).text())) {
-        if (performance.now() - waitStarted > 300_000) throw new Error('the lexical postings were not held in memory within 5 minutes');
-        await new Promise((r) => setTimeout(r, 200));
-      }
+      if ((await waitForHeldPostings(base, 300_000)) === null) throw new Error('the lexical postings were not held in memory within 5 minutes');
     }
     const runs = {
       lexical: { mode: 'lexical' },

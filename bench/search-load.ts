@@ -43,7 +43,7 @@ import path from 'node:path';
 import { loadConfig } from '../lib/config/env.ts';
 import { TestMesh } from '../test/support/mesh.ts';
 import { freePort, runScript, startNode } from '../test/support/processes.ts';
-import { datasetDir, processCpuMs } from './support.ts';
+import { datasetDir, processCpuMs, waitForHeldPostings } from './support.ts';
 
 const PROFILE = process.env.BENCH_PROFILE === 'mesh' ? 'mesh' : 'embedded';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -269,18 +269,12 @@ async function main(): Promise<void> {
     }
     // The first search of the tenant started building its postings in the api's memory
     // (SQL answers meanwhile): measured once they are held, as a serving api has them.
-    const heldStarted = performance.now();
-    for (;;) {
-      const metrics = await (await fetch(`${target.base}/metrics`)).text();
-      const held = Number(/^ragmesh_search_lexical_memory_tenants(?:\{[^}]*\})? (\S+)$/m.exec(metrics)?.[1] ?? 0);
-      if (held >= 1) break;
-      if (!/^ragmesh_search_lexical_memory_tenants/m.test(metrics) || performance.now() - heldStarted > 600_000) {
-        console.log('  lexical postings not held in memory (off, over SEARCH_LEXICAL_MEMORY_MB, or slow to build): the lexical leg reads SQL');
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    console.log(`  lexical postings held after ${((performance.now() - heldStarted) / 1000).toFixed(1)} s`);
+    const waited = Number(target.settings.lexicalMemoryBytes) > 0 ? await waitForHeldPostings(target.base, 600_000) : null;
+    console.log(
+      waited === null
+        ? '  lexical postings not held in memory (off, over SEARCH_LEXICAL_MEMORY_MB, or slow to build): the lexical leg reads SQL'
+        : `  lexical postings held after ${(waited / 1000).toFixed(1)} s`,
+    );
     for (const c of LEVELS) steps.push(await closedLoop('healthz', c, () => fetch(`${target.base}/healthz`), target.servers));
     for (const mode of MODES) for (const c of LEVELS) steps.push(await closedLoop(mode, c, search(mode), target.servers));
   } finally {

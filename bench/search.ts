@@ -44,7 +44,7 @@ import { ChunksRepository } from '../lib/repositories/chunks.ts';
 import { SearchRepository } from '../lib/repositories/search.ts';
 import { DocumentsRepository } from '../lib/repositories/documents.ts';
 import { Stores } from '../lib/runtime/stores.ts';
-import { BM25, HybridSearch, type EmbedCalls } from '../lib/search/hybrid.ts';
+import { BM25, bm25Weight, HybridSearch, type EmbedCalls } from '../lib/search/hybrid.ts';
 import { buildPostings, LexicalIndexCache } from '../lib/search/lexical-index.ts';
 import { parseQuery } from '../lib/search/query.ts';
 import { SearchTablesUpkeep } from '../lib/search/upkeep.ts';
@@ -262,7 +262,7 @@ async function main(): Promise<void> {
       const plansAt = (k: number) =>
         [...terms].map(([cfg, ts]) => ({
           config: cfg,
-          terms: ts.map((t) => ({ term: t.term, weight: t.qtf * Math.log(1 + (k * stats.chunkCount - k * t.df + 0.5) / (k * t.df + 0.5)) })),
+          terms: ts.map((t) => ({ term: t.term, weight: bm25Weight(t.qtf, k * t.df, k * stats.chunkCount) })),
         }));
       const opts = { k1: BM25.k1, b: BM25.b, avgLength: stats.totalLength / stats.chunkCount, limit: config.search.candidates };
       let started = performance.now();

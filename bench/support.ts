@@ -74,3 +74,17 @@ export function processCpuMs(pid: number): number | null {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }
+
+/**
+ * Polls an api's /metrics until it holds some tenant's lexical postings in memory (a
+ * tenant's first search starts building them; SQL answers meanwhile). The ms waited, or
+ * null when they were not held within `timeoutMs`.
+ */
+export async function waitForHeldPostings(base: string, timeoutMs: number): Promise<number | null> {
+  const started = performance.now();
+  while (!/^ragmesh_search_lexical_memory_tenants(?:\{[^}]*\})? [1-9]/m.test(await (await fetch(`${base}/metrics`)).text())) {
+    if (performance.now() - started > timeoutMs) return null;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return performance.now() - started;
+}

@@ -17,6 +17,11 @@ import type { SearchFilters, SearchHit, SearchParams, SearchResult } from './typ
 
 /** BM25 parameters: the textbook values, which the CISI/Cranfield references use. */
 export const BM25 = { k1: 1.2, b: 0.75 } as const;
+
+/** A query term's weight in the BM25 sum: how often the query says it × its idf among `n` chunks. */
+export function bm25Weight(qtf: number, df: number, n: number): number {
+  return qtf * Math.log(1 + (n - df + 0.5) / (df + 0.5));
+}
 export const DEFAULT_RRF_K = 60;
 export const DEFAULT_LIMIT = 10;
 export const MAX_LIMIT = 100;
@@ -258,7 +263,7 @@ export class HybridSearch {
       weighted.push({
         config,
         terms: terms.map((t) => {
-          const weight = t.qtf * Math.log(1 + (n - t.df + 0.5) / (t.df + 0.5));
+          const weight = bm25Weight(t.qtf, t.df, n);
           return { term: t.term, df: t.df, weight, bound: weight * (BM25.k1 + 1) };
         }),
       });
