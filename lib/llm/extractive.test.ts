@@ -5,6 +5,10 @@ import { splitProse, splitSentences } from './sentences.ts';
 import type { LlmSource } from './types.ts';
 
 const source = (n: number, text: string): LlmSource => ({ n, chunkId: `c${n}`, documentId: `d${n}`, title: null, page: null, text });
+/** The sentences picked from one source. */
+const ask = (question: string, text: string) => pickSentences(question, [source(1, text)]).map((s) => s.text);
+/** Words as bench:answers counts them. */
+const words = (t: string) => t.match(/[\p{L}\p{N}]+(?:[.,'’-][\p{L}\p{N}]+)*/gu)?.length ?? 0;
 
 async function answerOf(question: string, sources: LlmSource[]): Promise<string> {
   let text = '';
@@ -160,7 +164,6 @@ describe('extractive answers', () => {
   });
 
   it('cuts a long "how many"/"when" sentence to the words around its number or date, names, brackets and scales whole (en, ru)', () => {
-    const words = (t: string) => t.match(/[\p{L}\p{N}]+(?:[.,'’-][\p{L}\p{N}]+)*/gu)?.length ?? 0;
     // Words never change: the answer without its "…" marks is a piece of the sentence.
     const quoted = (part: string, sentence: string) => sentence.includes(part.replace(/^… /, '').replace(/ …$/, ''));
     const balanced = (t: string) => (t.match(/\(/g) ?? []).length === (t.match(/\)/g) ?? []).length && (t.match(/«/g) ?? []).length === (t.match(/»/g) ?? []).length;
@@ -196,7 +199,6 @@ describe('extractive answers', () => {
   });
 
   it('drops a lead-in clause that holds neither a question word nor a possible answer, but not before a date or a name (en, ru)', () => {
-    const ask = (question: string, text: string) => pickSentences(question, [source(1, text)]).map((s) => s.text);
     assert.deepEqual(ask('What plan did the council adopt?', 'After a long and careful review of the old records, the council adopted the new water plan in spring.'), ['… the council adopted the new water plan in spring.']);
     assert.deepEqual(ask('Какой план утвердил совет?', 'После долгого и тщательного изучения старых записей, совет утвердил новый план водоснабжения весной.'), ['… совет утвердил новый план водоснабжения весной.']);
     // A name in the lead-in may be the answer; a "when" lead-in is where dates stand.
@@ -206,7 +208,6 @@ describe('extractive answers', () => {
   });
 
   it("cuts a factoid's runner-up to what is left of 40 words after the best sentence, words unchanged (en, ru)", () => {
-    const words = (t: string) => t.match(/[\p{L}\p{N}]+(?:[.,'’-][\p{L}\p{N}]+)*/gu)?.length ?? 0;
     const en =
       'The city council of the old river town met in the great hall on the square for the annual vote on the water treatment plant and the new bridge. ' +
       'In a long and heated session that lasted until midnight the council finally approved the water treatment plant after many residents from the northern districts had spoken against its cost and its noise.';
@@ -227,7 +228,6 @@ describe('extractive answers', () => {
   });
 
   it('elides a long bracketed aside that holds nothing asked for to "(…)", keeps one with a question word or, for "who", a name (en, ru)', () => {
-    const ask = (question: string, text: string) => pickSentences(question, [source(1, text)]).map((s) => s.text);
     assert.deepEqual(ask('What did the museum buy in 1901?', 'In 1901 the museum bought a large carpet (the largest of its kind ever woven in the northern provinces) from a dealer in Paris.'), [
       'In 1901 the museum bought a large carpet (…) from a dealer in Paris.',
     ]);
@@ -241,30 +241,20 @@ describe('extractive answers', () => {
   });
 
   it('cuts a "who" runner-up to the words around its name (en, ru)', () => {
-    const en = pickSentences('Who built the first stone bridge over the river?', [
-      source(1, 'The first stone bridge over the river was built by the town guild in Oldham. The first stone bridge was built by Thomas Reed according to the old records of the town archive that were found in the cellar of the church after the war.'),
-    ]).map((s) => s.text);
+    const en = ask('Who built the first stone bridge over the river?', 'The first stone bridge over the river was built by the town guild in Oldham. The first stone bridge was built by Thomas Reed according to the old records of the town archive that were found in the cellar of the church after the war.');
     assert.deepEqual(en, ['The first stone bridge over the river was built by the town guild in Oldham.', 'The first stone bridge was built by Thomas Reed according to the …']);
-    const ru = pickSentences('Кто построил первый каменный мост через реку?', [
-      source(1, 'Первый каменный мост через реку построила городская гильдия Ольдхема. Первый каменный мост построил Фома Рид согласно старым записям городского архива которые нашли в подвале церкви после войны.'),
-    ]).map((s) => s.text);
+    const ru = ask('Кто построил первый каменный мост через реку?', 'Первый каменный мост через реку построила городская гильдия Ольдхема. Первый каменный мост построил Фома Рид согласно старым записям городского архива которые нашли в подвале церкви после войны.');
     assert.deepEqual(ru, ['Первый каменный мост через реку построила городская гильдия Ольдхема.', 'Первый каменный мост построил Фома Рид согласно старым записям городского …']);
   });
 
   it("keeps the clause after a runner-up's question words, where the answer often stands (en, ru)", () => {
-    const en = pickSentences('What other diseases spread with the plague in the ports?', [
-      source(1, 'Other diseases spread with the plague in the ports. In the fourteenth century, as the records of the time tell us, other diseases spread with the plague in the ports, among them typhus and smallpox, and the chroniclers of the towns tell the same story.'),
-    ]).map((s) => s.text);
+    const en = ask('What other diseases spread with the plague in the ports?', 'Other diseases spread with the plague in the ports. In the fourteenth century, as the records of the time tell us, other diseases spread with the plague in the ports, among them typhus and smallpox, and the chroniclers of the towns tell the same story.');
     assert.deepEqual(en, ['Other diseases spread with the plague in the ports.', '… other diseases spread with the plague in the ports, among them typhus and smallpox …']);
-    const ru = pickSentences('Какие другие болезни распространялись с чумой в портах?', [
-      source(1, 'Другие болезни распространялись с чумой в портах. В четырнадцатом веке, как говорят записи того времени, другие болезни распространялись с чумой в портах, среди них тиф и оспа, и хроники городов рассказывают то же самое.'),
-    ]).map((s) => s.text);
+    const ru = ask('Какие другие болезни распространялись с чумой в портах?', 'Другие болезни распространялись с чумой в портах. В четырнадцатом веке, как говорят записи того времени, другие болезни распространялись с чумой в портах, среди них тиф и оспа, и хроники городов рассказывают то же самое.');
     assert.deepEqual(ru, ['Другие болезни распространялись с чумой в портах.', '… другие болезни распространялись с чумой в портах, среди них тиф и оспа …']);
   });
 
   it('answers an explain question with the sentence that gives the reason; otherwise two, the second cut to what is left of 40 words (en, ru)', () => {
-    const words = (t: string) => t.match(/[\p{L}\p{N}]+(?:[.,'’-][\p{L}\p{N}]+)*/gu)?.length ?? 0;
-    const ask = (question: string, text: string) => pickSentences(question, [source(1, text)]).map((s) => s.text);
     assert.deepEqual(ask('Why was the bridge closed?', 'The old bridge over the river was closed in May because its piers had cracked after the flood. The bridge had carried the main road for a century.'), [
       'The old bridge over the river was closed in May because its piers had cracked after the flood.',
     ]);
