@@ -49,6 +49,7 @@ for (const backend of DATABASE_BACKENDS) {
 
       const all = await chats.listMessages(A, chat.id);
       assert.deepEqual(all.map((m) => m.content).slice(0, 2), ['When is rent due?', 'By the fifth. [1]']);
+      assert.deepEqual(all.map((m) => m.id).slice(0, 2), [question.id, answer.id]);
       assert.deepEqual(all[1]!.sources, sources);
       assert.deepEqual(all[1]!.usage, { promptTokens: 40, completionTokens: 5, finishReason: 'stop' });
       assert.deepEqual(all[0]!.sources, []);
@@ -62,9 +63,6 @@ for (const backend of DATABASE_BACKENDS) {
       assert.deepEqual((await chats.getWithRecentMessages(A, 'alice', (await chats.create(A, 'alice')).id, 10))?.recent, [], 'a chat with no messages yet');
 
       assert.deepEqual(await chats.listMessages(B, chat.id), []);
-      assert.equal(await chats.deleteMessage(B, chat.id, question.id), false);
-      assert.equal(await chats.deleteMessage(A, chat.id, question.id), true);
-      assert.deepEqual((await chats.listMessages(A, chat.id)).map((m) => m.id).slice(0, 1), [answer.id]);
 
       await chats.delete(A, 'alice', chat.id);
       assert.deepEqual(await chats.listMessages(A, chat.id), []);

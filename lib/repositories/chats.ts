@@ -78,11 +78,6 @@ export class ChatsRepository {
     return toMessage(rows[0]);
   }
 
-  /** Removes one message (a question whose answer was refused before it started). */
-  async deleteMessage(scope: TenantScope, chatId: string, id: string): Promise<boolean> {
-    return (await this.knex('messages').where({ tenant_id: scope.tenantId, chat_id: chatId, id }).delete()) === 1;
-  }
-
   /**
    * A user's chat with its last `limit` messages, oldest first (the context of the next
    * answer), or null when the chat is not the user's: one statement, so asking costs one
