@@ -116,6 +116,8 @@ for (const backend of DATABASE_BACKENDS) {
         upkeep.noteWrites(); // a burst: one check
         const [outcome] = await checked;
         assert.ok(outcome.analyzed.includes('search_postings'), JSON.stringify(outcome));
+        // Every hit joins its document: a never-analyzed documents table made that join a pass over all of them.
+        assert.ok(outcome.analyzed.includes('documents'), JSON.stringify(outcome));
         const state = await tableState();
         assert.ok(state.statistics > 0, 'column statistics of search_postings');
         assert.ok(Math.abs(state.planned - state.rows) <= 0.1 * state.rows, `planner knows ${state.planned} of ${state.rows} rows`);

@@ -31,7 +31,8 @@ export function upkeepNeeds(state: SearchTableState, autovacuum: boolean): { ana
 
 /**
  * Keeps the planner's statistics and the visibility map of the lexical leg's tables
- * (search_postings, search_terms, chunks) fresh where nothing else does.
+ * (search_postings, search_terms, chunks) and of the documents every hit joins fresh
+ * where nothing else does.
  *
  * Why: PGlite runs no autovacuum, nor does a PostgreSQL with autovacuum off, and even
  * with it the first autoanalyze comes up to a minute after a bulk ingest. Without
