@@ -205,7 +205,8 @@ async function embedded(): Promise<Target> {
   // process were served by its event loop, which PGlite blocks for a whole statement, so
   // they read even a quick answer a search or two late.
   const env: Record<string, string> = { DATA_DIR: dataDir, HOST: '127.0.0.1', PORT: String(await freePort()), LOG_LEVEL: 'info', ...NO_LIMITS, ...pick(process.env, PASSED) };
-  const node = startNode('embedded', env);
+  // BENCH_API_NODE_OPTIONS: as for the mesh's api (profiling the node under this load).
+  const node = startNode('embedded', process.env.BENCH_API_NODE_OPTIONS ? { ...env, NODE_OPTIONS: process.env.BENCH_API_NODE_OPTIONS } : env);
   try {
     await node.waitForLog((e) => e.msg === 'ragmesh ready', 300_000);
   } catch (err) {
