@@ -150,6 +150,84 @@ describe('chats and RAG answers over SSE (embedded profile)', () => {
     assert.deepEqual((await httpJson(`${base}/api/v1/chats/${chat.id}`, { token: alice })).body.messages, []);
   });
 
+  /** The llm.generate calls the api makes while `run` runs: the turns each was given. */
+  async function generateCalls(run: () => Promise<void>): Promise<Array<Array<{ role: string; content: string }>>> {
+    const calls: Array<Array<{ role: string; content: string }>> = [];
+    const call = node.broker.call;
+    node.broker.call = function (this: typeof node.broker, ...args: Parameters<typeof call>) {
+      if (args[0] === 'llm.generate') calls.push((args[1] as { messages: Array<{ role: string; content: string }> }).messages.map(({ role, content }) => ({ role, content })));
+      return call.apply(this, args);
+    } as typeof call;
+    try {
+      await run();
+    } finally {
+      node.broker.call = call;
+    }
+    return calls;
+  }
+  const turnsOf = (messages: Array<{ role: string; content: string }>) => messages.map(({ role, content }) => ({ role, content }));
+
+  it('answers from the turns the read found when the chat was written elsewhere since this api saw it (the early generation is dropped)', async () => {
+    const chat = (await httpJson(`${base}/api/v1/chats`, { method: 'POST', token: alice })).body;
+    const url = `${base}/api/v1/chats/${chat.id}/messages`;
+    const first = await generateCalls(async () => void (await ask(url, alice, { content: 'first question', rag: false })));
+    assert.deepEqual(first, [[{ role: 'user', content: 'first question' }]], 'a new chat starts from no turns, once');
+    const afterFirst = turnsOf((await httpJson(`${base}/api/v1/chats/${chat.id}`, { token: alice })).body.messages);
+    // Another api replica answers in this chat: this process does not see it.
+    const { chats } = await node.stores.repos();
+    const scope = { tenantId: 'acme' } as Parameters<typeof chats.addMessage>[0];
+    await chats.addMessage(scope, chat.id, { role: 'user', content: 'asked through another replica' });
+    await chats.addMessage(scope, chat.id, { role: 'assistant', content: 'answered there' });
+    const written = [...afterFirst, { role: 'user', content: 'asked through another replica' }, { role: 'assistant', content: 'answered there' }];
+
+    let answer: Awaited<ReturnType<typeof ask>> | null = null;
+    const calls = await generateCalls(async () => void (answer = await ask(url, alice, { content: 'second question', rag: false })));
+    // Started from what this api knew, then again from what the read found.
+    assert.deepEqual(calls, [[...afterFirst, { role: 'user', content: 'second question' }], [...written, { role: 'user', content: 'second question' }]]);
+    const { res, events } = answer!;
+    assert.equal(res.status, 200);
+    assert.deepEqual(events.map((e) => e.event).filter((e) => e !== 'token'), ['meta', 'done'], 'one answer reached the client');
+    assert.equal(events.filter((e) => e.event === 'token').map((e) => e.data.text).join(''), NO_MODEL_ANSWER);
+    const stored = turnsOf((await httpJson(`${base}/api/v1/chats/${chat.id}`, { token: alice })).body.messages);
+    assert.deepEqual(stored, [...written, { role: 'user', content: 'second question' }, { role: 'assistant', content: NO_MODEL_ANSWER }]);
+
+    // What the read found is what this api knows now: the next answer starts once, from it.
+    const third = await generateCalls(async () => void (await ask(url, alice, { content: 'third question', rag: false })));
+    assert.deepEqual(third, [[...stored, { role: 'user', content: 'third question' }]]);
+  });
+
+  it('answers 404 with no answer for a chat deleted elsewhere since this api saw it, and starts nothing for a chat another user owns', async () => {
+    const chat = (await httpJson(`${base}/api/v1/chats`, { method: 'POST', token: alice })).body;
+    const url = `${base}/api/v1/chats/${chat.id}/messages`;
+    await ask(url, alice, { content: 'first question', rag: false });
+    const post = (who: string) => httpJson(url, { method: 'POST', token: who, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ content: 'tell me', rag: false }) });
+
+    // Another user, and the same user name in another tenant: this api knows the chat, but not as theirs.
+    const bob = await token(['editor'], 'bob');
+    const otherTenant = await token(['admin'], 'alice', 'globex');
+    const strangers = await generateCalls(async () => {
+      for (const who of [bob, otherTenant]) {
+        const res = await post(who);
+        assert.equal(res.status, 404);
+        assert.equal(res.body.error.code, 'CHAT_NOT_FOUND');
+      }
+    });
+    assert.deepEqual(strangers, [], 'no generation started for a chat the caller does not own');
+
+    // Deleted through another replica: this api still knows its turns.
+    const { chats } = await node.stores.repos();
+    assert.ok(await chats.delete({ tenantId: 'acme' } as Parameters<typeof chats.delete>[0], 'alice', chat.id));
+    let gone: Awaited<ReturnType<typeof post>> | null = null;
+    const early = await generateCalls(async () => void (gone = await post(alice)));
+    assert.equal(early.length, 1, 'the answer started before the read, from the turns this api knew');
+    assert.equal(gone!.status, 404);
+    assert.equal(gone!.body.error.code, 'CHAT_NOT_FOUND');
+    assert.ok(!JSON.stringify(gone!.body).includes(NO_MODEL_ANSWER.slice(0, 20)), 'no token of the answer leaked');
+    // Forgotten: the next ask for it starts nothing before the read.
+    const after = await generateCalls(async () => assert.equal((await post(alice)).status, 404));
+    assert.deepEqual(after, []);
+  });
+
   it('refuses empty and oversized questions with a 400', async () => {
     const chat = (await httpJson(`${base}/api/v1/chats`, { method: 'POST', token: alice })).body;
     const post = (body: unknown) => httpJson(`${base}/api/v1/chats/${chat.id}/messages`, { method: 'POST', token: alice, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });

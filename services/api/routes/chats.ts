@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { appError } from '../../../lib/errors.ts';
-import type { Answerer, AnswerOptions } from '../answering.ts';
+import type { Answerer, AnswerEvents, AnswerOptions, AnswerResult } from '../answering.ts';
+import { ChatTurns, heldEvents, sameTurns, type KnownTurns } from '../chat-turns.ts';
 import type { ChatMessage } from '../../../lib/llm/types.ts';
 import { tenantScope } from '../../../lib/ports/tenant-scope.ts';
 import type { ChatRow, MessageRow } from '../../../lib/repositories/chats.ts';
@@ -55,6 +56,8 @@ const MESSAGE = {
  */
 export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule {
   const chats = async () => (await runtime.stores.repos()).chats;
+  // Each chat's last turns as this process last read or wrote them: an answer starts before its read returns.
+  const turns = new ChatTurns(HISTORY);
   const chatOf = async (ctx: RagmeshContext, rawId: unknown): Promise<ChatRow> => {
     const auth = ctx.meta.auth!;
     const id = isUuid(rawId) ? rawId : null;
@@ -68,17 +71,23 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
     const scope = tenantScope(auth.tenantId);
     const content = params.content.trim();
     const repo = await chats();
+    const readable = content && content.length <= MAX_QUESTION && isUuid(params.id);
+    // The turns this process knows of the chat, from an earlier read or create by this
+    // same user: the answer starts from them once the slot is held, and the read checks them.
+    const known = readable ? turns.get(scope.tenantId, auth.userId, params.id) : undefined;
     // The chat (owned by the caller) and its context in one statement, read while the
-    // gateway takes the stream slot (readsBeforeAdmission): one round trip before the
-    // answer starts instead of three. Nothing is written or asked before the slot is held.
-    const reading = content && content.length <= MAX_QUESTION && isUuid(params.id) ? repo.getWithRecentMessages(scope, auth.userId, params.id, HISTORY) : Promise.resolve(null);
+    // gateway takes the stream slot (readsBeforeAdmission). Nothing is written or asked
+    // before the slot is held. When the turns are known the read is not what the llm call
+    // waits for: it is asked after the slot's command has left (the gateway sent it this
+    // tick), so its work does not delay that round trip.
+    const readChat = () => repo.getWithRecentMessages(scope, auth.userId, params.id, HISTORY);
+    const reading = !readable ? Promise.resolve(null) : known ? new Promise<void>((resolve) => setImmediate(resolve)).then(readChat) : readChat();
     reading.catch(() => undefined);
     await admitted;
     if (!content) throw appError('EMPTY_MESSAGE', 'The message is empty');
     if (content.length > MAX_QUESTION) throw appError('MESSAGE_TOO_LONG', `At most ${MAX_QUESTION} characters`);
-    const found = await reading;
-    if (!found) throw appError('CHAT_NOT_FOUND', `No chat ${String(params.id).slice(0, 64)}`);
-    const { chat, recent: history } = found;
+    const chatId = params.id;
+    const question: ChatMessage = { role: 'user', content };
     // The question is stored once the answer has started (the turn after `ready`, so after
     // a first token that came with the start of the stream): neither the insert's round
     // trip nor its work sits between the request and the first token, and a refused answer
@@ -88,7 +97,7 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
     let storingQuestion: Promise<unknown> | null = null;
     const storeQuestion = (): Promise<unknown> => {
       if (!storingQuestion) {
-        storingQuestion = repo.addMessage(scope, chat.id, { id: questionId, role: 'user', content });
+        storingQuestion = repo.addMessage(scope, chatId, { id: questionId, role: 'user', content });
         storingQuestion.catch(() => undefined);
       }
       return storingQuestion;
@@ -103,46 +112,94 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
     const stream = (): SseStream => {
       if (!sse) {
         sse = openSse(req, res);
-        sse.send('meta', { requestId: ctx.requestID, chatId: chat.id, messageId: questionId });
+        sse.send('meta', { requestId: ctx.requestID, chatId, messageId: questionId });
       }
       return sse;
     };
+    let firstToken = true;
+    const live: AnswerEvents = {
+      ready: () => {
+        stream();
+        setImmediate(storeQuestion);
+      },
+      sources: (sources, degraded) => stream().send('sources', { sources, degraded }),
+      token: (text) => {
+        const sse = stream();
+        sse.send('token', { text });
+        if (firstToken) {
+          firstToken = false;
+          // The first token leaves now, with the headers, rather than after the rest of what came with it.
+          sse.flush();
+        }
+      },
+    };
+    const options: AnswerOptions = {
+      rag: params.rag,
+      filters: params.tags || params.sourceIds ? { tags: params.tags, sourceIds: params.sourceIds } : undefined,
+      maxTokens: params.maxTokens,
+    };
+    const attempt = (from: KnownTurns, events: AnswerEvents, signal: AbortSignal) => answerer.answer(ctx, kv, scope, [...from.turns, question], options, events, signal);
+    /** The read's verdict: the chat's turns as they are, or 404 (and nothing known of it any more). */
+    const read = async (): Promise<KnownTurns> => {
+      const found = await reading;
+      if (!found) {
+        turns.forget(scope.tenantId, auth.userId, chatId);
+        throw appError('CHAT_NOT_FOUND', `No chat ${String(params.id).slice(0, 64)}`);
+      }
+      return turns.set(scope.tenantId, auth.userId, chatId, found.recent);
+    };
+    /** The turns the answer used, once the read has confirmed them. */
+    let used: KnownTurns | null = null;
     try {
-      const messages: ChatMessage[] = [...history.map((m) => ({ role: m.role, content: m.content })), { role: 'user', content }];
-      const options: AnswerOptions = {
-        rag: params.rag,
-        filters: params.tags || params.sourceIds ? { tags: params.tags, sourceIds: params.sourceIds } : undefined,
-        maxTokens: params.maxTokens,
-      };
-      let firstToken = true;
-      const result = await answerer.answer(ctx, kv, scope, messages, options, {
-        ready: () => {
-          stream();
-          setImmediate(storeQuestion);
-        },
-        sources: (sources, degraded) => stream().send('sources', { sources, degraded }),
-        token: (text) => {
-          const sse = stream();
-          sse.send('token', { text });
-          if (firstToken) {
-            firstToken = false;
-            // The first token leaves now, with the headers, rather than after the rest of what came with it.
-            sse.flush();
-          }
-        },
-      }, abort.signal);
+      let result: AnswerResult | null;
+      if (known) {
+        // This api read (or created) the chat for this same user before: the answer starts
+        // from the turns it knows while PostgreSQL is asked, and nothing of it reaches the
+        // client until the read agrees. A chat gone (404) or changed meanwhile (another
+        // replica, another answer) aborts that generation: the client gets the 404, or the
+        // answer to the turns the read found.
+        const speculation = new AbortController();
+        const held = heldEvents();
+        const early = attempt(known, held.events, AbortSignal.any([abort.signal, speculation.signal]));
+        early.catch(() => undefined);
+        let confirmed: KnownTurns;
+        try {
+          confirmed = await read();
+        } catch (err) {
+          speculation.abort();
+          throw err;
+        }
+        if (sameTurns(confirmed.turns, known.turns)) {
+          used = confirmed;
+          held.release(live);
+          result = await early;
+        } else {
+          speculation.abort();
+          runtime.logger.debug({ chatId }, 'chat turns changed since this api last saw them: answer restarted from the read');
+          used = confirmed;
+          result = await attempt(confirmed, live, abort.signal);
+        }
+      } else {
+        used = await read();
+        result = await attempt(used, live, abort.signal);
+      }
       await storeQuestion();
-      if (!result) return; // the client left: its question is kept, no answer is
+      if (!result) {
+        turns.forgetChat(used); // the client left: its question is kept, no answer is
+        return;
+      }
 
-      const saved = await repo.addMessage(scope, chat.id, {
+      const saved = await repo.addMessage(scope, chatId, {
         role: 'assistant',
         content: result.content,
         // With snippet and both legs' ranks, as the live `sources` event had them.
         sources: result.shown,
         usage: { ...result.usage, finishReason: result.finishReason, cached: result.cached },
       });
+      turns.advance(used, [question, { role: 'assistant', content: result.content }]);
       stream().send('done', { messageId: saved.id, usage: result.usage, citations: result.citations, finishReason: result.finishReason, cached: result.cached });
     } catch (err) {
+      turns.forgetChat(used);
       if (!sse && !res.headersSent) {
         // Refused before it started: the question was not stored, the client gets the HTTP error.
         throw err;
@@ -170,6 +227,8 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
         async handler(ctx) {
           const auth = ctx.meta.auth!;
           const chat = await (await chats()).create(tenantScope(auth.tenantId), auth.userId, ctx.params.title);
+          // Made by this user just now, with no turns: its first answer need not wait for a read.
+          turns.set(auth.tenantId, auth.userId, chat.id, []);
           ctx.meta.$location = `/api/v1/chats/${chat.id}`;
           return chatView(chat);
         },
@@ -228,6 +287,7 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
         async handler(ctx) {
           const chat = await chatOf(ctx, ctx.params.id);
           await (await chats()).delete(tenantScope(chat.tenantId), chat.userId, chat.id);
+          turns.forget(chat.tenantId, chat.userId, chat.id);
           return { id: chat.id, deleted: true };
         },
       }),
