@@ -196,6 +196,18 @@ describe('chats and RAG answers over SSE (embedded profile)', () => {
     assert.deepEqual(third, [[...stored, { role: 'user', content: 'third question' }]]);
   });
 
+  it('answers a chat this api has never seen (made through another replica) once its read is in, from the read\'s turns', async () => {
+    const { chats } = await node.stores.repos();
+    const scope = { tenantId: 'acme' } as Parameters<typeof chats.create>[0];
+    const chat = await chats.create(scope, 'alice', 'made elsewhere');
+    await chats.addMessage(scope, chat.id, { role: 'user', content: 'asked there' });
+    await chats.addMessage(scope, chat.id, { role: 'assistant', content: 'answered there' });
+    let answer: Awaited<ReturnType<typeof ask>> | null = null;
+    const calls = await generateCalls(async () => void (answer = await ask(`${base}/api/v1/chats/${chat.id}/messages`, alice, { content: 'and here?', rag: false })));
+    assert.deepEqual(calls, [[{ role: 'user', content: 'asked there' }, { role: 'assistant', content: 'answered there' }, { role: 'user', content: 'and here?' }]]);
+    assert.equal(answer!.events.at(-1)!.event, 'done');
+  });
+
   it('answers 404 with no answer for a chat deleted elsewhere since this api saw it, and starts nothing for a chat another user owns', async () => {
     const chat = (await httpJson(`${base}/api/v1/chats`, { method: 'POST', token: alice })).body;
     const url = `${base}/api/v1/chats/${chat.id}/messages`;
