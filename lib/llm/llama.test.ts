@@ -44,3 +44,81 @@ describe('llama backend threads', () => {
     assert.ok(tokens >= 1 && tokens <= 4);
   });
 });
+
+/**
+ * Slots are made once and reused: every answer must start from an empty sequence, so
+ * nothing of one answer (prompt, tokens, KV cache) reaches the next. The tiny model
+ * samples greedily, so an answer is a function of its prompt alone: the same prompt
+ * gives the same text whatever came before it, and evaluates the same prompt tokens (a
+ * sequence still holding the previous answer would reuse their common template prefix).
+ */
+describe('llama backend slots', () => {
+  let shared: LlamaCppBackend;
+  let fresh: LlamaCppBackend;
+  const P = 'Tell me about the northern office and its staff.';
+  const Q = 'What does the quarterly report say about costs?';
+
+  const answer = async (backend: LlamaCppBackend, content: string, options: { maxTokens?: number; abortAfter?: number } = {}) => {
+    const signal = new AbortController();
+    let text = '';
+    let tokens = 0;
+    let usage: { promptTokens: number; completionTokens: number } | null = null;
+    for await (const event of backend.generate({ messages: [{ role: 'user', content }], sources: [], grounded: false, maxTokens: options.maxTokens ?? 12, signal: signal.signal })) {
+      if (event.type === 'token') {
+        text += event.text;
+        if (++tokens === options.abortAfter) signal.abort();
+      } else usage = event.usage;
+    }
+    return { text, usage };
+  };
+
+  before(async () => {
+    const tiny = await ensureTinyLlama();
+    const options = { modelPath: tiny.modelPath, model: 'tiny-llama@1', contextSize: 512, threads: 1 };
+    shared = await LlamaCppBackend.load({ ...options, slots: 2 });
+    fresh = await LlamaCppBackend.load({ ...options, slots: 1 });
+  });
+
+  after(async () => {
+    await shared?.dispose();
+    await fresh?.dispose();
+  });
+
+  it('consecutive answers with different prompts share no state', async () => {
+    const p = await answer(shared, P);
+    const q = await answer(shared, Q);
+    const pAgain = await answer(shared, P);
+    const qAlone = await answer(fresh, Q);
+    assert.notEqual(p.text, q.text, 'the two prompts give different answers, so a leak would show');
+    assert.deepEqual(q, qAlone, 'the answer after another is the answer alone');
+    assert.deepEqual(pAgain, p);
+    // The whole prompt in the chat template's markup was evaluated: more tokens than the message itself.
+    assert.ok(p.usage!.promptTokens > shared.countTokens(P), `${p.usage!.promptTokens} prompt tokens`);
+  });
+
+  it('an aborted answer leaves nothing for the next one', async () => {
+    const aborted = await answer(shared, P, { maxTokens: 200, abortAfter: 3 });
+    assert.equal(aborted.usage, null, 'no done event after an abort');
+    assert.deepEqual(await answer(shared, Q), await answer(fresh, Q));
+  });
+
+  it('concurrent answers each take a slot of their own, and the slots come back', async () => {
+    const [p, q] = await Promise.all([answer(shared, P), answer(shared, Q)]);
+    const [pAlone, qAlone] = [await answer(fresh, P), await answer(fresh, Q)];
+    // Same prompts evaluated in full on both slots (the texts of a batched decode may round differently).
+    assert.equal(p.usage!.promptTokens, pAlone.usage!.promptTokens);
+    assert.equal(q.usage!.promptTokens, qAlone.usage!.promptTokens);
+    assert.equal(p.usage!.completionTokens, 12);
+    // Both slots free again: two more at once still run.
+    const again = await Promise.all([answer(shared, Q), answer(shared, Q)]);
+    assert.ok(again.every((a) => a.usage !== null));
+  });
+
+  it('a generation past the slots is refused, not queued on a taken sequence', async () => {
+    const first = fresh.generate({ messages: [{ role: 'user', content: P }], sources: [], grounded: false, maxTokens: 50, signal: new AbortController().signal })[Symbol.asyncIterator]();
+    await first.next();
+    await assert.rejects(() => answer(fresh, Q), { type: 'LLM_BUSY' });
+    await first.return?.(undefined);
+    assert.ok((await answer(fresh, Q)).usage);
+  });
+});

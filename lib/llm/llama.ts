@@ -1,4 +1,4 @@
-import type { ChatHistoryItem, ChatWrapper, Llama, LlamaContext, LlamaModel } from 'node-llama-cpp';
+import type { ChatHistoryItem, ChatWrapper, Llama, LlamaChat, LlamaContext, LlamaContextSequence, LlamaModel } from 'node-llama-cpp';
 import { appError } from '../errors.ts';
 import { citationsIn, ragMessages } from './prompt.ts';
 import { fastestThreads, median, readCpuBudget, threadCandidates, usableCores } from './threads.ts';
@@ -53,10 +53,28 @@ export const LLAMA_MODEL_LOAD = { useMmap: false } as const;
 const TEMPLATE_RESERVE = 64;
 
 /**
+ * One generation slot: a context sequence and the LlamaChat on it, made once at load and
+ * reused by one answer after another. `cleared` settles once the previous answer's tokens
+ * are erased from the sequence (started as that answer ends, so the erase is not part of
+ * the next answer's time to first token).
+ */
+interface Slot {
+  sequence: LlamaContextSequence;
+  chat: LlamaChat;
+  cleared: Promise<void>;
+}
+
+/**
  * A GGUF model run in-process by llama.cpp (node-llama-cpp) on CPU. Each generation
- * takes a context sequence of its own; the llm service's Gate keeps at most `slots`
- * running, so a sequence is always free. Tokens stream as llama.cpp produces them;
- * the budget is llama.cpp's own `maxTokens`, abort is its signal.
+ * takes one of `slots` ready slots (a context sequence with its LlamaChat, made at load);
+ * the llm service's Gate keeps at most `slots` running, so a slot is always free. Tokens
+ * stream as llama.cpp produces them; the budget is llama.cpp's own `maxTokens`, abort is
+ * its signal.
+ *
+ * A slot's sequence is emptied between answers: nothing of one answer (its prompt, its
+ * tokens, their KV cache) is left for the next, which may be another user's. A common
+ * prompt prefix is therefore evaluated again by every answer, as raw node-llama-cpp does
+ * with a cleared sequence.
  */
 export class LlamaCppBackend implements LlmBackend {
   readonly name = 'llama';
@@ -67,18 +85,20 @@ export class LlamaCppBackend implements LlmBackend {
   readonly threadTrials: Record<number, number> | null;
   private active = 0;
   private idle: (() => void) | null = null;
+  /** Slots no generation holds. */
+  private readonly free: Slot[];
 
   private constructor(
     private readonly model: LlamaModel,
     private readonly context: LlamaContext,
-    private readonly options: LlamaBackendOptions,
-    /** Resolved once: a LlamaChat left to resolve it renders the model's Jinja template anew for every answer. */
-    private readonly chatWrapper: ChatWrapper,
+    options: LlamaBackendOptions,
+    slots: Slot[],
     trials: Map<number, number[]> | null,
   ) {
     this.version = `llama:${options.model}`;
     this.threads = context.idealThreads;
     this.threadTrials = trials && Object.fromEntries([...trials].map(([threads, ms]) => [threads, Math.round(median(ms))]));
+    this.free = slots;
   }
 
   static async load(options: LlamaBackendOptions): Promise<LlamaCppBackend> {
@@ -93,8 +113,15 @@ export class LlamaCppBackend implements LlmBackend {
         sequences: options.slots,
         threads: trials ? fastestThreads(trials) : options.threads,
       });
-      const { resolveChatWrapper } = await import('node-llama-cpp');
-      return new LlamaCppBackend(model, context, options, resolveChatWrapper(model), trials);
+      const { LlamaChat, resolveChatWrapper } = await import('node-llama-cpp');
+      // Resolved once: a LlamaChat left to resolve it renders the model's Jinja template anew for every answer.
+      const chatWrapper: ChatWrapper = resolveChatWrapper(model);
+      const slots: Slot[] = [];
+      for (let i = 0; i < options.slots; i++) {
+        const sequence = context.getSequence();
+        slots.push({ sequence, chat: new LlamaChat({ contextSequence: sequence, chatWrapper }), cleared: Promise.resolve() });
+      }
+      return new LlamaCppBackend(model, context, options, slots, trials);
     } catch (err) {
       await model.dispose();
       throw err;
@@ -109,21 +136,26 @@ export class LlamaCppBackend implements LlmBackend {
   async *generate(request: GenerateRequest): AsyncIterable<GenerateEvent> {
     const contextSize = this.context.contextSize;
     const maxTokens = Math.max(1, Math.min(request.maxTokens, contextSize - TEMPLATE_RESERVE * 2));
-    const chatTokens = request.messages.reduce((sum, m) => sum + this.countTokens(m.content) + 8, 0);
+    // Each text tokenized once per answer: the budget below and the prompt check count the same messages.
+    const counted = new Map<string, number>();
+    const count = (text: string): number => {
+      let n = counted.get(text);
+      if (n === undefined) counted.set(text, (n = this.countTokens(text)));
+      return n;
+    };
+    const chatTokens = request.messages.reduce((sum, m) => sum + count(m.content) + 8, 0);
     // Sources get what the context has left after the chat and the answer's budget.
     const sourceBudget = Math.max(0, contextSize - maxTokens - chatTokens - TEMPLATE_RESERVE);
-    const { messages, used } =
-      request.grounded || request.sources.length > 0 ? ragMessages(request.messages, request.sources, sourceBudget, (text) => this.countTokens(text)) : { messages: request.messages, used: [] };
-    const promptTokens = messages.reduce((sum, m) => sum + this.countTokens(m.content), 0);
+    const { messages, used } = request.grounded || request.sources.length > 0 ? ragMessages(request.messages, request.sources, sourceBudget, count) : { messages: request.messages, used: [] };
+    const promptTokens = messages.reduce((sum, m) => sum + count(m.content), 0);
     if (promptTokens + maxTokens + TEMPLATE_RESERVE > contextSize) {
       throw appError('LLM_PROMPT_TOO_LONG', `The conversation (${promptTokens} tokens) and the answer budget (${maxTokens}) exceed the model's context of ${contextSize} tokens`);
     }
 
-    const { LlamaChat } = await import('node-llama-cpp');
-    if (this.context.sequencesLeft === 0) throw appError('LLM_BUSY', 'Every generation slot of the model is taken');
-    const sequence = this.context.getSequence();
-    const chat = new LlamaChat({ contextSequence: sequence, chatWrapper: this.chatWrapper });
+    const slot = this.free.pop();
+    if (!slot) throw appError('LLM_BUSY', 'Every generation slot of the model is taken');
     this.active++;
+    const { chat, sequence } = slot;
 
     // Aborted by the caller, or here when the consumer stops pulling (client gone).
     const stop = new AbortController();
@@ -136,18 +168,23 @@ export class LlamaCppBackend implements LlmBackend {
     let wake: (() => void) | null = null;
     let finished: { stopReason: string } | null = null;
     let failure: unknown = null;
-    const generation = chat
-      .generateResponse(historyOf(messages), {
-        maxTokens,
-        signal: stop.signal,
-        stopOnAbortSignal: true,
-        onResponseChunk: (chunk) => {
-          if (chunk.type !== undefined) return; // thought segments are not part of the answer
-          completionTokens += chunk.tokens.length;
-          if (chunk.text) pending.push(chunk.text);
-          wake?.();
-        },
-      })
+    // The previous answer's erase, then a check that it left nothing: the sequence starts empty.
+    const emptied = slot.cleared.then(() => (sequence.contextTokens.length > 0 ? sequence.clearHistory() : undefined));
+    const inputBefore = sequence.tokenMeter.usedInputTokens;
+    const generation = emptied
+      .then(() =>
+        chat.generateResponse(historyOf(messages), {
+          maxTokens,
+          signal: stop.signal,
+          stopOnAbortSignal: true,
+          onResponseChunk: (chunk) => {
+            if (chunk.type !== undefined) return; // thought segments are not part of the answer
+            completionTokens += chunk.tokens.length;
+            if (chunk.text) pending.push(chunk.text);
+            wake?.();
+          },
+        }),
+      )
       .then(
         (response) => (finished = { stopReason: response.metadata.stopReason }),
         (err: unknown) => (failure = err),
@@ -173,7 +210,8 @@ export class LlamaCppBackend implements LlmBackend {
       if (stop.signal.aborted) return;
       yield {
         type: 'done',
-        usage: { promptTokens, completionTokens },
+        // The tokens llama.cpp evaluated for the prompt: the messages in the chat template's markup.
+        usage: { promptTokens: sequence.tokenMeter.usedInputTokens - inputBefore, completionTokens },
         citations: citationsIn(text, used.map((s) => s.n)),
         finishReason: (finished as { stopReason: string }).stopReason === 'maxTokens' ? 'length' : 'stop',
       };
@@ -181,8 +219,9 @@ export class LlamaCppBackend implements LlmBackend {
       if (!finished) stop.abort();
       request.signal.removeEventListener('abort', forward);
       await generation;
-      chat.dispose();
-      sequence.dispose();
+      // Erased now, while the answer's last lines travel to its client; the next answer waits for it.
+      slot.cleared = sequence.clearHistory().catch(() => undefined);
+      this.free.push(slot);
       this.active--;
       if (this.active === 0) this.idle?.();
     }
@@ -191,6 +230,7 @@ export class LlamaCppBackend implements LlmBackend {
   /** Frees the model once running generations end (a switched-out version keeps serving them). */
   async dispose(): Promise<void> {
     if (this.active > 0) await new Promise<void>((resolve) => (this.idle = resolve));
+    for (const slot of this.free) slot.chat.dispose();
     await this.context.dispose();
     await this.model.dispose();
   }

@@ -27,6 +27,7 @@ export interface GenerateRequest {
 }
 
 export interface Usage {
+  /** Tokens the model read for the prompt: llama counts what it evaluated (chat template markup included), openai what the server reports, extractive an estimate. */
   promptTokens: number;
   completionTokens: number;
 }
