@@ -12,7 +12,12 @@
  *               fastest on the model when it loaded);
  *   mesh      — the same request to a mesh api, the llm service in its own process
  *               over RabbitMQ (LLM_THREADS=0 there too).
- * Samples of the three alternate so drift in machine load hits all alike.
+ * Samples of the three alternate, the order rotating each round (raw first, then embedded
+ * first, then mesh first), so drift in machine load and whatever a side leaves behind
+ * (the mesh's RabbitMQ and processes waking, the previous generation's memory traffic)
+ * hit all alike. Each side's prompt is the same 25 tokens in the chat template (raw: the
+ * sequence's token meter; service: usage.promptTokens, what llama.cpp evaluated), reported
+ * as prompt_tokens.
  *
  * Raw loads the model as the backend does (LLAMA_MODEL_LOAD: read into memory, not
  * mapped), so the ratio measures the service's path, not a load option. Next to the rates,
@@ -42,8 +47,12 @@ import { waitFor } from '../test/support/processes.ts';
 import { processCpuMs } from './support.ts';
 
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 32);
-/** Samples per side in the comparison (the sweep takes 3 per count): with 5, the median TTFT of one side moved 256–497 ms within a run at load 5. */
-const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 11);
+/**
+ * Samples per side in the comparison (the sweep takes 3 per count): with 5, the median TTFT
+ * of one side moved 256–497 ms within a run at load 5; 15 makes each median one of fifteen
+ * rounds with the order rotated five times.
+ */
+const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 15);
 const SWEEP_SAMPLES = 3;
 const CONTEXT = 2048;
 const ALIAS = 'qwen-shape';
@@ -53,6 +62,8 @@ interface Sample {
   ttftMs: number;
   tokensPerSecond: number;
   tokens: number;
+  /** Prompt tokens the model evaluated. */
+  promptTokens: number;
   /** CPU ms of the working processes per generated token (prompt processing included). */
   cpuMsPerToken?: number;
 }
@@ -63,6 +74,7 @@ const summary = (samples: Sample[]) => ({
   ttft_ms: round(median(samples.map((s) => s.ttftMs)), 1),
   tokens_per_s: round(median(samples.map((s) => s.tokensPerSecond))),
   tokens: median(samples.map((s) => s.tokens)),
+  prompt_tokens: median(samples.map((s) => s.promptTokens)),
   ...(samples.every((s) => s.cpuMsPerToken !== undefined) && { cpu_ms_per_token: round(median(samples.map((s) => s.cpuMsPerToken!)), 1) }),
 });
 
@@ -89,8 +101,8 @@ async function withCpu(pids: number[], run: () => Promise<Sample>): Promise<Samp
 }
 
 /** Decode speed: tokens after the first over the time after the first (TTFT is prompt processing). */
-function sampleOf(started: number, first: number, last: number, tokens: number): Sample {
-  return { ttftMs: first - started, tokensPerSecond: tokens > 1 && last > first ? ((tokens - 1) * 1000) / (last - first) : 0, tokens };
+function sampleOf(started: number, first: number, last: number, tokens: number, promptTokens: number): Sample {
+  return { ttftMs: first - started, tokensPerSecond: tokens > 1 && last > first ? ((tokens - 1) * 1000) / (last - first) : 0, tokens, promptTokens };
 }
 
 class Raw {
@@ -117,7 +129,8 @@ class Raw {
   /** The same history the llama backend builds for a one-message chat. */
   async generate(): Promise<Sample> {
     const chat = this.chat!;
-    chat.sequence.clearHistory();
+    await chat.sequence.clearHistory();
+    const evaluated = chat.sequence.tokenMeter.usedInputTokens;
     const started = performance.now();
     let first = 0;
     let last = 0;
@@ -131,7 +144,7 @@ class Raw {
         if (!first) first = last;
       },
     });
-    return sampleOf(started, first, last, tokens);
+    return sampleOf(started, first, last, tokens, chat.sequence.tokenMeter.usedInputTokens - evaluated);
   }
 
   async dispose(): Promise<void> {
@@ -165,7 +178,8 @@ async function overHttp(base: string, token: string, maxTokens = TOKENS): Promis
   }
   const done = /event: done\ndata: (.*)\n/.exec(buffer);
   if (!done) throw new Error(`no done event: ${buffer.slice(0, 300)}`);
-  return sampleOf(started, first, last, JSON.parse(done[1]!).usage.completionTokens as number);
+  const { usage } = JSON.parse(done[1]!) as { usage: { promptTokens: number; completionTokens: number } };
+  return sampleOf(started, first, last, usage.completionTokens, usage.promptTokens);
 }
 
 async function main(): Promise<void> {
@@ -235,13 +249,24 @@ async function main(): Promise<void> {
     await raw.useThreads(best);
 
     const meshToken2 = await mesh.token('bench', 'user', 'editor'); // the first may have expired during the sweep
-    await overHttp(node.base, await embeddedToken()); // warm-up
+    // Warm-ups of a whole answer (the mesh's readiness probe asked for one token).
+    await overHttp(node.base, await embeddedToken());
+    await overHttp(mesh.apiUrl, meshToken2);
     const sides = { raw: [] as Sample[], embedded: [] as Sample[], mesh: [] as Sample[] };
+    const take: Record<keyof typeof sides, () => Promise<Sample>> = {
+      raw: () => withCpu([], () => raw!.generate()),
+      embedded: async () => {
+        const token = await embeddedToken();
+        return withCpu([], () => overHttp(node.base, token));
+      },
+      mesh: () => withCpu(meshPids, () => overHttp(mesh.apiUrl, meshToken2)),
+    };
+    const order = Object.keys(sides) as Array<keyof typeof sides>;
     for (let i = 0; i < SAMPLES; i++) {
-      sides.raw.push(await withCpu([], () => raw!.generate()));
-      const token = await embeddedToken();
-      sides.embedded.push(await withCpu([], () => overHttp(node.base, token)));
-      sides.mesh.push(await withCpu(meshPids, () => overHttp(mesh.apiUrl, meshToken2)));
+      for (let k = 0; k < order.length; k++) {
+        const side = order[(i + k) % order.length]!;
+        sides[side].push(await take[side]());
+      }
     }
     const r = summary(sides.raw);
     const e = summary(sides.embedded);
