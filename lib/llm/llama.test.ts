@@ -114,6 +114,14 @@ describe('llama backend slots', () => {
     assert.ok(again.every((a) => a.usage !== null));
   });
 
+  it('a chat is counted in tokens when its bytes alone would not fit the context, and refused when its tokens do not', async () => {
+    // ~1,100 bytes in a 512-token context, but far fewer tokens: it fits.
+    const long = 'The office opens at nine. '.repeat(42);
+    assert.ok(Buffer.byteLength(long) > 512 && shared.countTokens(long) < 512 - 12 - 64);
+    assert.ok((await answer(shared, long)).usage);
+    await assert.rejects(() => answer(shared, long.repeat(4)), { type: 'LLM_PROMPT_TOO_LONG' });
+  });
+
   it('a generation past the slots is refused, not queued on a taken sequence', async () => {
     const first = fresh.generate({ messages: [{ role: 'user', content: P }], sources: [], grounded: false, maxTokens: 50, signal: new AbortController().signal })[Symbol.asyncIterator]();
     await first.next();

@@ -2,7 +2,7 @@ import type { ChatHistoryItem, ChatWrapper, Llama, LlamaChat, LlamaContext, Llam
 import { appError } from '../errors.ts';
 import { citationsIn, ragMessages } from './prompt.ts';
 import { fastestThreads, median, readCpuBudget, threadCandidates, usableCores } from './threads.ts';
-import type { ChatMessage, GenerateEvent, GenerateRequest, LlmBackend } from './types.ts';
+import type { ChatMessage, GenerateEvent, GenerateRequest, LlmBackend, LlmSource } from './types.ts';
 
 export interface LlamaBackendOptions {
   /** A verified local copy of the GGUF file (see ModelLoader). */
@@ -136,20 +136,29 @@ export class LlamaCppBackend implements LlmBackend {
   async *generate(request: GenerateRequest): AsyncIterable<GenerateEvent> {
     const contextSize = this.context.contextSize;
     const maxTokens = Math.max(1, Math.min(request.maxTokens, contextSize - TEMPLATE_RESERVE * 2));
-    // Each text tokenized once per answer: the budget below and the prompt check count the same messages.
-    const counted = new Map<string, number>();
-    const count = (text: string): number => {
-      let n = counted.get(text);
-      if (n === undefined) counted.set(text, (n = this.countTokens(text)));
-      return n;
-    };
-    const chatTokens = request.messages.reduce((sum, m) => sum + count(m.content) + 8, 0);
-    // Sources get what the context has left after the chat and the answer's budget.
-    const sourceBudget = Math.max(0, contextSize - maxTokens - chatTokens - TEMPLATE_RESERVE);
-    const { messages, used } = request.grounded || request.sources.length > 0 ? ragMessages(request.messages, request.sources, sourceBudget, count) : { messages: request.messages, used: [] };
-    const promptTokens = messages.reduce((sum, m) => sum + count(m.content), 0);
-    if (promptTokens + maxTokens + TEMPLATE_RESERVE > contextSize) {
-      throw appError('LLM_PROMPT_TOO_LONG', `The conversation (${promptTokens} tokens) and the answer budget (${maxTokens}) exceed the model's context of ${contextSize} tokens`);
+    let messages = request.messages;
+    let used: LlmSource[] = [];
+    const rag = request.grounded || request.sources.length > 0;
+    // A tokenize call costs ~1.7 ms of the main thread even for a short text (a 152k-token
+    // BPE vocabulary, Qwen2.5-0.5B's), all of it before llama.cpp starts on the prompt: a
+    // chat that fits by its UTF-8 bytes (no token is shorter than a byte; +1 for a leading
+    // space piece) is not tokenized at all, and otherwise each text only once per answer.
+    const fitsByBytes = !rag && request.messages.reduce((sum, m) => sum + Buffer.byteLength(m.content) + 1 + 8, 0) + maxTokens + TEMPLATE_RESERVE <= contextSize;
+    if (!fitsByBytes) {
+      const counted = new Map<string, number>();
+      const count = (text: string): number => {
+        let n = counted.get(text);
+        if (n === undefined) counted.set(text, (n = this.countTokens(text)));
+        return n;
+      };
+      const chatTokens = request.messages.reduce((sum, m) => sum + count(m.content) + 8, 0);
+      // Sources get what the context has left after the chat and the answer's budget.
+      const sourceBudget = Math.max(0, contextSize - maxTokens - chatTokens - TEMPLATE_RESERVE);
+      if (rag) ({ messages, used } = ragMessages(request.messages, request.sources, sourceBudget, count));
+      const promptTokens = messages.reduce((sum, m) => sum + count(m.content), 0);
+      if (promptTokens + maxTokens + TEMPLATE_RESERVE > contextSize) {
+        throw appError('LLM_PROMPT_TOO_LONG', `The conversation (${promptTokens} tokens) and the answer budget (${maxTokens}) exceed the model's context of ${contextSize} tokens`);
+      }
     }
 
     const slot = this.free.pop();
