@@ -448,10 +448,9 @@ export class SearchRepository {
        order by w.ord`,
       [headlineFor, ...ru.bindings, ...en.bindings, ...simple.bindings, chunkIds, scope.tenantId],
     );
-    const byId = new Map<string, HitRow>();
-    for (const r of rows as Array<Record<string, unknown>>) {
+    return (rows as Array<Record<string, unknown>>).map((r): HitRow => {
       const text = r.text as string;
-      byId.set(r.id as string, {
+      return {
         chunkId: r.id as string,
         documentId: r.document_id as string,
         sourceId: r.source_id as string,
@@ -464,9 +463,8 @@ export class SearchRepository {
         tags: (r.tags as string[]) ?? [],
         // A text that itself holds the marker characters cannot be marked unambiguously.
         headline: text.includes(MARK_START) || text.includes(MARK_END) ? null : ((r.headline as string | null) ?? null),
-      });
-    }
-    return chunkIds.flatMap((id) => byId.get(id) ?? []);
+      };
+    });
   }
 }
 
