@@ -1,14 +1,9 @@
+import type { ChatMessage } from '../../lib/llm/types.ts';
 import type { AnswerEvents } from './answering.ts';
-
-/** One turn of a chat as the prompt gives it to the model. */
-export interface Turn {
-  role: 'system' | 'user' | 'assistant';
-  content: string;
-}
 
 /** What the cache holds of one chat: its last turns, oldest first. Compared by identity (see ChatTurns.advance). */
 export interface KnownTurns {
-  readonly turns: readonly Turn[];
+  readonly turns: readonly ChatMessage[];
 }
 
 interface Entry extends KnownTurns {
@@ -55,7 +50,7 @@ export class ChatTurns {
   }
 
   /** The turns a read found (the chat owned by this user): they replace whatever was known. */
-  set(tenantId: string, userId: string, chatId: string, turns: readonly Turn[]): KnownTurns {
+  set(tenantId: string, userId: string, chatId: string, turns: readonly ChatMessage[]): KnownTurns {
     return this.put(keyOf(tenantId, userId, chatId), turns.slice(-this.limit).map((t) => ({ role: t.role, content: t.content })));
   }
 
@@ -65,7 +60,7 @@ export class ChatTurns {
    * (another answer of the same chat on this process read it): then nobody here knows the
    * order the rows went in, and the chat is forgotten until its next read.
    */
-  advance(from: KnownTurns, added: readonly Turn[]): void {
+  advance(from: KnownTurns, added: readonly ChatMessage[]): void {
     const entry = from as Entry;
     if (this.entries.get(entry.key) !== entry) return this.drop(entry.key);
     this.put(entry.key, [...entry.turns, ...added].slice(-this.limit));
@@ -84,7 +79,7 @@ export class ChatTurns {
     return this.entries.size;
   }
 
-  private put(key: string, turns: Turn[]): KnownTurns {
+  private put(key: string, turns: ChatMessage[]): KnownTurns {
     this.drop(key);
     const entry: Entry = { key, turns, chars: turns.reduce((n, t) => n + t.content.length, 0) };
     if (entry.chars > this.maxChars) return entry; // too big to keep: still usable by the caller
@@ -109,7 +104,7 @@ export class ChatTurns {
 const keyOf = (tenantId: string, userId: string, chatId: string) => `${tenantId}\u0000${userId}\u0000${chatId}`;
 
 /** Whether two lists of turns give the model the same prompt. */
-export function sameTurns(a: readonly Turn[], b: readonly Turn[]): boolean {
+export function sameTurns(a: readonly ChatMessage[], b: readonly ChatMessage[]): boolean {
   return a.length === b.length && a.every((t, i) => t.role === b[i]!.role && t.content === b[i]!.content);
 }
 
