@@ -144,7 +144,12 @@ export class HybridSearch {
     const parsed = parseQuery(params.query);
     const filters = normalizeFilters(params.filters);
     const { settings } = this.deps;
-    const candidates = Math.max(request.limit, settings.candidates);
+    // The pool fusion hands on to hydration: a few more than asked, since a dense hit whose
+    // chunk row was replaced meanwhile is dropped. With MMR, more to choose from.
+    const poolSize = request.mmr ? Math.min(MAX_LIMIT * 2, request.limit * 4) : request.limit + 10;
+    // One leg alone without MMR: its ranking is the result, so its first `poolSize` are all
+    // that is used (the same exact top, and a smaller top to keep costs less to sort).
+    const candidates = request.mode !== 'hybrid' && !request.mmr ? poolSize : Math.max(request.limit, settings.candidates);
 
     const runLexical = request.mode !== 'dense';
     const runDense = request.mode !== 'lexical';
@@ -181,8 +186,7 @@ export class HybridSearch {
 
     const knex = await this.deps.knex();
     const repo = new SearchRepository(knex);
-    // A few more than asked: a dense hit whose chunk row was replaced meanwhile is dropped.
-    const pool = fused.slice(0, request.mmr ? Math.min(MAX_LIMIT * 2, request.limit * 4) : request.limit + 10);
+    const pool = fused.slice(0, poolSize);
     // Without MMR the first `limit` rows that exist are the hits; a few spare ones get headlines too.
     const poolIds = pool.map((f) => f.id);
     const rows = await repo.hits(scope, poolIds, lexical?.value?.highlight ?? {}, request.mmr ? poolIds : poolIds.slice(0, request.limit + 2));

@@ -44,7 +44,6 @@ export class TenantPostings {
   /** Scores of the current query, by chunk index; zeroed again after each query. */
   private readonly scores: Float64Array;
   private readonly touched: Int32Array;
-
   constructor(
     readonly version: number,
     private readonly chunkIds: string[],
@@ -105,7 +104,7 @@ export class TenantPostings {
       // next to them (the common words come last).
       if (candidates === null && attempts < 2 && count >= limit && (list.end - list.start) * 2 > count) {
         attempts++;
-        const theta = this.kthScore(count, limit);
+        const theta = this.kthScore(touched.subarray(0, count), limit);
         if (rest[i]! < theta) {
           const kept: number[] = [];
           for (let t = 0; t < count; t++) if (scores[touched[t]!]! + rest[i]! >= theta) kept.push(touched[t]!);
@@ -150,15 +149,15 @@ export class TenantPostings {
   }
 
   /**
-   * The `limit`-th best score among the first `count` touched chunks. A heap of plain
-   * values, not `best`'s heap of chunks with its tie-break: it runs over every touched
-   * chunk, and through `best`'s comparator the 1M-chunk top took 30 % longer.
+   * The `limit`-th best score of `chunks` (0 when there are fewer). A heap of plain
+   * values: it runs over every touched chunk, and through a comparator of chunks with
+   * their tie-break the 1M-chunk top took 30 % longer.
    */
-  private kthScore(count: number, limit: number): number {
+  private kthScore(chunks: Int32Array, limit: number): number {
     const heap = new Float64Array(limit);
     let size = 0;
-    for (let t = 0; t < count; t++) {
-      const v = this.scores[this.touched[t]!]!;
+    for (let t = 0; t < chunks.length; t++) {
+      const v = this.scores[chunks[t]!]!;
       if (size < limit) {
         let i = size++;
         heap[i] = v;
@@ -184,36 +183,20 @@ export class TenantPostings {
     return size < limit ? 0 : heap[0]!;
   }
 
-  /** The best `limit` of `candidates` by score, then chunk id. */
+  /**
+   * The best `limit` of `candidates` by score, then chunk id: the `limit`-th score first
+   * (a heap of plain values), then only the chunks at or above it sorted with the
+   * tie-break — a heap of chunks compared through their ids cost as much as the summing.
+   */
   private best(candidates: Int32Array, limit: number): LexicalHit[] {
     const { scores, chunkIds } = this;
-    // A min-heap of the best `limit` seen so far (its root is the worst of them).
-    const heap: number[] = [];
-    const worse = (x: number, y: number) => scores[x]! < scores[y]! || (scores[x] === scores[y] && chunkIds[x]! > chunkIds[y]!);
-    for (const d of candidates) {
-      if (heap.length < limit) {
-        heap.push(d);
-        for (let i = heap.length - 1; i > 0; ) {
-          const parent = (i - 1) >> 1;
-          if (!worse(heap[i]!, heap[parent]!)) break;
-          [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
-          i = parent;
-        }
-      } else if (worse(heap[0]!, d)) {
-        heap[0] = d;
-        for (let i = 0; ; ) {
-          const l = 2 * i + 1;
-          const r = l + 1;
-          let m = i;
-          if (l < heap.length && worse(heap[l]!, heap[m]!)) m = l;
-          if (r < heap.length && worse(heap[r]!, heap[m]!)) m = r;
-          if (m === i) break;
-          [heap[i], heap[m]] = [heap[m]!, heap[i]!];
-          i = m;
-        }
-      }
+    const theta = this.kthScore(candidates, limit);
+    const top: LexicalHit[] = [];
+    for (let t = 0; t < candidates.length; t++) {
+      const d = candidates[t]!;
+      if (scores[d]! >= theta) top.push({ chunkId: chunkIds[d]!, score: scores[d]! });
     }
-    return heap.map((d) => ({ chunkId: chunkIds[d]!, score: scores[d]! })).sort((x, y) => y.score - x.score || (x.chunkId < y.chunkId ? -1 : 1));
+    return top.sort((x, y) => y.score - x.score || (x.chunkId < y.chunkId ? -1 : 1)).slice(0, limit);
   }
 }
 
