@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ensureTinyLlama } from '../../test/support/tiny-gguf.ts';
-import { LlamaCppBackend } from './llama.ts';
+import { LlamaCppBackend, type ThreadsRetimed } from './llama.ts';
 import { readCpuBudget, threadCandidates, usableCores } from './threads.ts';
 
 describe('llama backend threads', () => {
@@ -36,12 +36,62 @@ describe('llama backend threads', () => {
     assert.equal(fixed.threadTrials, null);
   });
 
+  it('times the counts again on demand, and an answer asked meanwhile waits for it and runs on the count it picks', async () => {
+    const candidates = threadCandidates(usableCores(readCpuBudget()));
+    const retiming = picked.retime();
+    const answer = (async () => {
+      let usage = null;
+      for await (const event of picked.generate({ messages: [{ role: 'user', content: 'Hello' }], sources: [], grounded: false, maxTokens: 4, signal: new AbortController().signal })) {
+        if (event.type === 'done') usage = event.usage;
+      }
+      return usage;
+    })();
+    await retiming;
+    assert.deepEqual(Object.keys(picked.threadTrials!).map(Number), candidates);
+    assert.ok(candidates.includes(picked.threads));
+    assert.ok(await answer, 'the answer asked during the timing completed');
+  });
+
   it('generates with the picked count', async () => {
     let tokens = 0;
     for await (const event of picked.generate({ messages: [{ role: 'user', content: 'Hello' }], sources: [], grounded: false, maxTokens: 4, signal: new AbortController().signal })) {
       if (event.type === 'done') tokens = event.usage.completionTokens;
     }
     assert.ok(tokens >= 1 && tokens <= 4);
+  });
+});
+
+describe('llama backend threads drift (LLM_THREADS=0)', () => {
+  const cores = usableCores(readCpuBudget());
+
+  it('answers far from the trial speed time the counts again once no generation runs', { skip: cores < 2 && 'one usable core: no count to choose' }, async () => {
+    const tiny = await ensureTinyLlama();
+    let retimed!: (event: ThreadsRetimed) => void;
+    const event = new Promise<ThreadsRetimed>((resolve) => (retimed = resolve));
+    // A drift window of one answer and a factor of 1: any answer away from the trial's exact speed is a drift.
+    const backend = await LlamaCppBackend.load({
+      modelPath: tiny.modelPath,
+      model: 'tiny-llama@1',
+      contextSize: 256,
+      slots: 1,
+      threads: 0,
+      threadDrift: { window: 1, factor: 1, minIntervalMs: 0 },
+      onThreadsRetimed: retimed,
+    });
+    try {
+      const before = backend.threadTrials;
+      for await (const _ of backend.generate({ messages: [{ role: 'user', content: 'Tell me about the northern office and its staff.' }], sources: [], grounded: false, maxTokens: 12, signal: new AbortController().signal }));
+      const retiming = await event;
+      assert.equal(retiming.error, undefined);
+      assert.ok(retiming.observedMsPerToken > 0 && retiming.trialMsPerToken > 0);
+      assert.equal(retiming.to, backend.threads);
+      assert.notEqual(backend.threadTrials, before, 'the new trial is what llm.info reports');
+      let usage = null;
+      for await (const e of backend.generate({ messages: [{ role: 'user', content: 'Hello' }], sources: [], grounded: false, maxTokens: 4, signal: new AbortController().signal })) if (e.type === 'done') usage = e.usage;
+      assert.ok(usage);
+    } finally {
+      await backend.dispose();
+    }
   });
 });
 

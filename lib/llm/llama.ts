@@ -1,7 +1,7 @@
 import type { ChatHistoryItem, ChatWrapper, Llama, LlamaChat, LlamaContext, LlamaContextSequence, LlamaModel } from 'node-llama-cpp';
 import { appError } from '../errors.ts';
 import { citationsIn, ragMessages } from './prompt.ts';
-import { fastestThreads, median, readCpuBudget, threadCandidates, usableCores } from './threads.ts';
+import { fastestThreads, median, readCpuBudget, THREAD_DRIFT, ThreadDrift, threadCandidates, usableCores, type ThreadDriftOptions } from './threads.ts';
 import type { ChatMessage, GenerateEvent, GenerateRequest, LlmBackend, LlmSource } from './types.ts';
 
 export interface LlamaBackendOptions {
@@ -13,8 +13,23 @@ export interface LlamaBackendOptions {
   contextSize: number;
   /** Generations at once; one context sequence each. */
   slots: number;
-  /** 0 = the fastest count in timed trials up to the CPUs the process really has (see timeThreads). */
+  /** 0 = the fastest count in timed trials up to the CPUs the process really has (see timeThreads), timed again when answers drift far from the trial. */
   threads: number;
+  /** LLM_THREADS=0: when the answers' speed calls for timing the counts again (tests shorten it). */
+  threadDrift?: ThreadDriftOptions;
+  /** LLM_THREADS=0: the counts were timed again while serving (for the log). */
+  onThreadsRetimed?(event: ThreadsRetimed): void;
+}
+
+export interface ThreadsRetimed {
+  from: number;
+  to: number;
+  /** Median ms of the new trial by count. */
+  threadTrials: Record<number, number>;
+  /** Decode ms per token of the answers that called for it (median), and of the old trial at the count in use. */
+  observedMsPerToken: number;
+  trialMsPerToken: number;
+  error?: unknown;
 }
 
 let llamaRuntime: Promise<Llama> | null = null;
@@ -79,26 +94,37 @@ interface Slot {
 export class LlamaCppBackend implements LlmBackend {
   readonly name = 'llama';
   readonly version: string;
-  /** llama.cpp threads this model generates with. */
-  readonly threads: number;
-  /** LLM_THREADS=0: median ms of the timed trial by thread count (see timeThreads). */
-  readonly threadTrials: Record<number, number> | null;
+  /** LLM_THREADS=0: median ms of the last timed trial by thread count (see timeThreads). */
+  threadTrials: Record<number, number> | null;
   private active = 0;
   private idle: (() => void) | null = null;
   /** Slots no generation holds. */
-  private readonly free: Slot[];
+  private free: Slot[];
+  /** LLM_THREADS=0 with more than one count to choose from: whether answers still run at their trial's speed. */
+  private readonly drift: ThreadDrift | null;
+  /** Set when the drift calls for a new timing: it starts once no generation runs. */
+  private retimeDue = false;
+  /** A timing in progress (and the swap to the count it picks): generations wait for it. */
+  private retiming: Promise<void> | null = null;
 
   private constructor(
     private readonly model: LlamaModel,
-    private readonly context: LlamaContext,
-    options: LlamaBackendOptions,
+    private context: LlamaContext,
+    private readonly options: LlamaBackendOptions,
+    private readonly chatWrapper: ChatWrapper,
     slots: Slot[],
-    trials: Map<number, number[]> | null,
+    private readonly candidates: number[],
+    trials: ThreadTrials | null,
   ) {
     this.version = `llama:${options.model}`;
-    this.threads = context.idealThreads;
-    this.threadTrials = trials && Object.fromEntries([...trials].map(([threads, ms]) => [threads, Math.round(median(ms))]));
+    this.threadTrials = trials && trialMedians(trials);
     this.free = slots;
+    this.drift = trials && candidates.length > 1 ? new ThreadDrift(stepMsAt(trials, context.idealThreads), options.threadDrift ?? THREAD_DRIFT) : null;
+  }
+
+  /** llama.cpp threads this model generates with. */
+  get threads(): number {
+    return this.context.idealThreads;
   }
 
   static async load(options: LlamaBackendOptions): Promise<LlamaCppBackend> {
@@ -107,25 +133,55 @@ export class LlamaCppBackend implements LlmBackend {
     try {
       // A fixed count: node-llama-cpp's own default is every math core, which stalls
       // spin-waiting threads as soon as anything else runs on those cores.
-      const trials = options.threads > 0 ? null : await timeThreads(model, threadCandidates(usableCores(readCpuBudget())));
-      const context = await model.createContext({
-        contextSize: Math.min(options.contextSize, model.trainContextSize),
-        sequences: options.slots,
-        threads: trials ? fastestThreads(trials) : options.threads,
-      });
-      const { LlamaChat, resolveChatWrapper } = await import('node-llama-cpp');
+      const candidates = options.threads > 0 ? [options.threads] : threadCandidates(usableCores(readCpuBudget()));
+      const trials = options.threads > 0 ? null : await timeThreads(model, candidates);
+      const { resolveChatWrapper } = await import('node-llama-cpp');
       // Resolved once: a LlamaChat left to resolve it renders the model's Jinja template anew for every answer.
       const chatWrapper: ChatWrapper = resolveChatWrapper(model);
-      const slots: Slot[] = [];
-      for (let i = 0; i < options.slots; i++) {
-        const sequence = context.getSequence();
-        slots.push({ sequence, chat: new LlamaChat({ contextSequence: sequence, chatWrapper }), cleared: Promise.resolve() });
-      }
-      return new LlamaCppBackend(model, context, options, slots, trials);
+      const { context, slots } = await slotsOn(model, options, chatWrapper, trials ? fastestThreads(trials.ms) : options.threads);
+      return new LlamaCppBackend(model, context, options, chatWrapper, slots, candidates, trials);
     } catch (err) {
       await model.dispose();
       throw err;
     }
+  }
+
+  /**
+   * LLM_THREADS=0: times the counts again (the same trial as at load) and, when another
+   * count wins, moves the slots to a context of that many threads. Runs when no generation
+   * does; generations that arrive meanwhile wait for it (a trial takes a few answers' time).
+   */
+  retime(observedMsPerToken = 0): Promise<void> {
+    if (this.retiming) return this.retiming;
+    const run = async () => {
+      if (this.active > 0) await new Promise<void>((resolve) => (this.idle = resolve));
+      const from = this.threads;
+      const trialMsPerToken = this.drift?.baseline ?? 0;
+      try {
+        const trials = await timeThreads(this.model, this.candidates);
+        const to = fastestThreads(trials.ms);
+        if (to !== from) {
+          const next = await slotsOn(this.model, this.options, this.chatWrapper, to);
+          const old = { context: this.context, slots: this.free };
+          this.context = next.context;
+          this.free = next.slots;
+          for (const slot of old.slots) {
+            await slot.cleared;
+            slot.chat.dispose();
+          }
+          await old.context.dispose();
+        }
+        this.threadTrials = trialMedians(trials);
+        this.drift?.reset(stepMsAt(trials, to));
+        this.options.onThreadsRetimed?.({ from, to, threadTrials: this.threadTrials, observedMsPerToken, trialMsPerToken });
+      } catch (error) {
+        // The count in use stays; the drift starts over so a failing trial is not retried at once.
+        this.drift?.reset(trialMsPerToken);
+        this.options.onThreadsRetimed?.({ from, to: from, threadTrials: this.threadTrials ?? {}, observedMsPerToken, trialMsPerToken, error });
+      }
+    };
+    this.retiming = run().finally(() => (this.retiming = null));
+    return this.retiming;
   }
 
   /** Real token counts, from the model's own tokenizer. */
@@ -161,6 +217,8 @@ export class LlamaCppBackend implements LlmBackend {
       }
     }
 
+    // The thread count is being timed again (LLM_THREADS=0): generations wait for its slots.
+    while (this.retiming) await this.retiming;
     const slot = this.free.pop();
     if (!slot) throw appError('LLM_BUSY', 'Every generation slot of the model is taken');
     this.active++;
@@ -174,6 +232,9 @@ export class LlamaCppBackend implements LlmBackend {
     // llama.cpp pushes chunks through a callback; they wait here until the consumer pulls.
     const pending: string[] = [];
     let completionTokens = 0;
+    // When the first and the last token came: the answer's decode ms per token, for the drift.
+    let firstAt = 0;
+    let lastAt = 0;
     let wake: (() => void) | null = null;
     let finished: { stopReason: string } | null = null;
     let failure: unknown = null;
@@ -189,6 +250,8 @@ export class LlamaCppBackend implements LlmBackend {
           onResponseChunk: (chunk) => {
             if (chunk.type !== undefined) return; // thought segments are not part of the answer
             completionTokens += chunk.tokens.length;
+            lastAt = performance.now();
+            if (!firstAt) firstAt = lastAt;
             if (chunk.text) pending.push(chunk.text);
             wake?.();
           },
@@ -232,18 +295,57 @@ export class LlamaCppBackend implements LlmBackend {
       slot.cleared = sequence.clearHistory().catch(() => undefined);
       this.free.push(slot);
       this.active--;
-      if (this.active === 0) this.idle?.();
+      // A finished answer of a few tokens says how fast this count decodes now.
+      if (finished && this.drift && completionTokens >= MIN_DRIFT_TOKENS && this.drift.observe((lastAt - firstAt) / (completionTokens - 1))) this.retimeDue = true;
+      if (this.active === 0) {
+        this.idle?.();
+        this.idle = null;
+        if (this.retimeDue && !this.retiming) {
+          this.retimeDue = false;
+          void this.retime(this.drift!.lastMedian);
+        }
+      }
     }
   }
 
   /** Frees the model once running generations end (a switched-out version keeps serving them). */
   async dispose(): Promise<void> {
+    while (this.retiming) await this.retiming;
     if (this.active > 0) await new Promise<void>((resolve) => (this.idle = resolve));
     for (const slot of this.free) slot.chat.dispose();
     await this.context.dispose();
     await this.model.dispose();
   }
 }
+
+/** Answers shorter than this say too little about the decode speed to count in the drift. */
+const MIN_DRIFT_TOKENS = 4;
+
+/** A context of `threads` threads and its slots (a sequence with its LlamaChat each). */
+async function slotsOn(model: LlamaModel, options: LlamaBackendOptions, chatWrapper: ChatWrapper, threads: number): Promise<{ context: LlamaContext; slots: Slot[] }> {
+  const { LlamaChat } = await import('node-llama-cpp');
+  const context = await model.createContext({ contextSize: Math.min(options.contextSize, model.trainContextSize), sequences: options.slots, threads });
+  const slots: Slot[] = [];
+  for (let i = 0; i < options.slots; i++) {
+    const sequence = context.getSequence();
+    slots.push({ sequence, chat: new LlamaChat({ contextSequence: sequence, chatWrapper }), cleared: Promise.resolve() });
+  }
+  return { context, slots };
+}
+
+/** A thread trial's milliseconds by count: whole trials, and decode ms per token (after the first). */
+interface ThreadTrials {
+  ms: Map<number, number[]>;
+  stepMs: Map<number, number[]>;
+}
+
+const trialMedians = (trials: ThreadTrials): Record<number, number> => Object.fromEntries([...trials.ms].map(([threads, ms]) => [threads, Math.round(median(ms))]));
+
+/** The trial's decode ms per token at `threads` (0 when it was never timed whole). */
+const stepMsAt = (trials: ThreadTrials, threads: number): number => {
+  const steps = trials.stepMs.get(threads) ?? [];
+  return steps.length > 0 ? median(steps) : 0;
+};
 
 /** Prompt tokens and generated tokens of one thread trial: a short answer's prompt decode and a few steps. */
 const TRIAL_PROMPT_TOKENS = 48;
@@ -266,9 +368,10 @@ const TRIAL_ROUNDS = 3;
  * A count slower than twice the best of its round is not tried again, and a trial
  * stops early once it has taken three times the best whole trial (its time so far counts).
  */
-async function timeThreads(model: LlamaModel, candidates: number[]): Promise<Map<number, number[]>> {
+async function timeThreads(model: LlamaModel, candidates: number[]): Promise<ThreadTrials> {
   const trials = new Map<number, number[]>(candidates.map((threads) => [threads, []]));
-  if (candidates.length === 1) return trials.set(candidates[0]!, [0]);
+  const stepMs = new Map<number, number[]>(candidates.map((threads) => [threads, []]));
+  if (candidates.length === 1) return { ms: trials.set(candidates[0]!, [0]), stepMs };
   let text = 'The quarterly report of the northern office describes sales, costs, staff and plans for the next year. ';
   while (model.tokenize(text).length < TRIAL_PROMPT_TOKENS) text += text;
   const prompt = model.tokenize(text).slice(0, TRIAL_PROMPT_TOKENS);
@@ -285,14 +388,20 @@ async function timeThreads(model: LlamaModel, candidates: number[]): Promise<Map
         const sequence = contexts.get(threads)!.getSequence();
         const started = performance.now();
         let steps = 0;
+        let firstAt = 0;
         for await (const _token of sequence.evaluate(prompt)) {
+          if (!firstAt) firstAt = performance.now();
           if (++steps >= TRIAL_STEPS || performance.now() - started > bestTrial * 3) break;
         }
-        const ms = performance.now() - started;
+        const ended = performance.now();
+        const ms = ended - started;
         sequence.dispose();
         times.set(threads, ms);
         trials.get(threads)!.push(ms);
-        if (steps >= TRIAL_STEPS) bestTrial = Math.min(bestTrial, ms);
+        if (steps >= TRIAL_STEPS) {
+          bestTrial = Math.min(bestTrial, ms);
+          stepMs.get(threads)!.push((ended - firstAt) / (steps - 1));
+        }
       }
       const bestOfRound = Math.min(...times.values());
       alive = alive.filter((threads) => times.get(threads)! <= bestOfRound * 2);
@@ -300,7 +409,7 @@ async function timeThreads(model: LlamaModel, candidates: number[]): Promise<Map
   } finally {
     for (const context of contexts.values()) await context.dispose();
   }
-  return trials;
+  return { ms: trials, stepMs };
 }
 
 function historyOf(messages: ChatMessage[]): ChatHistoryItem[] {

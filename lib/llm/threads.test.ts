@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { cgroupQuota, fastestThreads, readCpuBudget, threadCandidates, usableCores } from './threads.ts';
+import { cgroupQuota, fastestThreads, readCpuBudget, ThreadDrift, threadCandidates, usableCores } from './threads.ts';
 
 describe('llama thread count for LLM_THREADS=0', () => {
   it('uses the CPUs of the affinity mask, within the cgroup quota rounded down, at least one', () => {
@@ -46,5 +46,43 @@ describe('llama thread count for LLM_THREADS=0', () => {
     const budget = readCpuBudget();
     assert.ok(budget.parallelism >= 1);
     assert.ok(usableCores(budget) >= 1 && usableCores(budget) <= budget.parallelism);
+  });
+});
+
+describe('thread count drift (LLM_THREADS=0)', () => {
+  const options = { window: 3, factor: 2, minIntervalMs: 1000 };
+
+  it('asks for a new timing when the last answers run over twice as slow as the trial, or twice as fast', () => {
+    let now = 0;
+    const slower = new ThreadDrift(40, options, () => now);
+    now = 5000;
+    assert.equal(slower.observe(90), false, 'one answer is not a drift');
+    assert.equal(slower.observe(95), false);
+    assert.equal(slower.observe(85), true);
+    const faster = new ThreadDrift(100, options, () => now);
+    now = 10_000;
+    for (const ms of [45, 40]) assert.equal(faster.observe(ms), false);
+    assert.equal(faster.observe(48), true);
+  });
+
+  it('leaves a count whose answers stay near its trial, or drift only by a few answers', () => {
+    let now = 5000;
+    const drift = new ThreadDrift(40, options, () => now);
+    now = 10_000;
+    for (const ms of [42, 75, 60, 38, 41, 200, 44]) assert.equal(drift.observe(ms), false, `${ms} ms`);
+  });
+
+  it('never times again sooner than minIntervalMs after the last timing, and starts over from the new trial', () => {
+    let now = 0;
+    const drift = new ThreadDrift(40, options, () => now);
+    for (const ms of [100, 100, 100]) assert.equal(drift.observe(ms), false);
+    now = 999;
+    assert.equal(drift.observe(100), false);
+    now = 1000;
+    assert.equal(drift.observe(100), true);
+    drift.reset(100);
+    now = 1500;
+    for (const ms of [100, 100, 100, 100]) assert.equal(drift.observe(ms), false, 'the new trial matches the answers');
+    assert.equal(drift.observe(0), false, 'an answer with no decode time says nothing');
   });
 });

@@ -89,3 +89,62 @@ function readOrNull(file: string): string | null {
     return null;
   }
 }
+
+export interface ThreadDriftOptions {
+  /** Answers whose median is compared with the trial (the last ones since the count was timed). */
+  window: number;
+  /** Drift: the median ms per token over `factor` times the trial's, or under 1/`factor` of it. */
+  factor: number;
+  /** At least this long between two timings, however far the answers drift. */
+  minIntervalMs: number;
+}
+
+export const THREAD_DRIFT: ThreadDriftOptions = { window: 5, factor: 2, minIntervalMs: 60_000 };
+
+/**
+ * Whether the thread count timed at load (LLM_THREADS=0) still fits the machine: the
+ * decode milliseconds per token of the last answers against the trial's own at the count
+ * in use. A count timed during a load spike (1 thread 1,566 ms, 2 threads 3,566 in one
+ * trial) is then faster than its trial once the spike passes, and a count timed on a quiet
+ * machine much slower once other work arrives: either way, far from the trial, the
+ * counts are worth timing again. Fed by the answers; says when to re-time.
+ */
+export class ThreadDrift {
+  private recent: number[] = [];
+  private timedAt: number;
+
+  constructor(
+    private baselineMs: number,
+    private readonly options: ThreadDriftOptions = THREAD_DRIFT,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.timedAt = now();
+  }
+
+  /** One answer's decode ms per token; true when the counts should be timed again. */
+  observe(msPerToken: number): boolean {
+    if (!(msPerToken > 0) || !(this.baselineMs > 0)) return false;
+    this.recent.push(msPerToken);
+    if (this.recent.length > this.options.window) this.recent.shift();
+    if (this.recent.length < this.options.window || this.now() - this.timedAt < this.options.minIntervalMs) return false;
+    const ratio = median(this.recent) / this.baselineMs;
+    return ratio > this.options.factor || ratio < 1 / this.options.factor;
+  }
+
+  /** The trial's decode ms per token at the count in use. */
+  get baseline(): number {
+    return this.baselineMs;
+  }
+
+  /** Median decode ms per token of the last answers (0 before any). */
+  get lastMedian(): number {
+    return this.recent.length > 0 ? median(this.recent) : 0;
+  }
+
+  /** The counts were timed again: the new trial's ms per token at the count now in use. */
+  reset(baselineMs: number): void {
+    this.baselineMs = baselineMs;
+    this.recent = [];
+    this.timedAt = this.now();
+  }
+}

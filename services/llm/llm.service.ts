@@ -70,6 +70,10 @@ export async function loadLlama(runtime: Runtime, version?: string): Promise<Lla
     contextSize: llm.contextSize,
     slots: llm.concurrency,
     threads: llm.threads,
+    onThreadsRetimed: ({ error, ...retimed }) =>
+      error
+        ? runtime.logger.warn({ err: error, model: `${llm.model}@${active}`, ...retimed }, 'llm thread count could not be timed again; the count in use stays')
+        : runtime.logger.info({ model: `${llm.model}@${active}`, ...retimed }, 'llm threads re-timed'),
   });
 }
 
