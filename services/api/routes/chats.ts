@@ -88,10 +88,11 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
     if (content.length > MAX_QUESTION) throw appError('MESSAGE_TOO_LONG', `At most ${MAX_QUESTION} characters`);
     const chatId = params.id;
     const question: ChatMessage = { role: 'user', content };
-    // The question is stored once the answer has started (the turn after `ready`, so after
-    // a first token that came with the start of the stream): neither the insert's round
-    // trip nor its work sits between the request and the first token, and a refused answer
-    // (429, 503) leaves nothing to delete. Its id is chosen here so `meta` can name it at
+    // The question is stored once the answer's first token has left (the turn after it; an
+    // answer with no token: before `done`): neither the insert's round trip nor its work
+    // sits between the request and the first token — on an embedded node PGlite runs its
+    // statements on the main thread, which during prompt processing takes a core from
+    // llama.cpp's threads — and a refused answer (429, 503) leaves nothing to delete. Its id is chosen here so `meta` can name it at
     // once; `done` waits for the row, and a failed insert fails the stream.
     const questionId = randomUUID();
     let storingQuestion: Promise<unknown> | null = null;
@@ -118,10 +119,7 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
     };
     let firstToken = true;
     const live: AnswerEvents = {
-      ready: () => {
-        stream();
-        setImmediate(storeQuestion);
-      },
+      ready: () => void stream(),
       sources: (sources, degraded) => stream().send('sources', { sources, degraded }),
       token: (text) => {
         const sse = stream();
@@ -130,6 +128,7 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
           firstToken = false;
           // The first token leaves now, with the headers, rather than after the rest of what came with it.
           sse.flush();
+          setImmediate(storeQuestion);
         }
       },
     };
