@@ -283,6 +283,10 @@ async function main(): Promise<void> {
         sides[side]!.push(await take[side]!());
       }
     }
+    // LLM_THREADS=0 times the counts again when answers drift far from the load-time trial: what each side ended on.
+    const embeddedEnd = (await embedded.node.broker.call('llm.info')) as { threads?: number; threadTrials?: Record<number, number> | null };
+    const retimed = (entries: Array<Record<string, unknown>>) => entries.filter((e) => e.msg === 'llm threads re-timed').map((e) => ({ from: e.from, to: e.to, trial_ms: e.threadTrials }));
+    const meshRetimes = retimed(llmNode.logs());
     const rawByThreads = Object.fromEntries(contenders.map((threads) => [threads, summary(sides[`raw${threads}`]!)]));
     const best = contenders.sort((a, b) => rawByThreads[b]!.tokens_per_s - rawByThreads[a]!.tokens_per_s)[0]!;
     const r = rawByThreads[best]!;
@@ -307,8 +311,8 @@ async function main(): Promise<void> {
         raw: { ...r, threads: best },
         raw_sweep: sweep,
         raw_by_threads: rawByThreads,
-        embedded: { ...e, threads: embeddedInfo.threads, trial_ms: embeddedInfo.threadTrials },
-        mesh: { ...m, threads: meshLoaded.threads, trial_ms: meshLoaded.threadTrials },
+        embedded: { ...e, threads: embeddedInfo.threads, trial_ms: embeddedInfo.threadTrials, threads_end: embeddedEnd.threads, ...(JSON.stringify(embeddedEnd.threadTrials) !== JSON.stringify(embeddedInfo.threadTrials) ? { trial_ms_end: embeddedEnd.threadTrials } : {}) },
+        mesh: { ...m, threads: meshLoaded.threads, trial_ms: meshLoaded.threadTrials, retimed: meshRetimes },
         cpu: { ...budget, loadAverage: round(budget.loadAverage) },
         load_average_end: round(os.loadavg()[0] ?? 0),
         model: 'random-weight Qwen2.5-0.5B shape, q8_0',
