@@ -8,17 +8,19 @@
  * Plain chat (no retrieval), so the figure is the transport and gateway cost, not
  * search. The backend is the offline extractive one.
  *
- * The client is node:http with one kept-alive connection (bench/support.ts
- * keepAliveClient), not `fetch`: fetch's own cost (about 2 ms per answer, traced) is the
- * bench client's, not the mesh's. Until 2026-12-02 this bench timed with `fetch`; its
- * figures before then are not comparable one for one (docs/sse.md). All answers are in
- * one chat, so after the first each starts from the turns the api already knows.
+ * The client is HTTP/1.1 written on one kept-alive TCP connection (bench/support.ts
+ * rawHttpClient: node:net, the request's bytes in one write, the token looked for in
+ * each read), not `fetch` nor node:http: their own cost (about 2 ms and 0.9 ms per answer,
+ * traced) is the bench client's, not the mesh's. Until 2026-12-02 this bench timed with
+ * `fetch`, then with node:http (keepAliveClient); figures of one client are not
+ * comparable one for one with another's (docs/sse.md). All answers are in one chat, so
+ * after the first each starts from the turns the api already knows.
  */
 import { randomUUID } from 'node:crypto';
 import { ExtractiveBackend } from '../lib/llm/extractive.ts';
 import { httpJson } from '../test/support/http.ts';
 import { TestMesh } from '../test/support/mesh.ts';
-import { keepAliveClient } from './support.ts';
+import { rawHttpClient } from './support.ts';
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 60);
 const percentile = (values: number[], p: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor((p / 100) * values.length))]!;
@@ -33,7 +35,7 @@ async function inProcessFirstToken(): Promise<number> {
   throw new Error('no token');
 }
 
-const client = keepAliveClient();
+const client = rawHttpClient();
 const meshFirstToken = (url: string, token: string) => client.firstTokenMs(url, token, { content: `hello there ${randomUUID()}`, rag: false });
 
 async function main(): Promise<void> {
@@ -70,7 +72,7 @@ async function main(): Promise<void> {
         added_p95_ms: round(percentile(mesh1, 95) - percentile(local, 95)),
         samples: SAMPLES,
         transporter: 'amqp',
-        client: 'node:http keep-alive',
+        client: 'HTTP/1.1 over node:net, one keep-alive connection',
         backend: 'extractive',
         cores: (await import('node:os')).cpus().length,
         node: process.version,

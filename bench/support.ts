@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -102,6 +103,86 @@ export function keepAliveClient(): { firstTokenMs(url: string, token: string, bo
       });
     },
     close: () => agent.destroy(),
+  };
+}
+
+/**
+ * firstTokenMs over one raw TCP connection (node:net) with the request's bytes written at
+ * once: what bench:sse times with since 2026-12-02 (later). It is still a real HTTP/1.1
+ * client of the api (keep-alive, the same headers as keepAliveClient, the chunked SSE
+ * response read to its end), with none of node:http's per-request work: no ClientRequest
+ * or agent, no header objects, no HTTP parser or IncomingMessage stream; the request is one
+ * socket write and each read is searched for the token as it comes. The clock starts
+ * before the request's bytes are built.
+ */
+export function rawHttpClient(): { firstTokenMs(url: string, token: string, body: { content: string; rag: boolean }): Promise<number>; close(): void } {
+  let socket: net.Socket | null = null;
+  const marker = Buffer.from('event: token');
+  const open = (url: URL) =>
+    new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect({ host: url.hostname, port: Number(url.port || 80), noDelay: true }, () => {
+        s.off('error', reject);
+        resolve(s);
+      });
+      s.once('error', reject);
+    });
+  return {
+    async firstTokenMs(url, token, body) {
+      const target = new URL(url);
+      socket ??= await open(target);
+      const s = socket;
+      return new Promise<number>((resolve, reject) => {
+        const started = performance.now();
+        const payload = Buffer.from(JSON.stringify(body));
+        const head =
+          `POST ${target.pathname}${target.search} HTTP/1.1\r\nHost: ${target.host}\r\nConnection: keep-alive\r\nAuthorization: Bearer ${token}\r\n` +
+          `Content-Type: application/json\r\nAccept: text/event-stream\r\nContent-Length: ${payload.length}\r\n\r\n`;
+        let first = -1;
+        let seen: Buffer = Buffer.alloc(0);
+        let status = 0;
+        let headerEnd = -1;
+        let chunked = false;
+        let length = -1;
+        const finish = (err?: Error) => {
+          s.off('data', onData);
+          s.off('error', onError);
+          s.off('close', onClose);
+          if (err) {
+            s.destroy();
+            if (socket === s) socket = null;
+            reject(err);
+          } else if (status !== 200) reject(new Error(`HTTP ${status}: ${seen.subarray(headerEnd, headerEnd + 300).toString()}`));
+          else if (first < 0) reject(new Error('no token'));
+          else resolve(first);
+        };
+        const onError = (err: Error) => finish(err);
+        const onClose = () => finish(new Error('connection closed before the response ended'));
+        let scanFrom = 0;
+        const onData = (chunk: Buffer) => {
+          const at = performance.now();
+          seen = seen.length ? Buffer.concat([seen, chunk]) : chunk;
+          if (headerEnd < 0) {
+            const end = seen.indexOf('\r\n\r\n');
+            if (end < 0) return;
+            headerEnd = scanFrom = end + 4;
+            const headers = seen.subarray(0, end).toString('latin1');
+            status = Number(headers.slice(9, 12));
+            chunked = /\r\ntransfer-encoding:\s*chunked/i.test(headers);
+            length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(headers)?.[1] ?? -1);
+          }
+          // The time of the read that brought the token (the marker may straddle two reads).
+          if (first < 0 && seen.indexOf(marker, scanFrom) >= 0) first = at - started;
+          scanFrom = Math.max(headerEnd, seen.length - marker.length);
+          // The response ends with its last chunk (chunked) or its Content-Length.
+          if (chunked ? seen.subarray(-7).toString('latin1') === '\r\n0\r\n\r\n' || seen.length - headerEnd === 5 && seen.subarray(-5).toString('latin1') === '0\r\n\r\n' : length >= 0 && seen.length - headerEnd >= length) finish();
+        };
+        s.on('data', onData);
+        s.on('error', onError);
+        s.on('close', onClose);
+        s.write(Buffer.concat([Buffer.from(head, 'latin1'), payload]));
+      });
+    },
+    close: () => socket?.destroy(),
   };
 }
 
