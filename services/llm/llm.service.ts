@@ -201,7 +201,11 @@ export default function llmService(runtime: Runtime): ServiceSchema {
           if (abortedEarly.delete(ctx.params.generationId)) abort.abort();
           running.set(ctx.params.generationId, abort);
           const out = new PassThrough();
-          out.on('close', () => abort.abort());
+          // The reader went away (or the transporter gave up on the stream) before the
+          // generation finished. Not after: an abort builds a DOMException with its stack,
+          // about 0.3 ms of the llm's CPU per answer for nothing to stop.
+          let finished = false;
+          out.on('close', () => finished || abort.abort());
           const maxTokens = Math.min(ctx.params.maxTokens ?? runtime.config.llm.maxTokens, runtime.config.llm.maxTokens);
           // Each chunk written to `out` becomes one message over the transporter, and the api
           // parses every message that has arrived before it gets to the first token: the first
@@ -263,8 +267,14 @@ export default function llmService(runtime: Runtime): ServiceSchema {
               // Tokens held for an aborted generation have no reader left.
               if (abort.signal.aborted) held = '';
               flushHeld();
+              finished = true;
               out.end();
-              runtime.logger.info({ generationId: ctx.params.generationId, outcome, tokens, ms: Math.round(performance.now() - started) }, 'generation ended');
+              // A generation that ran to its end is in the metrics (tokens, first token,
+              // tokens/s): its line is debug. Aborted and failed ones stay in the log. A
+              // line is a synchronous write to stdout: about 0.4 ms of CPU per answer here.
+              const entry = { generationId: ctx.params.generationId, outcome, tokens, ms: Math.round(performance.now() - started) };
+              if (outcome === 'done') runtime.logger.debug(entry, 'generation ended');
+              else runtime.logger.info(entry, 'generation ended');
             }
           })();
           return out;

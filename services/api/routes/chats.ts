@@ -106,8 +106,10 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
     const kv = await runtime.stores.kv();
 
     // The client may leave before the answer starts as well as during it.
+    // Not once the answer is over: an abort builds a DOMException with its stack, for nothing to stop.
     const abort = new AbortController();
-    res.once('close', () => abort.abort());
+    let over = false;
+    res.once('close', () => over || abort.abort());
     // Headers go out once the answer is coming, so a busy llm is still a plain 503 + Retry-After.
     let sse: SseStream | null = null;
     const stream = (): SseStream => {
@@ -209,6 +211,7 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
       stream().send('error', { code: typeof e.type === 'string' ? e.type : 'INTERNAL', message: (e.code ?? 500) >= 500 && !e.type ? 'The answer failed' : (e.message ?? 'The answer failed') });
       runtime.logger.warn({ err }, 'chat answer failed');
     } finally {
+      over = true;
       (sse as SseStream | null)?.close();
     }
   };
