@@ -10,6 +10,7 @@ import { upload, waitForJob } from '../../../test/support/ingest.ts';
 import { STREAMS_PER_USER } from './chats.ts';
 import { streamSlotKey } from '../../../lib/auth/stream-slots.ts';
 import { parseSse } from '../../../lib/streams.ts';
+import { LLM_ABORT_EVENT } from '../../../lib/llm/types.ts';
 
 /** Reads an SSE answer to the end: [event, data] pairs. */
 async function ask(url: string, token: string, body: unknown, init: { method?: string; signal?: AbortSignal } = {}) {
@@ -238,6 +239,66 @@ describe('chats and RAG answers over SSE (embedded profile)', () => {
     // Forgotten: the next ask for it starts nothing before the read.
     const after = await generateCalls(async () => assert.equal((await post(alice)).status, 404));
     assert.deepEqual(after, []);
+  });
+
+  it('asks the llm before the slot is held for a chat it knows, and aborts that generation when the slot is refused; past the cap in this process it asks nothing first', async () => {
+    const kv = await node.stores.kv();
+    // Erin's answers elsewhere (another api replica) fill every slot.
+    for (let i = 0; i < STREAMS_PER_USER; i++) await kv.set(streamSlotKey('answer', 'acme', 'erin', i), 'elsewhere', 60_000);
+    const erin = await token(['viewer'], 'erin');
+    const chat = (await httpJson(`${base}/api/v1/chats`, { method: 'POST', token: erin })).body;
+    const post = (who: string, id: string) => httpJson(`${base}/api/v1/chats/${id}/messages`, { method: 'POST', token: who, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ content: 'hello', rag: false }) });
+    const aborted: string[] = [];
+    const broadcast = node.broker.broadcast;
+    node.broker.broadcast = function (this: typeof node.broker, ...args: Parameters<typeof broadcast>) {
+      if (args[0] === LLM_ABORT_EVENT) aborted.push(((args as unknown[])[1] as { generationId: string }).generationId);
+      return broadcast.apply(this, args);
+    } as typeof broadcast;
+    const ids: string[] = [];
+    const call = node.broker.call;
+    node.broker.call = function (this: typeof node.broker, ...args: Parameters<typeof call>) {
+      if (args[0] === 'llm.generate') ids.push((args[1] as { generationId: string }).generationId);
+      return call.apply(this, args);
+    } as typeof call;
+    try {
+      const refused = await post(erin, chat.id);
+      assert.equal(refused.status, 429);
+      assert.equal(refused.body.error.code, 'TOO_MANY_STREAMS');
+      assert.equal(ids.length, 1, 'the chat is known: the answer started before the slot was refused');
+      assert.deepEqual(aborted, ids, 'and was aborted');
+      assert.deepEqual((await httpJson(`${base}/api/v1/chats/${chat.id}`, { token: erin })).body.messages, [], 'nothing stored');
+    } finally {
+      node.broker.broadcast = broadcast;
+      node.broker.call = call;
+    }
+
+    // Frank holds his cap of answers in this process (their generations held back): his
+    // next question in a chat this api knows waits for its slot, and is refused without
+    // asking the llm.
+    const frank = await token(['viewer'], 'frank');
+    const frankChat = (await httpJson(`${base}/api/v1/chats`, { method: 'POST', token: frank })).body;
+    let letGo!: () => void;
+    const gate = new Promise<void>((resolve) => (letGo = resolve));
+    let started = 0;
+    let allStarted!: () => void;
+    const capReached = new Promise<void>((resolve) => (allStarted = resolve));
+    node.broker.call = function (this: typeof node.broker, ...args: Parameters<typeof call>) {
+      if (args[0] !== 'llm.generate') return call.apply(this, args);
+      if (++started === STREAMS_PER_USER) allStarted();
+      return gate.then(() => call.apply(this, args)) as ReturnType<typeof call>;
+    } as typeof call;
+    try {
+      const held = Array.from({ length: STREAMS_PER_USER }, () => ask(`${base}/api/v1/chats/${frankChat.id}/messages`, frank, { content: 'wait for it', rag: false }));
+      await capReached;
+      const past = await post(frank, frankChat.id);
+      assert.equal(past.status, 429);
+      assert.equal(started, STREAMS_PER_USER, 'no generation asked for the answer past the cap');
+      letGo();
+      for (const answer of await Promise.all(held)) assert.equal(answer.res.status, 200);
+    } finally {
+      letGo();
+      node.broker.call = call;
+    }
   });
 
   it('refuses empty and oversized questions with a 400', async () => {

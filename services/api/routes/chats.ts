@@ -54,6 +54,11 @@ const MESSAGE = {
  * or `error`; heartbeats every 15 s. The client closing the connection aborts the
  * generation upstream.
  */
+/** Resolves after `n` setImmediate passes (what was scheduled for the first one meanwhile has run). */
+function nextPasses(n: number): Promise<void> {
+  return new Promise<void>((resolve) => (n <= 1 ? setImmediate(resolve) : setImmediate(() => void nextPasses(n - 1).then(resolve))));
+}
+
 export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule {
   const chats = async () => (await runtime.stores.repos()).chats;
   // Each chat's last turns as this process last read or wrote them: an answer starts before its read returns.
@@ -66,6 +71,11 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
     return chat;
   };
 
+  // This process's answers in progress, per user (tenant and user): one is started before
+  // its stream slot is held only while they are fewer than the user's cap (see `ask`).
+  const inProgress = new Map<string, number>();
+  const perUserCap = runtime.config.chat.streamsPerUser;
+
   const ask = async ({ req, res, ctx, params, admitted }: StreamCall<AskParams>): Promise<void> => {
     const auth = ctx.meta.auth!;
     const scope = tenantScope(auth.tenantId);
@@ -73,19 +83,12 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
     const repo = await chats();
     const readable = content && content.length <= MAX_QUESTION && isUuid(params.id);
     // The turns this process knows of the chat, from an earlier read or create by this
-    // same user: the answer starts from them once the slot is held, and the read checks them.
+    // same user: the answer starts from them at once, and the read checks them.
     const known = readable ? turns.get(scope.tenantId, auth.userId, params.id) : undefined;
     // The chat (owned by the caller) and its context in one statement, read while the
-    // gateway takes the stream slot (readsBeforeAdmission). Nothing is written or asked
-    // before the slot is held. When the turns are known the read is not what the llm call
-    // waits for: it is asked after the slot's command has left (the gateway sent it this
-    // tick), so its work does not delay that round trip.
+    // gateway takes the stream slot (readsBeforeAdmission); asked below.
     const readChat = () => repo.getWithRecentMessages(scope, auth.userId, params.id, HISTORY);
-    const reading = !readable ? Promise.resolve(null) : known ? new Promise<void>((resolve) => setImmediate(resolve)).then(readChat) : readChat();
-    reading.catch(() => undefined);
-    await admitted;
-    if (!content) throw appError('EMPTY_MESSAGE', 'The message is empty');
-    if (content.length > MAX_QUESTION) throw appError('MESSAGE_TOO_LONG', `At most ${MAX_QUESTION} characters`);
+    let reading: ReturnType<typeof readChat> = Promise.resolve(null);
     const chatId = params.id;
     const question: ChatMessage = { role: 'user', content };
     // The question is stored once the answer's first token has left (the turn after it; an
@@ -105,8 +108,8 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
     };
     const kv = await runtime.stores.kv();
 
-    // The client may leave before the answer starts as well as during it.
-    // Not once the answer is over: an abort builds a DOMException with its stack, for nothing to stop.
+    // The client may leave before the answer starts as well as during it. Not once the
+    // answer is over: an abort builds a DOMException with its stack, for nothing to stop.
     const abort = new AbortController();
     let over = false;
     res.once('close', () => over || abort.abort());
@@ -140,79 +143,119 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
       maxTokens: params.maxTokens,
     };
     const attempt = (from: KnownTurns, events: AnswerEvents, signal: AbortSignal) => answerer.answer(ctx, kv, scope, [...from.turns, question], options, events, signal);
-    /** The read's verdict: the chat's turns as they are, or 404 (and nothing known of it any more). */
-    const read = async (): Promise<KnownTurns> => {
-      const found = await reading;
-      if (!found) {
-        turns.forget(scope.tenantId, auth.userId, chatId);
-        throw appError('CHAT_NOT_FOUND', `No chat ${String(params.id).slice(0, 64)}`);
-      }
-      return turns.set(scope.tenantId, auth.userId, chatId, found.recent);
+    /** An answer from the known turns whose events are held until the slot and the read allow them. */
+    const startEarly = (from: KnownTurns) => {
+      const speculation = new AbortController();
+      const held = heldEvents();
+      const early = attempt(from, held.events, AbortSignal.any([abort.signal, speculation.signal]));
+      early.catch(() => undefined);
+      return { speculation, held, early };
     };
-    /** The turns the answer used, once the read has confirmed them. */
-    let used: KnownTurns | null = null;
-    try {
-      let result: AnswerResult | null;
-      if (known) {
-        // This api read (or created) the chat for this same user before: the answer starts
-        // from the turns it knows while PostgreSQL is asked, and nothing of it reaches the
-        // client until the read agrees. A chat gone (404) or changed meanwhile (another
-        // replica, another answer) aborts that generation: the client gets the 404, or the
-        // answer to the turns the read found.
-        const speculation = new AbortController();
-        const held = heldEvents();
-        const early = attempt(known, held.events, AbortSignal.any([abort.signal, speculation.signal]));
-        early.catch(() => undefined);
-        let confirmed: KnownTurns;
-        try {
-          confirmed = await read();
-        } catch (err) {
-          speculation.abort();
-          throw err;
-        }
-        if (sameTurns(confirmed.turns, known.turns)) {
-          used = confirmed;
-          held.release(live);
-          result = await early;
-        } else {
-          speculation.abort();
-          runtime.logger.debug({ chatId }, 'chat turns changed since this api last saw them: answer restarted from the read');
-          used = confirmed;
-          result = await attempt(confirmed, live, abort.signal);
-        }
-      } else {
-        used = await read();
-        result = await attempt(used, live, abort.signal);
-      }
-      await storeQuestion();
-      if (!result) {
-        turns.forgetChat(used); // the client left: its question is kept, no answer is
-        return;
-      }
 
-      const saved = await repo.addMessage(scope, chatId, {
-        role: 'assistant',
-        content: result.content,
-        // With snippet and both legs' ranks, as the live `sources` event had them.
-        sources: result.shown,
-        usage: { ...result.usage, finishReason: result.finishReason, cached: result.cached },
-      });
-      turns.advance(used, [question, { role: 'assistant', content: result.content }]);
-      stream().send('done', { messageId: saved.id, usage: result.usage, citations: result.citations, finishReason: result.finishReason, cached: result.cached });
-    } catch (err) {
-      turns.forgetChat(used);
-      if (!sse && !res.headersSent) {
-        // Refused before it started: the question was not stored, the client gets the HTTP error.
+    const userKey = `${scope.tenantId}\u0000${auth.userId}`;
+    const inProgressBefore = inProgress.get(userKey) ?? 0;
+    inProgress.set(userKey, inProgressBefore + 1);
+    try {
+      // Known turns and fewer than the cap of this user's answers in progress here: the
+      // llm is asked now, while the gateway's slot command is in flight, and nothing of
+      // that answer reaches the client (nor is stored) until the slot is held and the read
+      // agrees. Refused (429 TOO_MANY_STREAMS, or the store down), it is aborted. Past the
+      // cap in this process, the slot is waited for first, as for an unknown chat: a
+      // user over the cap starts no generation on one api, and at most (replicas × cap)
+      // across replicas, each aborted one store round trip later (docs/sse.md).
+      const early = known && inProgressBefore < perUserCap ? startEarly(known) : null;
+      // When the turns are known the read is not what the answer waits for: it is asked
+      // once the slot's command (sent on the next tick) and the llm call (amqplib writes
+      // on a setImmediate pass scheduled meanwhile) have left, so its work delays neither.
+      reading = !readable ? Promise.resolve(null) : known ? nextPasses(early ? 2 : 1).then(readChat) : readChat();
+      reading.catch(() => undefined);
+      try {
+        await admitted;
+      } catch (err) {
+        early?.speculation.abort();
         throw err;
       }
-      // The answer started, then failed: the question is kept, as a started answer's is.
-      void storeQuestion();
-      const e = err as { type?: string; message?: string; code?: number };
-      stream().send('error', { code: typeof e.type === 'string' ? e.type : 'INTERNAL', message: (e.code ?? 500) >= 500 && !e.type ? 'The answer failed' : (e.message ?? 'The answer failed') });
-      runtime.logger.warn({ err }, 'chat answer failed');
+      if (!content) throw appError('EMPTY_MESSAGE', 'The message is empty');
+      if (content.length > MAX_QUESTION) throw appError('MESSAGE_TOO_LONG', `At most ${MAX_QUESTION} characters`);
+      await answerAfterAdmission(early);
     } finally {
-      over = true;
-      (sse as SseStream | null)?.close();
+      const left = (inProgress.get(userKey) ?? 1) - 1;
+      if (left > 0) inProgress.set(userKey, left);
+      else inProgress.delete(userKey);
+    }
+
+    async function answerAfterAdmission(earlyStart: ReturnType<typeof startEarly> | null): Promise<void> {
+      /** The read's verdict: the chat's turns as they are, or 404 (and nothing known of it any more). */
+      const read = async (): Promise<KnownTurns> => {
+        const found = await reading;
+        if (!found) {
+          turns.forget(scope.tenantId, auth.userId, chatId);
+          throw appError('CHAT_NOT_FOUND', `No chat ${String(params.id).slice(0, 64)}`);
+        }
+        return turns.set(scope.tenantId, auth.userId, chatId, found.recent);
+      };
+      /** The turns the answer used, once the read has confirmed them. */
+      let used: KnownTurns | null = null;
+      try {
+        let result: AnswerResult | null;
+        if (known) {
+          // This api read (or created) the chat for this same user before: the answer starts
+          // from the turns it knows while PostgreSQL is asked, and nothing of it reaches the
+          // client until the read agrees. A chat gone (404) or changed meanwhile (another
+          // replica, another answer) aborts that generation: the client gets the 404, or the
+          // answer to the turns the read found.
+          const { speculation, held, early } = earlyStart ?? startEarly(known);
+          let confirmed: KnownTurns;
+          try {
+            confirmed = await read();
+          } catch (err) {
+            speculation.abort();
+            throw err;
+          }
+          if (sameTurns(confirmed.turns, known.turns)) {
+            used = confirmed;
+            held.release(live);
+            result = await early;
+          } else {
+            speculation.abort();
+            runtime.logger.debug({ chatId }, 'chat turns changed since this api last saw them: answer restarted from the read');
+            used = confirmed;
+            result = await attempt(confirmed, live, abort.signal);
+          }
+        } else {
+          used = await read();
+          result = await attempt(used, live, abort.signal);
+        }
+        await storeQuestion();
+        if (!result) {
+          turns.forgetChat(used); // the client left: its question is kept, no answer is
+          return;
+        }
+
+        const saved = await repo.addMessage(scope, chatId, {
+          role: 'assistant',
+          content: result.content,
+          // With snippet and both legs' ranks, as the live `sources` event had them.
+          sources: result.shown,
+          usage: { ...result.usage, finishReason: result.finishReason, cached: result.cached },
+        });
+        turns.advance(used, [question, { role: 'assistant', content: result.content }]);
+        stream().send('done', { messageId: saved.id, usage: result.usage, citations: result.citations, finishReason: result.finishReason, cached: result.cached });
+      } catch (err) {
+        turns.forgetChat(used);
+        if (!sse && !res.headersSent) {
+          // Refused before it started: the question was not stored, the client gets the HTTP error.
+          throw err;
+        }
+        // The answer started, then failed: the question is kept, as a started answer's is.
+        void storeQuestion();
+        const e = err as { type?: string; message?: string; code?: number };
+        stream().send('error', { code: typeof e.type === 'string' ? e.type : 'INTERNAL', message: (e.code ?? 500) >= 500 && !e.type ? 'The answer failed' : (e.message ?? 'The answer failed') });
+        runtime.logger.warn({ err }, 'chat answer failed');
+      } finally {
+        over = true;
+        (sse as SseStream | null)?.close();
+      }
     }
   };
 
