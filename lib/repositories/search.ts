@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { SearchFilters, StoredHit } from '../ports/search-hit.ts';
 import type { TenantScope } from '../ports/tenant-scope.ts';
+import { preparedRaw } from './prepared.ts';
 
 /**
  * The lexical leg's SQL: term statistics (kept by the triggers of migration
@@ -202,7 +203,9 @@ export class SearchRepository {
    * stemmer and stop words, as for the chunks) and each lexeme's document frequency.
    */
   async queryStatistics(scope: TenantScope, text: string): Promise<{ stats: TenantSearchStats; terms: Map<FtConfig, Array<QueryTerm & { df: number }>> }> {
-    const { rows } = await this.knex.raw(
+    // Prepared: planning it cost more than running it (lib/repositories/prepared.ts).
+    const { rows } = await preparedRaw(
+      this.knex,
       `with s as (select * from search_stats where tenant_id = ?),
        q as (
          select c.cfg, u.lexeme, coalesce(array_length(u.positions, 1), 1) as qtf
@@ -438,7 +441,10 @@ export class SearchRepository {
     const [ru, en, simple] = FT_CONFIGS.map(headline) as [ReturnType<typeof headline>, ReturnType<typeof headline>, ReturnType<typeof headline>];
     // One primary-key lookup per hit, chunk then document, in the order asked: whatever the
     // planner believes of the tables' sizes, never a pass over the tenant's documents.
-    const { rows } = await this.knex.raw(
+    // Prepared (one statement per set of configurations with headlines): planning it cost
+    // more than the lookups.
+    const { rows } = await preparedRaw(
+      this.knex,
       `select c.id, c.document_id, c.page, c.heading, c.text, c.lang, d.source_id, d.title, d.mime, d.tags,
               -- ts_headline parses the whole text again: only for the hits that are shown.
               case when c.id = any(?::uuid[]) then (case c.lang when 'ru' then ${ru.sql} when 'en' then ${en.sql} else ${simple.sql} end) end as headline

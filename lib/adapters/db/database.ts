@@ -6,6 +6,7 @@ import knexPkg, { type Knex } from 'knex';
 import type { Config } from '../../config/env.ts';
 import { appError, RagmeshError } from '../../errors.ts';
 import { DependencyHealth } from '../dependency-health.ts';
+import { queryPreparedPglite } from './prepared.ts';
 
 /** The system of record: one knex instance over PostgreSQL or PGlite, chosen by DB_DRIVER. */
 export interface Database {
@@ -153,9 +154,25 @@ async function openPglite(dataDir: string): Promise<{ knex: Knex; pglite: Pglite
   const pglite = await PGlite.create({ dataDir: dir, extensions: { vector } });
   // knex-pglite 0.14 names a delete's command "DEL", so knex returns the raw result
   // instead of the deleted-row count; calling it "delete" restores the count.
-  class PgliteClient extends (ClientPgLite as unknown as new (config: Knex.Config) => { processResponse(obj: { method?: string }, runner: unknown): unknown }) {
+  type QueryObject = { method?: string; sql: string; bindings?: unknown[]; options?: { name?: string }; response?: unknown };
+  class PgliteClient extends (ClientPgLite as unknown as new (config: Knex.Config) => {
+    processResponse(obj: { method?: string }, runner: unknown): unknown;
+    _query(connection: unknown, obj: QueryObject): Promise<QueryObject>;
+  }) {
     override processResponse(obj: { method?: string }, runner: unknown): unknown {
       return super.processResponse(obj.method === 'del' ? { ...obj, method: 'delete' } : obj, runner);
+    }
+    // A statement named by preparedRaw runs as PREPARE once and EXECUTE after (prepared.ts).
+    override async _query(connection: unknown, obj: QueryObject): Promise<QueryObject> {
+      const name = obj.options?.name;
+      if (name && obj.sql) {
+        const response = await queryPreparedPglite(connection as Parameters<typeof queryPreparedPglite>[0], name, obj.sql, obj.bindings ?? []);
+        if (response !== null) {
+          obj.response = response;
+          return obj;
+        }
+      }
+      return super._query(connection, obj);
     }
   }
   // knex-pglite closes the PGlite instance in knex.destroy().
