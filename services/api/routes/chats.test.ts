@@ -247,7 +247,7 @@ describe('chats and RAG answers over SSE (embedded profile)', () => {
     for (let i = 0; i < STREAMS_PER_USER; i++) await kv.set(streamSlotKey('answer', 'acme', 'erin', i), 'elsewhere', 60_000);
     const erin = await token(['viewer'], 'erin');
     const chat = (await httpJson(`${base}/api/v1/chats`, { method: 'POST', token: erin })).body;
-    const post = (who: string, id: string) => httpJson(`${base}/api/v1/chats/${id}/messages`, { method: 'POST', token: who, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ content: 'hello', rag: false }) });
+    const post = (who: string, id: string, rag = false) => httpJson(`${base}/api/v1/chats/${id}/messages`, { method: 'POST', token: who, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ content: 'hello', rag }) });
     const aborted: string[] = [];
     const broadcast = node.broker.broadcast;
     node.broker.broadcast = function (this: typeof node.broker, ...args: Parameters<typeof broadcast>) {
@@ -258,6 +258,7 @@ describe('chats and RAG answers over SSE (embedded profile)', () => {
     const call = node.broker.call;
     node.broker.call = function (this: typeof node.broker, ...args: Parameters<typeof call>) {
       if (args[0] === 'llm.generate') ids.push((args[1] as { generationId: string }).generationId);
+      if (args[0] === 'api.search') ids.push('search');
       return call.apply(this, args);
     } as typeof call;
     try {
@@ -267,6 +268,10 @@ describe('chats and RAG answers over SSE (embedded profile)', () => {
       assert.equal(ids.length, 1, 'the chat is known: the answer started before the slot was refused');
       assert.deepEqual(aborted, ids, 'and was aborted');
       assert.deepEqual((await httpJson(`${base}/api/v1/chats/${chat.id}`, { token: erin })).body.messages, [], 'nothing stored');
+      // A RAG question starts with its search: nothing of it before the slot.
+      const rag = await post(erin, chat.id, true);
+      assert.equal(rag.status, 429);
+      assert.equal(ids.length, 1, 'neither a search nor a generation for the refused RAG question');
     } finally {
       node.broker.broadcast = broadcast;
       node.broker.call = call;

@@ -156,14 +156,17 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
     const inProgressBefore = inProgress.get(userKey) ?? 0;
     inProgress.set(userKey, inProgressBefore + 1);
     try {
-      // Known turns and fewer than the cap of this user's answers in progress here: the
-      // llm is asked now, while the gateway's slot command is in flight, and nothing of
+      // Known turns, a plain chat question and fewer than the cap of this user's answers
+      // in progress here: the llm is asked now, while the gateway's slot command is in
+      // flight, and nothing of
       // that answer reaches the client (nor is stored) until the slot is held and the read
       // agrees. Refused (429 TOO_MANY_STREAMS, or the store down), it is aborted. Past the
       // cap in this process, the slot is waited for first, as for an unknown chat: a
       // user over the cap starts no generation on one api, and at most (replicas × cap)
       // across replicas, each aborted one store round trip later (docs/sse.md).
-      const early = known && inProgressBefore < perUserCap ? startEarly(known) : null;
+      // Plain chat only: a RAG answer starts with its search, work not to do for a refused
+      // slot, and tens of ms beside which the slot's round trip is nothing.
+      const early = known && !params.rag && inProgressBefore < perUserCap ? startEarly(known) : null;
       // When the turns are known the read is not what the answer waits for: it is asked
       // once the slot's command (sent on the next tick) and the llm call (amqplib writes
       // on a setImmediate pass scheduled meanwhile) have left, so its work delays neither.
