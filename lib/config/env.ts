@@ -85,7 +85,7 @@ export const VARIABLES: VarSpec[] = [
   { name: 'LLM_CONCURRENCY', default: '2', doc: 'Generations one llm process runs at once.' },
   { name: 'LLM_QUEUE_LIMIT', default: '16', doc: 'Generations waiting for a slot; beyond that callers get 503 OVERLOADED with Retry-After.' },
   { name: 'LLM_CONTEXT_SIZE', default: '4096', doc: 'With `llama`: the context window in tokens of each generation slot (prompt, sources and answer together; sources are cut to fit).' },
-  { name: 'LLM_THREADS', default: '0', doc: 'With `llama`: CPU threads for generation; 0 = timed at model load: a short generation at each count up to the CPUs the process may use (affinity, cgroup quota), the fastest kept.' },
+  { name: 'LLM_THREADS', default: '0', doc: 'With `llama`: CPU threads for generation; 0 = timed at model load: a short generation at each count up to the CPUs the process may use (affinity, cgroup quota), the fastest kept, and timed again while serving when answers run over twice as slow as that trial, or twice as fast (docs/sse.md).' },
   { name: 'CHAT_STREAMS_PER_USER', default: '3', doc: 'Answers one user may have running at once (chat answers and /v1/chat/completions, streamed or not), counted in the KV store across every api replica; the next gets 429 TOO_MANY_STREAMS.' },
   { name: 'CHAT_STREAMS_PER_TENANT', default: '30', doc: 'Answers all users of one tenant may have running at once (chat answers and /v1/chat/completions), counted across every api replica as leases that a crashed replica loses within a minute; the next gets 429 TOO_MANY_STREAMS. 0 = no tenant cap.' },
   { name: 'LLM_MAX_TOKENS', default: '512', doc: 'Largest number of tokens one answer may generate (a request may ask for fewer).' },
