@@ -12,11 +12,12 @@
  * rawHttpClient: node:net, the request's bytes in one write, the token looked for in
  * each read), not `fetch` nor node:http: their own cost (about 2 ms and 0.9 ms per answer,
  * traced) is the bench client's, not the mesh's. Until 2026-12-02 this bench timed with
- * `fetch`, then with node:http (keepAliveClient); figures of one client are not
+ * `fetch`, then with node:http (a client since replaced); figures of one client are not
  * comparable one for one with another's (docs/sse.md). All answers are in one chat, so
  * after the first each starts from the turns the api already knows.
  */
 import { randomUUID } from 'node:crypto';
+import os from 'node:os';
 import { ExtractiveBackend } from '../lib/llm/extractive.ts';
 import { httpJson } from '../test/support/http.ts';
 import { TestMesh } from '../test/support/mesh.ts';
@@ -75,11 +76,11 @@ async function main(): Promise<void> {
         added_p95_ms: round(percentile(mesh1, 95) - percentile(local, 95)),
         samples: SAMPLES,
         warmup: WARMUP,
-        load: (await import('node:os')).loadavg().map((x) => Math.round(x * 100) / 100),
+        load: os.loadavg().map((x) => Math.round(x * 100) / 100),
         transporter: 'amqp',
         client: 'HTTP/1.1 over node:net, one keep-alive connection',
         backend: 'extractive',
-        cores: (await import('node:os')).cpus().length,
+        cores: os.cpus().length,
         node: process.version,
       }),
     );

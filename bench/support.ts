@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
@@ -62,54 +61,9 @@ export async function firstTokenMs(url: string, token: string, body: { content: 
 }
 
 /**
- * firstTokenMs over node:http and one kept-alive connection instead of `fetch`: what
- * bench:sse times with. Traced at load 5, `fetch` (undici) took about 1 ms from the call to
- * its request's first byte on the socket and 1.2 ms from the read that brought the token to
- * handing it over (web streams, TextDecoder): 2 ms of the figure that were the bench
- * client's, not the mesh's. This client writes the request at once and looks for the token
- * in the bytes as they are read.
- */
-export function keepAliveClient(): { firstTokenMs(url: string, token: string, body: { content: string; rag: boolean }): Promise<number>; close(): void } {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const marker = Buffer.from('event: token');
-  return {
-    firstTokenMs(url, token, body) {
-      const payload = Buffer.from(JSON.stringify(body));
-      return new Promise<number>((resolve, reject) => {
-        const started = performance.now();
-        const req = http.request(url, {
-          method: 'POST',
-          agent,
-          headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', Accept: 'text/event-stream', 'Content-Length': payload.length },
-        });
-        req.on('response', (res) => {
-          let first = -1;
-          let seen: Buffer = Buffer.alloc(0);
-          res.on('data', (chunk: Buffer) => {
-            if (first >= 0) return;
-            // The marker may straddle two reads: keep its length's worth of the last one.
-            seen = seen.length ? Buffer.concat([seen.subarray(-marker.length), chunk]) : chunk;
-            if (seen.includes(marker)) first = performance.now() - started;
-          });
-          res.on('end', () => {
-            if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode}`));
-            else if (first < 0) reject(new Error('no token'));
-            else resolve(first);
-          });
-          res.on('error', reject);
-        });
-        req.on('error', reject);
-        req.end(payload);
-      });
-    },
-    close: () => agent.destroy(),
-  };
-}
-
-/**
  * firstTokenMs over one raw TCP connection (node:net) with the request's bytes written at
  * once: what bench:sse times with since 2026-12-02 (later). It is still a real HTTP/1.1
- * client of the api (keep-alive, the same headers as keepAliveClient, the chunked SSE
+ * client of the api (keep-alive; bearer token, JSON body, Accept: text/event-stream; the chunked SSE
  * response read to its end), with none of node:http's per-request work: no ClientRequest
  * or agent, no header objects, no HTTP parser or IncomingMessage stream; the request is one
  * socket write and each read is searched for the token as it comes. The clock starts
