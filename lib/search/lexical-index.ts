@@ -44,6 +44,7 @@ export class TenantPostings {
   /** Scores of the current query, by chunk index; zeroed again after each query. */
   private readonly scores: Float64Array;
   private readonly touched: Int32Array;
+
   constructor(
     readonly version: number,
     private readonly chunkIds: string[],

@@ -48,17 +48,17 @@ const MESSAGE = {
   properties: { id: { type: 'string' }, role: { enum: ['user', 'assistant'] }, content: { type: 'string' }, sources: {}, usage: {}, createdAt: { type: 'string' } },
 };
 
+/** Resolves after `n` setImmediate passes (what was scheduled for the first one meanwhile has run). */
+function nextPasses(n: number): Promise<void> {
+  return new Promise<void>((resolve) => (n <= 1 ? setImmediate(resolve) : setImmediate(() => void nextPasses(n - 1).then(resolve))));
+}
+
 /**
  * Chats: create, list, rename, delete; messages persisted with the sources used. Asking
  * streams the answer over SSE: `meta`, `sources`, `token`…, `done` (usage, citations)
  * or `error`; heartbeats every 15 s. The client closing the connection aborts the
  * generation upstream.
  */
-/** Resolves after `n` setImmediate passes (what was scheduled for the first one meanwhile has run). */
-function nextPasses(n: number): Promise<void> {
-  return new Promise<void>((resolve) => (n <= 1 ? setImmediate(resolve) : setImmediate(() => void nextPasses(n - 1).then(resolve))));
-}
-
 export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule {
   const chats = async () => (await runtime.stores.repos()).chats;
   // Each chat's last turns as this process last read or wrote them: an answer starts before its read returns.
