@@ -24,6 +24,12 @@ export interface GenerateParams {
 /** Tokens that follow a chunk sent less than this long ago are held and sent with the next one (see llm.generate). */
 export const TOKEN_BATCH_MS = 5;
 
+/**
+ * llm.generate answers (opens its stream) with the first line written, or after this long
+ * without one (a long prompt still being processed), so the call does not near its timeout.
+ */
+export const FIRST_LINE_WAIT_MS = 1000;
+
 /** A line of the generate stream: a GenerateEvent, or the error that ended it. */
 export type StreamLine = GenerateEvent | { type: 'error'; code: string; message: string };
 
@@ -213,6 +219,8 @@ export default function llmService(runtime: Runtime): ServiceSchema {
           // chunk wait for it and go out together (the last line flushes them).
           let held = '';
           let heldTimer: NodeJS.Timeout | null = null;
+          let lineWritten = (): void => undefined;
+          const firstLine = new Promise<void>((resolve) => (lineWritten = resolve));
           let sentAt = -Infinity;
           const flushHeld = () => {
             if (heldTimer) clearTimeout(heldTimer);
@@ -221,6 +229,7 @@ export default function llmService(runtime: Runtime): ServiceSchema {
             sentAt = performance.now();
             out.write(held);
             held = '';
+            lineWritten();
           };
           const write = async (line: StreamLine) => {
             if (out.destroyed) return;
@@ -269,6 +278,7 @@ export default function llmService(runtime: Runtime): ServiceSchema {
               flushHeld();
               finished = true;
               out.end();
+              lineWritten();
               // A generation that ran to its end is in the metrics (tokens, first token,
               // tokens/s): its line is debug. Aborted and failed ones stay in the log. A
               // line is a synchronous write to stdout: about 0.4 ms of CPU per answer here.
@@ -277,6 +287,13 @@ export default function llmService(runtime: Runtime): ServiceSchema {
               else runtime.logger.info(entry, 'generation ended');
             }
           })();
+          // The stream is answered with its first line rather than at once: opened at once,
+          // its opening crossed RabbitMQ and the api sent the client its SSE headers while
+          // llama.cpp processed the prompt, waking three processes on the two cores its threads
+          // held. Now the opening and the first token leave in one pass (docs/sse.md).
+          let cap: NodeJS.Timeout | undefined;
+          await Promise.race([firstLine, new Promise<void>((resolve) => (cap = setTimeout(resolve, FIRST_LINE_WAIT_MS)))]);
+          clearTimeout(cap);
           return out;
         },
       },
