@@ -35,6 +35,8 @@ export interface IndexPlan {
 
 /** Estimated bytes per posting (chunk index + tf) and per chunk (id, length, dictionary share). */
 const BYTES_PER_POSTING = 6;
+/** A posting's precomputed tf part (a float64: the scores must equal the SQL's to the bit). */
+const BYTES_PER_IMPACT = 8;
 const BYTES_PER_CHUNK = 120;
 const BYTES_PER_TERM = 80;
 
@@ -44,6 +46,18 @@ export class TenantPostings {
   /** Scores of the current query, by chunk index; zeroed again after each query. */
   private readonly scores: Float64Array;
   private readonly touched: Int32Array;
+  /**
+   * Each posting's BM25 tf part, `tf·(k1 + 1) / (tf + k1·(1 − b + b·len/avgdl))`, for the
+   * k1, b and average length of `impactsOf` (one version has one average length, so it
+   * is computed once, at the first search). Why: the sum is then one multiply-add per
+   * posting instead of a division and a second random read (the chunk's length), and
+   * each list's largest term (its bound) is known. The same expression in the same
+   * order as the SQL's, so the scores stay equal to the bit. It costs 8 bytes a posting.
+   */
+  private impacts: Float64Array | null = null;
+  /** The largest impact in each term's list, by the list's start. */
+  private listMax = new Map<number, number>();
+  private impactsOf = { k1: NaN, b: NaN, avgdl: NaN };
 
   constructor(
     readonly version: number,
@@ -55,7 +69,7 @@ export class TenantPostings {
     private readonly tfs: Uint16Array,
   ) {
     const terms = FT_CONFIGS.reduce((n, c) => n + lists[c].size, 0);
-    this.bytes = docs.length * BYTES_PER_POSTING + chunkIds.length * BYTES_PER_CHUNK + terms * BYTES_PER_TERM;
+    this.bytes = docs.length * (BYTES_PER_POSTING + BYTES_PER_IMPACT) + chunkIds.length * BYTES_PER_CHUNK + terms * BYTES_PER_TERM;
     this.scores = new Float64Array(chunkIds.length);
     this.touched = new Int32Array(chunkIds.length);
   }
@@ -66,87 +80,163 @@ export class TenantPostings {
 
   /**
    * The top `limit` chunks by BM25, best first (ties by chunk id, as the SQL orders
-   * them), exact, with MaxScore pruning (Turtle & Flood) in memory: the query's lists
-   * are summed rarest first (highest bound w·(k1 + 1) first); once the bounds of the
-   * lists left add up to less than θ, the `limit`-th best sum so far (a lower bound of
-   * the final `limit`-th score, since sums only grow), no chunk untouched so far can
-   * reach the top, nor can a touched one whose sum plus those bounds stays under θ. The
-   * lists left are then only probed for the remaining candidates (each list is in chunk
-   * order: a binary search per candidate) instead of read whole — the long lists of
-   * common words, which are most of the postings of a long question.
+   * them), exact, with MaxScore pruning (Turtle & Flood) in memory. The query's lists
+   * are summed rarest first (by weight: the order the sums were always added in, so
+   * scores stay equal to the bit). A list can add at most its bound (weight × its
+   * largest tf part) to a chunk. Before each long list, θ is estimated: the `limit`
+   * best chunks summed so far get their full scores (a binary search per chunk in each
+   * list left), and the `limit`-th of those is a lower bound of the final `limit`-th
+   * score, since they are real chunks. Once the bounds of the lists left add up to less
+   * than θ, no chunk untouched so far can reach the top: the lists left are only probed
+   * for the touched chunks that still can (their sum plus the bounds left ≥ θ), list
+   * by list, dropping the chunks that fall out after each — instead of read whole.
+   * Why: the long lists of common words are most of the postings of a long question
+   * (CISI at 100k chunks: 115k postings a question, 25–29k of them in the lists that
+   * must be read whole); θ from the partial sums alone came too low to stop before them.
    */
   top(plans: IndexPlan[], options: { k1: number; b: number; avgLength: number; limit: number }): LexicalHit[] {
     const { k1, b, limit } = options;
     if (limit <= 0) return [];
     const avgdl = Math.max(options.avgLength, 1);
-    const { scores, touched, docs, tfs, lens } = this;
+    const { scores, touched, docs } = this;
+    const impacts = this.impactsFor(k1, b, avgdl);
+    const listMax = this.listMax;
     const query: Array<{ start: number; end: number; weight: number; bound: number }> = [];
     for (const plan of plans) {
       const lists = this.lists[plan.config];
       for (const { term, weight } of plan.terms) {
         const range = lists.get(term);
-        if (range) query.push({ start: range[0], end: range[1], weight, bound: weight * (k1 + 1) });
+        // A hair over the list's largest term: the bounds are added in another order than the sums.
+        if (range) query.push({ start: range[0], end: range[1], weight, bound: weight * listMax.get(range[0])! * (1 + 1e-9) });
       }
     }
-    query.sort((x, y) => y.bound - x.bound || x.end - x.start - (y.end - y.start));
+    query.sort((x, y) => y.weight - x.weight || x.end - x.start - (y.end - y.start));
     // rest[i]: the most the lists from i on can add to one chunk.
     const rest = new Float64Array(query.length + 1);
     for (let i = query.length - 1; i >= 0; i--) rest[i] = rest[i + 1]! + query[i]!.bound;
-    // Written as SearchRepository's SQL writes it, so equal chunks tie exactly alike.
-    const contribution = (d: number, tf: number, weight: number) => weight * ((tf * (k1 + 1)) / (tf + k1 * (1 - b + (b * lens[d]!) / avgdl)));
 
     let count = 0;
     let i = 0;
-    let attempts = 0;
-    let candidates: Int32Array | null = null;
+    let theta = 0;
     for (; i < query.length; i++) {
       const list = query[i]!;
-      // θ costs a pass over the touched chunks: tried at most twice, before a list long
-      // next to them (the common words come last).
-      if (candidates === null && attempts < 2 && count >= limit && (list.end - list.start) * 2 > count) {
-        attempts++;
-        const theta = this.kthScore(touched.subarray(0, count), limit);
-        if (rest[i]! < theta) {
-          const kept: number[] = [];
-          for (let t = 0; t < count; t++) if (scores[touched[t]!]! + rest[i]! >= theta) kept.push(touched[t]!);
-          let left = 0;
-          for (let j = i; j < query.length; j++) left += query[j]!.end - query[j]!.start;
-          // Probing pays when the candidates' binary searches cost less than reading the lists.
-          if (kept.length * Math.log2(left + 2) * 2 < left) candidates = Int32Array.from(kept).sort();
-        }
-        if (candidates) break;
+      // θ costs two passes over the touched chunks: tried before a list longer than they are
+      // (more often cost more than it saved on CISI questions at 100k chunks).
+      if (count >= limit && list.end - list.start > count) {
+        theta = Math.max(theta, this.fullScoreBound(touched.subarray(0, count), limit, query, i));
+        if (rest[i]! < theta) break;
       }
       const weight = list.weight;
-      // `contribution` written out: as a call in this loop the whole search took twice as long.
       for (let p = list.start; p < list.end; p++) {
         const d = docs[p]!;
-        const tf = tfs[p]!;
         if (scores[d] === 0) touched[count++] = d;
-        scores[d]! += weight * ((tf * (k1 + 1)) / (tf + k1 * (1 - b + (b * lens[d]!) / avgdl)));
+        scores[d]! += weight * impacts[p]!;
       }
     }
 
-    if (candidates) {
-      for (let j = i; j < query.length; j++) {
-        const list = query[j]!;
-        let lo = list.start;
-        for (let c = 0; c < candidates.length && lo < list.end; c++) {
-          const d = candidates[c]!;
-          // First posting at or after d in [lo, end): the candidates ascend, so lo only moves on.
-          let hi = list.end;
-          while (lo < hi) {
-            const mid = (lo + hi) >>> 1;
-            if (docs[mid]! < d) lo = mid + 1;
-            else hi = mid;
-          }
-          if (lo < list.end && docs[lo] === d) scores[d]! += contribution(d, tfs[lo]!, list.weight);
-        }
+    let candidates: Int32Array | null = null;
+    if (i < query.length) {
+      let kept = 0;
+      const live = new Int32Array(count);
+      for (let t = 0; t < count; t++) if (scores[touched[t]!]! + rest[i]! >= theta) live[kept++] = touched[t]!;
+      candidates = live.subarray(0, kept).sort();
+      for (let j = i; j < query.length && candidates.length > 0; j++) {
+        this.probe(candidates, query[j]!, impacts, scores);
+        let n = 0;
+        for (let c = 0; c < candidates.length; c++) if (scores[candidates[c]!]! + rest[j + 1]! >= theta) candidates[n++] = candidates[c]!;
+        candidates = candidates.subarray(0, n);
       }
     }
 
     const hits = this.best(candidates ?? touched.subarray(0, count), limit);
     for (let t = 0; t < count; t++) scores[touched[t]!] = 0;
     return hits;
+  }
+
+  /**
+   * Adds one list's terms to the scores of `candidates` (ascending chunk indexes) that
+   * it holds: a merge when the candidates are many next to the list, else a binary
+   * search each (from where the last one stopped).
+   */
+  private probe(candidates: Int32Array, list: { start: number; end: number; weight: number }, impacts: Float64Array, scores: Float64Array): void {
+    const { docs } = this;
+    const weight = list.weight;
+    const end = list.end;
+    let lo = list.start;
+    if (candidates.length * Math.log2(end - lo + 2) > end - lo + candidates.length) {
+      for (let c = 0; c < candidates.length && lo < end; c++) {
+        const d = candidates[c]!;
+        while (lo < end && docs[lo]! < d) lo++;
+        if (lo < end && docs[lo] === d) scores[d]! += weight * impacts[lo]!;
+      }
+      return;
+    }
+    for (let c = 0; c < candidates.length && lo < end; c++) {
+      const d = candidates[c]!;
+      let hi = end;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (docs[mid]! < d) lo = mid + 1;
+        else hi = mid;
+      }
+      if (lo < end && docs[lo] === d) scores[d]! += weight * impacts[lo]!;
+    }
+  }
+
+  /**
+   * A lower bound of the final `limit`-th score: the `limit` best of `chunks` by their
+   * sums so far, completed with the lists from `from` on (into a scratch copy, in the
+   * order the sums are added), and the `limit`-th of those full scores.
+   */
+  private fullScoreBound(chunks: Int32Array, limit: number, query: Array<{ start: number; end: number; weight: number }>, from: number): number {
+    const { scores, docs } = this;
+    const impacts = this.impacts!;
+    const partial = this.kthScore(chunks, limit);
+    const best: number[] = [];
+    for (let t = 0; t < chunks.length && best.length < limit * 4; t++) if (scores[chunks[t]!]! >= partial) best.push(chunks[t]!);
+    const full = new Float64Array(best.length);
+    for (let c = 0; c < best.length; c++) {
+      const d = best[c]!;
+      let sum = scores[d]!;
+      for (let j = from; j < query.length; j++) {
+        const list = query[j]!;
+        let lo = list.start;
+        let hi = list.end;
+        while (lo < hi) {
+          const mid = (lo + hi) >>> 1;
+          if (docs[mid]! < d) lo = mid + 1;
+          else hi = mid;
+        }
+        if (lo < list.end && docs[lo] === d) sum += list.weight * impacts[lo]!;
+      }
+      full[c] = sum;
+    }
+    if (full.length < limit) return 0;
+    return full.sort()[full.length - limit]!;
+  }
+
+  /** Every posting's tf part for these k1, b and average length (see `impacts`). */
+  private impactsFor(k1: number, b: number, avgdl: number): Float64Array {
+    const at = this.impactsOf;
+    if (this.impacts && at.k1 === k1 && at.b === b && at.avgdl === avgdl) return this.impacts;
+    const { docs, tfs, lens } = this;
+    const impacts = this.impacts ?? new Float64Array(docs.length);
+    // Written as SearchRepository's SQL writes it (weight × this), so equal chunks tie exactly alike.
+    for (let p = 0; p < docs.length; p++) {
+      const tf = tfs[p]!;
+      impacts[p] = (tf * (k1 + 1)) / (tf + k1 * (1 - b + (b * lens[docs[p]!]!) / avgdl));
+    }
+    this.listMax.clear();
+    for (const config of FT_CONFIGS) {
+      for (const [start, end] of this.lists[config].values()) {
+        let max = 0;
+        for (let p = start; p < end; p++) if (impacts[p]! > max) max = impacts[p]!;
+        this.listMax.set(start, max);
+      }
+    }
+    this.impacts = impacts;
+    this.impactsOf = { k1, b, avgdl };
+    return impacts;
   }
 
   /**
