@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { TenantScope } from '../ports/tenant-scope.ts';
+import { preparedRaw } from './prepared.ts';
 
 export interface ChatRow {
   id: string;
@@ -64,7 +65,9 @@ export class ChatsRepository {
     chatId: string,
     message: { id?: string; role: MessageRole; content: string; sources?: unknown[]; usage?: Record<string, unknown> },
   ): Promise<MessageRow> {
-    const { rows } = await this.knex.raw(
+    // Prepared (lib/repositories/prepared.ts), as the read below: every answer stores two.
+    const { rows } = await preparedRaw(
+      this.knex,
       `with inserted as (
          insert into messages (id, tenant_id, chat_id, role, content, sources, usage)
          values (coalesce(?::uuid, gen_random_uuid()), ?, ?, ?, ?, ?::jsonb, ?::jsonb)
@@ -84,7 +87,10 @@ export class ChatsRepository {
    * round trip before the answer starts, and no message is read unless the chat is owned.
    */
   async getWithRecentMessages(scope: TenantScope, userId: string, id: string, limit: number): Promise<{ chat: ChatRow; recent: MessageRow[] } | null> {
-    const { rows } = await this.knex.raw(
+    // Prepared: PostgreSQL parses and plans it once per connection, not on every answer,
+    // while the answer's llm call is in flight on the same two cores (docs/sse.md).
+    const { rows } = await preparedRaw(
+      this.knex,
       `select c.*, coalesce((
          select json_agg(m order by m.seq) from (
            select * from messages where tenant_id = c.tenant_id and chat_id = c.id order by seq desc limit ?
