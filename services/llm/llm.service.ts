@@ -206,7 +206,10 @@ export default function llmService(runtime: Runtime): ServiceSchema {
           const abort = new AbortController();
           if (abortedEarly.delete(ctx.params.generationId)) abort.abort();
           running.set(ctx.params.generationId, abort);
-          const out = new PassThrough();
+          // Object mode, strings: Moleculer sends each chunk as a JSON string. A byte-mode
+          // stream's Buffer goes over as JSON's {"type":"Buffer","data":[123,34,…]}, up to four
+          // characters per byte to write, parse and copy back on each side.
+          const out = new PassThrough({ objectMode: true });
           // The reader went away (or the transporter gave up on the stream) before the
           // generation finished. Not after: an abort builds a DOMException with its stack,
           // about 0.3 ms of the llm's CPU per answer for nothing to stop.
