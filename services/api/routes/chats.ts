@@ -145,9 +145,14 @@ export function chatRoutes(runtime: Runtime, answerer: Answerer): ApiRouteModule
     const attempt = (from: KnownTurns, events: AnswerEvents, signal: AbortSignal) => answerer.answer(ctx, kv, scope, [...from.turns, question], options, events, signal);
     /** An answer from the known turns whose events are held until the slot and the read allow them. */
     const startEarly = (from: KnownTurns) => {
+      // Aborted with the request too. Not AbortSignal.any: it costs a WeakRef and a
+      // finalization registration per answer, for one listener on a signal that lives as
+      // long as the request.
       const speculation = new AbortController();
+      if (abort.signal.aborted) speculation.abort();
+      else abort.signal.addEventListener('abort', () => speculation.abort(), { once: true });
       const held = heldEvents();
-      const early = attempt(from, held.events, AbortSignal.any([abort.signal, speculation.signal]));
+      const early = attempt(from, held.events, speculation.signal);
       early.catch(() => undefined);
       return { speculation, held, early };
     };
