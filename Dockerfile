@@ -57,4 +57,4 @@ EXPOSE 3000 9090
 HEALTHCHECK --interval=10s --timeout=4s --start-period=90s --retries=3 CMD ["node", "scripts/healthcheck.ts"]
 ENTRYPOINT ["/usr/bin/tini", "--"]
 # V8 flags: lib/runtime/node-flags.ts says why (a steady footprint under steady load).
-CMD ["node", "--min-semi-space-size=16", "--max-semi-space-size=16", "--no-memory-reducer", "--heap-growing-percent=25", "--import", "tsx", "main.ts"]
+CMD ["node", "--min-semi-space-size=16", "--max-semi-space-size=16", "--no-memory-reducer", "--heap-growing-percent=25", "--experimental-async-context-frame", "--import", "tsx", "main.ts"]
