@@ -91,7 +91,7 @@ export class TenantPostings {
    * for the touched chunks that still can (their sum plus the bounds left ≥ θ), list
    * by list, dropping the chunks that fall out after each — instead of read whole.
    * Why: the long lists of common words are most of the postings of a long question
-   * (CISI at 100k chunks: 115k postings a question, 25–29k of them in the lists that
+   * (CISI at 100k chunks: 115–190k postings a question, 25–29k of them in the lists that
    * must be read whole); θ from the partial sums alone came too low to stop before them.
    */
   top(plans: IndexPlan[], options: { k1: number; b: number; avgLength: number; limit: number }): LexicalHit[] {
