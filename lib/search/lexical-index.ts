@@ -171,6 +171,8 @@ export class TenantPostings {
       }
       return;
     }
+    // The binary search written out, as in fullScoreBound: through a shared method the 1M
+    // top measured p50 17–25 ms against 15–19 ms inline (bench:search, four runs each).
     for (let c = 0; c < candidates.length && lo < end; c++) {
       const d = candidates[c]!;
       let hi = end;
@@ -184,9 +186,11 @@ export class TenantPostings {
   }
 
   /**
-   * A lower bound of the final `limit`-th score: the `limit` best of `chunks` by their
-   * sums so far, completed with the lists from `from` on (into a scratch copy, in the
-   * order the sums are added), and the `limit`-th of those full scores.
+   * A lower bound of the final `limit`-th score: the chunks of `chunks` whose sums so far
+   * reach the `limit`-th best of them (at most 4 × `limit`: ties there can be many, and
+   * any `limit` real chunks give a valid bound), completed with the lists from `from` on
+   * (into a scratch sum, in the order the sums are added), and the `limit`-th of those
+   * full scores.
    */
   private fullScoreBound(chunks: Int32Array, limit: number, query: Array<{ start: number; end: number; weight: number }>, from: number): number {
     const { scores, docs } = this;
