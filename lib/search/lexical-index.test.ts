@@ -7,7 +7,7 @@ import { tenantScope, type TenantScope } from '../ports/tenant-scope.ts';
 import { ChunksRepository } from '../repositories/chunks.ts';
 import { DocumentsRepository } from '../repositories/documents.ts';
 import { SearchRepository } from '../repositories/search.ts';
-import { HybridSearch } from './hybrid.ts';
+import { BM25, bm25Weight, HybridSearch } from './hybrid.ts';
 import { LexicalIndexCache } from './lexical-index.ts';
 import { parseQuery } from './query.ts';
 
@@ -86,6 +86,16 @@ for (const backend of DATABASE_BACKENDS) {
           // The same scores in the same order; equal scores (chunks of the same words) by chunk id in both.
           assert.deepEqual(held.ids, sql.ids, `${query} @${limit}`);
           assert.deepEqual(held.highlight, sql.highlight);
+        }
+      }
+      // Both ways of summing (chosen by the query's size) give the same hits, to the bit.
+      const repo = new SearchRepository(knex);
+      for (const query of QUERIES) {
+        const { stats: at, terms } = await repo.queryStatistics(scope, parseQuery(query).words.join(' '));
+        const plans = [...terms].map(([config, ts]) => ({ config, terms: ts.map((t) => ({ term: t.term, weight: bm25Weight(t.qtf, t.df, at.chunkCount) })) }));
+        for (const limit of [1, 10, 1000]) {
+          const options = { ...BM25, avgLength: at.totalLength / at.chunkCount, limit };
+          assert.deepEqual(postings.top(plans, { ...options, dense: true }), postings.top(plans, { ...options, dense: false }), `${query} @${limit}`);
         }
       }
       // Phrases, exclusions and filters read the chunk rows in SQL; they answer as before.

@@ -39,6 +39,13 @@ const BYTES_PER_POSTING = 6;
 const BYTES_PER_IMPACT = 8;
 const BYTES_PER_CHUNK = 120;
 const BYTES_PER_TERM = 80;
+/**
+ * A query sums densely (see TenantPostings.top) once its postings number at least
+ * 1 / this of the tenant's chunks. Measured on CISI questions' terms at 100k chunks:
+ * noting each chunk as it is first seen costs ~10 ns a posting, the dense sum ~1–2 ns
+ * a posting plus ~3 ns a chunk to scan and clear every sum; they cross near half.
+ */
+const DENSE_WHEN_POSTINGS_PER_CHUNK = 2;
 
 /** The postings of one tenant at one version, by configuration and term. */
 export class TenantPostings {
@@ -50,13 +57,11 @@ export class TenantPostings {
    * Each posting's BM25 tf part, `tf·(k1 + 1) / (tf + k1·(1 − b + b·len/avgdl))`, for the
    * k1, b and average length of `impactsOf` (one version has one average length, so it
    * is computed once, at the first search). Why: the sum is then one multiply-add per
-   * posting instead of a division and a second random read (the chunk's length), and
-   * each list's largest term (its bound) is known. The same expression in the same
-   * order as the SQL's, so the scores stay equal to the bit. It costs 8 bytes a posting.
+   * posting instead of a division and a second random read (the chunk's length). The
+   * same expression in the same order as the SQL's, so the scores stay equal to the
+   * bit. It costs 8 bytes a posting.
    */
   private impacts: Float64Array | null = null;
-  /** The largest impact in each term's list, by the list's start. */
-  private listMax = new Map<number, number>();
   private impactsOf = { k1: NaN, b: NaN, avgdl: NaN };
 
   constructor(
@@ -80,143 +85,66 @@ export class TenantPostings {
 
   /**
    * The top `limit` chunks by BM25, best first (ties by chunk id, as the SQL orders
-   * them), exact, with MaxScore pruning (Turtle & Flood) in memory. The query's lists
-   * are summed rarest first (by weight: the order the sums were always added in, so
-   * scores stay equal to the bit). A list can add at most its bound (weight × its
-   * largest tf part) to a chunk. Before each long list, θ is estimated: the `limit`
-   * best chunks summed so far get their full scores (a binary search per chunk in each
-   * list left), and the `limit`-th of those is a lower bound of the final `limit`-th
-   * score, since they are real chunks. Once the bounds of the lists left add up to less
-   * than θ, no chunk untouched so far can reach the top: the lists left are only probed
-   * for the touched chunks that still can (their sum plus the bounds left ≥ θ), list
-   * by list, dropping the chunks that fall out after each — instead of read whole.
-   * Why: the long lists of common words are most of the postings of a long question
-   * (CISI at 100k chunks: 115–190k postings a question, 25–29k of them in the lists that
-   * must be read whole); θ from the partial sums alone came too low to stop before them.
+   * them), exact. Every posting of the query's lists is summed, the lists rarest first
+   * (by weight: the order the sums were always added in, so scores stay equal to the
+   * bit), then the `limit`-th score is found and only the chunks at or above it sorted.
+   *
+   * Two ways to sum, chosen by which costs less for this query:
+   * - dense: straight into the per-chunk sums, then one pass over all of them for the
+   *   top. Why: a long question touches most of a tenant (CISI at 100k chunks: 190k
+   *   postings over 26 lists touch 66k chunks), and the loop without a "first time this
+   *   chunk is seen?" branch — mispredicted at random for every new chunk — ran 3× faster.
+   * - sparse: noting each chunk the first time it is seen, so that a query of few
+   *   postings in a large tenant neither clears nor scans every chunk's sum.
+   *
+   * Pruning (MaxScore with θ from the best partial sums) was dropped with the dense
+   * sum: on CISI questions at 100k chunks it left 172k of 190k postings to sum, and even
+   * a perfect θ leaves 65k to sum and 34k candidates to probe in the rest, as much work
+   * as summing everything densely.
+   *
+   * `dense` forces one way (tests hold the two equal); by default it is chosen by cost.
    */
-  top(plans: IndexPlan[], options: { k1: number; b: number; avgLength: number; limit: number }): LexicalHit[] {
+  top(plans: IndexPlan[], options: { k1: number; b: number; avgLength: number; limit: number; dense?: boolean }): LexicalHit[] {
     const { k1, b, limit } = options;
     if (limit <= 0) return [];
     const avgdl = Math.max(options.avgLength, 1);
-    const { scores, touched, docs } = this;
     const impacts = this.impactsFor(k1, b, avgdl);
-    const listMax = this.listMax;
-    const query: Array<{ start: number; end: number; weight: number; bound: number }> = [];
+    const query: Array<{ start: number; end: number; weight: number }> = [];
+    let postings = 0;
     for (const plan of plans) {
       const lists = this.lists[plan.config];
       for (const { term, weight } of plan.terms) {
         const range = lists.get(term);
-        // A hair over the list's largest term: the bounds are added in another order than the sums.
-        if (range) query.push({ start: range[0], end: range[1], weight, bound: weight * listMax.get(range[0])! * (1 + 1e-9) });
+        if (range) {
+          query.push({ start: range[0], end: range[1], weight });
+          postings += range[1] - range[0];
+        }
       }
     }
     query.sort((x, y) => y.weight - x.weight || x.end - x.start - (y.end - y.start));
-    // rest[i]: the most the lists from i on can add to one chunk.
-    const rest = new Float64Array(query.length + 1);
-    for (let i = query.length - 1; i >= 0; i--) rest[i] = rest[i + 1]! + query[i]!.bound;
-
-    let count = 0;
-    let i = 0;
-    let theta = 0;
-    for (; i < query.length; i++) {
-      const list = query[i]!;
-      // θ costs two passes over the touched chunks: tried before a list longer than they are
-      // (more often cost more than it saved on CISI questions at 100k chunks).
-      if (count >= limit && list.end - list.start > count) {
-        theta = Math.max(theta, this.fullScoreBound(touched.subarray(0, count), limit, query, i));
-        if (rest[i]! < theta) break;
+    const { scores, docs } = this;
+    if (options.dense ?? postings * DENSE_WHEN_POSTINGS_PER_CHUNK >= scores.length) {
+      for (const list of query) {
+        const { weight, end } = list;
+        for (let p = list.start; p < end; p++) scores[docs[p]!]! += weight * impacts[p]!;
       }
-      const weight = list.weight;
-      for (let p = list.start; p < list.end; p++) {
+      const hits = this.best(null, limit);
+      scores.fill(0);
+      return hits;
+    }
+    const touched = this.touched;
+    let count = 0;
+    for (const list of query) {
+      const { weight, end } = list;
+      for (let p = list.start; p < end; p++) {
         const d = docs[p]!;
         if (scores[d] === 0) touched[count++] = d;
         scores[d]! += weight * impacts[p]!;
       }
     }
-
-    let candidates: Int32Array | null = null;
-    if (i < query.length) {
-      let kept = 0;
-      const live = new Int32Array(count);
-      for (let t = 0; t < count; t++) if (scores[touched[t]!]! + rest[i]! >= theta) live[kept++] = touched[t]!;
-      candidates = live.subarray(0, kept).sort();
-      for (let j = i; j < query.length && candidates.length > 0; j++) {
-        this.probe(candidates, query[j]!, impacts, scores);
-        let n = 0;
-        for (let c = 0; c < candidates.length; c++) if (scores[candidates[c]!]! + rest[j + 1]! >= theta) candidates[n++] = candidates[c]!;
-        candidates = candidates.subarray(0, n);
-      }
-    }
-
-    const hits = this.best(candidates ?? touched.subarray(0, count), limit);
+    const hits = this.best(touched.subarray(0, count), limit);
     for (let t = 0; t < count; t++) scores[touched[t]!] = 0;
     return hits;
-  }
-
-  /**
-   * Adds one list's terms to the scores of `candidates` (ascending chunk indexes) that
-   * it holds: a merge when the candidates are many next to the list, else a binary
-   * search each (from where the last one stopped).
-   */
-  private probe(candidates: Int32Array, list: { start: number; end: number; weight: number }, impacts: Float64Array, scores: Float64Array): void {
-    const { docs } = this;
-    const weight = list.weight;
-    const end = list.end;
-    let lo = list.start;
-    if (candidates.length * Math.log2(end - lo + 2) > end - lo + candidates.length) {
-      for (let c = 0; c < candidates.length && lo < end; c++) {
-        const d = candidates[c]!;
-        while (lo < end && docs[lo]! < d) lo++;
-        if (lo < end && docs[lo] === d) scores[d]! += weight * impacts[lo]!;
-      }
-      return;
-    }
-    // The binary search written out, as in fullScoreBound: through a shared method the 1M
-    // top measured p50 17–25 ms against 15–19 ms inline (bench:search, four runs each).
-    for (let c = 0; c < candidates.length && lo < end; c++) {
-      const d = candidates[c]!;
-      let hi = end;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (docs[mid]! < d) lo = mid + 1;
-        else hi = mid;
-      }
-      if (lo < end && docs[lo] === d) scores[d]! += weight * impacts[lo]!;
-    }
-  }
-
-  /**
-   * A lower bound of the final `limit`-th score: the chunks of `chunks` whose sums so far
-   * reach the `limit`-th best of them (at most 4 × `limit`: ties there can be many, and
-   * any `limit` real chunks give a valid bound), completed with the lists from `from` on
-   * (into a scratch sum, in the order the sums are added), and the `limit`-th of those
-   * full scores.
-   */
-  private fullScoreBound(chunks: Int32Array, limit: number, query: Array<{ start: number; end: number; weight: number }>, from: number): number {
-    const { scores, docs } = this;
-    const impacts = this.impacts!;
-    const partial = this.kthScore(chunks, limit);
-    const best: number[] = [];
-    for (let t = 0; t < chunks.length && best.length < limit * 4; t++) if (scores[chunks[t]!]! >= partial) best.push(chunks[t]!);
-    const full = new Float64Array(best.length);
-    for (let c = 0; c < best.length; c++) {
-      const d = best[c]!;
-      let sum = scores[d]!;
-      for (let j = from; j < query.length; j++) {
-        const list = query[j]!;
-        let lo = list.start;
-        let hi = list.end;
-        while (lo < hi) {
-          const mid = (lo + hi) >>> 1;
-          if (docs[mid]! < d) lo = mid + 1;
-          else hi = mid;
-        }
-        if (lo < list.end && docs[lo] === d) sum += list.weight * impacts[lo]!;
-      }
-      full[c] = sum;
-    }
-    if (full.length < limit) return 0;
-    return full.sort()[full.length - limit]!;
   }
 
   /** Every posting's tf part for these k1, b and average length (see `impacts`). */
@@ -230,67 +158,46 @@ export class TenantPostings {
       const tf = tfs[p]!;
       impacts[p] = (tf * (k1 + 1)) / (tf + k1 * (1 - b + (b * lens[docs[p]!]!) / avgdl));
     }
-    this.listMax.clear();
-    for (const config of FT_CONFIGS) {
-      for (const [start, end] of this.lists[config].values()) {
-        let max = 0;
-        for (let p = start; p < end; p++) if (impacts[p]! > max) max = impacts[p]!;
-        this.listMax.set(start, max);
-      }
-    }
     this.impacts = impacts;
     this.impactsOf = { k1, b, avgdl };
     return impacts;
   }
 
   /**
-   * The `limit`-th best score of `chunks` (0 when there are fewer). A heap of plain
-   * values: it runs over every touched chunk, and through a comparator of chunks with
-   * their tie-break the 1M-chunk top took 30 % longer.
+   * The best `limit` of `candidates` (every chunk when null) by score, then chunk id,
+   * in one pass: a heap of the `limit` best plain values so far, and every chunk at or
+   * above its least noted
+   * on the way (~limit × ln(candidates / limit) of them on random order; a chunk of the
+   * final top is always at or above the heap's least when it is passed, since that
+   * only rises). Then only those are sorted with the tie-break — a heap of chunks
+   * compared through their ids cost as much as the summing.
    */
-  private kthScore(chunks: Int32Array, limit: number): number {
+  private best(candidates: Int32Array | null, limit: number): LexicalHit[] {
+    const { scores, chunkIds } = this;
     const heap = new Float64Array(limit);
-    let size = 0;
-    for (let t = 0; t < chunks.length; t++) {
-      const v = this.scores[chunks[t]!]!;
-      if (size < limit) {
-        let i = size++;
-        heap[i] = v;
-        while (i > 0 && heap[(i - 1) >> 1]! > heap[i]!) {
-          const parent = (i - 1) >> 1;
-          [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
-          i = parent;
-        }
-      } else if (v > heap[0]!) {
-        heap[0] = v;
-        for (let i = 0; ; ) {
-          const l = 2 * i + 1;
-          const r = l + 1;
-          let m = i;
-          if (l < size && heap[l]! < heap[m]!) m = l;
-          if (r < size && heap[r]! < heap[m]!) m = r;
-          if (m === i) break;
-          [heap[i], heap[m]] = [heap[m]!, heap[i]!];
-          i = m;
-        }
+    const noted: number[] = [];
+    const n = candidates ? candidates.length : scores.length;
+    for (let t = 0; t < n; t++) {
+      const d = candidates ? candidates[t]! : t;
+      const v = scores[d]!;
+      if (v < heap[0]! || v === 0) continue;
+      noted.push(d);
+      if (v === heap[0]) continue;
+      heap[0] = v;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < limit && heap[l]! < heap[m]!) m = l;
+        if (r < limit && heap[r]! < heap[m]!) m = r;
+        if (m === i) break;
+        [heap[i], heap[m]] = [heap[m]!, heap[i]!];
+        i = m;
       }
     }
-    return size < limit ? 0 : heap[0]!;
-  }
-
-  /**
-   * The best `limit` of `candidates` by score, then chunk id: the `limit`-th score first
-   * (a heap of plain values), then only the chunks at or above it sorted with the
-   * tie-break — a heap of chunks compared through their ids cost as much as the summing.
-   */
-  private best(candidates: Int32Array, limit: number): LexicalHit[] {
-    const { scores, chunkIds } = this;
-    const theta = this.kthScore(candidates, limit);
+    const theta = heap[0]!;
     const top: LexicalHit[] = [];
-    for (let t = 0; t < candidates.length; t++) {
-      const d = candidates[t]!;
-      if (scores[d]! >= theta) top.push({ chunkId: chunkIds[d]!, score: scores[d]! });
-    }
+    for (const d of noted) if (scores[d]! >= theta) top.push({ chunkId: chunkIds[d]!, score: scores[d]! });
     return top.sort((x, y) => y.score - x.score || (x.chunkId < y.chunkId ? -1 : 1)).slice(0, limit);
   }
 }
