@@ -238,6 +238,21 @@ for (const backend of DATABASE_BACKENDS) {
       assert.match(den.snippet, /^fotosynthesis explained$/);
     });
 
+    it('gives a hit that moves up past a vanished row its highlighted snippet', async () => {
+      // The dense leg names only a chunk whose row is gone (a point left behind), and ranks
+      // it first: the lexical hit behind it, a spare that got no headline with the first
+      // rows, is shown.
+      const gone = '00000000-0000-4000-8000-000000000000';
+      const stale: VectorStore = Object.assign(Object.create(vectors) as VectorStore, {
+        search: async () => [{ id: gone, score: 1, payload: { chunk_id: gone } }],
+      });
+      const withStale = new HybridSearch({ knex: async () => knex, vectors: async () => stale, activeEmbedModels: () => new ModelsRepository(knex).listActive('embed'), settings });
+      const res = await withStale.search(A, { query: 'photosynthesis', limit: 1, weights: { dense: 2 } }, calls);
+      assert.equal(res.hits.length, 1);
+      assert.equal(res.hits[0]!.sourceId, 'lexical-only');
+      assert.match(res.hits[0]!.snippet, /<mark>photosynthesis<\/mark>/);
+    });
+
     it('keeps tenants apart in both legs, even for identical text', async () => {
       const a = await run(A, { query: 'photosynthesis irrigation договор', limit: 50 });
       const b = await run(B, { query: 'photosynthesis irrigation договор', limit: 50 });
