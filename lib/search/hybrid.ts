@@ -187,13 +187,15 @@ export class HybridSearch {
     const knex = await this.deps.knex();
     const repo = new SearchRepository(knex);
     const pool = fused.slice(0, poolSize);
-    // Without MMR the first `limit` rows that exist are the hits. Only those get headlines
-    // (ts_headline parses the whole text again: most of the database's CPU for a search);
-    // a spare that moves up because a row vanished meanwhile gets its own below.
+    // Without MMR the first `limit` rows that exist are the hits: only those are read, with
+    // their headlines (ts_headline parses the whole text again: most of the database's CPU
+    // for a search). Rows gone since the legs ran (a chunk deleted or replaced meanwhile, a
+    // vector point left behind) are made up from the rest of the pool in a second trip.
     const poolIds = pool.map((f) => f.id);
     const highlight = lexical?.value?.highlight ?? {};
-    const headlined = new Set(request.mmr ? poolIds : poolIds.slice(0, request.limit));
-    const rows = await repo.hits(scope, poolIds, highlight, [...headlined]);
+    const first = request.mmr ? poolIds : poolIds.slice(0, request.limit);
+    let rows = await repo.hits(scope, first, highlight);
+    if (rows.length < first.length && first.length < poolIds.length) rows = [...rows, ...(await repo.hits(scope, poolIds.slice(first.length), highlight))];
     const fusedById = new Map(pool.map((f) => [f.id, f]));
     let ranked: Array<{ item: FusedItem; row: (typeof rows)[number]; score: number }> = rows.map((row) => {
       const item = fusedById.get(row.chunkId)!;
@@ -215,13 +217,7 @@ export class HybridSearch {
       }
     }
 
-    const shown = ranked.slice(0, request.limit);
-    const late = shown.filter(({ row }) => !headlined.has(row.chunkId)).map(({ row }) => row.chunkId);
-    if (late.length) {
-      const headlines = new Map((await repo.hits(scope, late, highlight)).map((row) => [row.chunkId, row.headline]));
-      for (const hit of shown) if (headlines.has(hit.row.chunkId)) hit.row = { ...hit.row, headline: headlines.get(hit.row.chunkId)! };
-    }
-    const hits: SearchHit[] = shown.map(({ item, row }) => ({
+    const hits: SearchHit[] = ranked.slice(0, request.limit).map(({ item, row }) => ({
       chunkId: row.chunkId,
       documentId: row.documentId,
       sourceId: row.sourceId,
