@@ -68,6 +68,7 @@ describe('llama backend threads drift (LLM_THREADS=0)', () => {
     const tiny = await ensureTinyLlama();
     let retimed!: (event: ThreadsRetimed) => void;
     const event = new Promise<ThreadsRetimed>((resolve) => (retimed = resolve));
+    let retimingSeen = false;
     // A drift window of one answer and a factor of 1: any answer away from the trial's exact speed is a drift.
     const backend = await LlamaCppBackend.load({
       modelPath: tiny.modelPath,
@@ -76,6 +77,8 @@ describe('llama backend threads drift (LLM_THREADS=0)', () => {
       slots: 1,
       threads: 0,
       threadDrift: { window: 1, factor: 1, minIntervalMs: 0 },
+      // Told as it starts (bench:llm waits for it), and llm.info's flag says it runs.
+      onThreadsRetiming: () => (retimingSeen = backend.retimingThreads),
       onThreadsRetimed: retimed,
     });
     try {
@@ -83,6 +86,7 @@ describe('llama backend threads drift (LLM_THREADS=0)', () => {
       for await (const _ of backend.generate({ messages: [{ role: 'user', content: 'Tell me about the northern office and its staff.' }], sources: [], grounded: false, maxTokens: 12, signal: new AbortController().signal }));
       const retiming = await event;
       assert.equal(retiming.error, undefined);
+      assert.equal(retimingSeen, true, 'the start was told while the timing ran');
       assert.ok(retiming.observedMsPerToken > 0 && retiming.trialMsPerToken > 0);
       assert.equal(retiming.to, backend.threads);
       assert.notEqual(backend.threadTrials, before, 'the new trial is what llm.info reports');

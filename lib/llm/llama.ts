@@ -17,6 +17,8 @@ export interface LlamaBackendOptions {
   threads: number;
   /** LLM_THREADS=0: when the answers' speed calls for timing the counts again (tests shorten it). */
   threadDrift?: ThreadDriftOptions;
+  /** LLM_THREADS=0: a new timing of the counts starts (for the log; it ends with onThreadsRetimed). */
+  onThreadsRetiming?(event: { from: number; observedMsPerToken: number; trialMsPerToken: number }): void;
   /** LLM_THREADS=0: the counts were timed again while serving (for the log). */
   onThreadsRetimed?(event: ThreadsRetimed): void;
 }
@@ -106,6 +108,8 @@ export class LlamaCppBackend implements LlmBackend {
   private retimeDue = false;
   /** A timing in progress (and the swap to the count it picks): generations wait for it. */
   private retiming: Promise<void> | null = null;
+  /** The trial of a timing runs (set before `retiming` is, when it starts at once). */
+  private timing = false;
 
   private constructor(
     private readonly model: LlamaModel,
@@ -120,6 +124,11 @@ export class LlamaCppBackend implements LlmBackend {
     this.threadTrials = trials && trialMedians(trials);
     this.free = slots;
     this.drift = trials && candidates.length > 1 ? new ThreadDrift(stepMsAt(trials, context.idealThreads), options.threadDrift ?? THREAD_DRIFT) : null;
+  }
+
+  /** LLM_THREADS=0: a timing of the counts is running (generations wait for it). */
+  get retimingThreads(): boolean {
+    return this.retiming !== null || this.timing;
   }
 
   /** llama.cpp threads this model generates with. */
@@ -157,6 +166,8 @@ export class LlamaCppBackend implements LlmBackend {
       if (this.active > 0) await new Promise<void>((resolve) => (this.idle = resolve));
       const from = this.threads;
       const trialMsPerToken = this.drift?.baseline ?? 0;
+      this.timing = true;
+      this.options.onThreadsRetiming?.({ from, observedMsPerToken, trialMsPerToken });
       try {
         const trials = await timeThreads(this.model, this.candidates);
         const to = fastestThreads(trials.ms);
@@ -178,6 +189,8 @@ export class LlamaCppBackend implements LlmBackend {
         // The count in use stays; the drift starts over so a failing trial is not retried at once.
         this.drift?.reset(trialMsPerToken);
         this.options.onThreadsRetimed?.({ from, to: from, threadTrials: this.threadTrials ?? {}, observedMsPerToken, trialMsPerToken, error });
+      } finally {
+        this.timing = false;
       }
     };
     this.retiming = run().finally(() => (this.retiming = null));

@@ -47,6 +47,8 @@ export interface LlmInfo {
   threads?: number;
   /** llama with LLM_THREADS=0: median ms of the load-time trial by thread count. */
   threadTrials?: Record<number, number> | null;
+  /** llama with LLM_THREADS=0: the thread counts are being timed again (generations wait for it). */
+  retimingThreads?: boolean;
 }
 
 /** The backends that need no model file; `llama` is loaded from the models bucket (see loadLlama). */
@@ -76,6 +78,8 @@ export async function loadLlama(runtime: Runtime, version?: string): Promise<Lla
     contextSize: llm.contextSize,
     slots: llm.concurrency,
     threads: llm.threads,
+    // Logged as it starts, not only as it ends: its trial runs on the cores answers use (bench:llm waits for it).
+    onThreadsRetiming: (retiming) => runtime.logger.info({ model: `${llm.model}@${active}`, ...retiming }, 'llm threads re-timing'),
     onThreadsRetimed: ({ error, ...retimed }) =>
       error
         ? runtime.logger.warn({ err: error, model: `${llm.model}@${active}`, ...retimed }, 'llm thread count could not be timed again; the count in use stays')
@@ -167,7 +171,7 @@ export default function llmService(runtime: Runtime): ServiceSchema {
       info: {
         handler(): LlmInfo {
           const current = serving();
-          return { backend: current.name, version: current.version, maxTokens: runtime.config.llm.maxTokens, ...gate.load, running: running.size, tokensStreamed, ...(current instanceof LlamaCppBackend && { threads: current.threads, threadTrials: current.threadTrials }) };
+          return { backend: current.name, version: current.version, maxTokens: runtime.config.llm.maxTokens, ...gate.load, running: running.size, tokensStreamed, ...(current instanceof LlamaCppBackend && { threads: current.threads, threadTrials: current.threadTrials, retimingThreads: current.retimingThreads }) };
         },
       },
 
