@@ -278,10 +278,31 @@ async function main(): Promise<void> {
       sides[`raw${threads}`] = [];
       take[`raw${threads}`] = () => withCpu([], () => raw!.generate(threads));
     }
+    // LLM_THREADS=0 times the counts again when answers
+    // drift far from their trial: the trial starts as an answer ends, takes a few answers'
+    // time on the cores every side uses, and an answer that arrives meanwhile waits for it.
+    // Nothing waited for it before, so it overlapped whichever samples came next (likely the
+    // embedded's 2-thread trial of 6,625 ms against 2,553 for 1 in session 10). Each sample
+    // starts once neither service is timing.
+    const isRetiming = (e: Record<string, unknown>) => e.msg === 'llm threads re-timing';
+    const isRetimed = (e: Record<string, unknown>) => e.msg === 'llm threads re-timed' || e.msg === 'llm thread count could not be timed again; the count in use stays';
+    const retimeWaitMs = { embedded: 0, mesh: 0 };
+    const retimesSettled = async () => {
+      // The mesh llm logs the start as the answer that calls for it ends, before the api has
+      // its last line: the line is in this process's pipe by now; one turn of the loop reads it.
+      await new Promise((resolve) => setImmediate(resolve));
+      let since = performance.now();
+      await waitFor('the embedded llm to end its thread re-timing', async () => !((await node.node.broker.call('llm.info')) as { retimingThreads?: boolean }).retimingThreads, 600_000);
+      retimeWaitMs.embedded += performance.now() - since;
+      since = performance.now();
+      await waitFor('the mesh llm to end its thread re-timing', async () => llmNode.logs().filter(isRetiming).length <= llmNode.logs().filter(isRetimed).length, 600_000);
+      retimeWaitMs.mesh += performance.now() - since;
+    };
     const order = Object.keys(sides);
     for (let i = 0; i < SAMPLES; i++) {
       for (let k = 0; k < order.length; k++) {
         const side = order[(i + k) % order.length]!;
+        await retimesSettled();
         sides[side]!.push(await take[side]!());
       }
     }
@@ -322,6 +343,8 @@ async function main(): Promise<void> {
         raw_by_threads: rawByThreads,
         embedded: { ...e, threads: embeddedInfo.threads, trial_ms: embeddedInfo.threadTrials, threads_end: embeddedEnd.threads, ...(JSON.stringify(embeddedEnd.threadTrials) !== JSON.stringify(embeddedInfo.threadTrials) ? { trial_ms_end: embeddedEnd.threadTrials } : {}) },
         mesh: { ...m, threads: meshLoaded.threads, trial_ms: meshLoaded.threadTrials, retimed: meshRetimes },
+        // Time the samples waited for a thread re-timing to end before they started.
+        retime_wait_ms: { embedded: Math.round(retimeWaitMs.embedded), mesh: Math.round(retimeWaitMs.mesh) },
         cpu: { ...budget, loadAverage: round(budget.loadAverage) },
         load_average_end: round(os.loadavg()[0] ?? 0),
         model: 'random-weight Qwen2.5-0.5B shape, q8_0',
