@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import type { TenantScope } from '../ports/tenant-scope.ts';
-import { preparedRaw } from './prepared.ts';
+import { preparedQuery } from './prepared.ts';
 
 export interface ChatRow {
   id: string;
@@ -66,7 +66,8 @@ export class ChatsRepository {
     message: { id?: string; role: MessageRole; content: string; sources?: unknown[]; usage?: Record<string, unknown> },
   ): Promise<MessageRow> {
     // Prepared (lib/repositories/prepared.ts), as the read below: every answer stores two.
-    const { rows } = await preparedRaw(
+    // preparedQuery: on PostgreSQL straight to node-pg, without knex's runner.
+    const { rows } = await preparedQuery(
       this.knex,
       `with inserted as (
          insert into messages (id, tenant_id, chat_id, role, content, sources, usage)
@@ -78,7 +79,7 @@ export class ChatsRepository {
        select * from inserted`,
       [message.id ?? null, scope.tenantId, chatId, message.role, message.content, JSON.stringify(message.sources ?? []), message.usage ? JSON.stringify(message.usage) : null, scope.tenantId, chatId],
     );
-    return toMessage(rows[0]);
+    return toMessage(rows[0]!);
   }
 
   /**
@@ -89,7 +90,7 @@ export class ChatsRepository {
   async getWithRecentMessages(scope: TenantScope, userId: string, id: string, limit: number): Promise<{ chat: ChatRow; recent: MessageRow[] } | null> {
     // Prepared: PostgreSQL parses and plans it once per connection, not on every answer,
     // while the answer's llm call is in flight on the same two cores (docs/sse.md).
-    const { rows } = await preparedRaw(
+    const { rows } = await preparedQuery(
       this.knex,
       `select c.*, coalesce((
          select json_agg(m order by m.seq) from (

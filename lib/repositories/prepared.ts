@@ -32,3 +32,34 @@ export function statementName(sql: string): string {
 export function preparedRaw(knex: Knex | Knex.Transaction, sql: string, bindings: readonly Knex.RawBinding[]): Knex.Raw {
   return knex.raw(sql, bindings as Knex.RawBinding[]).options({ name: statementName(sql) });
 }
+
+/** The statement's text with knex's `?` placeholders as PostgreSQL's `$1, $2…`, or null when it holds `??` or `\\?` (knex's identifier and escape). */
+const positional = new Map<string, string | null>();
+function positionalText(sql: string): string | null {
+  let text = positional.get(sql);
+  if (text === undefined) {
+    let n = 0;
+    text = sql.includes('??') || sql.includes('\\?') ? null : sql.replace(/\?/g, () => `$${++n}`);
+    if (positional.size < 1_000) positional.set(sql, text);
+  }
+  return text;
+}
+
+interface PreparedClient {
+  /** PostgreSQL's client (lib/adapters/db/database.ts): runs a named statement on a pooled connection. */
+  queryPrepared?(name: string, text: string, values: readonly unknown[]): Promise<{ rows: Array<Record<string, unknown>> }>;
+}
+
+/**
+ * `preparedRaw`'s rows, and on PostgreSQL outside a transaction without knex's builder
+ * and runner: the same named statement, its text as knex would send it, handed to
+ * node-pg on a connection of knex's pool (errors classified as knex's are). For the
+ * statements every chat answer runs (about 50–80 µs of the api's CPU each, docs/sse.md).
+ * PGlite and transactions take preparedRaw's path.
+ */
+export function preparedQuery(knex: Knex | Knex.Transaction, sql: string, bindings: readonly Knex.RawBinding[]): Promise<{ rows: Array<Record<string, unknown>> }> {
+  const client = knex.client as PreparedClient;
+  const text = client.queryPrepared && !(knex as { isTransaction?: boolean }).isTransaction ? positionalText(sql) : null;
+  if (text !== null) return client.queryPrepared!(statementName(sql), text, bindings);
+  return preparedRaw(knex, sql, bindings).then((result: { rows: Array<Record<string, unknown>> }) => result);
+}

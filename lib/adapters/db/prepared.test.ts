@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Knex } from 'knex';
 import { DATABASE_BACKENDS, type TestDatabase } from '../../../test/support/databases.ts';
-import { preparedRaw, statementName } from '../../repositories/prepared.ts';
+import { preparedQuery, preparedRaw, statementName } from '../../repositories/prepared.ts';
 import { NotLiteral, sqlLiteral } from './prepared.ts';
 
 /**
@@ -70,6 +70,21 @@ for (const backend of DATABASE_BACKENDS) {
 
     it('reports a statement error as the unprepared statement does', async () => {
       await assert.rejects(preparedRaw(t.db.knex, 'select ?::int as n', ['not a number']), /invalid input syntax for type integer/);
+      await assert.rejects(preparedQuery(t.db.knex, 'select ?::int as n', ['not a number']), /invalid input syntax for type integer/);
+    });
+
+    // On PostgreSQL preparedQuery skips knex (its own placeholders, node-pg directly); on
+    // PGlite and in a transaction it is preparedRaw. Same statement name either way.
+    it('preparedQuery answers what preparedRaw answers, inside a transaction too', async () => {
+      for (const text of HOSTILE) {
+        const bindings = [text, ARRAY, 42, true, 1.5, null] as Knex.RawBinding[];
+        const plain = await t.db.knex.raw(SQL, bindings);
+        for (let i = 0; i < 2; i++) assert.deepEqual((await preparedQuery(t.db.knex, SQL, bindings)).rows, plain.rows, JSON.stringify(text));
+        assert.deepEqual((await preparedRaw(t.db.knex, SQL, bindings)).rows, plain.rows);
+      }
+      await t.db.knex.transaction(async (trx) => {
+        assert.equal(firstRow(await preparedQuery(trx, 'select ?::text || ?::text as a', ['x', 'y'])).a, 'xy');
+      });
     });
   });
 }
