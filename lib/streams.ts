@@ -1,3 +1,5 @@
+import type { Readable } from 'node:stream';
+
 /**
  * The one reader of ragmesh's line protocols: Server-Sent Events (the api's answers and
  * job updates, read by tests, the smoke script and benches; an upstream OpenAI-compatible
@@ -66,6 +68,80 @@ export async function* ndjson<T = any>(stream: AsyncIterable<Uint8Array | string
   for await (const line of blocks(stream as AsyncIterable<Uint8Array | string>, /\n/)) {
     if (line.trim()) yield JSON.parse(line) as T;
   }
+}
+
+/**
+ * ndjson's lines handed to `each` in the 'data' event that brings them, not through async
+ * iterators: the api reads the llm's answer this way, and the first token reaches the
+ * client in the same turn as the message that carried it (the iterator chain — the
+ * stream's, the line splitter's and ndjson's generators — took several promise hops and
+ * a nextTick per chunk). `each` returning false stops: the stream is destroyed and the
+ * promise resolves. Rejects as `for await` would: the stream's error, or a premature
+ * close (destroyed before its end); and with what `each` or JSON.parse threw, the stream
+ * destroyed.
+ */
+export function eachNdjson<T = any>(stream: Readable, each: (value: T) => boolean | void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const prematureClose = () => Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+    if (stream.destroyed) return reject(stream.errored ?? prematureClose());
+    const decoder = new TextDecoder();
+    let buffer = '';
+    let settled = false;
+    const settle = (err?: unknown) => {
+      if (settled) return;
+      settled = true;
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('error', onError);
+      stream.off('close', onClose);
+      if (err === undefined) resolve();
+      else reject(err);
+    };
+    /** The complete lines held (and at the end, what is left): false once `each` said stop. */
+    const lines = (final: boolean): boolean => {
+      let at: number;
+      while ((at = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, at);
+        buffer = buffer.slice(at + 1);
+        if (line.trim() && each(JSON.parse(line) as T) === false) return false;
+      }
+      if (final && buffer.trim()) {
+        const line = buffer;
+        buffer = '';
+        if (each(JSON.parse(line) as T) === false) return false;
+      }
+      return true;
+    };
+    const onData = (chunk: string | Uint8Array) => {
+      buffer += typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true });
+      let go: boolean;
+      try {
+        go = lines(false);
+      } catch (err) {
+        settle(err);
+        stream.destroy();
+        return;
+      }
+      if (!go) {
+        settle();
+        stream.destroy();
+      }
+    };
+    const onEnd = () => {
+      try {
+        lines(true);
+        settle();
+      } catch (err) {
+        settle(err);
+      }
+    };
+    const onError = (err: Error) => settle(err);
+    const onClose = () => settle(prematureClose());
+    stream.on('data', onData);
+    stream.on('end', onEnd);
+    stream.on('error', onError);
+    stream.on('close', onClose);
+  });
 }
 
 /**

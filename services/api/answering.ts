@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ndjson } from '../../lib/streams.ts';
+import { eachNdjson } from '../../lib/streams.ts';
 import type { Readable } from 'node:stream';
 import type { KeyValueStore } from '../../lib/ports/key-value.ts';
 import type { TenantScope } from '../../lib/ports/tenant-scope.ts';
@@ -127,18 +127,17 @@ export class Answerer {
       }
       begin();
       let content = '';
-      let done: Extract<GenerateEvent, { type: 'done' }> | null = null;
-      for await (const line of ndjson<Line>(stream)) {
-        if (signal.aborted) {
-          stream.destroy();
-          return null;
-        }
+      let done = null as Extract<GenerateEvent, { type: 'done' }> | null; // set in the callback: not narrowed to null
+      // Each line as its message arrives (lib/streams.ts): the first token is sent in the turn that brought it.
+      await eachNdjson<Line>(stream, (line) => {
+        if (signal.aborted) return false; // the stream is destroyed
         if (line.type === 'token') {
           content += line.text;
           events.token(line.text);
         } else if (line.type === 'done') done = line;
         else if (line.type === 'error') throw appError(isErrorCode(line.code) ? line.code : 'LLM_ERROR', line.message);
-      }
+        return true;
+      });
       if (signal.aborted) return null;
       // The stream ended without its last line: the llm node went away mid-answer.
       if (!done) throw appError('LLM_STREAM_ENDED', 'The answer stopped before it was complete; ask again');
