@@ -33,7 +33,7 @@ export function preparedRaw(knex: Knex | Knex.Transaction, sql: string, bindings
   return knex.raw(sql, bindings as Knex.RawBinding[]).options({ name: statementName(sql) });
 }
 
-/** The statement's text with knex's `?` placeholders as PostgreSQL's `$1, $2…`, or null when it holds `??` or `\\?` (knex's identifier and escape). */
+/** The statement's text with knex's `?` placeholders as PostgreSQL's `$1, $2…`, or null when it holds `??` or `\?` (knex's identifier and escape). */
 const positional = new Map<string, string | null>();
 function positionalText(sql: string): string | null {
   let text = positional.get(sql);
