@@ -166,11 +166,10 @@ export class TenantPostings {
   /**
    * The best `limit` of `candidates` (every chunk when null) by score, then chunk id,
    * in one pass: a heap of the `limit` best plain values so far, and every chunk at or
-   * above its least noted
-   * on the way (~limit × ln(candidates / limit) of them on random order; a chunk of the
-   * final top is always at or above the heap's least when it is passed, since that
-   * only rises). Then only those are sorted with the tie-break — a heap of chunks
-   * compared through their ids cost as much as the summing.
+   * above its least noted on the way (~limit × ln(candidates / limit) of them on random
+   * order; a chunk of the final top is always at or above the heap's least when it is
+   * passed, since that only rises). Then only those are sorted with the tie-break — a
+   * heap of chunks compared through their ids cost as much as the summing.
    */
   private best(candidates: Int32Array | null, limit: number): LexicalHit[] {
     const { scores, chunkIds } = this;

@@ -140,10 +140,10 @@ for (const backend of DATABASE_BACKENDS) {
         return (await embedder.embed(texts, 'passage')).map((v) => Array.from(v));
       },
     };
-    const makeSearch = (overrides: Partial<SearchSettings> = {}) =>
+    const makeSearch = (overrides: Partial<SearchSettings> = {}, store: VectorStore = vectors) =>
       new HybridSearch({
         knex: async () => knex,
-        vectors: async () => vectors,
+        vectors: async () => store,
         activeEmbedModels: () => new ModelsRepository(knex).listActive('embed'),
         settings: { ...settings, ...overrides },
       });
@@ -246,8 +246,7 @@ for (const backend of DATABASE_BACKENDS) {
       const stale: VectorStore = Object.assign(Object.create(vectors) as VectorStore, {
         search: async () => [{ id: gone, score: 1, payload: { chunk_id: gone } }],
       });
-      const withStale = new HybridSearch({ knex: async () => knex, vectors: async () => stale, activeEmbedModels: () => new ModelsRepository(knex).listActive('embed'), settings });
-      const res = await withStale.search(A, { query: 'photosynthesis', limit: 1, weights: { dense: 2 } }, calls);
+      const res = await makeSearch({}, stale).search(A, { query: 'photosynthesis', limit: 1, weights: { dense: 2 } }, calls);
       assert.equal(res.hits.length, 1);
       assert.equal(res.hits[0]!.sourceId, 'lexical-only');
       assert.match(res.hits[0]!.snippet, /<mark>photosynthesis<\/mark>/);
