@@ -7,6 +7,7 @@ import type { Config } from '../../config/env.ts';
 import { appError, RagmeshError } from '../../errors.ts';
 import { DependencyHealth } from '../dependency-health.ts';
 import { queryPreparedPglite } from './prepared.ts';
+import { PgliteThread } from './pglite-thread.ts';
 
 /** The system of record: one knex instance over PostgreSQL or PGlite, chosen by DB_DRIVER. */
 export interface Database {
@@ -31,7 +32,7 @@ export async function openDatabase(config: Pick<Config, 'db' | 'dataDir'>): Prom
     await knex.raw('select 1');
   });
   const { knex, pglite } =
-    config.db.driver === 'pg' ? { knex: openPg(config.db.url!, config.db.poolMax, health), pglite: undefined } : await openPglite(config.dataDir);
+    config.db.driver === 'pg' ? { knex: openPg(config.db.url!, config.db.poolMax, health), pglite: undefined } : await openPglite(config.dataDir, config.db.pgliteThread ?? 'worker');
   return {
     backend: config.db.driver,
     knex,
@@ -165,16 +166,11 @@ function openPg(url: string, poolMax: number, health: DependencyHealth): Knex {
 /** Where the embedded profile keeps its database. */
 export const pgliteDir = (dataDir: string) => path.join(dataDir, 'pg');
 
-async function openPglite(dataDir: string): Promise<{ knex: Knex; pglite: PgliteHandle }> {
-  // Loaded only here so the mesh never pays for the WASM build.
-  const [{ PGlite }, { vector }, { default: ClientPgLite }] = await Promise.all([
-    import('@electric-sql/pglite'),
-    import('@electric-sql/pglite-pgvector'),
-    import('knex-pglite'),
-  ]);
+async function openPglite(dataDir: string, threading: 'worker' | 'main'): Promise<{ knex: Knex; pglite: PgliteHandle }> {
+  const { default: ClientPgLite } = await import('knex-pglite');
   const dir = pgliteDir(dataDir);
   await mkdir(dir, { recursive: true });
-  const pglite = await PGlite.create({ dataDir: dir, extensions: { vector } });
+  const pglite = threading === 'worker' ? await PgliteThread.open(dir) : await openPgliteHere(dir);
   // knex-pglite 0.14 names a delete's command "DEL", so knex returns the raw result
   // instead of the deleted-row count; calling it "delete" restores the count.
   type QueryObject = { method?: string; sql: string; bindings?: unknown[]; options?: { name?: string }; response?: unknown };
@@ -205,6 +201,12 @@ async function openPglite(dataDir: string): Promise<{ knex: Knex; pglite: Pglite
     connection: (() => ({ pglite })) as unknown as Knex.StaticConnectionConfig,
   });
   return { knex, pglite: pglite as unknown as PgliteHandle };
+}
+
+/** PGlite on this thread (PGLITE_THREAD=main); loaded only here so the mesh never pays for the WASM build. */
+async function openPgliteHere(dir: string) {
+  const [{ PGlite }, { vector }] = await Promise.all([import('@electric-sql/pglite'), import('@electric-sql/pglite-pgvector')]);
+  return PGlite.create({ dataDir: dir, extensions: { vector } });
 }
 
 const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../migrations');
