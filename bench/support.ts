@@ -142,13 +142,14 @@ export function rawHttpClient(): { firstTokenMs(url: string, token: string, body
 
 /**
  * CPU time (user + system, ms) a process has used so far, from /proc/PID/stat; null when
- * it is gone. utime and stime are fields 14 and 15 of the line (12 and 13 after the
+ * it is gone (or of one of its threads: `thread`, the main thread's id being the pid). utime and stime are fields 14 and 15 of the line (12 and 13 after the
  * command name, which may itself hold spaces), in clock ticks of 100 Hz.
  */
-export function processCpuMs(pid: number): number | null {
+export function processCpuMs(pid: number, thread?: number): number | null {
   let stat: string;
   try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // A thread's own line (/proc/PID/task/TID/stat) has the same fields: its CPU alone.
+    stat = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
   } catch {
     return null;
   }
