@@ -222,7 +222,7 @@ async function embedded(): Promise<Target> {
   const made = await runScript('scripts/token.ts', ['--tenant', 'bench', '--user', 'bench', '--role', 'viewer'], env);
   if (made.code !== 0) throw new Error(`token: ${made.stderr}`);
   const config = loadConfig(env);
-  return { base: `http://127.0.0.1:${env.PORT}`, token: made.stdout.trim(), settings: { corpus: dataDir, db: 'pglite', pglite_thread: config.db.pgliteThread ?? 'worker', ...config.search, db_pool_max: null }, servers: async () => [['node', node.child.pid!]], stop: async () => void (await node.stop()) };
+  return { base: `http://127.0.0.1:${env.PORT}`, token: made.stdout.trim(), settings: { corpus: dataDir, db: 'pglite', pglite_thread: config.db.pgliteThread ?? 'main', ...config.search, db_pool_max: null }, servers: async () => [['node', node.child.pid!]], stop: async () => void (await node.stop()) };
 }
 
 async function mesh(): Promise<Target> {

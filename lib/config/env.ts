@@ -39,7 +39,7 @@ export const VARIABLES: VarSpec[] = [
   { name: 'DATA_DIR', default: './data', doc: 'Where the embedded profile keeps its database, objects and generated secrets.' },
   { name: 'DB_DRIVER', default: (p) => (p === 'mesh' ? 'pg' : 'pglite'), defaultDoc: 'pglite (embedded), pg (mesh)', doc: '`pglite` (PGlite in-process, data under DATA_DIR/pg) or `pg` (PostgreSQL at DATABASE_URL).' },
   { name: 'DATABASE_URL', doc: 'PostgreSQL URL, `postgres://user:pass@host:5432/db`. Required when DB_DRIVER=pg.', secret: true },
-  { name: 'PGLITE_THREAD', default: 'worker', doc: '`worker` (PGlite runs on a thread of its own, beside the api\'s: statements use a second core) or `main` (on the thread that calls it, as before). DB_DRIVER=pglite only.' },
+  { name: 'PGLITE_THREAD', default: 'main', doc: '`main` (PGlite runs on the thread that calls it) or `worker` (on a thread of its own, beside the api\'s). Measured on 2 cores, `worker` cost ~1–2 ms more CPU a search and served no more searches under load (docs/search.md). DB_DRIVER=pglite only.' },
   { name: 'DB_POOL_MAX', default: '10', doc: 'Largest PostgreSQL connection pool per process (pg driver).' },
   { name: 'MIGRATE_ON_START', default: 'true', doc: 'Run pending knex migrations at boot (`npm run migrate` does it by hand).' },
   { name: 'KV_DRIVER', default: (p) => (p === 'mesh' ? 'redis' : 'memory'), defaultDoc: 'memory (embedded), redis (mesh)', doc: '`memory` (in-process cache, locks, rate limits, idempotency keys) or `redis`.' },
@@ -151,7 +151,7 @@ export interface Config {
   http: { host: string; port: number };
   healthPort: number;
   dataDir: string;
-  db: { driver: 'pglite' | 'pg'; url: string | null; poolMax: number; migrateOnStart: boolean; /** Absent: 'worker'. */ pgliteThread?: 'worker' | 'main' };
+  db: { driver: 'pglite' | 'pg'; url: string | null; poolMax: number; migrateOnStart: boolean; /** Absent: 'main'. */ pgliteThread?: 'worker' | 'main' };
   kv: { driver: 'memory' | 'redis'; url: string | null; prefix: string };
   objects: { driver: 'fs' | 's3'; s3: S3Config | null; bucket: string; modelsBucket: string };
   vectors: { driver: 'usearch' | 'pgvector' | 'postgres' | 'qdrant'; qdrantUrl: string | null; qdrantApiKey: string | null };

@@ -32,7 +32,7 @@ export async function openDatabase(config: Pick<Config, 'db' | 'dataDir'>): Prom
     await knex.raw('select 1');
   });
   const { knex, pglite } =
-    config.db.driver === 'pg' ? { knex: openPg(config.db.url!, config.db.poolMax, health), pglite: undefined } : await openPglite(config.dataDir, config.db.pgliteThread ?? 'worker');
+    config.db.driver === 'pg' ? { knex: openPg(config.db.url!, config.db.poolMax, health), pglite: undefined } : await openPglite(config.dataDir, config.db.pgliteThread ?? 'main');
   return {
     backend: config.db.driver,
     knex,

@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
  * statement runs its parser, planner and executor, and then its JS protocol parsing
  * copies each field of each row out of WASM memory, on the thread that called it. In
  * the embedded profile that thread is also the api's: under search load PGlite was
- * ~58 % of the node's one busy thread (docs/search.md). Here it runs beside it, so a
+ * ~58 % of the node's one busy thread (docs/search.md). Here (PGLITE_THREAD=worker) it runs beside it, so a
  * second core serves statements while the first serves HTTP, auth and the in-memory
  * BM25 sums. The rows come back by structured clone (a few µs for a search's rows).
  *
