@@ -7,7 +7,7 @@ import type { Config } from '../../config/env.ts';
 import { appError, RagmeshError } from '../../errors.ts';
 import { DependencyHealth } from '../dependency-health.ts';
 import { queryPreparedPglite } from './prepared.ts';
-import { PgliteThread } from './pglite-thread.ts';
+import { createPglite, PgliteThread } from './pglite-thread.ts';
 
 /** The system of record: one knex instance over PostgreSQL or PGlite, chosen by DB_DRIVER. */
 export interface Database {
@@ -170,7 +170,7 @@ async function openPglite(dataDir: string, threading: 'worker' | 'main'): Promis
   const { default: ClientPgLite } = await import('knex-pglite');
   const dir = pgliteDir(dataDir);
   await mkdir(dir, { recursive: true });
-  const pglite = threading === 'worker' ? await PgliteThread.open(dir) : await openPgliteHere(dir);
+  const pglite = threading === 'worker' ? await PgliteThread.open(dir) : await createPglite(dir);
   // knex-pglite 0.14 names a delete's command "DEL", so knex returns the raw result
   // instead of the deleted-row count; calling it "delete" restores the count.
   type QueryObject = { method?: string; sql: string; bindings?: unknown[]; options?: { name?: string }; response?: unknown };
@@ -201,12 +201,6 @@ async function openPglite(dataDir: string, threading: 'worker' | 'main'): Promis
     connection: (() => ({ pglite })) as unknown as Knex.StaticConnectionConfig,
   });
   return { knex, pglite: pglite as unknown as PgliteHandle };
-}
-
-/** PGlite on this thread (PGLITE_THREAD=main); loaded only here so the mesh never pays for the WASM build. */
-async function openPgliteHere(dir: string) {
-  const [{ PGlite }, { vector }] = await Promise.all([import('@electric-sql/pglite'), import('@electric-sql/pglite-pgvector')]);
-  return PGlite.create({ dataDir: dir, extensions: { vector } });
 }
 
 const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../migrations');

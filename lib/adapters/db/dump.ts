@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Config } from '../../config/env.ts';
 import { pgliteDir, type Database } from './database.ts';
+import { createPglite } from './pglite-thread.ts';
 import { readAll } from '../../streams.ts';
 
 /**
@@ -69,11 +70,10 @@ export async function databaseIsEmpty(config: Pick<Config, 'db' | 'dataDir'>, db
 export async function restoreDatabase(config: Pick<Config, 'db' | 'dataDir'>, format: DumpFormat, dump: Readable): Promise<void> {
   if (format === 'pglite_tar_gz') {
     if (config.db.driver !== 'pglite') throw new Error('this backup holds a PGlite database; restore it with DB_DRIVER=pglite');
-    const [{ PGlite }, { vector }] = await Promise.all([import('@electric-sql/pglite'), import('@electric-sql/pglite-pgvector')]);
     const dir = pgliteDir(config.dataDir);
     await mkdir(dir, { recursive: true });
     const tarball = new Blob([new Uint8Array(await readAll(dump))]);
-    const pglite = await PGlite.create({ dataDir: dir, loadDataDir: tarball, extensions: { vector } });
+    const pglite = await createPglite(dir, tarball);
     await pglite.close();
     return;
   }

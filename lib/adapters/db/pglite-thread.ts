@@ -12,6 +12,16 @@ import { Worker } from 'node:worker_threads';
  * This is what knex-pglite and the backups use of a PGlite instance: `waitReady`,
  * `query`, `exec`, `dumpDataDir` and `close`.
  */
+/**
+ * A PGlite instance on the calling thread with the extensions the migrations need
+ * (pgvector); loaded only when called so the mesh never pays for the WASM build.
+ * `loadDataDir`: a tarball of a data directory to start from (a restore).
+ */
+export async function createPglite(dataDir: string, loadDataDir?: Blob) {
+  const [{ PGlite }, { vector }] = await Promise.all([import('@electric-sql/pglite'), import('@electric-sql/pglite-pgvector')]);
+  return PGlite.create({ dataDir, loadDataDir, extensions: { vector } });
+}
+
 export type Request =
   | { id: number; op: 'query'; sql: string; params?: unknown[]; options?: Record<string, unknown> }
   | { id: number; op: 'exec'; sql: string }

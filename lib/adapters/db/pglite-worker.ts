@@ -4,7 +4,7 @@
  * connection for a transaction, so a transaction's statements are never interleaved).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import type { Request, Reply, WireError } from './pglite-thread.ts';
+import { createPglite, type Request, type Reply, type WireError } from './pglite-thread.ts';
 
 const { dataDir } = workerData as { dataDir: string };
 const port = parentPort!;
@@ -20,8 +20,7 @@ function wireError(err: unknown): WireError {
 }
 
 try {
-  const [{ PGlite }, { vector }] = await Promise.all([import('@electric-sql/pglite'), import('@electric-sql/pglite-pgvector')]);
-  const pglite = await PGlite.create({ dataDir, extensions: { vector } });
+  const pglite = await createPglite(dataDir);
   port.on('message', async (req: Request) => {
     let reply: Reply;
     try {
