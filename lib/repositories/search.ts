@@ -100,16 +100,6 @@ export interface LexicalHit {
   score: number;
 }
 
-/** A hit as the database gives it: the stored fields of the chunk and its document, plus the raw highlighted excerpt (lib/search turns it into a SearchHit). */
-export interface HitRow extends StoredHit {
-  /** ts_headline output with MARK_START/MARK_END around matches; null when no query terms apply. */
-  headline: string | null;
-}
-
-/** ts_headline marks matches with these private-use characters, which no document text can forge into markup (lib/search/snippet.ts). */
-export const MARK_START = '\ue000';
-export const MARK_END = '\ue001';
-
 /**
  * A normalized lexeme as a tsquery operand. The input syntax of tsquery quotes a
  * lexeme in '…' and escapes ' and \ inside it; built only from lexemes PostgreSQL
@@ -123,8 +113,6 @@ export function quoteLexeme(lexeme: string): string {
 export function anyOf(lexemes: string[]): string {
   return lexemes.map(quoteLexeme).join(' | ');
 }
-
-const HEADLINE_OPTIONS = `StartSel=${MARK_START}, StopSel=${MARK_END}, MaxWords=32, MinWords=12, ShortWord=2, MaxFragments=2, FragmentDelimiter=" … "`;
 
 export class SearchRepository {
   constructor(private readonly knex: Knex) {}
@@ -429,48 +417,53 @@ export class SearchRepository {
   }
 
   /**
-   * Chunks with their document, in the order of `chunkIds`, with a headline marked
-   * for the query. Ids of other tenants or of replaced chunks are simply absent.
+   * Chunks with their document, in the order of `chunkIds`. Ids of other tenants or of
+   * replaced chunks are simply absent. (Headlines are made by lib/search/headline.ts.)
    */
-  async hits(scope: TenantScope, chunkIds: string[], highlight: Partial<Record<FtConfig, string[]>>, headlineFor: string[] = chunkIds): Promise<HitRow[]> {
+  async hits(scope: TenantScope, chunkIds: string[]): Promise<StoredHit[]> {
     if (chunkIds.length === 0) return [];
-    const headline = (config: FtConfig) => {
-      const terms = highlight[config] ?? [];
-      return terms.length ? { sql: `ts_headline('${config}', c.text, ?::tsquery, ?)`, bindings: [anyOf(terms), HEADLINE_OPTIONS] } : { sql: 'null', bindings: [] as Knex.RawBinding[] };
-    };
-    const [ru, en, simple] = FT_CONFIGS.map(headline) as [ReturnType<typeof headline>, ReturnType<typeof headline>, ReturnType<typeof headline>];
     // One primary-key lookup per hit, chunk then document, in the order asked: whatever the
     // planner believes of the tables' sizes, never a pass over the tenant's documents.
-    // Prepared (one statement per set of configurations with headlines): planning it cost
-    // more than the lookups.
+    // Prepared: planning it cost more than the lookups.
     const { rows } = await preparedRaw(
       this.knex,
-      `select c.id, c.document_id, c.page, c.heading, c.text, c.lang, d.source_id, d.title, d.mime, d.tags,
-              -- ts_headline parses the whole text again: only for the hits that are shown.
-              case when c.id = any(?::uuid[]) then (case c.lang when 'ru' then ${ru.sql} when 'en' then ${en.sql} else ${simple.sql} end) end as headline
+      `select c.id, c.document_id, c.page, c.heading, c.text, c.lang, d.source_id, d.title, d.mime, d.tags
        from unnest(?::uuid[]) with ordinality as w(id, ord)
        cross join lateral (select * from chunks c where c.tenant_id = ? and c.id = w.id) c
        cross join lateral (select * from documents d where d.tenant_id = c.tenant_id and d.id = c.document_id) d
        order by w.ord`,
-      [headlineFor, ...ru.bindings, ...en.bindings, ...simple.bindings, chunkIds, scope.tenantId],
+      [chunkIds, scope.tenantId],
     );
-    return (rows as Array<Record<string, unknown>>).map((r): HitRow => {
-      const text = r.text as string;
-      return {
+    return (rows as Array<Record<string, unknown>>).map(
+      (r): StoredHit => ({
         chunkId: r.id as string,
         documentId: r.document_id as string,
         sourceId: r.source_id as string,
         title: (r.title as string | null) ?? null,
         page: (r.page as number | null) ?? null,
         heading: (r.heading as string | null) ?? null,
-        text,
+        text: r.text as string,
         lang: r.lang as string,
         mime: r.mime as string,
         tags: (r.tags as string[]) ?? [],
-        // A text that itself holds the marker characters cannot be marked unambiguously.
-        headline: text.includes(MARK_START) || text.includes(MARK_END) ? null : ((r.headline as string | null) ?? null),
-      };
-    });
+      }),
+    );
+  }
+
+  /**
+   * Each word's lexemes in its configuration, in the order asked: `to_tsvector`, so the
+   * same parser, dictionaries and stemmer as a chunk's own (none for a stop word).
+   */
+  async lexemes(words: Array<{ config: FtConfig; word: string }>): Promise<string[][]> {
+    if (words.length === 0) return [];
+    const { rows } = await preparedRaw(
+      this.knex,
+      `select coalesce((select array_agg(u.lexeme) from unnest(to_tsvector(w.cfg::regconfig, w.word)) as u), '{}') as lexemes
+       from unnest(?::text[], ?::text[]) with ordinality as w(cfg, word, ord)
+       order by w.ord`,
+      [words.map((w) => w.config), words.map((w) => w.word)],
+    );
+    return (rows as Array<{ lexemes: string[] }>).map((r) => r.lexemes);
   }
 }
 

@@ -12,6 +12,7 @@ import { SearchAdmission } from './admission.ts';
 import { maximalMarginalRelevance } from './mmr.ts';
 import { parseQuery, type ParsedQuery } from './query.ts';
 import { reciprocalRankFusion, type FusedItem } from './rrf.ts';
+import { headlines, LexemeCache } from './headline.ts';
 import { leadingExcerpt, renderSnippet } from './snippet.ts';
 import type { SearchFilters, SearchHit, SearchParams, SearchResult } from './types.ts';
 
@@ -107,6 +108,8 @@ interface DenseOutcome {
 export class HybridSearch {
   private readonly ensured = new Set<string>();
   private modelsCache: { at: number; value: Promise<ActiveModel[]> } | null = null;
+  /** Words' lexemes for headlines, asked of the database once per word (lib/search/headline.ts). */
+  private readonly lexemes = new LexemeCache(async (words) => new SearchRepository(await this.deps.knex()).lexemes(words));
   /**
    * Admission control: past `concurrency` running, a search waits only while its
    * expected wait (measured service time) is under `queueWaitMs` and fewer than
@@ -187,15 +190,14 @@ export class HybridSearch {
     const knex = await this.deps.knex();
     const repo = new SearchRepository(knex);
     const pool = fused.slice(0, poolSize);
-    // Without MMR the first `limit` rows that exist are the hits: only those are read, with
-    // their headlines (ts_headline parses the whole text again: most of the database's CPU
-    // for a search). Rows gone since the legs ran (a chunk deleted or replaced meanwhile, a
-    // vector point left behind) are made up from the rest of the pool in a second trip.
+    // Without MMR the first `limit` rows that exist are the hits: only those are read. Rows
+    // gone since the legs ran (a chunk deleted or replaced meanwhile, a vector point left
+    // behind) are made up from the rest of the pool in a second trip.
     const poolIds = pool.map((f) => f.id);
     const highlight = lexical?.value?.highlight ?? {};
     const first = request.mmr ? poolIds : poolIds.slice(0, request.limit);
-    let rows = await repo.hits(scope, first, highlight);
-    if (rows.length < first.length && first.length < poolIds.length) rows = [...rows, ...(await repo.hits(scope, poolIds.slice(first.length), highlight))];
+    let rows = await repo.hits(scope, first);
+    if (rows.length < first.length && first.length < poolIds.length) rows = [...rows, ...(await repo.hits(scope, poolIds.slice(first.length)))];
     const fusedById = new Map(pool.map((f) => [f.id, f]));
     let ranked: Array<{ item: FusedItem; row: (typeof rows)[number]; score: number }> = rows.map((row) => {
       const item = fusedById.get(row.chunkId)!;
@@ -217,7 +219,14 @@ export class HybridSearch {
       }
     }
 
-    const hits: SearchHit[] = ranked.slice(0, request.limit).map(({ item, row }) => ({
+    const shown = ranked.slice(0, request.limit);
+    // Only the hits shown get a headline.
+    const marked = await headlines(
+      shown.map(({ row }) => ({ text: row.text, config: configOfLang(row.lang) })),
+      highlight,
+      this.lexemes,
+    );
+    const hits: SearchHit[] = shown.map(({ item, row }, i) => ({
       chunkId: row.chunkId,
       documentId: row.documentId,
       sourceId: row.sourceId,
@@ -225,7 +234,7 @@ export class HybridSearch {
       page: row.page,
       heading: row.heading,
       text: row.text,
-      snippet: row.headline ? renderSnippet(row.headline) : renderSnippet(leadingExcerpt(row.text)),
+      snippet: renderSnippet(marked[i] ?? leadingExcerpt(row.text)),
       score: item.score,
       ranks: { ...item.ranks },
       lang: row.lang,

@@ -1,12 +1,10 @@
-import { MARK_END, MARK_START } from '../repositories/search.ts';
-
 /**
- * ts_headline marks matches with private-use characters (MARK_START/MARK_END, set by
- * the search repository); the text is then HTML-escaped and only they become <mark>
- * tags, so a chunk containing "<script>" shows as text and the highlighting cannot be
- * forged by the document.
+ * Headlines (lib/search/headline.ts) mark matches with private-use characters; the text
+ * is then HTML-escaped and only they become <mark> tags, so a chunk containing
+ * "<script>" shows as text and the highlighting cannot be forged by the document.
  */
-export { MARK_END, MARK_START };
+export const MARK_START = '\ue000';
+export const MARK_END = '\ue001';
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
