@@ -203,7 +203,7 @@ export class SearchRepository {
        select s.chunk_count, s.total_length, s.russian_chunks, s.english_chunks, s.simple_chunks, s.version, q.cfg, q.lexeme, q.qtf, coalesce(t.df, 0) as df
        from s left join q on true
        left join search_terms t on t.tenant_id = s.tenant_id and t.config = q.cfg and t.term = q.lexeme
-       order by q.cfg, q.lexeme`,
+       order by q.cfg, q.lexeme collate "C"`,
       [scope.tenantId, text],
     );
     const first = (rows as Array<Record<string, unknown>>)[0];
@@ -220,6 +220,12 @@ export class SearchRepository {
       terms.get(row.cfg)!.push({ term: row.lexeme, qtf: Number(row.qtf), df: Number(row.df) });
     }
     return { stats, terms };
+  }
+
+  /** The tenant's statistics version alone (0 before its first chunk): whether postings held in memory are current. */
+  async statsVersion(scope: TenantScope): Promise<number> {
+    const { rows } = await preparedRaw(this.knex, 'select version from search_stats where tenant_id = ?', [scope.tenantId]);
+    return Number((rows as Array<{ version: number | string }>)[0]?.version ?? 0);
   }
 
   /** Document frequency of terms in one configuration of the tenant (0 when absent). */
@@ -452,13 +458,15 @@ export class SearchRepository {
 
   /**
    * Each word's lexemes in its configuration, in the order asked: `to_tsvector`, so the
-   * same parser, dictionaries and stemmer as a chunk's own (none for a stop word).
+   * same parser, dictionaries and stemmer as a chunk's own (none for a stop word). A lexeme
+   * comes once per position it holds (a compound can hold one twice), so that a query's
+   * term frequencies can be counted from its words.
    */
   async lexemes(words: Array<{ config: FtConfig; word: string }>): Promise<string[][]> {
     if (words.length === 0) return [];
     const { rows } = await preparedRaw(
       this.knex,
-      `select coalesce((select array_agg(u.lexeme) from unnest(to_tsvector(w.cfg::regconfig, w.word)) as u), '{}') as lexemes
+      `select coalesce((select array_agg(u.lexeme order by p.pos, u.lexeme) from unnest(to_tsvector(w.cfg::regconfig, w.word)) as u, unnest(coalesce(u.positions, '{1}')) as p(pos)), '{}') as lexemes
        from unnest(?::text[], ?::text[]) with ordinality as w(cfg, word, ord)
        order by w.ord`,
       [words.map((w) => w.config), words.map((w) => w.word)],

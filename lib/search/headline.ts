@@ -90,10 +90,42 @@ export interface HeadlineInput {
   config: FtConfig;
 }
 
-interface Word {
-  start: number;
-  end: number;
-  lower: string;
+/** A text's tokens (word offsets) and, of those that could match, their lowercase form. */
+interface Tokens {
+  starts: number[];
+  ends: number[];
+  /** Token indices that share their first two letters with a query lexeme, and those tokens lowercased. */
+  candidates: number[];
+  lowered: string[];
+}
+
+/** Query lexemes' first letters, as numbers: two letters (or one, for a one-letter lexeme). */
+function prefixKey(first: number, second: number): number {
+  return first * 0x10000 + second;
+}
+
+function tokenize(text: string, prefixes: Set<number>): Tokens {
+  const lower = text.toLowerCase();
+  // Offsets in the lowercased text are the text's own unless lowercasing changed a length (İ).
+  const aligned = lower.length === text.length;
+  const tokens: Tokens = { starts: [], ends: [], candidates: [], lowered: [] };
+  WORD.lastIndex = 0;
+  for (let m = WORD.exec(text); m; m = WORD.exec(text)) {
+    const start = m.index;
+    const end = start + m[0].length;
+    const index = tokens.starts.push(start) - 1;
+    tokens.ends.push(end);
+    const word = aligned ? null : m[0].toLowerCase();
+    const source = word ?? lower;
+    const at = word ? 0 : start;
+    const first = source.charCodeAt(at);
+    const second = end - start > 1 ? source.charCodeAt(at + 1) : 0;
+    if (prefixes.has(prefixKey(first, second)) || prefixes.has(prefixKey(first, 0))) {
+      tokens.candidates.push(index);
+      tokens.lowered.push(word ?? lower.slice(start, end));
+    }
+  }
+  return tokens;
 }
 
 /**
@@ -108,77 +140,84 @@ export async function headlines(
   cache: LexemeCache,
   options: HeadlineOptions = HEADLINE_OPTIONS,
 ): Promise<Array<string | null>> {
-  const prefixes = new Map<FtConfig, Set<string>>();
+  const prefixes = new Map<FtConfig, Set<number>>();
   const lexemeSets = new Map<FtConfig, Set<string>>();
   for (const [config, lexemes] of Object.entries(queryLexemes) as Array<[FtConfig, string[]]>) {
     if (!lexemes?.length) continue;
     lexemeSets.set(config, new Set(lexemes));
-    prefixes.set(config, new Set(lexemes.map((l) => l.slice(0, 2))));
+    // A one-letter lexeme is keyed by its letter alone (second 0), and matches any token starting with it.
+    prefixes.set(config, new Set(lexemes.map((l) => prefixKey(l.charCodeAt(0), l.length > 1 ? l.charCodeAt(1) : 0))));
   }
-  const words: Array<Word[] | null> = [];
-  const candidates = new Map<FtConfig, Set<string>>();
+  const tokenized: Array<Tokens | null> = [];
+  const wanted = new Map<FtConfig, Set<string>>();
   for (const { text, config } of inputs) {
     const prefixSet = prefixes.get(config);
     if (!prefixSet || text.includes(MARK_START) || text.includes(MARK_END)) {
-      words.push(null);
+      tokenized.push(null);
       continue;
     }
-    const list: Word[] = [];
-    for (const m of text.matchAll(WORD)) {
-      const lower = m[0].toLowerCase();
-      list.push({ start: m.index, end: m.index + m[0].length, lower });
-      if (prefixSet.has(lower.slice(0, 2))) {
-        let set = candidates.get(config);
-        if (!set) candidates.set(config, (set = new Set()));
-        set.add(lower);
-      }
+    const tokens = tokenize(text, prefixSet);
+    if (tokens.lowered.length) {
+      let set = wanted.get(config);
+      if (!set) wanted.set(config, (set = new Set()));
+      for (const word of tokens.lowered) set.add(word);
     }
-    words.push(list);
+    tokenized.push(tokens);
   }
-  const lexemesOf = candidates.size ? await cache.resolve(candidates) : () => [];
+  const lexemesOf = wanted.size ? await cache.resolve(wanted) : () => [];
   return inputs.map(({ text, config }, i) => {
-    const list = words[i];
-    if (!list) return null;
-    const wanted = lexemeSets.get(config)!;
-    const prefixSet = prefixes.get(config)!;
-    // Per word: the query lexeme it stands for, or null.
-    const matched = list.map((w) => (prefixSet.has(w.lower.slice(0, 2)) ? (lexemesOf(config, w.lower).find((l) => wanted.has(l)) ?? null) : null));
-    if (!matched.some((m) => m !== null)) return null;
-    return fragments(list, matched, options)
-      .map(([from, to]) => mark(text, list, matched, from, to))
+    const tokens = tokenized[i];
+    if (!tokens) return null;
+    const queryLexemeSet = lexemeSets.get(config)!;
+    // The matching tokens, in order, with the query lexeme each stands for.
+    const hits: Hit[] = [];
+    tokens.candidates.forEach((index, k) => {
+      const lexeme = lexemesOf(config, tokens.lowered[k]!).find((l) => queryLexemeSet.has(l));
+      if (lexeme !== undefined) hits.push({ index, lexeme });
+    });
+    if (hits.length === 0) return null;
+    return fragments(tokens.starts.length, hits, options)
+      .map(([from, to]) => mark(text, tokens, hits, from, to))
       .join(options.delimiter);
   });
 }
 
-/** Up to `maxFragments` word ranges [from, to), in text order: each the window with the most new query lexemes, then the most matches. */
-function fragments(list: Word[], matched: Array<string | null>, options: HeadlineOptions): Array<[number, number]> {
-  const n = list.length;
+interface Hit {
+  /** The token's index. */
+  index: number;
+  lexeme: string;
+}
+
+/** Up to `maxFragments` token ranges [from, to), in text order: each the window with the most new query lexemes, then the most matches. */
+function fragments(n: number, hits: Hit[], options: HeadlineOptions): Array<[number, number]> {
   // A text that fits one fragment is shown whole.
   if (n <= options.maxWords) return [[0, n]];
   const chosen: Array<[number, number]> = [];
   const covered = new Set<string>();
+  const inside = (index: number) => chosen.some(([a, b]) => index >= a && index < b);
   for (let f = 0; f < options.maxFragments; f++) {
     let best: { range: [number, number]; score: number; lexemes: Set<string> } | null = null;
-    for (let m = 0; m < n; m++) {
-      if (matched[m] === null || chosen.some(([a, b]) => m >= a && m < b)) continue;
-      let from = Math.max(0, Math.min(m - options.context, n - options.minWords));
-      // Never inside a fragment already chosen.
+    for (const { index } of hits) {
+      if (inside(index)) continue;
+      let from = Math.max(0, Math.min(index - options.context, n - options.minWords));
+      // Never inside a fragment already chosen, and stopping at the next one.
       for (const [a, b] of chosen) if (from >= a && from < b) from = b;
       let to = Math.min(n, from + options.maxWords);
-      // Stop at the first fragment already chosen, and short of words after the last match.
       for (const [a] of chosen) if (a >= from && a < to) to = a;
-      let last = m;
-      const lexemes = new Set<string>();
+      let last = index;
       let matches = 0;
-      for (let k = from; k < to; k++) {
-        const lexeme = matched[k];
-        if (lexeme === null || lexeme === undefined) continue;
+      let fresh = 0;
+      const lexemes = new Set<string>();
+      for (const hit of hits) {
+        if (hit.index < from || hit.index >= to) continue;
         matches++;
-        last = k;
-        lexemes.add(lexeme);
+        last = hit.index;
+        if (!lexemes.has(hit.lexeme)) {
+          lexemes.add(hit.lexeme);
+          if (!covered.has(hit.lexeme)) fresh++;
+        }
       }
       to = Math.min(to, Math.max(from + options.minWords, last + 1 + options.context));
-      const fresh = [...lexemes].filter((l) => !covered.has(l)).length;
       const score = fresh * 1_000 + matches;
       if (!best || score > best.score) best = { range: [from, to], score, lexemes };
     }
@@ -189,16 +228,17 @@ function fragments(list: Word[], matched: Array<string | null>, options: Headlin
   return chosen.sort((a, b) => a[0] - b[0]);
 }
 
-/** The text of words [from, to) with the matched words marked, its whitespace folded; from the text's start or to its end when the range reaches them. */
-function mark(text: string, list: Word[], matched: Array<string | null>, from: number, to: number): string {
+/** The text of tokens [from, to) with the matching ones marked, its whitespace folded; from the text's start or to its end when the range reaches them. */
+function mark(text: string, tokens: Tokens, hits: Hit[], from: number, to: number): string {
   let out = '';
-  let at = from === 0 ? 0 : list[from]!.start;
-  for (let k = from; k < to; k++) {
-    const w = list[k]!;
-    if (matched[k] === null) continue;
-    out += `${text.slice(at, w.start)}${MARK_START}${text.slice(w.start, w.end)}${MARK_END}`;
-    at = w.end;
+  let at = from === 0 ? 0 : tokens.starts[from]!;
+  for (const { index } of hits) {
+    if (index < from || index >= to) continue;
+    const start = tokens.starts[index]!;
+    const end = tokens.ends[index]!;
+    out += `${text.slice(at, start)}${MARK_START}${text.slice(start, end)}${MARK_END}`;
+    at = end;
   }
-  out += text.slice(at, to === list.length ? text.length : list[to - 1]!.end);
+  out += text.slice(at, to === tokens.starts.length ? text.length : tokens.ends[to - 1]!);
   return out.replace(/\s+/g, ' ').trim();
 }

@@ -266,8 +266,10 @@ export class HybridSearch {
    */
   async lexical(scope: TenantScope, parsed: ParsedQuery, filters: SearchRowFilters | undefined, limit: number): Promise<LexicalOutcome> {
     const repo = new SearchRepository(await this.deps.knex());
-    // Statistics, the query's lexemes and their document frequencies: one round trip.
-    const { stats, terms: analyzed } = await repo.queryStatistics(scope, parsed.words.join(' '));
+    const plainWords = !hasRowFilters(filters) && parsed.phrases.length === 0 && parsed.excluded.length === 0;
+    // Statistics, the query's lexemes and their document frequencies: from the postings held
+    // in memory when they are current, else one round trip.
+    const { stats, terms: analyzed } = (plainWords ? await this.heldStatistics(repo, scope, parsed) : null) ?? (await repo.queryStatistics(scope, parsed.words.join(' ')));
     if (stats.chunkCount <= 0) return { ids: [], highlight: {} };
     const wantedLangs = filters?.langs;
     const configs = FT_CONFIGS.filter(
@@ -304,7 +306,6 @@ export class HybridSearch {
     const budget = this.deps.settings.lexicalPostings;
     const firstBudget = Math.min(budget, Math.max(FIRST_PASS_POSTINGS, limit * 10));
     const first = new Map(weighted.map(({ config, terms }) => [config, recruitingTerms(terms, firstBudget)]));
-    const plainWords = !hasRowFilters(filters) && parsed.phrases.length === 0 && parsed.excluded.length === 0;
     // Plain words with the tenant's postings in memory at this very version: the same
     // BM25 over the same statistics, summed in the process (lib/search/lexical-index.ts).
     const held = plainWords ? this.deps.lexicalIndex?.lookup(scope, stats) : null;
@@ -329,6 +330,32 @@ export class HybridSearch {
     if (covered) return { ids: firstHits.map((h) => h.chunkId), highlight };
     const hits = await repo.bm25(scope, plansFor((c) => recruitingTerms(essential.get(c)!, budget)), options);
     return { ids: hits.map((h) => h.chunkId), highlight };
+  }
+
+  /**
+   * What `queryStatistics` answers, without its statement, when the tenant's postings are
+   * held at the database's current version: N, the average length and each term's df are
+   * the postings' own (the same numbers, read at that version), and the query's lexemes
+   * are its words' (`to_tsvector` of each word: PostgreSQL's parser never makes a token
+   * across whitespace, so they are the whole text's), which the process remembers. One
+   * primary-key read of the version is left. Null when nothing current is held.
+   */
+  private async heldStatistics(repo: SearchRepository, scope: TenantScope, parsed: ParsedQuery): Promise<Awaited<ReturnType<SearchRepository['queryStatistics']>> | null> {
+    const postings = this.deps.lexicalIndex?.held(scope);
+    if (!postings?.stats || (await repo.statsVersion(scope)) !== postings.version) return null;
+    const { stats } = postings;
+    const configs = FT_CONFIGS.filter((c) => stats.chunksPerConfig[c] > 0);
+    const lexemesOf = await this.lexemes.resolve(new Map(configs.map((c) => [c, new Set(parsed.words)])));
+    const terms = new Map<FtConfig, Array<{ term: string; qtf: number; df: number }>>();
+    for (const config of configs) {
+      const qtf = new Map<string, number>();
+      for (const word of parsed.words) for (const lexeme of lexemesOf(config, word)) qtf.set(lexeme, (qtf.get(lexeme) ?? 0) + 1);
+      if (qtf.size === 0) continue;
+      // In code point order, as the statement gives them (collate "C"): the order sums are added in stays the same.
+      // A tsvector keeps at most 256 positions of a lexeme (MAXNUMPOS): the statement's qtf stops there.
+      terms.set(config, [...qtf.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map((term) => ({ term, qtf: Math.min(qtf.get(term)!, 256), df: postings.df(config, term) })));
+    }
+    return { stats, terms };
   }
 
   /** The dense leg alone: chunk ids by cosine similarity to the query, best first. */

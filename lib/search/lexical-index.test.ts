@@ -98,6 +98,17 @@ for (const backend of DATABASE_BACKENDS) {
           assert.deepEqual(postings.top(plans, { ...options, dense: true }), postings.top(plans, { ...options, dense: false }), `${query} @${limit}`);
         }
       }
+      // Held and current, a query's statistics come from the postings and its words' lexemes,
+      // without the statement: the same numbers, terms and order as the statement's.
+      const search = heldSearch(cache);
+      for (const query of [...QUERIES, 'Lima LIMA lima-kilo kilo', 'state-of-the-art art e.g. alpha.bravo', 'Договор договора ДОГОВОРОМ', 'the of and']) {
+        const parsed = parseQuery(query);
+        const held = await search['heldStatistics'](repo, scope, parsed);
+        assert.ok(held, 'answered from the postings');
+        const sql = await repo.queryStatistics(scope, parsed.words.join(' '));
+        assert.deepEqual(held.stats, sql.stats, query);
+        assert.deepEqual(Object.fromEntries(held.terms), Object.fromEntries(sql.terms), query);
+      }
       // Phrases, exclusions and filters read the chunk rows in SQL; they answer as before.
       const phrase = await heldSearch(cache).lexical(scope, parseQuery('"alpha bravo" -kilo'), undefined, 10);
       assert.deepEqual(phrase.ids, (await sqlSearch().lexical(scope, parseQuery('"alpha bravo" -kilo'), undefined, 10)).ids);

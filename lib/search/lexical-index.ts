@@ -72,6 +72,8 @@ export class TenantPostings {
     private readonly lists: Record<FtConfig, Map<string, [number, number]>>,
     private readonly docs: Int32Array,
     private readonly tfs: Uint16Array,
+    /** The tenant's statistics at `version`, when the builder read them (lib/search plans a query from them without asking the database). */
+    readonly stats: TenantSearchStats | null = null,
   ) {
     const terms = FT_CONFIGS.reduce((n, c) => n + lists[c].size, 0);
     this.bytes = docs.length * (BYTES_PER_POSTING + BYTES_PER_IMPACT) + chunkIds.length * BYTES_PER_CHUNK + terms * BYTES_PER_TERM;
@@ -81,6 +83,12 @@ export class TenantPostings {
 
   get chunkCount(): number {
     return this.chunkIds.length;
+  }
+
+  /** The term's document frequency at this version: the length of its list (0 when absent). */
+  df(config: FtConfig, term: string): number {
+    const range = this.lists[config].get(term);
+    return range ? range[1] - range[0] : 0;
   }
 
   /**
@@ -220,6 +228,7 @@ export async function buildPostings(
   scope: TenantScope,
   version: number,
   pageSize: number,
+  stats: TenantSearchStats | null = null,
 ): Promise<TenantPostings> {
   // Per configuration and term: its range in docs/tfs, and where its next posting goes.
   const slots: Record<FtConfig, Map<string, { start: number; end: number; at: number }>> = { russian: new Map(), english: new Map(), simple: new Map() };
@@ -261,7 +270,7 @@ export async function buildPostings(
     }
     slots[config].clear();
   }
-  return new TenantPostings(version, chunkIds, Float64Array.from(lens), lists, docs, tfs);
+  return new TenantPostings(version, chunkIds, Float64Array.from(lens), lists, docs, tfs, stats);
 }
 
 interface Entry {
@@ -317,6 +326,15 @@ export class LexicalIndexCache {
     return null;
   }
 
+  /**
+   * The tenant's postings held now, whatever their version (the caller checks it against
+   * the database's), or null. Nothing is built from here: `lookup` does that.
+   */
+  held(scope: TenantScope): TenantPostings | null {
+    if (this.deps.settings.budgetBytes <= 0 || this.closed) return null;
+    return this.entries.get(scope.tenantId)?.postings ?? null;
+  }
+
   /** Builds the tenant's postings now (or waits for the build running); null when they were not kept. */
   async load(scope: TenantScope): Promise<TenantPostings | null> {
     const entry = this.entryOf(scope.tenantId);
@@ -341,7 +359,7 @@ export class LexicalIndexCache {
         this.deps.logger?.info({ tenant: scope.tenantId, chunks: before.chunkCount, estimateBytes: estimate }, 'lexical postings over the memory budget: searches read SQL');
         return;
       }
-      const postings = await buildPostings(repo, scope, before.version, this.deps.settings.pageSize ?? 500).catch((err: unknown) => {
+      const postings = await buildPostings(repo, scope, before.version, this.deps.settings.pageSize ?? 500, before).catch((err: unknown) => {
         if (err instanceof PostingsChangedError) return null;
         throw err;
       });
