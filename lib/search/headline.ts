@@ -195,21 +195,27 @@ function fragments(n: number, hits: Hit[], options: HeadlineOptions): Array<[num
   const chosen: Array<[number, number]> = [];
   const covered = new Set<string>();
   const inside = (index: number) => chosen.some(([a, b]) => index >= a && index < b);
+  const lexemes = new Set<string>();
   for (let f = 0; f < options.maxFragments; f++) {
-    let best: { range: [number, number]; score: number; lexemes: Set<string> } | null = null;
-    for (const { index } of hits) {
+    let best: { range: [number, number]; score: number; first: number; last: number } | null = null;
+    // `hits` are in text order: a window's hits are a run of them, found from the run's first.
+    let runStart = 0;
+    for (let h = 0; h < hits.length; h++) {
+      const { index } = hits[h]!;
       if (inside(index)) continue;
       let from = Math.max(0, Math.min(index - options.context, n - options.minWords));
       // Never inside a fragment already chosen, and stopping at the next one.
       for (const [a, b] of chosen) if (from >= a && from < b) from = b;
       let to = Math.min(n, from + options.maxWords);
       for (const [a] of chosen) if (a >= from && a < to) to = a;
+      while (hits[runStart]!.index < from) runStart++;
       let last = index;
       let matches = 0;
       let fresh = 0;
-      const lexemes = new Set<string>();
-      for (const hit of hits) {
-        if (hit.index < from || hit.index >= to) continue;
+      lexemes.clear();
+      let k = runStart;
+      for (; k < hits.length && hits[k]!.index < to; k++) {
+        const hit = hits[k]!;
         matches++;
         last = hit.index;
         if (!lexemes.has(hit.lexeme)) {
@@ -219,11 +225,11 @@ function fragments(n: number, hits: Hit[], options: HeadlineOptions): Array<[num
       }
       to = Math.min(to, Math.max(from + options.minWords, last + 1 + options.context));
       const score = fresh * 1_000 + matches;
-      if (!best || score > best.score) best = { range: [from, to], score, lexemes };
+      if (!best || score > best.score) best = { range: [from, to], score, first: runStart, last: k };
     }
     if (!best) break;
     chosen.push(best.range);
-    for (const l of best.lexemes) covered.add(l);
+    for (let k = best.first; k < best.last; k++) covered.add(hits[k]!.lexeme);
   }
   return chosen.sort((a, b) => a[0] - b[0]);
 }
@@ -233,7 +239,8 @@ function mark(text: string, tokens: Tokens, hits: Hit[], from: number, to: numbe
   let out = '';
   let at = from === 0 ? 0 : tokens.starts[from]!;
   for (const { index } of hits) {
-    if (index < from || index >= to) continue;
+    if (index < from) continue;
+    if (index >= to) break;
     const start = tokens.starts[index]!;
     const end = tokens.ends[index]!;
     out += `${text.slice(at, start)}${MARK_START}${text.slice(start, end)}${MARK_END}`;
