@@ -183,23 +183,23 @@ export class TenantPostings {
     const { scores, chunkIds } = this;
     const heap = new Float64Array(limit);
     const noted: number[] = [];
-    const n = candidates ? candidates.length : scores.length;
-    for (let t = 0; t < n; t++) {
-      const d = candidates ? candidates[t]! : t;
-      const v = scores[d]!;
-      if (v < heap[0]! || v === 0) continue;
-      noted.push(d);
-      if (v === heap[0]) continue;
-      heap[0] = v;
-      for (let i = 0; ; ) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < limit && heap[l]! < heap[m]!) m = l;
-        if (r < limit && heap[r]! < heap[m]!) m = r;
-        if (m === i) break;
-        [heap[i], heap[m]] = [heap[m]!, heap[i]!];
-        i = m;
+    // The heap's least, kept in a local: most chunks are below it, and their test is then
+    // one load and one compare (in the dense case, a pass over every chunk of the tenant).
+    let least = 0;
+    if (candidates) {
+      for (let t = 0; t < candidates.length; t++) {
+        const d = candidates[t]!;
+        const v = scores[d]!;
+        if (v < least || v === 0) continue;
+        noted.push(d);
+        if (v !== least) least = replaceLeast(heap, v);
+      }
+    } else {
+      for (let d = 0; d < scores.length; d++) {
+        const v = scores[d]!;
+        if (v < least || v === 0) continue;
+        noted.push(d);
+        if (v !== least) least = replaceLeast(heap, v);
       }
     }
     const theta = heap[0]!;
@@ -207,6 +207,31 @@ export class TenantPostings {
     for (const d of noted) if (scores[d]! >= theta) top.push({ chunkId: chunkIds[d]!, score: scores[d]! });
     return top.sort((x, y) => y.score - x.score || (x.chunkId < y.chunkId ? -1 : 1)).slice(0, limit);
   }
+}
+
+/** Puts `v` in place of a min-heap's least (heap[0]) and sifts it down; the new least. */
+function replaceLeast(heap: Float64Array, v: number): number {
+  const size = heap.length;
+  let i = 0;
+  for (;;) {
+    const l = 2 * i + 1;
+    const r = l + 1;
+    let m = -1;
+    let mv = v;
+    if (l < size && heap[l]! < mv) {
+      m = l;
+      mv = heap[l]!;
+    }
+    if (r < size && heap[r]! < mv) {
+      m = r;
+      mv = heap[r]!;
+    }
+    if (m < 0) break;
+    heap[i] = mv;
+    i = m;
+  }
+  heap[i] = v;
+  return heap[0]!;
 }
 
 /** The chunk rows and the term statistics disagreed: they were read at different versions. */

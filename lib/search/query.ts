@@ -40,11 +40,11 @@ export function parseQuery(raw: unknown): ParsedQuery {
   let i = 0;
   while (i < input.length) {
     const ch = input[i]!;
-    if (/\s/u.test(ch)) {
+    if (isSpace(ch)) {
       i++;
       continue;
     }
-    const negated = ch === '-' && i + 1 < input.length && !/\s/u.test(input[i + 1]!);
+    const negated = ch === '-' && i + 1 < input.length && !isSpace(input[i + 1]!);
     const start = negated ? i + 1 : i;
     const open = input[start]!;
     const close = QUOTES[open];
@@ -57,7 +57,7 @@ export function parseQuery(raw: unknown): ParsedQuery {
       phrase = true;
     } else {
       let end = start;
-      while (end < input.length && !/\s/u.test(input[end]!)) end++;
+      while (end < input.length && !isSpace(input[end]!)) end++;
       token = input.slice(start, end);
       i = end;
     }
@@ -82,6 +82,13 @@ export function parseQuery(raw: unknown): ParsedQuery {
     throw appError('QUERY_TOO_LONG', `query has more than ${QUERY_MAX_WORDS} distinct words`);
   }
   return { text: textParts.join(' '), words, phrases, excluded };
+}
+
+/** `/\s/u` on one character, without a regular expression for the common ASCII ones (it ran per character). */
+function isSpace(ch: string): boolean {
+  const c = ch.charCodeAt(0);
+  if (c < 128) return c === 32 || (c >= 9 && c <= 13);
+  return /\s/u.test(ch);
 }
 
 /** Runs of letters and digits (with inner - ' . _ kept, like "e-mail", "don't", "3.5"). */
