@@ -58,6 +58,27 @@ describe('headlines, fragment logic', () => {
   });
 });
 
+describe('the lexeme memory', () => {
+  it("answers every word a call asked, even when another call cleared the memory at its bound meanwhile", async () => {
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const cache = new LexemeCache(async (words) => {
+      if (words.some((w) => w.word === 'slow')) await held;
+      return toyLexize(words);
+    }, 2);
+    const fill = (words: string[]) => new Map<FtConfig, Set<string>>([['simple', new Set(words)]]);
+    await cache.resolve(fill(['cats']));
+    // Asks for a known word and an unknown one, and waits for the database...
+    const first = cache.resolve(fill(['cats', 'slow']));
+    // ...while another call fills the memory past its bound of 2 (clearing "cats").
+    await cache.resolve(fill(['dogs', 'birds']));
+    release();
+    const lexemesOf = await first;
+    assert.deepEqual(lexemesOf('simple', 'cats'), ['cat']);
+    assert.deepEqual(lexemesOf('simple', 'slow'), ['slow']);
+  });
+});
+
 for (const backend of DATABASE_BACKENDS) {
   describe(`headlines with ${backend.name}'s own stemmers`, () => {
     let t: TestDatabase;

@@ -57,25 +57,36 @@ export class LexemeCache {
     private readonly maxWordsPerConfig = 200_000,
   ) {}
 
-  /** Lexemes of every (config, lowercased word) asked, from memory or one database call for the rest. */
+  /**
+   * Lexemes of every (config, word) asked, from memory or one database call for the rest.
+   * The answer is this call's own copy: another call that meanwhile fills the memory past
+   * its bound (and so clears it) cannot take a word from under it — the statistics of a
+   * search are made from these.
+   */
   async resolve(wanted: Map<FtConfig, Set<string>>): Promise<(config: FtConfig, word: string) => readonly string[]> {
+    const found = new Map<FtConfig, Map<string, readonly string[]>>();
     const missing: Array<{ config: FtConfig; word: string }> = [];
     for (const [config, words] of wanted) {
       const known = this.known(config);
-      for (const word of words) if (!known.has(word)) missing.push({ config, word });
+      const answer = new Map<string, readonly string[]>();
+      found.set(config, answer);
+      for (const word of words) {
+        const lexemes = known.get(word);
+        if (lexemes) answer.set(word, lexemes);
+        else missing.push({ config, word });
+      }
     }
-    const fetched = new Map<string, readonly string[]>();
     if (missing.length) {
       const lexemes = await this.lexize(missing);
       missing.forEach(({ config, word }, i) => {
-        const found = lexemes[i] ?? [];
-        fetched.set(`${config}\u0000${word}`, found);
+        const got = lexemes[i] ?? [];
+        found.get(config)!.set(word, got);
         const known = this.known(config);
         if (known.size >= this.maxWordsPerConfig) known.clear();
-        known.set(word, found);
+        known.set(word, got);
       });
     }
-    return (config, word) => this.byConfig.get(config)?.get(word) ?? fetched.get(`${config}\u0000${word}`) ?? [];
+    return (config, word) => found.get(config)?.get(word) ?? [];
   }
 
   private known(config: FtConfig): Map<string, readonly string[]> {
