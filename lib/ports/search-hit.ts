@@ -1,6 +1,6 @@
 /**
  * What a search hit is, as stored: shared by the repository that reads it
- * (lib/repositories/search.ts, `HitRow`) and the search that ranks it and answers
+ * (lib/repositories/search.ts, `hits`) and the search that ranks it and answers
  * with it (lib/search/types.ts, `SearchHit`). Neither imports the other for it, so
  * the repositories stay below lib/search.
  */

@@ -12,8 +12,9 @@ import { MARK_END, MARK_START } from './snippet.ts';
  * gives once per word and configuration (`to_tsvector`, the same parser, dictionaries and
  * stemmer that indexed the chunk) and this process remembers.
  *
- * What differs from `ts_headline`, knowingly: a hyphenated compound is marked by its parts; a word whose stem does not start with the
- * word's first two letters (English `dying` → `die`) is not marked; fragments are chosen
+ * What differs from `ts_headline`, knowingly: a hyphenated compound is marked by its
+ * parts; a word whose stem does not start with the word's first two letters (English
+ * `dying` → `die`) is not marked; fragments are chosen
  * for the most distinct query lexemes, then the most matches. Headlines are for display:
  * the ranking never reads them.
  */
