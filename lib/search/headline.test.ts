@@ -3,19 +3,24 @@ import { after, before, describe, it } from 'node:test';
 import { anyOf, SearchRepository, type FtConfig } from '../repositories/search.ts';
 import { DATABASE_BACKENDS, type TestDatabase } from '../../test/support/databases.ts';
 import { headlines, HEADLINE_OPTIONS, LexemeCache, type Lexize } from './headline.ts';
-import { MARK_END, MARK_START, renderSnippet } from './snippet.ts';
+import { MARK_END, MARK_START } from './snippet.ts';
 
 /** A stand-in stemmer for the fragment logic alone: lowercase, a trailing "s" dropped, "the" a stop word. */
 const toyLexize: Lexize = async (words) => words.map(({ word }) => (word === 'the' ? [] : [word.replace(/s$/, '')]));
 
-const marked = (headline: string | null) => [...(headline ?? '').matchAll(/\ue000(.*?)\ue001/gu)].map((m) => m[1]);
+const marked = (headline: string | null) => [...(headline ?? '').matchAll(/<mark>(.*?)<\/mark>/gu)].map((m) => m[1]);
 
 describe('headlines, fragment logic', () => {
+  it('escapes the text around and inside the marks', async () => {
+    const [h] = await headlines([{ text: 'a <b>cat</b> & "cats"', config: 'english' }], { english: ['cat'] }, new LexemeCache(toyLexize));
+    assert.equal(h, 'a &lt;b&gt;<mark>cat</mark>&lt;/b&gt; &amp; &quot;<mark>cats</mark>&quot;');
+  });
+
   it('marks every word standing for a query lexeme, and only those', async () => {
     const cache = new LexemeCache(toyLexize);
     const [h] = await headlines([{ text: 'Cats chase the cat; a catalog lists cats.', config: 'english' }], { english: ['cat'] }, cache);
     assert.deepEqual(marked(h!), ['Cats', 'cat', 'cats']);
-    assert.equal(renderSnippet(h!), '<mark>Cats</mark> chase the <mark>cat</mark>; a catalog lists <mark>cats</mark>.');
+    assert.equal(h, '<mark>Cats</mark> chase the <mark>cat</mark>; a catalog lists <mark>cats</mark>.');
   });
 
   it('gives null when nothing matches, when the configuration has no query lexemes, or when the text holds the marks itself', async () => {
@@ -41,7 +46,8 @@ describe('headlines, fragment logic', () => {
     for (const part of parts) assert.ok(part.split(' ').length <= HEADLINE_OPTIONS.maxWords, part);
     // The fragment with "beta alpha" first (two lexemes), then the one with "gamma" (new), in text order.
     assert.deepEqual(marked(h!), ['beta', 'alpha', 'gamma']);
-    assert.ok(text.indexOf(parts[0]!.replace(/[\ue000\ue001]/g, '')) < text.indexOf(parts[1]!.replace(/[\ue000\ue001]/g, '')));
+    const plain = (html: string) => html.replace(/<\/?mark>/g, '');
+    assert.ok(text.indexOf(plain(parts[0]!)) < text.indexOf(plain(parts[1]!)));
   });
 
   it('asks the database for a word once, and only for words that could stem to a query lexeme', async () => {

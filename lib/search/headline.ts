@@ -1,5 +1,5 @@
 import type { FtConfig } from '../repositories/search.ts';
-import { MARK_END, MARK_START } from './snippet.ts';
+import { escapeHtml, MARK_END, MARK_START } from './snippet.ts';
 
 /**
  * Headlines (the marked excerpt of a hit) made in the process instead of by `ts_headline`.
@@ -142,10 +142,10 @@ function tokenize(text: string, prefixes: Set<number>): Tokens {
 }
 
 /**
- * Headlines of texts for a query's lexemes (per configuration): each text's best fragments
- * with MARK_START/MARK_END around the words whose lexemes the query has, or null when none
- * of its words match (or the text holds the marker characters itself, which could not be
- * told apart from the marks).
+ * Headlines of texts for a query's lexemes (per configuration), as HTML: each text's best
+ * fragments, escaped, with <mark>…</mark> around the words whose lexemes the query has; or
+ * null when none of its words match (or the text holds the marker characters, which the
+ * headlines of other code paths use and which could be mistaken for them).
  */
 export async function headlines(
   inputs: HeadlineInput[],
@@ -154,10 +154,11 @@ export async function headlines(
   options: HeadlineOptions = HEADLINE_OPTIONS,
 ): Promise<Array<string | null>> {
   const prefixes = new Map<FtConfig, Set<number>>();
-  const lexemeSets = new Map<FtConfig, Set<string>>();
+  /** Per configuration: each query lexeme's number (its index), for the fragments' bookkeeping. */
+  const lexemeIds = new Map<FtConfig, Map<string, number>>();
   for (const [config, lexemes] of Object.entries(queryLexemes) as Array<[FtConfig, string[]]>) {
     if (!lexemes?.length) continue;
-    lexemeSets.set(config, new Set(lexemes));
+    lexemeIds.set(config, new Map(lexemes.map((l, i) => [l, i])));
     // A one-letter lexeme is keyed by its letter alone (second 0), and matches any token starting with it.
     prefixes.set(config, new Set(lexemes.map((l) => prefixKey(l.charCodeAt(0), l.length > 1 ? l.charCodeAt(1) : 0))));
   }
@@ -178,44 +179,68 @@ export async function headlines(
     tokenized.push(tokens);
   }
   const lexemesOf = wanted.size ? await cache.resolve(wanted) : () => [];
+  // Per configuration: the query lexeme a word stands for (-1: none), worked out once a call.
+  const matchOf = new Map<FtConfig, Map<string, number>>();
+  const match = (config: FtConfig, word: string): number => {
+    let memo = matchOf.get(config);
+    if (!memo) matchOf.set(config, (memo = new Map()));
+    let id = memo.get(word);
+    if (id === undefined) {
+      const ids = lexemeIds.get(config)!;
+      id = -1;
+      for (const lexeme of lexemesOf(config, word)) {
+        const found = ids.get(lexeme);
+        if (found !== undefined) {
+          id = found;
+          break;
+        }
+      }
+      memo.set(word, id);
+    }
+    return id;
+  };
   return inputs.map(({ text, config }, i) => {
     const tokens = tokenized[i];
     if (!tokens) return null;
-    const queryLexemeSet = lexemeSets.get(config)!;
     // The matching tokens, in order, with the query lexeme each stands for.
     const hits: Hit[] = [];
-    tokens.candidates.forEach((index, k) => {
-      const lexeme = lexemesOf(config, tokens.lowered[k]!).find((l) => queryLexemeSet.has(l));
-      if (lexeme !== undefined) hits.push({ index, lexeme });
-    });
+    for (let k = 0; k < tokens.candidates.length; k++) {
+      const lexeme = match(config, tokens.lowered[k]!);
+      if (lexeme >= 0) hits.push({ index: tokens.candidates[k]!, lexeme });
+    }
     if (hits.length === 0) return null;
-    return fragments(tokens.starts.length, hits, options)
-      .map(([from, to]) => mark(text, tokens, hits, from, to))
-      .join(options.delimiter);
+    const lexemeCount = lexemeIds.get(config)!.size;
+    return fragments(tokens.starts.length, hits, lexemeCount, options)
+      .map(([from, to]) => markHtml(text, tokens, hits, from, to))
+      .join(escapeHtml(options.delimiter));
   });
 }
 
 interface Hit {
   /** The token's index. */
   index: number;
-  lexeme: string;
+  /** The query lexeme's number. */
+  lexeme: number;
 }
 
 /** Up to `maxFragments` token ranges [from, to), in text order: each the window with the most new query lexemes, then the most matches. */
-function fragments(n: number, hits: Hit[], options: HeadlineOptions): Array<[number, number]> {
+function fragments(n: number, hits: Hit[], lexemeCount: number, options: HeadlineOptions): Array<[number, number]> {
   // A text that fits one fragment is shown whole.
   if (n <= options.maxWords) return [[0, n]];
   const chosen: Array<[number, number]> = [];
-  const covered = new Set<string>();
-  const inside = (index: number) => chosen.some(([a, b]) => index >= a && index < b);
-  const lexemes = new Set<string>();
+  const covered = new Uint8Array(lexemeCount);
+  // The window a lexeme was last counted in (a fresh number per window: no clearing).
+  const countedIn = new Int32Array(lexemeCount).fill(-1);
+  let window = 0;
   for (let f = 0; f < options.maxFragments; f++) {
     let best: { range: [number, number]; score: number; first: number; last: number } | null = null;
     // `hits` are in text order: a window's hits are a run of them, found from the run's first.
     let runStart = 0;
     for (let h = 0; h < hits.length; h++) {
       const { index } = hits[h]!;
-      if (inside(index)) continue;
+      let inside = false;
+      for (const [a, b] of chosen) if (index >= a && index < b) inside = true;
+      if (inside) continue;
       let from = Math.max(0, Math.min(index - options.context, n - options.minWords));
       // Never inside a fragment already chosen, and stopping at the next one.
       for (const [a, b] of chosen) if (from >= a && from < b) from = b;
@@ -225,15 +250,15 @@ function fragments(n: number, hits: Hit[], options: HeadlineOptions): Array<[num
       let last = index;
       let matches = 0;
       let fresh = 0;
-      lexemes.clear();
+      window++;
       let k = runStart;
       for (; k < hits.length && hits[k]!.index < to; k++) {
         const hit = hits[k]!;
         matches++;
         last = hit.index;
-        if (!lexemes.has(hit.lexeme)) {
-          lexemes.add(hit.lexeme);
-          if (!covered.has(hit.lexeme)) fresh++;
+        if (countedIn[hit.lexeme] !== window) {
+          countedIn[hit.lexeme] = window;
+          if (!covered[hit.lexeme]) fresh++;
         }
       }
       to = Math.min(to, Math.max(from + options.minWords, last + 1 + options.context));
@@ -242,13 +267,18 @@ function fragments(n: number, hits: Hit[], options: HeadlineOptions): Array<[num
     }
     if (!best) break;
     chosen.push(best.range);
-    for (let k = best.first; k < best.last; k++) covered.add(hits[k]!.lexeme);
+    for (let k = best.first; k < best.last; k++) covered[hits[k]!.lexeme] = 1;
   }
   return chosen.sort((a, b) => a[0] - b[0]);
 }
 
-/** The text of tokens [from, to) with the matching ones marked, its whitespace folded; from the text's start or to its end when the range reaches them. */
-function mark(text: string, tokens: Tokens, hits: Hit[], from: number, to: number): string {
+/** Plain text as HTML, its whitespace folded to single spaces. */
+function plainHtml(text: string): string {
+  return escapeHtml(text.replace(/\s+/g, ' '));
+}
+
+/** Tokens [from, to) as HTML, the matching ones in <mark>; from the text's start or to its end when the range reaches them. */
+function markHtml(text: string, tokens: Tokens, hits: Hit[], from: number, to: number): string {
   let out = '';
   let at = from === 0 ? 0 : tokens.starts[from]!;
   for (const { index } of hits) {
@@ -256,9 +286,9 @@ function mark(text: string, tokens: Tokens, hits: Hit[], from: number, to: numbe
     if (index >= to) break;
     const start = tokens.starts[index]!;
     const end = tokens.ends[index]!;
-    out += `${text.slice(at, start)}${MARK_START}${text.slice(start, end)}${MARK_END}`;
+    out += `${plainHtml(text.slice(at, start))}<mark>${escapeHtml(text.slice(start, end))}</mark>`;
     at = end;
   }
-  out += text.slice(at, to === tokens.starts.length ? text.length : tokens.ends[to - 1]!);
-  return out.replace(/\s+/g, ' ').trim();
+  out += plainHtml(text.slice(at, to === tokens.starts.length ? text.length : tokens.ends[to - 1]!));
+  return out.trim();
 }

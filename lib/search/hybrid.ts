@@ -234,7 +234,7 @@ export class HybridSearch {
       page: row.page,
       heading: row.heading,
       text: row.text,
-      snippet: renderSnippet(marked[i] ?? leadingExcerpt(row.text)),
+      snippet: marked[i] ?? renderSnippet(leadingExcerpt(row.text)),
       score: item.score,
       ranks: { ...item.ranks },
       lang: row.lang,
