@@ -110,14 +110,9 @@ export async function runJobDelivery<T extends JobTypeName>(ctx: JobsContext, ha
       return;
     }
   }
-  // A run of this job is still going in this process (the broker handed its message out
-  // again: consumption paused and resumed in an outage, or a channel dropped). The lease is
-  // this worker's own, so a claim would succeed and start a second run beside the first,
-  // each writing vectors under its own chunk ids (found as orphan vectors after a
-  // PostgreSQL restart). Treated as another worker's lease instead.
-  const claimed = options.running.has(found.id) ? null : await jobs.claim(scope, found.id, options.workerId, ctx.settings.leaseMs);
+  const claimed = await jobs.claim(scope, found.id, options.workerId, ctx.settings.leaseMs);
   if (!claimed) {
-    // Another live run holds the lease (the broker handed its message out again when
+    // Another live worker holds the lease (the broker handed its message out again when
     // its connection dropped). Look again once that lease would have lapsed.
     const current = await jobs.get(scope, found.id);
     if (current && (current.status === 'queued' || current.status === 'running')) {
