@@ -14,9 +14,8 @@ import { escapeHtml, MARK_END, MARK_START } from './snippet.ts';
  *
  * What differs from `ts_headline`, knowingly: a hyphenated compound is marked by its
  * parts; a word whose stem does not start with the word's first two letters (English
- * `dying` → `die`) is not marked; fragments are chosen
- * for the most distinct query lexemes, then the most matches. Headlines are for display:
- * the ranking never reads them.
+ * `dying` → `die`) is not marked; fragments are chosen for the most distinct query
+ * lexemes, then the most matches. Headlines are for display: the ranking never reads them.
  */
 
 export interface HeadlineOptions {
@@ -144,8 +143,8 @@ function tokenize(text: string, prefixes: Set<number>): Tokens {
 /**
  * Headlines of texts for a query's lexemes (per configuration), as HTML: each text's best
  * fragments, escaped, with <mark>…</mark> around the words whose lexemes the query has; or
- * null when none of its words match (or the text holds the marker characters, which the
- * headlines of other code paths use and which could be mistaken for them).
+ * null when none of its words match, or when the text holds MARK_START/MARK_END (such a
+ * text gets the leading excerpt, as it did under `ts_headline`).
  */
 export async function headlines(
   inputs: HeadlineInput[],

@@ -1,7 +1,8 @@
 /**
- * Headlines (lib/search/headline.ts) mark matches with private-use characters; the text
- * is then HTML-escaped and only they become <mark> tags, so a chunk containing
- * "<script>" shows as text and the highlighting cannot be forged by the document.
+ * Marker characters a marked excerpt may carry, which `renderSnippet` turns into <mark>
+ * tags while escaping everything else, so a chunk containing "<script>" shows as text.
+ * Headlines (lib/search/headline.ts) write their HTML themselves and leave a text that
+ * holds these characters to the leading excerpt, as before.
  */
 export const MARK_START = '\ue000';
 export const MARK_END = '\ue001';
