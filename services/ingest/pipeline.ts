@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { chunkDocument } from '../../lib/chunking/index.ts';
 import { appError } from '../../lib/errors.ts';
+import { uuidFromParts } from '../../lib/ids.ts';
 import { extractDocument, type ExtractedDocument } from '../../lib/extract/index.ts';
 import type { JobsContext } from '../../lib/jobs/context.ts';
 import type { IngestPayload } from '../../lib/jobs/types/ingest.ts';
@@ -117,7 +117,9 @@ async function stepChunk(deps: PipelineDeps, scope: TenantScope, payload: Ingest
   // Identical passages (repeated headers, boilerplate) are indexed once per document.
   const chunks = chunkDocument(extracted, deps.chunking)
     .filter((c) => !seen.has(c.contentHash) && seen.add(c.contentHash))
-    .map((c, ord) => ({ ...c, ord, id: randomUUID() }));
+    // Named by what they are, not at random: a second run of this job (a redelivery
+    // while the first still ran) writes its vectors under the same ids, so none are orphaned.
+    .map((c, ord) => ({ ...c, ord, id: uuidFromParts('chunk', scope.tenantId, payload.documentId, payload.version, ord, c.contentHash) }));
   if (chunks.length === 0) {
     const unread = extracted.pagesWithoutText ?? [];
     if (unread.length > 0) throw appError('NO_TEXT', `The file has no text layer and OCR is off in this deployment (OCR_ENABLED=false): ${unread.length} page(s) not read`, { documentId: payload.documentId, pagesWithoutText: unread });
