@@ -52,6 +52,69 @@ describe('job worker: one delivery of a message (real PostgreSQL)', () => {
     assert.equal(runs, 1);
   });
 
+  it('a delivery of a job this process is still running stops that run, then resumes the job: never two runs at once', async () => {
+    const { job } = await seedIngest(h.ctx, scope);
+    const options = opts();
+    let active = 0;
+    let overlapped = false;
+    const signals: AbortSignal[] = [];
+    let started!: () => void;
+    const firstStarted = new Promise<void>((resolve) => (started = resolve));
+    const work = handler(async (r) => {
+      if (++active > 1) overlapped = true;
+      signals.push(r.signal);
+      try {
+        if (signals.length === 1) {
+          started();
+          // A step that honours its signal, as the pipeline's steps do.
+          await new Promise<void>((_, reject) => r.signal.addEventListener('abort', () => reject(r.signal.reason), { once: true }));
+        }
+        assert.equal(r.resumable, true, 'the second run resumes');
+      } finally {
+        active--;
+      }
+    });
+    const first = runJobDelivery(h.ctx, work, delivery(job), options);
+    await firstStarted;
+    await runJobDelivery(h.ctx, work, delivery(job, true), options);
+    await first;
+    assert.equal(signals.length, 2);
+    assert.equal(signals[0]!.aborted, true, 'the first run was told to stop');
+    assert.equal(overlapped, false);
+    const done = (await h.ctx.repos.jobs.get(scope, job.id))!;
+    assert.equal(done.status, 'ready');
+    assert.equal(done.attempts, 2);
+    assert.equal(options.running.size, 0);
+  });
+
+  it('a run that does not stop when superseded is left behind after a lease, and cannot commit after the new run', async () => {
+    const { job } = await seedIngest(h.ctx, scope);
+    const options = opts();
+    let runs = 0;
+    let started!: () => void;
+    let release!: () => void;
+    const firstStarted = new Promise<void>((resolve) => (started = resolve));
+    const stuck = new Promise<void>((resolve) => (release = resolve));
+    const work = handler(async () => {
+      if (++runs > 1) return;
+      started();
+      // A call lost with the connection: it ignores the signal.
+      await stuck;
+    });
+    const first = runJobDelivery(h.ctx, work, delivery(job), options);
+    await firstStarted;
+    await runJobDelivery(h.ctx, work, delivery(job, true), options);
+    assert.equal(runs, 2);
+    const done = (await h.ctx.repos.jobs.get(scope, job.id))!;
+    assert.equal(done.status, 'ready');
+    assert.equal(done.attempts, 2);
+    release();
+    await first;
+    const after = (await h.ctx.repos.jobs.get(scope, job.id))!;
+    assert.equal(after.status, 'ready');
+    assert.equal(after.updatedAt.getTime(), done.updatedAt.getTime(), 'the stopped run wrote nothing');
+  });
+
   it('renews the lease while the handler works (heartbeats)', async () => {
     const { job } = await seedIngest(h.ctx, scope);
     const seen: number[] = [];

@@ -110,6 +110,13 @@ export async function runJobDelivery<T extends JobTypeName>(ctx: JobsContext, ha
       return;
     }
   }
+  // This process still runs the job, and the broker handed its message out again (the
+  // connection dropped and came back). Two runs under one lease would race each other's
+  // writes, and the first may be stuck on a call lost with the connection: it is told to
+  // stop, and this delivery resumes the job from its stored steps once it has stopped,
+  // or a lease later if it does not.
+  const earlier = options.running.get(found.id);
+  if (earlier) await supersede(earlier, ctx.settings.leaseMs);
   const claimed = await jobs.claim(scope, found.id, options.workerId, ctx.settings.leaseMs);
   if (!claimed) {
     // Another live worker holds the lease (the broker handed its message out again when
@@ -135,6 +142,8 @@ export async function runJobDelivery<T extends JobTypeName>(ctx: JobsContext, ha
   }
 
   const abort = new AbortController();
+  let settle!: () => void;
+  runSettled.set(abort, new Promise<void>((resolve) => (settle = resolve)));
   options.running.set(claimed.id, abort);
   const heartbeat = setInterval(() => {
     jobs.heartbeat(scope, claimed.id, options.workerId, ctx.settings.leaseMs).then(
@@ -165,6 +174,9 @@ export async function runJobDelivery<T extends JobTypeName>(ctx: JobsContext, ha
       const held = await jobs.holdsLease(scope, claimed.id, options.workerId, trx);
       if (!held) throw new LeaseLost();
       if (held.cancelRequested) throw new JobCanceled();
+      // Checked with the row locked: a later delivery that superseded this run claims
+      // the row only after this transaction ends, so at most one of them commits.
+      if (abort.signal.aborted) throw abort.signal.reason;
       const ready = await jobs.transition(scope, claimed.id, 'ready', patch, trx, { leaseOwner: options.workerId });
       if (!ready) throw new LeaseLost();
       readyMarked = true;
@@ -193,8 +205,24 @@ export async function runJobDelivery<T extends JobTypeName>(ctx: JobsContext, ha
   } finally {
     clearInterval(heartbeat);
     clearInterval(cancelPoll);
-    options.running.delete(claimed.id);
+    // A delivery that superseded this run already holds the entry.
+    if (options.running.get(claimed.id) === abort) options.running.delete(claimed.id);
+    settle();
   }
+}
+
+/** Settles when the run of that controller has finished with its lease, whatever its outcome. */
+const runSettled = new WeakMap<AbortController, Promise<void>>();
+
+/**
+ * Stops a run of this process in favour of a new delivery of its job: aborts it as a
+ * lost lease (it writes nothing more) and waits until it has stopped, at most `patienceMs`.
+ */
+async function supersede(run: AbortController, patienceMs: number): Promise<void> {
+  if (!run.signal.aborted) run.abort(new LeaseLost());
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([runSettled.get(run), new Promise<void>((resolve) => (timer = setTimeout(resolve, patienceMs)))]);
+  clearTimeout(timer);
 }
 
 async function finishCanceled<T extends JobTypeName>(ctx: JobsContext, handler: JobHandler<T>, scope: TenantScope, job: JobRow, payload: JobPayloads[T] | null): Promise<void> {
