@@ -3,7 +3,6 @@ import { after, before, describe, it } from 'node:test';
 import { anyOf, SearchRepository, type FtConfig } from '../repositories/search.ts';
 import { DATABASE_BACKENDS, type TestDatabase } from '../../test/support/databases.ts';
 import { headlines, HEADLINE_OPTIONS, LexemeCache, type Lexize } from './headline.ts';
-import { MARK_END, MARK_START } from './snippet.ts';
 
 /** A stand-in stemmer for the fragment logic alone: lowercase, a trailing "s" dropped, "the" a stop word. */
 const toyLexize: Lexize = async (words) => words.map(({ word }) => (word === 'the' ? [] : [word.replace(/s$/, '')]));
@@ -23,18 +22,23 @@ describe('headlines, fragment logic', () => {
     assert.equal(h, '<mark>Cats</mark> chase the <mark>cat</mark>; a catalog lists <mark>cats</mark>.');
   });
 
-  it('gives null when nothing matches, when the configuration has no query lexemes, or when the text holds the marks itself', async () => {
+  it('gives null when nothing matches, or when the configuration has no query lexemes', async () => {
     const cache = new LexemeCache(toyLexize);
     const out = await headlines(
       [
         { text: 'Nothing here to see.', config: 'english' },
         { text: 'cat in another configuration', config: 'russian' },
-        { text: `a cat ${MARK_START}forged${MARK_END}`, config: 'english' },
       ],
       { english: ['cat'] },
       cache,
     );
-    assert.deepEqual(out, [null, null, null]);
+    assert.deepEqual(out, [null, null]);
+  });
+
+  it('marks only matched words: nothing in the text itself becomes markup or a highlight', async () => {
+    const [h] = await headlines([{ text: 'a cat \ue000forged\ue001 <mark>x</mark> & "q"', config: 'english' }], { english: ['cat'] }, new LexemeCache(toyLexize));
+    assert.deepEqual(marked(h!), ['cat']);
+    assert.equal(h, 'a <mark>cat</mark> \ue000forged\ue001 &lt;mark&gt;x&lt;/mark&gt; &amp; &quot;q&quot;');
   });
 
   it('cuts a long text to at most two fragments of at most 32 words, covering the most distinct lexemes', async () => {

@@ -1,5 +1,5 @@
 import type { FtConfig } from '../repositories/search.ts';
-import { escapeHtml, MARK_END, MARK_START } from './snippet.ts';
+import { escapeHtml } from './snippet.ts';
 
 /**
  * Headlines (the marked excerpt of a hit) made in the process instead of by `ts_headline`.
@@ -143,8 +143,7 @@ function tokenize(text: string, prefixes: Set<number>): Tokens {
 /**
  * Headlines of texts for a query's lexemes (per configuration), as HTML: each text's best
  * fragments, escaped, with <mark>…</mark> around the words whose lexemes the query has; or
- * null when none of its words match, or when the text holds MARK_START/MARK_END (such a
- * text gets the leading excerpt, as it did under `ts_headline`).
+ * null when none of its words match.
  */
 export async function headlines(
   inputs: HeadlineInput[],
@@ -165,7 +164,7 @@ export async function headlines(
   const wanted = new Map<FtConfig, Set<string>>();
   for (const { text, config } of inputs) {
     const prefixSet = prefixes.get(config);
-    if (!prefixSet || text.includes(MARK_START) || text.includes(MARK_END)) {
+    if (!prefixSet) {
       tokenized.push(null);
       continue;
     }

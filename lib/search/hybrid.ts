@@ -13,7 +13,7 @@ import { maximalMarginalRelevance } from './mmr.ts';
 import { parseQuery, type ParsedQuery } from './query.ts';
 import { reciprocalRankFusion, type FusedItem } from './rrf.ts';
 import { headlines, LexemeCache } from './headline.ts';
-import { leadingExcerpt, renderSnippet } from './snippet.ts';
+import { excerptHtml } from './snippet.ts';
 import type { SearchFilters, SearchHit, SearchParams, SearchResult } from './types.ts';
 
 /** BM25 parameters: the textbook values, which the CISI/Cranfield references use. */
@@ -234,7 +234,7 @@ export class HybridSearch {
       page: row.page,
       heading: row.heading,
       text: row.text,
-      snippet: marked[i] ?? renderSnippet(leadingExcerpt(row.text)),
+      snippet: marked[i] ?? excerptHtml(row.text),
       score: item.score,
       ranks: { ...item.ranks },
       lang: row.lang,

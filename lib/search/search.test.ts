@@ -18,7 +18,7 @@ import { BM25, HybridSearch, defaultDenseWeight, recruitingTerms, HASHED_NGRAM_D
 import { maximalMarginalRelevance } from './mmr.ts';
 import { parseQuery, QUERY_MAX_CHARS } from './query.ts';
 import { reciprocalRankFusion } from './rrf.ts';
-import { renderSnippet } from './snippet.ts';
+import { excerptHtml } from './snippet.ts';
 import { indexFixture, type FixtureDocument } from '../../test/support/search-fixtures.ts';
 import type { SearchParams, SearchResult } from './types.ts';
 
@@ -88,10 +88,9 @@ describe('query parsing', () => {
 });
 
 describe('snippets, MMR, recruiting terms, default weights', () => {
-  it('escapes the text and turns only the markers into <mark>', () => {
-    assert.equal(renderSnippet('a <script>\ue000x\ue001</script> & "b"'), 'a &lt;script&gt;<mark>x</mark>&lt;/script&gt; &amp; &quot;b&quot;');
-    assert.equal(renderSnippet('\ue000open'), '<mark>open</mark>');
-    assert.equal(renderSnippet('stray\ue001 end'), 'stray end');
+  it('an excerpt without a headline is escaped text: no markup and no highlight from the document', () => {
+    assert.equal(excerptHtml('a <script>\ue000x\ue001</script> &\n "b"'), 'a &lt;script&gt;\ue000x\ue001&lt;/script&gt; &amp; &quot;b&quot;');
+    assert.equal(excerptHtml(`${'word '.repeat(60)}end`), `${'word '.repeat(47)}word …`);
   });
 
   it('MMR demotes a near-duplicate of what it already picked', () => {
