@@ -8,8 +8,8 @@
  *   raw       — node-llama-cpp's LlamaChat in this process, every thread count from 1
  *               to the CPUs available tried, the fastest kept as the baseline (below);
  *   embedded  — POST /api/v1/chats/:id/messages on an embedded node in this process
- *               (api → llm service → llama backend, LLM_THREADS=0: the count it timed
- *               fastest on the model when it loaded);
+ *               (api → llm service → llama backend, LLM_THREADS=0: the counts it timed
+ *               fastest on the model when it loaded, for prompts and for steps apart);
  *   mesh      — the same request to a mesh api, the llm service in its own process
  *               over RabbitMQ (LLM_THREADS=0 there too).
  * Raw runs at the (up to) two thread counts its sweep found fastest, and the one with the
@@ -229,7 +229,7 @@ async function main(): Promise<void> {
     const admin = { meta: { auth: { tenantId: 'ops', userId: 'ops', roles: ['admin'] } }, timeout: 600_000 };
     await embedded.node.broker.call('maintenance.models.switch', { alias: ALIAS, version: '1' }, admin);
     await waitFor('the embedded llm to load the model', async () => ((await node.node.broker.call('llm.readiness')) as { ready: boolean }).ready, 300_000);
-    const embeddedInfo = (await embedded.node.broker.call('llm.info')) as { threads?: number; threadTrials?: Record<number, number> | null };
+    const embeddedInfo = (await embedded.node.broker.call('llm.info')) as { threads?: number; promptThreads?: number; threadTrials?: unknown };
     // Minted per request: the thread sweep can outlast a token's 10 minutes on a busy machine.
     const embeddedToken = () => node.token(['editor']);
     await waitFor('the mesh gateway to reach the llm', async () => (await overHttp(mesh.apiUrl, meshToken, 1).catch(() => null)) !== null, 600_000);
@@ -307,7 +307,7 @@ async function main(): Promise<void> {
       }
     }
     // LLM_THREADS=0 times the counts again when answers drift far from the load-time trial: what each side ended on.
-    const embeddedEnd = (await embedded.node.broker.call('llm.info')) as { threads?: number; threadTrials?: Record<number, number> | null };
+    const embeddedEnd = (await embedded.node.broker.call('llm.info')) as { threads?: number; promptThreads?: number; threadTrials?: unknown };
     const retimed = (entries: Array<Record<string, unknown>>) => entries.filter((e) => e.msg === 'llm threads re-timed').map((e) => ({ from: e.from, to: e.to, trial_ms: e.threadTrials }));
     const meshRetimes = retimed(llmNode.logs());
     const rawByThreads = Object.fromEntries(contenders.map((threads) => [threads, summary(sides[`raw${threads}`]!)]));
@@ -341,8 +341,8 @@ async function main(): Promise<void> {
         raw: { ...r, threads: best },
         raw_sweep: sweep,
         raw_by_threads: rawByThreads,
-        embedded: { ...e, threads: embeddedInfo.threads, trial_ms: embeddedInfo.threadTrials, threads_end: embeddedEnd.threads, ...(JSON.stringify(embeddedEnd.threadTrials) !== JSON.stringify(embeddedInfo.threadTrials) ? { trial_ms_end: embeddedEnd.threadTrials } : {}) },
-        mesh: { ...m, threads: meshLoaded.threads, trial_ms: meshLoaded.threadTrials, retimed: meshRetimes },
+        embedded: { ...e, threads: embeddedInfo.threads, prompt_threads: embeddedInfo.promptThreads, trial_ms: embeddedInfo.threadTrials, threads_end: embeddedEnd.threads, ...(JSON.stringify(embeddedEnd.threadTrials) !== JSON.stringify(embeddedInfo.threadTrials) ? { trial_ms_end: embeddedEnd.threadTrials } : {}) },
+        mesh: { ...m, threads: meshLoaded.threads, prompt_threads: meshLoaded.promptThreads, trial_ms: meshLoaded.threadTrials, retimed: meshRetimes },
         // Time the samples waited for a thread re-timing to end before they started.
         retime_wait_ms: { embedded: Math.round(retimeWaitMs.embedded), mesh: Math.round(retimeWaitMs.mesh) },
         cpu: { ...budget, loadAverage: round(budget.loadAverage) },

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ensureTinyLlama } from '../../test/support/tiny-gguf.ts';
-import { LlamaCppBackend, type ThreadsRetimed } from './llama.ts';
+import { LLAMA_MODEL_LOAD, LlamaCppBackend, phaseThreads, type ThreadsRetimed } from './llama.ts';
 import { readCpuBudget, threadCandidates, usableCores } from './threads.ts';
 
 describe('llama backend threads', () => {
@@ -20,19 +20,23 @@ describe('llama backend threads', () => {
     await fixed?.dispose();
   });
 
-  it('LLM_THREADS=0 times the model at each candidate count and generates with the fastest', () => {
+  it('LLM_THREADS=0 times the model at each candidate count, and reads prompts with the fastest for prompts, makes tokens with the fastest for steps', () => {
     const candidates = threadCandidates(usableCores(readCpuBudget()));
     const trials = picked.threadTrials!;
-    assert.deepEqual(Object.keys(trials).map(Number), candidates);
+    assert.deepEqual(Object.keys(trials.prompt).map(Number), candidates);
+    assert.ok(candidates.includes(picked.promptThreads));
     assert.ok(candidates.includes(picked.threads));
     if (candidates.length > 1) {
-      const fastest = Math.min(...Object.values(trials));
-      assert.ok(trials[picked.threads]! <= fastest * 1.03, `picked ${picked.threads} from ${JSON.stringify(trials)}`);
+      const fastestPrompt = Math.min(...Object.values(trials.prompt));
+      assert.ok(trials.prompt[picked.promptThreads]! <= fastestPrompt * 1.04, `prompt on ${picked.promptThreads} from ${JSON.stringify(trials)}`);
+      const fastestStep = Math.min(...Object.values(trials.step));
+      assert.ok(trials.step[picked.threads]! <= fastestStep * 1.04, `steps on ${picked.threads} from ${JSON.stringify(trials)}`);
     }
   });
 
   it('a fixed LLM_THREADS is used as given, with no trial', () => {
     assert.equal(fixed.threads, 1);
+    assert.equal(fixed.promptThreads, 1);
     assert.equal(fixed.threadTrials, null);
   });
 
@@ -47,7 +51,7 @@ describe('llama backend threads', () => {
       return usage;
     })();
     await retiming;
-    assert.deepEqual(Object.keys(picked.threadTrials!).map(Number), candidates);
+    assert.deepEqual(Object.keys(picked.threadTrials!.prompt).map(Number), candidates);
     assert.ok(candidates.includes(picked.threads));
     assert.ok(await answer, 'the answer asked during the timing completed');
   });
@@ -58,6 +62,37 @@ describe('llama backend threads', () => {
       if (event.type === 'done') tokens = event.usage.completionTokens;
     }
     assert.ok(tokens >= 1 && tokens <= 4);
+  });
+});
+
+describe('llama.cpp thread counts apart for prompts and for tokens', () => {
+  it('each batch is decoded on the count of its kind: several tokens on the prompt count, one token on the step count', async () => {
+    const tiny = await ensureTinyLlama();
+    const { getLlama, LlamaChat, LlamaLogLevel } = await import('node-llama-cpp');
+    const llama = await getLlama({ gpu: false, build: 'never', usePrebuiltBinaries: true, skipDownload: true, progressLogs: false, logLevel: LlamaLogLevel.error });
+    const model = await llama.loadModel({ modelPath: tiny.modelPath, ...LLAMA_MODEL_LOAD });
+    try {
+      const context = await model.createContext({ contextSize: 256, sequences: 1, threads: 2 });
+      // What reaches llama.cpp, seen through the native context's own setter.
+      const native = (context as unknown as { _ctx: { setThreads(n: number): unknown; getThreads(): number; initBatch(n: number): unknown } })._ctx;
+      const set = native.setThreads.bind(native);
+      const init = native.initBatch.bind(native);
+      const batches: Array<{ size: number; threads?: number }> = [];
+      Object.defineProperty(native, 'initBatch', { configurable: true, value: (n: number) => (batches.push({ size: n }), init(n)) });
+      Object.defineProperty(native, 'setThreads', { configurable: true, value: (n: number) => ((batches.at(-1)!.threads = n), set(n)) });
+      assert.equal(phaseThreads(context, { prompt: 2, decode: 1 }), true);
+      const chat = new LlamaChat({ contextSequence: context.getSequence() });
+      await chat.generateResponse([{ type: 'user', text: 'Tell me about the northern office.' }, { type: 'model', response: [] }], { maxTokens: 6 });
+      assert.ok(batches.length >= 3, JSON.stringify(batches));
+      assert.ok(batches.some((b) => b.size > 1) && batches.some((b) => b.size === 1), JSON.stringify(batches));
+      for (const b of batches) assert.equal(b.threads, b.size > 1 ? 2 : 1, JSON.stringify(batches));
+      assert.equal(native.getThreads(), 1, 'llama.cpp runs the last step on one thread');
+      assert.equal(phaseThreads(context, { prompt: 2, decode: 2 }), false, 'one count: nothing to change');
+      chat.dispose();
+      await context.dispose();
+    } finally {
+      await model.dispose();
+    }
   });
 });
 
@@ -88,7 +123,7 @@ describe('llama backend threads drift (LLM_THREADS=0)', () => {
       assert.equal(retiming.error, undefined);
       assert.equal(retimingSeen, true, 'the start was told while the timing ran');
       assert.ok(retiming.observedMsPerToken > 0 && retiming.trialMsPerToken > 0);
-      assert.equal(retiming.to, backend.threads);
+      assert.deepEqual(retiming.to, { prompt: backend.promptThreads, decode: backend.threads });
       assert.notEqual(backend.threadTrials, before, 'the new trial is what llm.info reports');
       let usage = null;
       for await (const e of backend.generate({ messages: [{ role: 'user', content: 'Hello' }], sources: [], grounded: false, maxTokens: 4, signal: new AbortController().signal })) if (e.type === 'done') usage = e.usage;

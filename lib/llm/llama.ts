@@ -13,21 +13,38 @@ export interface LlamaBackendOptions {
   contextSize: number;
   /** Generations at once; one context sequence each. */
   slots: number;
-  /** 0 = the fastest count in timed trials up to the CPUs the process really has (see timeThreads), timed again when answers drift far from the trial. */
+  /** 0 = the fastest counts in timed trials up to the CPUs the process really has, for prompts and for tokens apart (see timeThreads, ThreadCounts), timed again when answers drift far from the trial. */
   threads: number;
   /** LLM_THREADS=0: when the answers' speed calls for timing the counts again (tests shorten it). */
   threadDrift?: ThreadDriftOptions;
   /** LLM_THREADS=0: a new timing of the counts starts (for the log; it ends with onThreadsRetimed). */
-  onThreadsRetiming?(event: { from: number; observedMsPerToken: number; trialMsPerToken: number }): void;
+  onThreadsRetiming?(event: { from: ThreadCounts; observedMsPerToken: number; trialMsPerToken: number }): void;
   /** LLM_THREADS=0: the counts were timed again while serving (for the log). */
   onThreadsRetimed?(event: ThreadsRetimed): void;
 }
 
+/**
+ * llama.cpp's two thread counts: one for a batch of several tokens (a prompt), one for a
+ * single token (each step of the answer). They are timed apart: on 2 cores a
+ * Qwen2.5-0.5B-shaped model read a prompt 1.7 times faster on 2 threads, and made its
+ * tokens 5–10 % faster on 1 (bench:llm).
+ */
+export interface ThreadCounts {
+  prompt: number;
+  decode: number;
+}
+
+/** Median ms of a timing by count: reading the trial's prompt, and each step after it. */
+export interface ThreadTrialMedians {
+  prompt: Record<number, number>;
+  step: Record<number, number>;
+}
+
 export interface ThreadsRetimed {
-  from: number;
-  to: number;
+  from: ThreadCounts;
+  to: ThreadCounts;
   /** Median ms of the new trial by count. */
-  threadTrials: Record<number, number>;
+  threadTrials: ThreadTrialMedians;
   /** Decode ms per token of the answers that called for it (median), and of the old trial at the count in use. */
   observedMsPerToken: number;
   trialMsPerToken: number;
@@ -97,7 +114,7 @@ export class LlamaCppBackend implements LlmBackend {
   readonly name = 'llama';
   readonly version: string;
   /** LLM_THREADS=0: median ms of the last timed trial by thread count (see timeThreads). */
-  threadTrials: Record<number, number> | null;
+  threadTrials: ThreadTrialMedians | null;
   private active = 0;
   private idle: (() => void) | null = null;
   /** Slots no generation holds. */
@@ -114,6 +131,7 @@ export class LlamaCppBackend implements LlmBackend {
   private constructor(
     private readonly model: LlamaModel,
     private context: LlamaContext,
+    private counts: ThreadCounts,
     private readonly options: LlamaBackendOptions,
     private readonly chatWrapper: ChatWrapper,
     slots: Slot[],
@@ -123,7 +141,7 @@ export class LlamaCppBackend implements LlmBackend {
     this.version = `llama:${options.model}`;
     this.threadTrials = trials && trialMedians(trials);
     this.free = slots;
-    this.drift = trials && candidates.length > 1 ? new ThreadDrift(stepMsAt(trials, context.idealThreads), options.threadDrift ?? THREAD_DRIFT) : null;
+    this.drift = trials && candidates.length > 1 ? new ThreadDrift(stepMsAt(trials, counts.decode), options.threadDrift ?? THREAD_DRIFT) : null;
   }
 
   /** LLM_THREADS=0: a timing of the counts is running (generations wait for it). */
@@ -131,9 +149,14 @@ export class LlamaCppBackend implements LlmBackend {
     return this.retiming !== null || this.timing;
   }
 
-  /** llama.cpp threads this model generates with. */
+  /** llama.cpp threads this model makes the answer's tokens with, one token a step. */
   get threads(): number {
-    return this.context.idealThreads;
+    return this.counts.decode;
+  }
+
+  /** llama.cpp threads this model reads a prompt with (a batch of several tokens). */
+  get promptThreads(): number {
+    return this.counts.prompt;
   }
 
   static async load(options: LlamaBackendOptions): Promise<LlamaCppBackend> {
@@ -142,13 +165,13 @@ export class LlamaCppBackend implements LlmBackend {
     try {
       // A fixed count: node-llama-cpp's own default is every math core, which stalls
       // spin-waiting threads as soon as anything else runs on those cores.
-      const candidates = options.threads > 0 ? [options.threads] : threadCandidates(usableCores(readCpuBudget()));
-      const trials = options.threads > 0 ? null : await timeThreads(model, candidates);
       const { resolveChatWrapper } = await import('node-llama-cpp');
       // Resolved once: a LlamaChat left to resolve it renders the model's Jinja template anew for every answer.
       const chatWrapper: ChatWrapper = resolveChatWrapper(model);
-      const { context, slots } = await slotsOn(model, options, chatWrapper, trials ? fastestThreads(trials.ms) : options.threads);
-      return new LlamaCppBackend(model, context, options, chatWrapper, slots, candidates, trials);
+      const candidates = options.threads > 0 ? [options.threads] : threadCandidates(usableCores(readCpuBudget()));
+      const trials = options.threads > 0 ? null : await timeThreads(model, candidates, chatWrapper);
+      const { context, slots, counts } = await slotsOn(model, options, chatWrapper, trials ? fastestCounts(trials) : { prompt: options.threads, decode: options.threads });
+      return new LlamaCppBackend(model, context, counts, options, chatWrapper, slots, candidates, trials);
     } catch (err) {
       await model.dispose();
       throw err;
@@ -164,17 +187,19 @@ export class LlamaCppBackend implements LlmBackend {
     if (this.retiming) return this.retiming;
     const run = async () => {
       if (this.active > 0) await new Promise<void>((resolve) => (this.idle = resolve));
-      const from = this.threads;
+      const from = this.counts;
       const trialMsPerToken = this.drift?.baseline ?? 0;
       this.timing = true;
       this.options.onThreadsRetiming?.({ from, observedMsPerToken, trialMsPerToken });
       try {
-        const trials = await timeThreads(this.model, this.candidates);
-        const to = fastestThreads(trials.ms);
-        if (to !== from) {
+        const trials = await timeThreads(this.model, this.candidates, this.chatWrapper);
+        let to = fastestCounts(trials);
+        if (to.prompt !== from.prompt || to.decode !== from.decode) {
           const next = await slotsOn(this.model, this.options, this.chatWrapper, to);
+          to = next.counts;
           const old = { context: this.context, slots: this.free };
           this.context = next.context;
+          this.counts = next.counts;
           this.free = next.slots;
           for (const slot of old.slots) {
             await slot.cleared;
@@ -183,12 +208,12 @@ export class LlamaCppBackend implements LlmBackend {
           await old.context.dispose();
         }
         this.threadTrials = trialMedians(trials);
-        this.drift?.reset(stepMsAt(trials, to));
+        this.drift?.reset(stepMsAt(trials, to.decode));
         this.options.onThreadsRetimed?.({ from, to, threadTrials: this.threadTrials, observedMsPerToken, trialMsPerToken });
       } catch (error) {
         // The count in use stays; the drift starts over so a failing trial is not retried at once.
         this.drift?.reset(trialMsPerToken);
-        this.options.onThreadsRetimed?.({ from, to: from, threadTrials: this.threadTrials ?? {}, observedMsPerToken, trialMsPerToken, error });
+        this.options.onThreadsRetimed?.({ from, to: from, threadTrials: this.threadTrials ?? { prompt: {}, step: {} }, observedMsPerToken, trialMsPerToken, error });
       } finally {
         this.timing = false;
       }
@@ -334,25 +359,83 @@ export class LlamaCppBackend implements LlmBackend {
 /** Answers shorter than this say too little about the decode speed to count in the drift. */
 const MIN_DRIFT_TOKENS = 4;
 
-/** A context of `threads` threads and its slots (a sequence with its LlamaChat each). */
-async function slotsOn(model: LlamaModel, options: LlamaBackendOptions, chatWrapper: ChatWrapper, threads: number): Promise<{ context: LlamaContext; slots: Slot[] }> {
+/**
+ * A context and its slots (a sequence with its LlamaChat each), reading prompts on
+ * `counts.prompt` threads and making tokens on `counts.decode`. The counts it got: both
+ * the prompt's when the two cannot be set apart (see phaseThreads).
+ */
+async function slotsOn(model: LlamaModel, options: LlamaBackendOptions, chatWrapper: ChatWrapper, wanted: ThreadCounts): Promise<{ context: LlamaContext; slots: Slot[]; counts: ThreadCounts }> {
   const { LlamaChat } = await import('node-llama-cpp');
-  const context = await model.createContext({ contextSize: Math.min(options.contextSize, model.trainContextSize), sequences: options.slots, threads });
+  const context = await model.createContext({ contextSize: Math.min(options.contextSize, model.trainContextSize), sequences: options.slots, threads: wanted.prompt });
+  const counts = phaseThreads(context, wanted) ? wanted : { prompt: wanted.prompt, decode: wanted.prompt };
   const slots: Slot[] = [];
   for (let i = 0; i < options.slots; i++) {
     const sequence = context.getSequence();
     slots.push({ sequence, chat: new LlamaChat({ contextSequence: sequence, chatWrapper }), cleared: Promise.resolve() });
   }
-  return { context, slots };
+  return { context, slots, counts };
 }
 
-/** A thread trial's milliseconds by count: whole trials, and decode ms per token (after the first). */
+/** What phaseThreads uses of node-llama-cpp 3.21's native context (`LlamaContext._ctx`). */
+interface NativeContext {
+  initBatch(size: number): unknown;
+  decodeBatch(): Promise<unknown>;
+  setThreads(threads: number): unknown;
+}
+
+/**
+ * Makes the context decode a batch of several tokens (a prompt, or steps of several
+ * answers at once) on `counts.prompt` threads and a single token on `counts.decode`.
+ * llama.cpp keeps these two counts (n_threads_batch and n_threads, as llama-cli's -tb and
+ * -t), but node-llama-cpp 3.21 sets both to one: so the count is set before each batch,
+ * from the batch's size. False (nothing changed) when the two counts are the same, or
+ * when the native context does not have the methods this relies on (another
+ * node-llama-cpp version); the context then runs at its one count.
+ */
+export function phaseThreads(context: LlamaContext, counts: ThreadCounts): boolean {
+  if (counts.prompt === counts.decode) return false;
+  const native = (context as unknown as { _ctx?: Partial<NativeContext> })._ctx;
+  if (!native || typeof native.initBatch !== 'function' || typeof native.decodeBatch !== 'function' || typeof native.setThreads !== 'function') return false;
+  const initBatch = native.initBatch.bind(native);
+  const decodeBatch = native.decodeBatch.bind(native);
+  const setThreads = native.setThreads.bind(native);
+  let batchSize = 0;
+  // The native methods are read-only properties of its prototype: defined on the instance instead.
+  Object.defineProperty(native, 'initBatch', { configurable: true, value: (size: number) => ((batchSize = size), initBatch(size)) });
+  Object.defineProperty(native, 'decodeBatch', {
+    configurable: true,
+    value: () => {
+      setThreads(batchSize > 1 ? counts.prompt : counts.decode);
+      return decodeBatch();
+    },
+  });
+  return true;
+}
+
+/**
+ * A thread trial's milliseconds by count: whole trials, the prompt (until the first
+ * token), and each decode step after it.
+ */
 interface ThreadTrials {
   ms: Map<number, number[]>;
+  promptMs: Map<number, number[]>;
   stepMs: Map<number, number[]>;
 }
 
-const trialMedians = (trials: ThreadTrials): Record<number, number> => Object.fromEntries([...trials.ms].map(([threads, ms]) => [threads, Math.round(median(ms))]));
+const medians = (byCount: Map<number, number[]>): Record<number, number> =>
+  Object.fromEntries([...byCount].filter(([, ms]) => ms.length > 0).map(([threads, ms]) => [threads, Math.round(median(ms) * 10) / 10]));
+
+const trialMedians = (trials: ThreadTrials): ThreadTrialMedians => ({ prompt: medians(trials.promptMs), step: medians(trials.stepMs) });
+
+/**
+ * The fastest count for each phase: reading the prompt, and making a token. A count whose
+ * trials never got past the prompt has no step time and is not picked for steps.
+ */
+function fastestCounts(trials: ThreadTrials): ThreadCounts {
+  const prompt = fastestThreads(trials.promptMs);
+  const timedSteps = new Map([...trials.stepMs].filter(([, ms]) => ms.length > 0));
+  return { prompt, decode: timedSteps.size > 0 ? fastestThreads(timedSteps) : prompt };
+}
 
 /** The trial's decode ms per token at `threads` (0 when it was never timed whole). */
 const stepMsAt = (trials: ThreadTrials, threads: number): number => {
@@ -366,9 +449,10 @@ const TRIAL_STEPS = 8;
 const TRIAL_ROUNDS = 3;
 
 /**
- * Times the same small generation (a 48-token prompt, then 8 tokens) on this model at
- * each candidate thread count, the counts interleaved over three rounds so a change in
- * the machine's load hits them alike; milliseconds per trial by count.
+ * Times the same small answer (a 48-token prompt, then 8 tokens, through LlamaChat as
+ * answers go) on this model at each candidate thread count, the counts interleaved over
+ * three rounds so a change in the machine's load hits them alike; milliseconds by count,
+ * for the whole trial, its prompt (until the first token) and each step after it.
  *
  * Why time it rather than compute it: llama.cpp's threads meet at a barrier after every
  * operation and spin while they wait. On cores other work also uses, more threads get a
@@ -378,51 +462,77 @@ const TRIAL_ROUNDS = 3;
  * a Qwen2.5-0.5B-shaped one was fastest with 2 at a load average of 10. The load average
  * cannot tell these apart; a trial on the model itself can.
  *
- * A count slower than twice the best of its round is not tried again, and a trial
- * stops early once it has taken three times the best whole trial (its time so far counts).
+ * A count slower than twice the best of its round at both phases is not tried again, and a
+ * trial stops early once it has taken three times the best whole trial (its time so far counts).
  */
-async function timeThreads(model: LlamaModel, candidates: number[]): Promise<ThreadTrials> {
+async function timeThreads(model: LlamaModel, candidates: number[], chatWrapper: ChatWrapper): Promise<ThreadTrials> {
   const trials = new Map<number, number[]>(candidates.map((threads) => [threads, []]));
+  const promptMs = new Map<number, number[]>(candidates.map((threads) => [threads, []]));
   const stepMs = new Map<number, number[]>(candidates.map((threads) => [threads, []]));
-  if (candidates.length === 1) return { ms: trials.set(candidates[0]!, [0]), stepMs };
+  if (candidates.length === 1) return { ms: trials.set(candidates[0]!, [0]), promptMs: promptMs.set(candidates[0]!, [0]), stepMs };
   let text = 'The quarterly report of the northern office describes sales, costs, staff and plans for the next year. ';
   while (model.tokenize(text).length < TRIAL_PROMPT_TOKENS) text += text;
-  const prompt = model.tokenize(text).slice(0, TRIAL_PROMPT_TOKENS);
-  const contexts = new Map<number, LlamaContext>();
+  text = model.detokenize(model.tokenize(text).slice(0, TRIAL_PROMPT_TOKENS));
+  const { LlamaChat } = await import('node-llama-cpp');
+  const sides = new Map<number, { context: LlamaContext; chat: LlamaChat }>();
   try {
     for (const threads of candidates) {
-      contexts.set(threads, await model.createContext({ contextSize: 256, batchSize: 64, sequences: 1, threads }));
+      const context = await model.createContext({ contextSize: 256, sequences: 1, threads });
+      sides.set(threads, { context, chat: new LlamaChat({ contextSequence: context.getSequence(), chatWrapper }) });
     }
     let alive = [...candidates];
     let bestTrial = Infinity;
     for (let round = 0; round < TRIAL_ROUNDS && alive.length > 1; round++) {
-      const times = new Map<number, number>();
+      const firstTimes = new Map<number, number>();
+      const stepTimes = new Map<number, number>();
       for (const threads of alive) {
-        const sequence = contexts.get(threads)!.getSequence();
+        // An answer's own path (LlamaChat: template, sampling, detokenizing between steps),
+        // not the bare decode: on 2 cores, a second llama.cpp thread slowed the steps of
+        // answers by 5–10 % and the bare decode's not at all.
+        const { chat } = sides.get(threads)!;
+        await chat.sequence.clearHistory();
+        const stop = new AbortController();
         const started = performance.now();
         let steps = 0;
         let firstAt = 0;
-        for await (const _token of sequence.evaluate(prompt)) {
-          if (!firstAt) firstAt = performance.now();
-          if (++steps >= TRIAL_STEPS || performance.now() - started > bestTrial * 3) break;
-        }
-        const ended = performance.now();
+        let lastAt = 0;
+        await chat.generateResponse([{ type: 'user', text }, { type: 'model', response: [] }], {
+          maxTokens: TRIAL_STEPS,
+          signal: stop.signal,
+          stopOnAbortSignal: true,
+          onResponseChunk: (chunk) => {
+            if (chunk.type !== undefined) return;
+            lastAt = performance.now();
+            if (!firstAt) firstAt = lastAt;
+            else steps += chunk.tokens.length;
+            if (lastAt - started > bestTrial * 3) stop.abort();
+          },
+        });
+        const ended = lastAt || performance.now();
         const ms = ended - started;
-        sequence.dispose();
-        times.set(threads, ms);
         trials.get(threads)!.push(ms);
-        if (steps >= TRIAL_STEPS) {
-          bestTrial = Math.min(bestTrial, ms);
-          stepMs.get(threads)!.push((ended - firstAt) / (steps - 1));
+        if (firstAt) {
+          firstTimes.set(threads, firstAt - started);
+          promptMs.get(threads)!.push(firstAt - started);
         }
+        if (steps > 0) {
+          const step = (ended - firstAt) / steps;
+          stepTimes.set(threads, step);
+          stepMs.get(threads)!.push(step);
+        }
+        if (steps + 1 >= TRIAL_STEPS) bestTrial = Math.min(bestTrial, ms);
       }
-      const bestOfRound = Math.min(...times.values());
-      alive = alive.filter((threads) => times.get(threads)! <= bestOfRound * 2);
+      // A count stays while it is within twice the best of the round at either phase.
+      const within = (byCount: Map<number, number>, threads: number) => byCount.has(threads) && byCount.get(threads)! <= Math.min(...byCount.values()) * 2;
+      alive = alive.filter((threads) => within(firstTimes, threads) || within(stepTimes, threads));
     }
   } finally {
-    for (const context of contexts.values()) await context.dispose();
+    for (const { context, chat } of sides.values()) {
+      chat.dispose();
+      await context.dispose();
+    }
   }
-  return { ms: trials, stepMs };
+  return { ms: trials, promptMs, stepMs };
 }
 
 function historyOf(messages: ChatMessage[]): ChatHistoryItem[] {

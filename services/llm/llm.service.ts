@@ -5,7 +5,7 @@ import path from 'node:path';
 import { appError } from '../../lib/errors.ts';
 import { ExtractiveBackend } from '../../lib/llm/extractive.ts';
 import { Gate } from '../../lib/llm/gate.ts';
-import { LlamaCppBackend } from '../../lib/llm/llama.ts';
+import { LlamaCppBackend, type ThreadTrialMedians } from '../../lib/llm/llama.ts';
 import { OpenAiCompatibleBackend } from '../../lib/llm/openai.ts';
 import { LLM_ABORT_EVENT, type ChatMessage, type GenerateEvent, type LlmBackend, type LlmSource } from '../../lib/llm/types.ts';
 import { MODELS_SWITCHED_EVENT, modelLoader, modelsRepository, type ModelsSwitchedPayload } from '../../lib/models/runtime-access.ts';
@@ -43,10 +43,12 @@ export interface LlmInfo {
   running: number;
   /** Tokens streamed by this node since it started. */
   tokensStreamed: number;
-  /** llama: the CPU threads generation runs on (LLM_THREADS, or the fastest in timed trials when 0). */
+  /** llama: the CPU threads the answer's tokens are made on (LLM_THREADS, or the fastest in timed trials when 0). */
   threads?: number;
-  /** llama with LLM_THREADS=0: median ms of the load-time trial by thread count. */
-  threadTrials?: Record<number, number> | null;
+  /** llama: the CPU threads a prompt is read on (LLM_THREADS, or the fastest in timed trials when 0). */
+  promptThreads?: number;
+  /** llama with LLM_THREADS=0: median ms of the last trial by thread count, reading its prompt and per step after it. */
+  threadTrials?: ThreadTrialMedians | null;
   /** llama with LLM_THREADS=0: the thread counts are being timed again (generations wait for it). */
   retimingThreads?: boolean;
 }
@@ -122,7 +124,7 @@ export default function llmService(runtime: Runtime): ServiceSchema {
       const previous = backend as LlamaCppBackend | null;
       backend = next;
       loadError = null;
-      runtime.logger.info({ model: next.version, threads: next.threads, threadTrials: next.threadTrials }, 'llm model loaded');
+      runtime.logger.info({ model: next.version, threads: next.threads, promptThreads: next.promptThreads, threadTrials: next.threadTrials }, 'llm model loaded');
       if (previous) void previous.dispose().catch((err: unknown) => runtime.logger.warn({ err }, 'disposing the previous llm model failed'));
     } catch (err) {
       loadError = (err as Error).message;
@@ -171,7 +173,7 @@ export default function llmService(runtime: Runtime): ServiceSchema {
       info: {
         handler(): LlmInfo {
           const current = serving();
-          return { backend: current.name, version: current.version, maxTokens: runtime.config.llm.maxTokens, ...gate.load, running: running.size, tokensStreamed, ...(current instanceof LlamaCppBackend && { threads: current.threads, threadTrials: current.threadTrials, retimingThreads: current.retimingThreads }) };
+          return { backend: current.name, version: current.version, maxTokens: runtime.config.llm.maxTokens, ...gate.load, running: running.size, tokensStreamed, ...(current instanceof LlamaCppBackend && { threads: current.threads, promptThreads: current.promptThreads, threadTrials: current.threadTrials, retimingThreads: current.retimingThreads }) };
         },
       },
 
