@@ -26,8 +26,8 @@ export interface LlamaBackendOptions {
 /**
  * llama.cpp's two thread counts: one for a batch of several tokens (a prompt), one for a
  * single token (each step of the answer). They are timed apart: on 2 cores a
- * Qwen2.5-0.5B-shaped model read a prompt 1.7 times faster on 2 threads, and made its
- * tokens 5–10 % faster on 1 (bench:llm).
+ * Qwen2.5-0.5B-shaped model read a prompt 1.5–1.8 times faster on 2 threads, and made its
+ * tokens 5–10 % faster on 1 (docs/sse.md).
  */
 export interface ThreadCounts {
   prompt: number;
@@ -163,11 +163,11 @@ export class LlamaCppBackend implements LlmBackend {
     const llama = await cpuLlama();
     const model = await llama.loadModel({ modelPath: options.modelPath, ...LLAMA_MODEL_LOAD });
     try {
-      // A fixed count: node-llama-cpp's own default is every math core, which stalls
-      // spin-waiting threads as soon as anything else runs on those cores.
       const { resolveChatWrapper } = await import('node-llama-cpp');
       // Resolved once: a LlamaChat left to resolve it renders the model's Jinja template anew for every answer.
       const chatWrapper: ChatWrapper = resolveChatWrapper(model);
+      // Fixed counts: node-llama-cpp's own default is every math core, which stalls
+      // spin-waiting threads as soon as anything else runs on those cores.
       const candidates = options.threads > 0 ? [options.threads] : threadCandidates(usableCores(readCpuBudget()));
       const trials = options.threads > 0 ? null : await timeThreads(model, candidates, chatWrapper);
       const { context, slots, counts } = await slotsOn(model, options, chatWrapper, trials ? fastestCounts(trials) : { prompt: options.threads, decode: options.threads });
@@ -412,12 +412,8 @@ export function phaseThreads(context: LlamaContext, counts: ThreadCounts): boole
   return true;
 }
 
-/**
- * A thread trial's milliseconds by count: whole trials, the prompt (until the first
- * token), and each decode step after it.
- */
+/** A thread trial's milliseconds by count: the prompt (until the first token), and each decode step after it. */
 interface ThreadTrials {
-  ms: Map<number, number[]>;
   promptMs: Map<number, number[]>;
   stepMs: Map<number, number[]>;
 }
@@ -451,8 +447,8 @@ const TRIAL_ROUNDS = 3;
 /**
  * Times the same small answer (a 48-token prompt, then 8 tokens, through LlamaChat as
  * answers go) on this model at each candidate thread count, the counts interleaved over
- * three rounds so a change in the machine's load hits them alike; milliseconds by count,
- * for the whole trial, its prompt (until the first token) and each step after it.
+ * three rounds so a change in the machine's load hits them alike; milliseconds by count
+ * for its prompt (until the first token) and for each step after it.
  *
  * Why time it rather than compute it: llama.cpp's threads meet at a barrier after every
  * operation and spin while they wait. On cores other work also uses, more threads get a
@@ -466,10 +462,9 @@ const TRIAL_ROUNDS = 3;
  * trial stops early once it has taken three times the best whole trial (its time so far counts).
  */
 async function timeThreads(model: LlamaModel, candidates: number[], chatWrapper: ChatWrapper): Promise<ThreadTrials> {
-  const trials = new Map<number, number[]>(candidates.map((threads) => [threads, []]));
   const promptMs = new Map<number, number[]>(candidates.map((threads) => [threads, []]));
   const stepMs = new Map<number, number[]>(candidates.map((threads) => [threads, []]));
-  if (candidates.length === 1) return { ms: trials.set(candidates[0]!, [0]), promptMs: promptMs.set(candidates[0]!, [0]), stepMs };
+  if (candidates.length === 1) return { promptMs: promptMs.set(candidates[0]!, [0]), stepMs };
   let text = 'The quarterly report of the northern office describes sales, costs, staff and plans for the next year. ';
   while (model.tokenize(text).length < TRIAL_PROMPT_TOKENS) text += text;
   text = model.detokenize(model.tokenize(text).slice(0, TRIAL_PROMPT_TOKENS));
@@ -510,7 +505,6 @@ async function timeThreads(model: LlamaModel, candidates: number[], chatWrapper:
         });
         const ended = lastAt || performance.now();
         const ms = ended - started;
-        trials.get(threads)!.push(ms);
         if (firstAt) {
           firstTimes.set(threads, firstAt - started);
           promptMs.get(threads)!.push(firstAt - started);
@@ -532,7 +526,7 @@ async function timeThreads(model: LlamaModel, candidates: number[], chatWrapper:
       await context.dispose();
     }
   }
-  return { ms: trials, promptMs, stepMs };
+  return { promptMs, stepMs };
 }
 
 function historyOf(messages: ChatMessage[]): ChatHistoryItem[] {
