@@ -429,8 +429,8 @@ const trialMedians = (trials: ThreadTrials): ThreadTrialMedians => ({ prompt: me
  */
 function fastestCounts(trials: ThreadTrials): ThreadCounts {
   const prompt = fastestThreads(trials.promptMs);
-  const timedSteps = new Map([...trials.stepMs].filter(([, ms]) => ms.length > 0));
-  return { prompt, decode: timedSteps.size > 0 ? fastestThreads(timedSteps) : prompt };
+  const anyStepTimed = [...trials.stepMs.values()].some((ms) => ms.length > 0);
+  return { prompt, decode: anyStepTimed ? fastestThreads(trials.stepMs) : prompt };
 }
 
 /** The trial's decode ms per token at `threads` (0 when it was never timed whole). */
@@ -466,8 +466,9 @@ async function timeThreads(model: LlamaModel, candidates: number[], chatWrapper:
   const stepMs = new Map<number, number[]>(candidates.map((threads) => [threads, []]));
   if (candidates.length === 1) return { promptMs: promptMs.set(candidates[0]!, [0]), stepMs };
   let text = 'The quarterly report of the northern office describes sales, costs, staff and plans for the next year. ';
-  while (model.tokenize(text).length < TRIAL_PROMPT_TOKENS) text += text;
-  text = model.detokenize(model.tokenize(text).slice(0, TRIAL_PROMPT_TOKENS));
+  let tokens = model.tokenize(text);
+  while (tokens.length < TRIAL_PROMPT_TOKENS) tokens = model.tokenize((text += text));
+  text = model.detokenize(tokens.slice(0, TRIAL_PROMPT_TOKENS));
   const { LlamaChat } = await import('node-llama-cpp');
   const sides = new Map<number, { context: LlamaContext; chat: LlamaChat }>();
   try {

@@ -5,7 +5,7 @@ export function escapeHtml(text: string): string {
 }
 
 /** The start of a text, cut at a word boundary, for hits the headline cannot mark. */
-export function leadingExcerpt(text: string, maxChars = 240): string {
+function leadingExcerpt(text: string, maxChars = 240): string {
   const flat = text.replace(/\s+/g, ' ').trim();
   if (flat.length <= maxChars) return flat;
   const cut = flat.slice(0, maxChars);
