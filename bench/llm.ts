@@ -9,7 +9,9 @@
  *               to the CPUs available tried, the fastest kept as the baseline (below);
  *   embedded  — POST /api/v1/chats/:id/messages on an embedded node in this process
  *               (api → llm service → llama backend, LLM_THREADS=0: the counts it timed
- *               fastest on the model when it loaded, for prompts and for steps apart);
+ *               fastest on the model when it loaded, for prompts and for steps apart, the
+ *               step count then chosen by its answers' own step times, StepCountChoice —
+ *               hence BENCH_WARMUPS answers per service, 12, before the comparison);
  *   mesh      — the same request to a mesh api, the llm service in its own process
  *               over RabbitMQ (LLM_THREADS=0 there too).
  * Raw runs at the (up to) two thread counts its sweep found fastest, and the one with the
@@ -57,6 +59,8 @@ const TOKENS = Number(process.env.BENCH_TOKENS ?? 32);
  */
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 15);
 const SWEEP_SAMPLES = 3;
+/** Answers each service gives before the comparison. */
+const WARMUPS = Number(process.env.BENCH_WARMUPS ?? 12);
 const CONTEXT = 2048;
 const ALIAS = 'qwen-shape';
 const PROMPT = 'Summarise what the quarterly report says about the northern office, in three sentences.';
@@ -263,9 +267,13 @@ async function main(): Promise<void> {
     for (const threads of Object.keys(sweep).map(Number)) if (!contenders.includes(threads)) await raw.dropThreads(threads);
 
     const meshToken2 = await mesh.token('bench', 'user', 'editor'); // the first may have expired during the sweep
-    // Warm-ups of a whole answer (the mesh's readiness probe asked for one token).
-    await overHttp(node.base, await embeddedToken());
-    await overHttp(mesh.apiUrl, meshToken2);
+    // Warm-ups of whole answers (the mesh's readiness probe asked for one token): as a service
+    // that has been answering a while, whose step count the answers have chosen (StepCountChoice
+    // compares counts over 3 answers each, one answer in 4 exploring).
+    for (let i = 0; i < WARMUPS; i++) {
+      await overHttp(node.base, await embeddedToken());
+      await overHttp(mesh.apiUrl, meshToken2);
+    }
     const sides: Record<string, Sample[]> = { embedded: [], mesh: [] };
     const take: Record<string, () => Promise<Sample>> = {
       embedded: async () => {
@@ -307,9 +315,11 @@ async function main(): Promise<void> {
       }
     }
     // LLM_THREADS=0 times the counts again when answers drift far from the load-time trial: what each side ended on.
-    const embeddedEnd = (await embedded.node.broker.call('llm.info')) as { threads?: number; promptThreads?: number; threadTrials?: unknown };
+    const embeddedEnd = (await embedded.node.broker.call('llm.info')) as { threads?: number; promptThreads?: number; threadTrials?: unknown; stepMs?: Record<number, number> | null };
     const retimed = (entries: Array<Record<string, unknown>>) => entries.filter((e) => e.msg === 'llm threads re-timed').map((e) => ({ from: e.from, to: e.to, trial_ms: e.threadTrials }));
     const meshRetimes = retimed(llmNode.logs());
+    // The answers' own step times move the step count (StepCountChoice): each move, and the embedded's medians at the end.
+    const stepMoves = (entries: Array<Record<string, unknown>>) => entries.filter((e) => e.msg === 'llm step threads changed').map((e) => ({ from: e.from, to: e.to, step_ms: e.stepMs }));
     const rawByThreads = Object.fromEntries(contenders.map((threads) => [threads, summary(sides[`raw${threads}`]!)]));
     const e = summary(sides.embedded!);
     const m = summary(sides.mesh!);
@@ -341,8 +351,8 @@ async function main(): Promise<void> {
         raw: { ...r, threads: best },
         raw_sweep: sweep,
         raw_by_threads: rawByThreads,
-        embedded: { ...e, threads: embeddedInfo.threads, prompt_threads: embeddedInfo.promptThreads, trial_ms: embeddedInfo.threadTrials, threads_end: embeddedEnd.threads, ...(JSON.stringify(embeddedEnd.threadTrials) !== JSON.stringify(embeddedInfo.threadTrials) ? { trial_ms_end: embeddedEnd.threadTrials } : {}) },
-        mesh: { ...m, threads: meshLoaded.threads, prompt_threads: meshLoaded.promptThreads, trial_ms: meshLoaded.threadTrials, retimed: meshRetimes },
+        embedded: { ...e, threads: embeddedInfo.threads, prompt_threads: embeddedInfo.promptThreads, trial_ms: embeddedInfo.threadTrials, threads_end: embeddedEnd.threads, step_ms_end: embeddedEnd.stepMs, ...(JSON.stringify(embeddedEnd.threadTrials) !== JSON.stringify(embeddedInfo.threadTrials) ? { trial_ms_end: embeddedEnd.threadTrials } : {}) },
+        mesh: { ...m, threads: meshLoaded.threads, prompt_threads: meshLoaded.promptThreads, trial_ms: meshLoaded.threadTrials, retimed: meshRetimes, step_moves: stepMoves(llmNode.logs()) },
         // Time the samples waited for a thread re-timing to end before they started.
         retime_wait_ms: { embedded: Math.round(retimeWaitMs.embedded), mesh: Math.round(retimeWaitMs.mesh) },
         cpu: { ...budget, loadAverage: round(budget.loadAverage) },
@@ -351,6 +361,7 @@ async function main(): Promise<void> {
         model_load: LLAMA_MODEL_LOAD,
         max_tokens: TOKENS,
         samples: SAMPLES,
+        warmups: WARMUPS,
         node_llama_cpp: '3.21.1',
         cores: os.availableParallelism(),
         node: process.version,

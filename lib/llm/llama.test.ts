@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ensureTinyLlama } from '../../test/support/tiny-gguf.ts';
 import { LLAMA_MODEL_LOAD, LlamaCppBackend, phaseThreads, type ThreadsRetimed } from './llama.ts';
-import { readCpuBudget, threadCandidates, usableCores } from './threads.ts';
+import { readCpuBudget, StepCountChoice, threadCandidates, usableCores } from './threads.ts';
 
 describe('llama backend threads', () => {
   let picked: LlamaCppBackend;
@@ -88,6 +88,48 @@ describe('llama.cpp thread counts apart for prompts and for tokens', () => {
       for (const b of batches) assert.equal(b.threads, b.size > 1 ? 2 : 1, JSON.stringify(batches));
       assert.equal(native.getThreads(), 1, 'llama.cpp runs the last step on one thread');
       assert.equal(phaseThreads(context, { prompt: 2, decode: 2 }), false, 'one count: nothing to change');
+      chat.dispose();
+      await context.dispose();
+    } finally {
+      await model.dispose();
+    }
+  });
+
+  it("with a step choice, each answer's steps run on the count it gives, and every step but an answer's last is timed for it", async () => {
+    const tiny = await ensureTinyLlama();
+    const { getLlama, LlamaChat, LlamaLogLevel } = await import('node-llama-cpp');
+    const llama = await getLlama({ gpu: false, build: 'never', usePrebuiltBinaries: true, skipDownload: true, progressLogs: false, logLevel: LlamaLogLevel.error });
+    const model = await llama.loadModel({ modelPath: tiny.modelPath, ...LLAMA_MODEL_LOAD });
+    try {
+      const context = await model.createContext({ contextSize: 256, sequences: 1, threads: 2 });
+      const native = (context as unknown as { _ctx: { setThreads(n: number): unknown; initBatch(n: number): unknown } })._ctx;
+      const set = native.setThreads.bind(native);
+      const init = native.initBatch.bind(native);
+      const batches: Array<{ size: number; threads?: number }> = [];
+      Object.defineProperty(native, 'initBatch', { configurable: true, value: (n: number) => (batches.push({ size: n }), init(n)) });
+      Object.defineProperty(native, 'setThreads', { configurable: true, value: (n: number) => ((batches.at(-1)!.threads = n), set(n)) });
+      // Every second answer on the other count, so two short answers time both.
+      const choice = new StepCountChoice([1, 2], 2, { window: 8, exploreEvery: 2, minRuns: 1000, minRunSteps: 1, switchBelow: 0.97, dropAbove: 1.5 });
+      const observed: Array<[number, number]> = [];
+      const observe = choice.observe.bind(choice);
+      choice.observe = (threads, ms) => (observed.push([threads, ms]), observe(threads, ms));
+      assert.equal(phaseThreads(context, { prompt: 2, decode: 2 }, choice), true, 'one count, but a step choice: wrapped');
+      const chat = new LlamaChat({ contextSequence: context.getSequence() });
+      for (let answer = 0; answer < 2; answer++) {
+        await chat.sequence.clearHistory();
+        await chat.generateResponse([{ type: 'user', text: 'Tell me about the northern office.' }, { type: 'model', response: [] }], { maxTokens: 6 });
+      }
+      choice.startRun(); // as the next prompt would: the second answer's run is kept
+      // Each answer: its prompt on 2 threads, then its steps on the count of its run (2, then 1).
+      const runs = batches.map((b) => (b.size > 1 ? 'p' : String(b.threads))).join('').split('p').filter(Boolean);
+      assert.equal(runs.length, 2, JSON.stringify(batches));
+      assert.match(runs[0]!, /^2+$/);
+      assert.match(runs[1]!, /^1+$/);
+      for (const b of batches.filter((b) => b.size > 1)) assert.equal(b.threads, 2);
+      // Each step is timed when the next one starts; the time from an answer's last step to the next prompt is not a step's.
+      assert.equal(observed.length, runs[0]!.length + runs[1]!.length - 2);
+      assert.ok(observed.every(([, ms]) => ms > 0));
+      assert.deepEqual(Object.keys(choice.medians()).map(Number), [1, 2]);
       chat.dispose();
       await context.dispose();
     } finally {

@@ -1,7 +1,7 @@
 import type { ChatHistoryItem, ChatWrapper, Llama, LlamaChat, LlamaContext, LlamaContextSequence, LlamaModel } from 'node-llama-cpp';
 import { appError } from '../errors.ts';
 import { citationsIn, ragMessages } from './prompt.ts';
-import { fastestThreads, median, readCpuBudget, THREAD_DRIFT, ThreadDrift, threadCandidates, usableCores, type ThreadDriftOptions } from './threads.ts';
+import { fastestThreads, median, readCpuBudget, STEP_CHOICE, StepCountChoice, THREAD_DRIFT, ThreadDrift, threadCandidates, usableCores, type StepChoiceOptions, type ThreadDriftOptions } from './threads.ts';
 import type { ChatMessage, GenerateEvent, GenerateRequest, LlmBackend, LlmSource } from './types.ts';
 
 export interface LlamaBackendOptions {
@@ -17,8 +17,12 @@ export interface LlamaBackendOptions {
   threads: number;
   /** LLM_THREADS=0: when the answers' speed calls for timing the counts again (tests shorten it). */
   threadDrift?: ThreadDriftOptions;
+  /** LLM_THREADS=0: how answers' steps choose their count among those the trial kept (see StepCountChoice). */
+  stepChoice?: StepChoiceOptions;
   /** LLM_THREADS=0: a new timing of the counts starts (for the log; it ends with onThreadsRetimed). */
   onThreadsRetiming?(event: { from: ThreadCounts; observedMsPerToken: number; trialMsPerToken: number }): void;
+  /** LLM_THREADS=0: answers' steps moved to another count, faster in their own step times (for the log). */
+  onStepThreads?(event: { from: number; to: number; stepMs: Record<number, number> }): void;
   /** LLM_THREADS=0: the counts were timed again while serving (for the log). */
   onThreadsRetimed?(event: ThreadsRetimed): void;
 }
@@ -137,6 +141,8 @@ export class LlamaCppBackend implements LlmBackend {
     slots: Slot[],
     private readonly candidates: number[],
     trials: ThreadTrials | null,
+    /** LLM_THREADS=0: the count steps run on, from the answers' own step times (null: the counts as timed). */
+    private readonly steps: StepCountChoice | null,
   ) {
     this.version = `llama:${options.model}`;
     this.threadTrials = trials && trialMedians(trials);
@@ -149,9 +155,14 @@ export class LlamaCppBackend implements LlmBackend {
     return this.retiming !== null || this.timing;
   }
 
-  /** llama.cpp threads this model makes the answer's tokens with, one token a step. */
+  /** llama.cpp threads this model makes the answer's tokens with, one token a step (but for the steps that time another count). */
   get threads(): number {
-    return this.counts.decode;
+    return this.steps?.current ?? this.counts.decode;
+  }
+
+  /** LLM_THREADS=0: median ms of the answers' recent steps by count (null with a fixed count). */
+  get stepMs(): Record<number, number> | null {
+    return this.steps?.medians() ?? null;
   }
 
   /** llama.cpp threads this model reads a prompt with (a batch of several tokens). */
@@ -170,8 +181,10 @@ export class LlamaCppBackend implements LlmBackend {
       // spin-waiting threads as soon as anything else runs on those cores.
       const candidates = options.threads > 0 ? [options.threads] : threadCandidates(usableCores(readCpuBudget()));
       const trials = options.threads > 0 ? null : await timeThreads(model, candidates, chatWrapper);
-      const { context, slots, counts } = await slotsOn(model, options, chatWrapper, trials ? fastestCounts(trials) : { prompt: options.threads, decode: options.threads });
-      return new LlamaCppBackend(model, context, counts, options, chatWrapper, slots, candidates, trials);
+      const wanted = trials ? fastestCounts(trials) : { prompt: options.threads, decode: options.threads };
+      const steps = trials && candidates.length > 1 ? new StepCountChoice(stepCandidates(trials, options.stepChoice ?? STEP_CHOICE), wanted.decode, options.stepChoice ?? STEP_CHOICE, options.onStepThreads) : null;
+      const { context, slots, counts, stepsChosen } = await slotsOn(model, options, chatWrapper, wanted, steps);
+      return new LlamaCppBackend(model, context, counts, options, chatWrapper, slots, candidates, trials, stepsChosen ? steps : null);
     } catch (err) {
       await model.dispose();
       throw err;
@@ -194,8 +207,9 @@ export class LlamaCppBackend implements LlmBackend {
       try {
         const trials = await timeThreads(this.model, this.candidates, this.chatWrapper);
         let to = fastestCounts(trials);
+        this.steps?.restart(stepCandidates(trials, this.options.stepChoice ?? STEP_CHOICE), to.decode);
         if (to.prompt !== from.prompt || to.decode !== from.decode) {
-          const next = await slotsOn(this.model, this.options, this.chatWrapper, to);
+          const next = await slotsOn(this.model, this.options, this.chatWrapper, to, this.steps);
           to = next.counts;
           const old = { context: this.context, slots: this.free };
           this.context = next.context;
@@ -364,16 +378,23 @@ const MIN_DRIFT_TOKENS = 4;
  * `counts.prompt` threads and making tokens on `counts.decode`. The counts it got: both
  * the prompt's when the two cannot be set apart (see phaseThreads).
  */
-async function slotsOn(model: LlamaModel, options: LlamaBackendOptions, chatWrapper: ChatWrapper, wanted: ThreadCounts): Promise<{ context: LlamaContext; slots: Slot[]; counts: ThreadCounts }> {
+async function slotsOn(
+  model: LlamaModel,
+  options: LlamaBackendOptions,
+  chatWrapper: ChatWrapper,
+  wanted: ThreadCounts,
+  steps: StepCountChoice | null,
+): Promise<{ context: LlamaContext; slots: Slot[]; counts: ThreadCounts; stepsChosen: boolean }> {
   const { LlamaChat } = await import('node-llama-cpp');
   const context = await model.createContext({ contextSize: Math.min(options.contextSize, model.trainContextSize), sequences: options.slots, threads: wanted.prompt });
-  const counts = phaseThreads(context, wanted) ? wanted : { prompt: wanted.prompt, decode: wanted.prompt };
+  const phased = phaseThreads(context, wanted, steps);
+  const counts = phased ? wanted : { prompt: wanted.prompt, decode: wanted.prompt };
   const slots: Slot[] = [];
   for (let i = 0; i < options.slots; i++) {
     const sequence = context.getSequence();
     slots.push({ sequence, chat: new LlamaChat({ contextSequence: sequence, chatWrapper }), cleared: Promise.resolve() });
   }
-  return { context, slots, counts };
+  return { context, slots, counts, stepsChosen: phased && steps !== null };
 }
 
 /** What phaseThreads uses of node-llama-cpp 3.21's native context (`LlamaContext._ctx`). */
@@ -385,27 +406,42 @@ interface NativeContext {
 
 /**
  * Makes the context decode a batch of several tokens (a prompt, or steps of several
- * answers at once) on `counts.prompt` threads and a single token on `counts.decode`.
+ * answers at once) on `counts.prompt` threads and a single token on `counts.decode`, or
+ * on the count `steps` gives for each step when there is one (each step then timed, from
+ * its decode to the next step's: see StepCountChoice).
  * llama.cpp keeps these two counts (n_threads_batch and n_threads, as llama-cli's -tb and
  * -t), but node-llama-cpp 3.21 sets both to one: so the count is set before each batch,
- * from the batch's size. False (nothing changed) when the two counts are the same, or
- * when the native context does not have the methods this relies on (another
- * node-llama-cpp version); the context then runs at its one count.
+ * from the batch's size. False (nothing changed) when there is nothing to choose (one
+ * count, no step choice), or when the native context does not have the methods this
+ * relies on (another node-llama-cpp version); the context then runs at its one count.
  */
-export function phaseThreads(context: LlamaContext, counts: ThreadCounts): boolean {
-  if (counts.prompt === counts.decode) return false;
+export function phaseThreads(context: LlamaContext, counts: ThreadCounts, steps: StepCountChoice | null = null): boolean {
+  if (counts.prompt === counts.decode && !steps) return false;
   const native = (context as unknown as { _ctx?: Partial<NativeContext> })._ctx;
   if (!native || typeof native.initBatch !== 'function' || typeof native.decodeBatch !== 'function' || typeof native.setThreads !== 'function') return false;
   const initBatch = native.initBatch.bind(native);
   const decodeBatch = native.decodeBatch.bind(native);
   const setThreads = native.setThreads.bind(native);
   let batchSize = 0;
+  /** The step decoded last, while the next batch may still be a step of the same answer. */
+  let lastStep: { threads: number; at: number } | null = null;
   // The native methods are read-only properties of its prototype: defined on the instance instead.
   Object.defineProperty(native, 'initBatch', { configurable: true, value: (size: number) => ((batchSize = size), initBatch(size)) });
   Object.defineProperty(native, 'decodeBatch', {
     configurable: true,
     value: () => {
-      setThreads(batchSize > 1 ? counts.prompt : counts.decode);
+      if (batchSize > 1) {
+        // A prompt (or several answers' steps together) ends a run of steps: the time since is not a step's.
+        lastStep = null;
+        steps?.startRun();
+        setThreads(counts.prompt);
+        return decodeBatch();
+      }
+      const now = performance.now();
+      if (steps && lastStep) steps.observe(lastStep.threads, now - lastStep.at);
+      const threads = steps ? steps.next() : counts.decode;
+      lastStep = { threads, at: now };
+      setThreads(threads);
       return decodeBatch();
     },
   });
@@ -431,6 +467,13 @@ function fastestCounts(trials: ThreadTrials): ThreadCounts {
   const prompt = fastestThreads(trials.promptMs);
   const anyStepTimed = [...trials.stepMs.values()].some((ms) => ms.length > 0);
   return { prompt, decode: anyStepTimed ? fastestThreads(trials.stepMs) : prompt };
+}
+
+/** The counts answers' steps may run on: those whose trial steps were within `dropAbove` of the fastest's. */
+function stepCandidates(trials: ThreadTrials, options: StepChoiceOptions): number[] {
+  const timed = [...trials.stepMs].filter(([, ms]) => ms.length > 0).map(([threads, ms]) => [threads, median(ms)] as const);
+  const fastest = Math.min(...timed.map(([, ms]) => ms));
+  return timed.filter(([, ms]) => ms <= fastest * options.dropAbove).map(([threads]) => threads);
 }
 
 /** The trial's decode ms per token at `threads` (0 when it was never timed whole). */

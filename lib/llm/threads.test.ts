@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { cgroupQuota, fastestThreads, readCpuBudget, ThreadDrift, threadCandidates, usableCores } from './threads.ts';
+import { cgroupQuota, fastestThreads, readCpuBudget, StepCountChoice, ThreadDrift, threadCandidates, usableCores } from './threads.ts';
 
 describe('llama thread count for LLM_THREADS=0', () => {
   it('uses the CPUs of the affinity mask, within the cgroup quota rounded down, at least one', () => {
@@ -84,5 +84,72 @@ describe('thread count drift (LLM_THREADS=0)', () => {
     now = 1500;
     for (const ms of [100, 100, 100, 100]) assert.equal(drift.observe(ms), false, 'the new trial matches the answers');
     assert.equal(drift.observe(0), false, 'an answer with no decode time says nothing');
+  });
+});
+
+describe("answers' step count (LLM_THREADS=0)", () => {
+  const options = { window: 8, exploreEvery: 4, minRuns: 3, minRunSteps: 4, switchBelow: 0.97, dropAbove: 1.5 };
+  /** Runs `answers` answers of 10 steps on the choice, each step taking what `msOn` says for its count; each answer's count. */
+  const answer = (choice: StepCountChoice, answers: number, msOn: (threads: number) => number) => {
+    const used: number[] = [];
+    for (let a = 0; a < answers; a++) {
+      choice.startRun();
+      const threads = choice.next();
+      used.push(threads);
+      for (let i = 0; i < 10; i++) {
+        assert.equal(choice.next(), threads, 'every step of a run on one count');
+        choice.observe(threads, msOn(threads));
+      }
+    }
+    choice.startRun(); // the next prompt ends the last run
+    return used;
+  };
+
+  it('makes most answers on the count in use and one in `exploreEvery` on another, each answer on one count', () => {
+    const choice = new StepCountChoice([1, 2], 2, options);
+    const used = answer(choice, 16, (threads) => (threads === 2 ? 20 : 22));
+    assert.deepEqual(used.slice(0, 8), [2, 2, 2, 1, 2, 2, 2, 1]);
+    assert.equal(used.filter((t) => t === 1).length, 4);
+    assert.equal(choice.current, 2, 'the other count is slower: the one in use stays');
+    assert.deepEqual(choice.medians(), { 1: 22, 2: 20 });
+  });
+
+  it('moves to a count whose answers step faster, once both have enough answers, and says so', () => {
+    const moves: unknown[] = [];
+    const choice = new StepCountChoice([1, 2], 2, options, (event) => moves.push(event));
+    const used = answer(choice, 24, (threads) => (threads === 1 ? 23 : 27));
+    // Count 1 has its third answer at the 12th: from then on it serves, and 2 is the one explored.
+    assert.equal(choice.current, 1);
+    assert.deepEqual(moves, [{ from: 2, to: 1, stepMs: { 1: 23, 2: 27 } }]);
+    assert.deepEqual(used.slice(12), [1, 1, 1, 2, 1, 1, 1, 2, 1, 1, 1, 2]);
+  });
+
+  it('keeps the count in use when the other is within `switchBelow` of it (no flapping on noise)', () => {
+    const choice = new StepCountChoice([1, 2], 2, options);
+    answer(choice, 40, (threads) => (threads === 1 ? 19.6 : 20));
+    assert.equal(choice.current, 2);
+  });
+
+  it('stops trying a count far slower than the one in use, until the counts are timed again', () => {
+    const choice = new StepCountChoice([1, 2], 1, options);
+    const used = answer(choice, 40, (threads) => (threads === 2 ? 40 : 20));
+    assert.equal(used.lastIndexOf(2), 11, 'tried in three answers, then left out');
+    choice.restart([1, 2], 1);
+    assert.deepEqual(choice.medians(), {});
+    assert.ok(answer(choice, 4, () => 20).includes(2), 'tried again after a new trial');
+  });
+
+  it('keeps no run of too few steps, and no step timed on another count than its run', () => {
+    const choice = new StepCountChoice([1, 2], 2, options);
+    choice.startRun();
+    for (let i = 0; i < 3; i++) choice.observe(2, 20);
+    choice.observe(1, 5);
+    choice.startRun();
+    assert.deepEqual(choice.medians(), {});
+  });
+
+  it('always keeps the count the trial picked, even when the trial kept no other', () => {
+    const choice = new StepCountChoice([], 2, options);
+    assert.deepEqual(answer(choice, 12, () => 10), Array(12).fill(2));
   });
 });

@@ -148,3 +148,114 @@ export class ThreadDrift {
     this.timedAt = this.now();
   }
 }
+
+export interface StepChoiceOptions {
+  /** Runs of steps (an answer's, mostly) kept per count: the choice goes by their median. */
+  window: number;
+  /** One run in this many makes its steps on another count than the one in use. */
+  exploreEvery: number;
+  /** Runs each count needs before the count in use can change. */
+  minRuns: number;
+  /** A run with fewer steps timed says too little: it is not kept. */
+  minRunSteps: number;
+  /** Another count takes over when its median run is under this fraction of the one in use. */
+  switchBelow: number;
+  /** A count whose median run is over this multiple of the one in use is not tried again (until the next trial). */
+  dropAbove: number;
+}
+
+export const STEP_CHOICE: StepChoiceOptions = { window: 8, exploreEvery: 4, minRuns: 3, minRunSteps: 4, switchBelow: 0.97, dropAbove: 1.5 };
+
+/**
+ * The thread count an answer's steps (one token a batch) run on, chosen from the answers
+ * themselves. Steps come in runs, one per answer (a prompt, several tokens a batch, starts
+ * the next run): most runs make their steps on the count in use, one in `exploreEvery` on
+ * another. Each step is timed from its decode to the next step's, so the answer's own work
+ * between steps (sampling, detokenizing, streaming the token to its client: a core's
+ * worth on the api, RabbitMQ and the client while llama.cpp decodes) counts as it does for
+ * the asker; a run's median step is what is compared. The load-time trial cannot see that
+ * work: on 2 cores it picked 2 threads for steps (18.4 against 21 ms) where answers
+ * streamed to a client made 36.8 tokens/s on 2 and 43 on 1 (docs/sse.md). Whole runs,
+ * not single steps among the others: a lone 2-thread step between 1-thread ones timed
+ * 18 ms where runs of them made 32–41 tokens/s. The count whose median run is lowest
+ * serves; a count far slower than the one in use is left out until the counts are timed
+ * again.
+ */
+export class StepCountChoice {
+  /** Median step ms of the last runs, by count. */
+  private readonly runs = new Map<number, number[]>();
+  private readonly dropped = new Set<number>();
+  private inUse: number;
+  private runsStarted = 0;
+  private explored = 0;
+  /** The run in progress: its count and the steps timed so far. */
+  private run: { threads: number; steps: number[] } | null = null;
+
+  constructor(
+    candidates: number[],
+    initial: number,
+    private readonly options: StepChoiceOptions = STEP_CHOICE,
+    /** The count in use changed (for the log). */
+    private readonly onSwitch?: (event: { from: number; to: number; stepMs: Record<number, number> }) => void,
+  ) {
+    this.inUse = initial;
+    this.restart(candidates, initial);
+  }
+
+  /** The counts were timed again: what answers showed before is forgotten. */
+  restart(candidates: number[], initial: number): void {
+    this.runs.clear();
+    this.dropped.clear();
+    this.run = null;
+    // The count the trial picked is always one of them, whatever the others are.
+    for (const threads of new Set([initial, ...candidates])) this.runs.set(threads, []);
+    this.inUse = initial;
+  }
+
+  /** The count answers' steps run on, but for the exploring runs. */
+  get current(): number {
+    return this.inUse;
+  }
+
+  /** A prompt is read: the steps so far were one run, and the steps after it are the next. */
+  startRun(): void {
+    this.endRun();
+    this.runsStarted++;
+    const others = [...this.runs.keys()].filter((threads) => threads !== this.inUse && !this.dropped.has(threads));
+    const explore = others.length > 0 && this.runsStarted % this.options.exploreEvery === 0;
+    this.run = { threads: explore ? others[this.explored++ % others.length]! : this.inUse, steps: [] };
+  }
+
+  /** The count for the next step: its run's. */
+  next(): number {
+    return this.run?.threads ?? this.inUse;
+  }
+
+  /** A step on `threads` took `ms`, from its decode to the next step's. */
+  observe(threads: number, ms: number): void {
+    if (this.run?.threads === threads && ms > 0) this.run.steps.push(ms);
+  }
+
+  /** Median step ms of the kept runs by count (counts with none left out). */
+  medians(): Record<number, number> {
+    return Object.fromEntries([...this.runs].filter(([, ms]) => ms.length > 0).map(([threads, ms]) => [threads, Math.round(median(ms) * 10) / 10]));
+  }
+
+  private endRun(): void {
+    const run = this.run;
+    this.run = null;
+    const kept = run && this.runs.get(run.threads);
+    if (!run || !kept || run.steps.length < this.options.minRunSteps) return;
+    kept.push(median(run.steps));
+    if (kept.length > this.options.window) kept.shift();
+    const inUse = this.runs.get(this.inUse)!;
+    if (run.threads === this.inUse || kept.length < this.options.minRuns || inUse.length < this.options.minRuns) return;
+    const ratio = median(kept) / median(inUse);
+    if (ratio < this.options.switchBelow) {
+      const from = this.inUse;
+      this.inUse = run.threads;
+      this.dropped.clear();
+      this.onSwitch?.({ from, to: run.threads, stepMs: this.medians() });
+    } else if (ratio > this.options.dropAbove) this.dropped.add(run.threads);
+  }
+}

@@ -51,6 +51,8 @@ export interface LlmInfo {
   threadTrials?: ThreadTrialMedians | null;
   /** llama with LLM_THREADS=0: the thread counts are being timed again (generations wait for it). */
   retimingThreads?: boolean;
+  /** llama with LLM_THREADS=0: median ms of answers' recent steps by thread count (what `threads` is chosen by). */
+  stepMs?: Record<number, number> | null;
 }
 
 /** The backends that need no model file; `llama` is loaded from the models bucket (see loadLlama). */
@@ -80,6 +82,7 @@ export async function loadLlama(runtime: Runtime, version?: string): Promise<Lla
     contextSize: llm.contextSize,
     slots: llm.concurrency,
     threads: llm.threads,
+    onStepThreads: (moved) => runtime.logger.info({ model: `${llm.model}@${active}`, ...moved }, 'llm step threads changed'),
     // Logged as it starts, not only as it ends: its trial runs on the cores answers use (bench:llm waits for it).
     onThreadsRetiming: (retiming) => runtime.logger.info({ model: `${llm.model}@${active}`, ...retiming }, 'llm threads re-timing'),
     onThreadsRetimed: ({ error, ...retimed }) =>
@@ -173,7 +176,7 @@ export default function llmService(runtime: Runtime): ServiceSchema {
       info: {
         handler(): LlmInfo {
           const current = serving();
-          return { backend: current.name, version: current.version, maxTokens: runtime.config.llm.maxTokens, ...gate.load, running: running.size, tokensStreamed, ...(current instanceof LlamaCppBackend && { threads: current.threads, promptThreads: current.promptThreads, threadTrials: current.threadTrials, retimingThreads: current.retimingThreads }) };
+          return { backend: current.name, version: current.version, maxTokens: runtime.config.llm.maxTokens, ...gate.load, running: running.size, tokensStreamed, ...(current instanceof LlamaCppBackend && { threads: current.threads, promptThreads: current.promptThreads, threadTrials: current.threadTrials, retimingThreads: current.retimingThreads, stepMs: current.stepMs }) };
         },
       },
 
