@@ -54,10 +54,12 @@ import { processCpuMs } from './support.ts';
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 32);
 /**
  * Samples per side in the comparison (the sweep takes 3 per count): with 5, the median TTFT
- * of one side moved 256–497 ms within a run at load 5; 15 makes each median one of fifteen
- * rounds with the order rotated five times.
+ * of one side moved 256–497 ms within a run at load 5; 15 made each median one of fifteen
+ * rounds with the order rotated five times. 21 since session 15: one side's first tokens
+ * spread 116–256 ms within a run (raw on 2 threads, 15 samples), so the medians of two
+ * sides moved apart by more than the goal's 10 % on noise alone.
  */
-const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 15);
+const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 21);
 const SWEEP_SAMPLES = 3;
 /** Answers each service gives before the comparison. */
 const WARMUPS = Number(process.env.BENCH_WARMUPS ?? 12);
