@@ -139,6 +139,15 @@ describe("answers' step count (LLM_THREADS=0)", () => {
     assert.ok(answer(choice, 4, () => 20).includes(2), 'tried again after a new trial');
   });
 
+  it("goes by each answer's mean step, so a count whose answers stall now and then loses to a steady one", () => {
+    const choice = new StepCountChoice([1, 2], 2, options);
+    // 2 threads: most steps 18 ms, one in five 60 ms (mean 26.4); 1 thread: 23 ms every step.
+    let step = 0;
+    answer(choice, 24, (threads) => (threads === 1 ? 23 : ++step % 5 === 0 ? 60 : 18));
+    assert.equal(choice.current, 1);
+    assert.equal(choice.medians()[2], 26.4);
+  });
+
   it('keeps no run of too few steps, and no step timed on another count than its run', () => {
     const choice = new StepCountChoice([1, 2], 2, options);
     choice.startRun();

@@ -173,16 +173,15 @@ export const STEP_CHOICE: StepChoiceOptions = { window: 8, exploreEvery: 4, minR
  * another. Each step is timed from its decode to the next step's, so the answer's own work
  * between steps (sampling, detokenizing, streaming the token to its client: a core's
  * worth on the api, RabbitMQ and the client while llama.cpp decodes) counts as it does for
- * the asker; a run's median step is what is compared. The load-time trial cannot see that
- * work: on 2 cores it picked 2 threads for steps (18.4 against 21 ms) where answers
- * streamed to a client made 36.8 tokens/s on 2 and 43 on 1 (docs/sse.md). Whole runs,
- * not single steps among the others: a lone 2-thread step between 1-thread ones timed
- * 18 ms where runs of them made 32–41 tokens/s. The count whose median run is lowest
+ * the asker. Each run's mean step is kept, and the count whose runs have the lowest median
  * serves; a count far slower than the one in use is left out until the counts are timed
- * again.
+ * again. The load-time trial cannot see that work: on 2 cores it picked 2 threads for
+ * steps (18.4 against 21 ms) where answers streamed to a client made 36.8 tokens/s on 2
+ * and 43 on 1 (docs/sse.md). Whole runs, not single steps among the others: a lone
+ * 2-thread step between 1-thread ones timed 18 ms where runs of them made 32–41 tokens/s.
  */
 export class StepCountChoice {
-  /** Median step ms of the last runs, by count. */
+  /** Mean step ms of each of the last runs, by count. */
   private readonly runs = new Map<number, number[]>();
   private readonly dropped = new Set<number>();
   private inUse: number;
@@ -236,7 +235,7 @@ export class StepCountChoice {
     if (this.run?.threads === threads && ms > 0) this.run.steps.push(ms);
   }
 
-  /** Median step ms of the kept runs by count (counts with none left out). */
+  /** Median over the kept runs of their mean step ms, by count (counts with none left out). */
   medians(): Record<number, number> {
     return Object.fromEntries([...this.runs].filter(([, ms]) => ms.length > 0).map(([threads, ms]) => [threads, Math.round(median(ms) * 10) / 10]));
   }
@@ -246,7 +245,10 @@ export class StepCountChoice {
     this.run = null;
     const kept = run && this.runs.get(run.threads);
     if (!run || !kept || run.steps.length < this.options.minRunSteps) return;
-    kept.push(median(run.steps));
+    // The run's mean step, not its median: a few long steps (a stall while the answer's
+    // streaming takes a core) are part of the answer's rate. Medians of 2-thread runs timed
+    // 20 ms a step where their answers streamed 37–40 tokens a second.
+    kept.push(run.steps.reduce((sum, ms) => sum + ms, 0) / run.steps.length);
     if (kept.length > this.options.window) kept.shift();
     const inUse = this.runs.get(this.inUse)!;
     if (run.threads === this.inUse || kept.length < this.options.minRuns || inUse.length < this.options.minRuns) return;
