@@ -160,7 +160,7 @@ export class LlamaCppBackend implements LlmBackend {
     return this.steps?.current ?? this.counts.decode;
   }
 
-  /** LLM_THREADS=0: median ms of the answers' recent steps by count (null with a fixed count). */
+  /** LLM_THREADS=0: by count, the median over recent answers of their mean ms a step (null with a fixed count). */
   get stepMs(): Record<number, number> | null {
     return this.steps?.medians() ?? null;
   }

@@ -51,7 +51,7 @@ export interface LlmInfo {
   threadTrials?: ThreadTrialMedians | null;
   /** llama with LLM_THREADS=0: the thread counts are being timed again (generations wait for it). */
   retimingThreads?: boolean;
-  /** llama with LLM_THREADS=0: median ms of answers' recent steps by thread count (what `threads` is chosen by). */
+  /** llama with LLM_THREADS=0: by thread count, the median over recent answers of their mean ms a step (what `threads` is chosen by). */
   stepMs?: Record<number, number> | null;
 }
 
