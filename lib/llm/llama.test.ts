@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import type { LlamaChat, LlamaContext } from 'node-llama-cpp';
 import { ensureTinyLlama } from '../../test/support/tiny-gguf.ts';
 import { LLAMA_MODEL_LOAD, LlamaCppBackend, phaseThreads, type ThreadsRetimed } from './llama.ts';
 import { readCpuBudget, StepCountChoice, threadCandidates, usableCores } from './threads.ts';
@@ -65,23 +66,43 @@ describe('llama backend threads', () => {
   });
 });
 
+/** What reaches llama.cpp in each batch (its size, then the count set for it), seen through the native context's own methods. */
+type RecordedBatch = { size: number; threads?: number };
+
+/**
+ * A 2-thread context of the tiny GGUF whose batches are recorded as llama.cpp receives
+ * them, handed to `run` with a LlamaChat factory; model and context are disposed after.
+ */
+async function withRecordedContext(
+  run: (held: { context: LlamaContext; native: { getThreads(): number }; batches: RecordedBatch[]; chatOn: (context: LlamaContext) => LlamaChat }) => Promise<void>,
+): Promise<void> {
+  const tiny = await ensureTinyLlama();
+  const { getLlama, LlamaChat, LlamaLogLevel } = await import('node-llama-cpp');
+  const llama = await getLlama({ gpu: false, build: 'never', usePrebuiltBinaries: true, skipDownload: true, progressLogs: false, logLevel: LlamaLogLevel.error });
+  const model = await llama.loadModel({ modelPath: tiny.modelPath, ...LLAMA_MODEL_LOAD });
+  try {
+    const context = await model.createContext({ contextSize: 256, sequences: 1, threads: 2 });
+    const native = (context as unknown as { _ctx: { setThreads(n: number): unknown; getThreads(): number; initBatch(n: number): unknown } })._ctx;
+    const set = native.setThreads.bind(native);
+    const init = native.initBatch.bind(native);
+    const batches: RecordedBatch[] = [];
+    Object.defineProperty(native, 'initBatch', { configurable: true, value: (n: number) => (batches.push({ size: n }), init(n)) });
+    Object.defineProperty(native, 'setThreads', { configurable: true, value: (n: number) => ((batches.at(-1)!.threads = n), set(n)) });
+    try {
+      await run({ context, native, batches, chatOn: (on) => new LlamaChat({ contextSequence: on.getSequence() }) });
+    } finally {
+      await context.dispose();
+    }
+  } finally {
+    await model.dispose();
+  }
+}
+
 describe('llama.cpp thread counts apart for prompts and for tokens', () => {
   it('each batch is decoded on the count of its kind: several tokens on the prompt count, one token on the step count', async () => {
-    const tiny = await ensureTinyLlama();
-    const { getLlama, LlamaChat, LlamaLogLevel } = await import('node-llama-cpp');
-    const llama = await getLlama({ gpu: false, build: 'never', usePrebuiltBinaries: true, skipDownload: true, progressLogs: false, logLevel: LlamaLogLevel.error });
-    const model = await llama.loadModel({ modelPath: tiny.modelPath, ...LLAMA_MODEL_LOAD });
-    try {
-      const context = await model.createContext({ contextSize: 256, sequences: 1, threads: 2 });
-      // What reaches llama.cpp, seen through the native context's own setter.
-      const native = (context as unknown as { _ctx: { setThreads(n: number): unknown; getThreads(): number; initBatch(n: number): unknown } })._ctx;
-      const set = native.setThreads.bind(native);
-      const init = native.initBatch.bind(native);
-      const batches: Array<{ size: number; threads?: number }> = [];
-      Object.defineProperty(native, 'initBatch', { configurable: true, value: (n: number) => (batches.push({ size: n }), init(n)) });
-      Object.defineProperty(native, 'setThreads', { configurable: true, value: (n: number) => ((batches.at(-1)!.threads = n), set(n)) });
+    await withRecordedContext(async ({ context, native, batches, chatOn }) => {
       assert.equal(phaseThreads(context, { prompt: 2, decode: 1 }), true);
-      const chat = new LlamaChat({ contextSequence: context.getSequence() });
+      const chat = chatOn(context);
       await chat.generateResponse([{ type: 'user', text: 'Tell me about the northern office.' }, { type: 'model', response: [] }], { maxTokens: 6 });
       assert.ok(batches.length >= 3, JSON.stringify(batches));
       assert.ok(batches.some((b) => b.size > 1) && batches.some((b) => b.size === 1), JSON.stringify(batches));
@@ -89,32 +110,18 @@ describe('llama.cpp thread counts apart for prompts and for tokens', () => {
       assert.equal(native.getThreads(), 1, 'llama.cpp runs the last step on one thread');
       assert.equal(phaseThreads(context, { prompt: 2, decode: 2 }), false, 'one count: nothing to change');
       chat.dispose();
-      await context.dispose();
-    } finally {
-      await model.dispose();
-    }
+    });
   });
 
   it("with a step choice, each answer's steps run on the count it gives, and every step but an answer's last is timed for it", async () => {
-    const tiny = await ensureTinyLlama();
-    const { getLlama, LlamaChat, LlamaLogLevel } = await import('node-llama-cpp');
-    const llama = await getLlama({ gpu: false, build: 'never', usePrebuiltBinaries: true, skipDownload: true, progressLogs: false, logLevel: LlamaLogLevel.error });
-    const model = await llama.loadModel({ modelPath: tiny.modelPath, ...LLAMA_MODEL_LOAD });
-    try {
-      const context = await model.createContext({ contextSize: 256, sequences: 1, threads: 2 });
-      const native = (context as unknown as { _ctx: { setThreads(n: number): unknown; initBatch(n: number): unknown } })._ctx;
-      const set = native.setThreads.bind(native);
-      const init = native.initBatch.bind(native);
-      const batches: Array<{ size: number; threads?: number }> = [];
-      Object.defineProperty(native, 'initBatch', { configurable: true, value: (n: number) => (batches.push({ size: n }), init(n)) });
-      Object.defineProperty(native, 'setThreads', { configurable: true, value: (n: number) => ((batches.at(-1)!.threads = n), set(n)) });
+    await withRecordedContext(async ({ context, batches, chatOn }) => {
       // Every second answer on the other count, so two short answers time both.
       const choice = new StepCountChoice([1, 2], 2, { window: 8, exploreEvery: 2, minRuns: 1000, minRunSteps: 1, switchBelow: 0.97, dropAbove: 1.5 });
       const observed: Array<[number, number]> = [];
       const observe = choice.observe.bind(choice);
       choice.observe = (threads, ms) => (observed.push([threads, ms]), observe(threads, ms));
       assert.equal(phaseThreads(context, { prompt: 2, decode: 2 }, choice), true, 'one count, but a step choice: wrapped');
-      const chat = new LlamaChat({ contextSequence: context.getSequence() });
+      const chat = chatOn(context);
       for (let answer = 0; answer < 2; answer++) {
         await chat.sequence.clearHistory();
         await chat.generateResponse([{ type: 'user', text: 'Tell me about the northern office.' }, { type: 'model', response: [] }], { maxTokens: 6 });
@@ -131,10 +138,7 @@ describe('llama.cpp thread counts apart for prompts and for tokens', () => {
       assert.ok(observed.every(([, ms]) => ms > 0));
       assert.deepEqual(Object.keys(choice.medians()).map(Number), [1, 2]);
       chat.dispose();
-      await context.dispose();
-    } finally {
-      await model.dispose();
-    }
+    });
   });
 });
 
